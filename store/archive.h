@@ -1,0 +1,277 @@
+// Archive: the versioned, encrypted store behind a medvfs mount.
+//
+// An archive is a directory holding a key slot file (`keyslot`) and a RocksDB database
+// (`db/`). Every value RocksDB sees is sealed with AES-256-GCM under subkeys of the archive's
+// data key; names appear in RocksDB keys only as keyed hashes. See man/medvfs-format.5.
+//
+// The Archive exposes an inode-level POSIX namespace (what the FUSE layer needs), per-file
+// version chains, per-directory name histories and the views built on them (`@version`,
+// `@<time>`). It is thread-safe: every method may be called from any thread.
+//
+// Identity model:
+// - An inode (InodeId) is a live node of the tree, as POSIX sees it.
+// - A history (HistoryId) is the identity of a file over time: its chain of versions. A live
+//   regular file's inode points at its history. Saving through a temporary file and renaming
+//   it over the target moves the target's history onto the renamed inode, so history follows
+//   the name the user sees; creating a file under a name whose last file was deleted continues
+//   that deleted file's history.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/keys.h"
+#include "store/status.h"
+
+namespace medvfs::store {
+
+using InodeId = uint64_t;
+using HistoryId = uint64_t;
+inline constexpr InodeId kRootInode = 1;
+using Sha256Digest = std::array<uint8_t, 32>;
+
+// Who performs an operation; recorded with every version and change.
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t pid = 0;
+  std::string program;  // the process's command name (/proc/PID/comm), may be empty
+};
+
+struct Attr {
+  InodeId ino = 0;
+  uint32_t mode = 0;  // st_mode: file type bits and permission bits
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t rdev = 0;
+  int64_t atime_ns = 0;  // nanoseconds since the Unix epoch, UTC
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  HistoryId history = 0;  // regular files only; 0 otherwise
+  uint64_t version = 0;   // number of the current content version; 0 before the first commit
+};
+
+struct DirEntry {
+  std::string name;
+  InodeId ino = 0;
+  uint32_t mode = 0;  // file type bits are what readdir needs; permission bits are filled too
+};
+
+// A change of attributes; unset fields stay as they are.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;  // permission bits only (07777)
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;  // truncate or extend
+  std::optional<int64_t> atime_ns;
+  std::optional<int64_t> mtime_ns;
+};
+
+enum class Operation : uint8_t {
+  kWrite = 1,         // a written handle was closed or synced
+  kRenameOver = 2,    // a file was renamed over this one (editor-style save)
+  kTruncate = 3,      // truncate(2) on a file not open for writing
+  kRestore = 4,       // `medvfs restore`: the content of an earlier version made current
+  kDeleteMarker = 5,  // the last name of the file was unlinked; no content
+};
+std::string_view OperationName(Operation op);
+
+// One entry of a history. Delete markers are versions too (size 0, no content), as in an
+// object store; they keep their number so that numbers never change.
+struct VersionInfo {
+  uint64_t number = 0;  // 1, 2, 3 ... within the history
+  int64_t time_ns = 0;  // UTC, nanoseconds since the epoch
+  uint64_t size = 0;
+  Sha256Digest sha256{};
+  uint32_t writer_uid = 0;
+  uint32_t writer_gid = 0;
+  uint32_t writer_pid = 0;
+  std::string program;
+  Operation op = Operation::kWrite;
+  std::string note;
+  // The file's owner and permission bits when this version was made (for access checks on
+  // old versions).
+  uint32_t file_mode = 0;
+  uint32_t file_uid = 0;
+  uint32_t file_gid = 0;
+  uint64_t restored_from = 0;  // for kRestore: the version whose content this is
+
+  bool is_delete_marker() const { return op == Operation::kDeleteMarker; }
+};
+
+// An attribute change recorded on a history's chain (chmod, chown), not a content version.
+struct MetadataEvent {
+  int64_t time_ns = 0;
+  std::string what;  // e.g. "chmod 0640", "chown 1000:1000"
+  uint32_t writer_uid = 0;
+  uint32_t writer_pid = 0;
+  std::string program;
+};
+
+// A name that has existed in a directory, with the history it was last bound to.
+struct NameRecord {
+  std::string name;
+  uint32_t mode = 0;      // type and permission bits of the last node bound to the name
+  InodeId ino = 0;        // the live inode bound to the name now, 0 if the name is gone
+  HistoryId history = 0;  // regular files: the history last bound to the name; else 0
+  InodeId last_ino = 0;   // the inode last bound to the name (a directory's inode, say)
+  bool live() const { return ino != 0; }
+};
+
+// An entry of a directory as it was at some moment (the `@<time>` view).
+struct DirEntryAt {
+  std::string name;
+  uint32_t mode = 0;
+  InodeId ino = 0;        // the inode that held the name then (may be gone now)
+  HistoryId history = 0;  // regular files
+  uint64_t version = 0;   // regular files: the version current at that moment
+  uint64_t size = 0;      // regular files: that version's size
+  int64_t mtime_ns = 0;   // regular files: that version's time
+  std::string symlink_target;
+};
+
+struct ArchiveStats {
+  uint64_t files = 0;  // histories (live or deleted regular files)
+  uint64_t live_files = 0;
+  uint64_t directories = 0;    // live directories
+  uint64_t versions = 0;       // content versions, delete markers excluded
+  uint64_t logical_bytes = 0;  // sum of the sizes of all content versions
+  uint64_t stored_bytes = 0;   // bytes of sealed chunks (after dedup, compression, encryption)
+  uint64_t chunks = 0;
+  uint64_t disk_bytes = 0;  // size of the archive directory on disk
+};
+
+struct FsStats {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0;
+  uint64_t blocks_free = 0;
+  uint64_t blocks_available = 0;
+  uint64_t files = 0;
+  uint64_t files_free = 0;
+  uint64_t name_max = 255;
+};
+
+struct ArchiveOptions {
+  // Opens the store without writing anything; every change fails with kReadOnly.
+  // Default: false.
+  bool read_only = false;
+  // Scrypt cost for a new archive's key slot. Default: see KdfParams.
+  KdfParams kdf;
+  // Cap on not-yet-committed written bytes held in memory per open file, beyond which they
+  // are chunked and stored ahead of the commit. Default: 32 MiB.
+  uint64_t max_dirty_bytes_per_file = 32ull << 20;
+};
+
+// An open file: live content (read/write) or one stored version (read only).
+// Reads and writes may come from many threads at once.
+class FileHandle {
+ public:
+  virtual ~FileHandle() = default;
+  virtual InodeId ino() const = 0;
+  // Reads up to out.size() bytes at offset; returns the count (0 at or past the end).
+  virtual StatusOr<size_t> Read(uint64_t offset, std::span<char> out) = 0;
+  // REQUIRES: opened for writing. Returns data.size() on success.
+  virtual StatusOr<size_t> Write(uint64_t offset, std::string_view data) = 0;
+  // Commits a new version if this handle (or another on the same inode) changed the content
+  // since the last commit; durable when it returns ok. Called on every close().
+  virtual Status Flush(const Caller& caller) = 0;
+  // Same as Flush, for fsync(2).
+  virtual Status Sync(const Caller& caller) = 0;
+};
+
+class Archive {
+ public:
+  // Creates a new archive directory (which must not exist or be empty) protected by `key`.
+  static StatusOr<std::unique_ptr<Archive>> Create(const std::filesystem::path& dir,
+                                                   const KeySource& key,
+                                                   const ArchiveOptions& options = {});
+  // Opens an existing archive. A wrong key gives kWrongKey and writes nothing; an archive
+  // already opened for writing by another process gives kBusy.
+  static StatusOr<std::unique_ptr<Archive>> Open(const std::filesystem::path& dir,
+                                                 const KeySource& key,
+                                                 const ArchiveOptions& options = {});
+  // True when dir looks like an archive (has a key slot file).
+  static bool Exists(const std::filesystem::path& dir);
+
+  virtual ~Archive() = default;
+  virtual bool read_only() const = 0;
+
+  // --- The live namespace ---------------------------------------------------------------
+  virtual StatusOr<Attr> GetAttr(InodeId ino) = 0;
+  virtual StatusOr<Attr> Lookup(InodeId parent, std::string_view name) = 0;
+  virtual StatusOr<std::vector<DirEntry>> ReadDir(InodeId dir) = 0;
+  // Creates a regular file (or fifo/socket/device from `mode`'s type bits). Fails with kExists
+  // when the name is taken.
+  virtual StatusOr<Attr> MakeNode(InodeId parent, std::string_view name, uint32_t mode,
+                                  uint64_t rdev, const Caller& caller) = 0;
+  virtual StatusOr<Attr> MakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                                 const Caller& caller) = 0;
+  virtual StatusOr<Attr> MakeSymlink(InodeId parent, std::string_view name, std::string_view target,
+                                     const Caller& caller) = 0;
+  virtual StatusOr<Attr> Link(InodeId ino, InodeId new_parent, std::string_view new_name,
+                              const Caller& caller) = 0;
+  virtual Status Unlink(InodeId parent, std::string_view name, const Caller& caller) = 0;
+  virtual Status RemoveDir(InodeId parent, std::string_view name, const Caller& caller) = 0;
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE (linux/fs.h values).
+  virtual Status Rename(InodeId parent, std::string_view name, InodeId new_parent,
+                        std::string_view new_name, unsigned int flags, const Caller& caller) = 0;
+  virtual StatusOr<std::string> ReadLink(InodeId ino) = 0;
+  // A size change on a file that no handle has open for writing commits a kTruncate version;
+  // with a written handle open, it joins that handle's pending version.
+  virtual StatusOr<Attr> SetAttr(InodeId ino, const SetAttrRequest& request,
+                                 const Caller& caller) = 0;
+  virtual StatusOr<FsStats> StatFs() = 0;
+  // Makes every change so far durable (used for fsync on directories).
+  virtual Status SyncAll() = 0;
+
+  // Extended attributes. flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  virtual StatusOr<std::string> GetXattr(InodeId ino, std::string_view name) = 0;
+  virtual Status SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags,
+                          const Caller& caller) = 0;
+  virtual StatusOr<std::vector<std::string>> ListXattr(InodeId ino) = 0;
+  virtual Status RemoveXattr(InodeId ino, std::string_view name, const Caller& caller) = 0;
+
+  // Opens live content. flags: open(2) flags (O_ACCMODE, O_TRUNC, O_APPEND are honoured).
+  virtual StatusOr<std::unique_ptr<FileHandle>> Open(InodeId ino, int flags,
+                                                     const Caller& caller) = 0;
+  // Drops an inode the kernel no longer references (FUSE forget); frees an unlinked inode
+  // once nothing holds it.
+  virtual void Forget(InodeId ino, uint64_t lookups) = 0;
+
+  // --- History --------------------------------------------------------------------------
+  // Every name that ever existed in `dir` (live or not), with its last binding.
+  virtual StatusOr<std::vector<NameRecord>> ListNames(InodeId dir) = 0;
+  // The record for one name of `dir`, live or not; kNotFound if the name never existed.
+  virtual StatusOr<NameRecord> ResolveName(InodeId dir, std::string_view name) = 0;
+  // Every version of a history, oldest first (delete markers included).
+  virtual StatusOr<std::vector<VersionInfo>> ListVersions(HistoryId history) = 0;
+  virtual StatusOr<VersionInfo> GetVersion(HistoryId history, uint64_t number) = 0;
+  // Attribute changes recorded on a history, oldest first.
+  virtual StatusOr<std::vector<MetadataEvent>> ListMetadataEvents(HistoryId history) = 0;
+  // Opens one stored version for reading (kNotFound for unknown numbers and for delete
+  // markers).
+  virtual StatusOr<std::unique_ptr<FileHandle>> OpenVersion(HistoryId history, uint64_t number) = 0;
+  // `dir` as it was at `time_ns`: the names bound then, with the version current then.
+  virtual StatusOr<std::vector<DirEntryAt>> ListDirAt(InodeId dir, int64_t time_ns) = 0;
+  // Makes version `number` current again as a new kRestore version. A deleted file is linked
+  // back under the name and directory it was last seen in (kNotFound if that directory is
+  // gone, kExists if the name is now taken by another file). Returns the live attributes.
+  virtual StatusOr<Attr> Restore(HistoryId history, uint64_t number, const Caller& caller) = 0;
+
+  virtual StatusOr<ArchiveStats> Stats() = 0;
+};
+
+// Resolves a slash-separated path relative to the root to the live inode (no symlinks
+// followed), for the command line on an unmounted archive.
+StatusOr<Attr> LookupPath(Archive& archive, std::string_view path);
+
+}  // namespace medvfs::store

@@ -1,0 +1,316 @@
+// File content: open handles, reads, writes, and the commit of a version.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "store/archive_impl.h"
+#include "store/log.h"
+
+namespace medvfs::store {
+
+Status ArchiveImpl::LoadVersion(HistoryId history, uint64_t number, VersionRecord* record) {
+  Status s = GetRecord(VersionKey(history, number), record);
+  if (s.code() == Code::kNotFound) return Status::NotFound("no such version");
+  return s;
+}
+
+Status ArchiveImpl::LoadExtents(HistoryId history, const VersionRecord& record, ExtentList* list) {
+  list->Clear();
+  for (uint32_t group = 0; group < record.group_offsets.size(); ++group) {
+    std::vector<Extent> extents;
+    Status s = GetRecord(ExtentKey(history, record.info.number, group), &extents);
+    if (s.code() == Code::kNotFound) return Status::Corruption("an extent group is missing");
+    MEDVFS_RETURN_IF_ERROR(s);
+    for (const Extent& e : extents) list->Append(e);
+  }
+  if (list->size() != record.info.size || list->extents().size() != record.extent_count) {
+    MEDVFS_LOG_ERROR("history %llu version %llu: extents do not add up to its size",
+                     static_cast<unsigned long long>(history),
+                     static_cast<unsigned long long>(record.info.number));
+    return Status::Corruption("a version's chunk list does not match its size");
+  }
+  return Status::Ok();
+}
+
+void ArchiveImpl::PutVersion(KvBatch& batch, HistoryId history, const VersionRecord& record,
+                             const ExtentList& extents) {
+  VersionRecord stored = record;
+  stored.info.size = extents.size();
+  stored.extent_count = extents.extents().size();
+  stored.group_offsets.clear();
+  const auto& all = extents.extents();
+  for (size_t begin = 0; begin < all.size(); begin += kExtentsPerGroup) {
+    const size_t end = std::min(all.size(), begin + kExtentsPerGroup);
+    stored.group_offsets.push_back(extents.StartOf(begin));
+    std::vector<Extent> group(all.begin() + static_cast<std::ptrdiff_t>(begin),
+                              all.begin() + static_cast<std::ptrdiff_t>(end));
+    PutRecord(batch,
+              ExtentKey(history, stored.info.number,
+                        static_cast<uint32_t>(stored.group_offsets.size() - 1)),
+              group);
+  }
+  PutRecord(batch, VersionKey(history, stored.info.number), stored);
+}
+
+namespace {
+
+// A stored version, read only.
+class VersionHandle final : public FileHandle {
+ public:
+  VersionHandle(ChunkStore* chunks, InodeId ino, ExtentList extents)
+      : chunks_(chunks), ino_(ino), extents_(std::move(extents)) {}
+  InodeId ino() const override { return ino_; }
+  StatusOr<size_t> Read(uint64_t offset, std::span<char> out) override {
+    return ReadExtents(*chunks_, extents_, offset, out);
+  }
+  StatusOr<size_t> Write(uint64_t, std::string_view) override {
+    return Status::ReadOnly("versions are read-only");
+  }
+  Status Flush(const Caller&) override { return Status::Ok(); }
+  Status Sync(const Caller&) override { return Status::Ok(); }
+
+ private:
+  ChunkStore* chunks_;
+  InodeId ino_;
+  ExtentList extents_;
+};
+
+}  // namespace
+
+// Live content. A handle that may write shares its inode's WriteSession with every other
+// writer; a read-only handle reads through a session when one exists (so it sees writes that
+// are not committed yet, as POSIX requires) and from the current version otherwise.
+class LiveHandle final : public FileHandle {
+ public:
+  LiveHandle(ArchiveImpl* archive, InodeId ino, std::shared_ptr<WriteSession> session)
+      : archive_(archive), ino_(ino), session_(std::move(session)) {}
+  ~LiveHandle() override {
+    if (session_) archive_->ReleaseWriter(ino_, session_);
+  }
+  InodeId ino() const override { return ino_; }
+
+  StatusOr<size_t> Read(uint64_t offset, std::span<char> out) override {
+    if (session_) {
+      std::lock_guard lock(session_->mu);
+      return session_->content.Read(offset, out);
+    }
+    std::lock_guard lock(cache_mu_);
+    return archive_->ReadLive(ino_, offset, out, &cached_extents_, &cached_key_);
+  }
+
+  StatusOr<size_t> Write(uint64_t offset, std::string_view data) override {
+    if (!session_) return Status(Code::kAccess, "handle not open for writing");
+    std::lock_guard lock(session_->mu);
+    MEDVFS_RETURN_IF_ERROR(session_->content.Write(offset, data));
+    session_->dirty = true;
+    session_->size = session_->content.size();
+    session_->mtime_ns = NowNs();
+    return data.size();
+  }
+
+  Status Flush(const Caller& caller) override {
+    if (!session_) return Status::Ok();
+    return archive_->Commit(ino_, session_, caller);
+  }
+  Status Sync(const Caller& caller) override { return Flush(caller); }
+
+ private:
+  ArchiveImpl* archive_;
+  InodeId ino_;
+  std::shared_ptr<WriteSession> session_;
+  std::mutex cache_mu_;
+  ExtentList cached_extents_;  // GUARDED_BY(cache_mu_): content of cached_key_
+  uint64_t cached_key_ = 0;    // GUARDED_BY(cache_mu_): (history << 32) ^ version loaded
+};
+
+StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::Open(InodeId ino, int flags,
+                                                        const Caller& caller) {
+  (void)caller;
+  const int access = flags & O_ACCMODE;
+  const bool writes = access == O_WRONLY || access == O_RDWR || (flags & O_TRUNC);
+  if (writes) MEDVFS_RETURN_IF_ERROR(CheckWritable());
+  std::shared_ptr<WriteSession> session;
+  {
+    std::lock_guard lock(mu_);
+    InodeRecord node;
+    MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
+    if (S_ISDIR(node.mode)) return Status(Code::kIsDirectory, "is a directory");
+    if (!S_ISREG(node.mode)) return Status::Invalid("not a regular file");
+    if (!writes) return std::unique_ptr<FileHandle>(new LiveHandle(this, ino, nullptr));
+    auto it = sessions_.find(ino);
+    if (it != sessions_.end()) {
+      session = it->second;
+    } else {
+      ExtentList base;
+      if (node.version > 0) {
+        VersionRecord current;
+        MEDVFS_RETURN_IF_ERROR(LoadVersion(node.history, node.version, &current));
+        MEDVFS_RETURN_IF_ERROR(LoadExtents(node.history, current, &base));
+      }
+      session = std::make_shared<WriteSession>(
+          PendingContent(chunks_.get(), std::move(base), options_.max_dirty_bytes_per_file));
+      session->size = session->content.size();
+      // A new file (or a deleted name brought back) gets its first version at close even
+      // when nothing is written to it.
+      session->dirty = node.version == 0;
+      sessions_[ino] = session;
+    }
+    ++session->writers;
+  }
+  auto handle = std::unique_ptr<FileHandle>(new LiveHandle(this, ino, session));
+  if (flags & O_TRUNC) {
+    std::lock_guard session_lock(session->mu);
+    if (session->content.size() != 0) {
+      MEDVFS_RETURN_IF_ERROR(session->content.Truncate(0));
+      session->dirty = true;
+      session->size = 0;
+      session->mtime_ns = NowNs();
+    }
+  }
+  return handle;
+}
+
+StatusOr<size_t> ArchiveImpl::ReadLive(InodeId ino, uint64_t offset, std::span<char> out,
+                                       ExtentList* cache, uint64_t* cache_key) {
+  std::shared_ptr<WriteSession> session;
+  HistoryId history = 0;
+  uint64_t version = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(ino);
+    if (it != sessions_.end()) {
+      session = it->second;
+    } else {
+      InodeRecord node;
+      MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
+      history = node.history;
+      version = node.version;
+      const uint64_t key = (history << 32) ^ version;
+      if (version > 0 && key != *cache_key) {
+        VersionRecord record;
+        MEDVFS_RETURN_IF_ERROR(LoadVersion(history, version, &record));
+        MEDVFS_RETURN_IF_ERROR(LoadExtents(history, record, cache));
+        *cache_key = key;
+      }
+    }
+  }
+  if (session) {
+    std::lock_guard session_lock(session->mu);
+    return session->content.Read(offset, out);
+  }
+  if (version == 0) return size_t{0};
+  return ReadExtents(*chunks_, *cache, offset, out);
+}
+
+Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                           const Caller& caller) {
+  std::lock_guard session_lock(session->mu);
+  if (!session->dirty) return Status::Ok();
+  ExtentList content;
+  Sha256Digest sha256;
+  Status s = session->content.Finalize(&content, &sha256);
+  if (!s.ok()) {
+    MEDVFS_LOG_ERROR("inode %llu: storing content failed: %s", static_cast<unsigned long long>(ino),
+                     s.ToString().c_str());
+    return s;
+  }
+  {
+    std::lock_guard lock(mu_);
+    InodeRecord node;
+    MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
+    if (node.nlink == 0 || node.history == 0) {
+      session->dirty = false;  // the file was deleted: nothing to keep
+      return Status::Ok();
+    }
+    const int64_t now = NowNs();
+    KvBatch batch;
+    VersionRecord current;
+    const bool unchanged = node.version > 0 &&
+                           LoadVersion(node.history, node.version, &current).ok() &&
+                           current.info.sha256 == sha256 && current.info.size == content.size();
+    if (!unchanged) {
+      HistoryRecord history;
+      MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
+      VersionRecord version;
+      version.info.number = ++history.last_version;
+      version.info.time_ns = now;
+      version.info.sha256 = sha256;
+      version.info.writer_uid = caller.uid;
+      version.info.writer_gid = caller.gid;
+      version.info.writer_pid = caller.pid;
+      version.info.program = caller.program;
+      version.info.op = session->pending_op;
+      version.info.file_mode = node.mode;
+      version.info.file_uid = node.uid;
+      version.info.file_gid = node.gid;
+      PutVersion(batch, node.history, version, content);
+      PutRecord(batch, HistoryKey(node.history), history);
+      node.version = version.info.number;
+    }
+    const int64_t written = session->mtime_ns.load();
+    if (written != 0) node.mtime_ns = node.ctime_ns = written;
+    node.size = content.size();
+    PutRecord(batch, InodeKey(ino), node);
+    MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
+    session->mtime_ns = 0;
+  }
+  // Durable before close() or fsync() returns; outside mu_ so commits share the fsync.
+  MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
+  session->dirty = false;
+  session->pending_op = Operation::kWrite;
+  return Status::Ok();
+}
+
+void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session) {
+  bool dirty;
+  {
+    std::lock_guard session_lock(session->mu);
+    dirty = session->dirty;
+  }
+  if (dirty) {
+    // Normally flush committed already; this catches writes after the last flush.
+    Caller releasing;
+    releasing.program = "medvfs";
+    Status s = Commit(ino, session, releasing);
+    if (!s.ok()) {
+      MEDVFS_LOG_ERROR("inode %llu: commit at release failed: %s",
+                       static_cast<unsigned long long>(ino), s.ToString().c_str());
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (--session->writers > 0) return;
+  auto it = sessions_.find(ino);
+  if (it != sessions_.end() && it->second == session) sessions_.erase(it);
+  if (!lookups_.contains(ino)) orphans_.erase(ino);
+}
+
+Status ArchiveImpl::TruncateClosed(InodeId ino, uint64_t size, const Caller& caller) {
+  auto handle_or = Open(ino, O_WRONLY, caller);
+  MEDVFS_RETURN_IF_ERROR(handle_or.status());
+  std::shared_ptr<WriteSession> session;
+  {
+    std::lock_guard lock(mu_);
+    session = sessions_[ino];
+  }
+  {
+    std::lock_guard session_lock(session->mu);
+    if (session->content.size() == size && !session->dirty) return Status::Ok();
+    MEDVFS_RETURN_IF_ERROR(session->content.Truncate(size));
+    session->dirty = true;
+    session->pending_op = Operation::kTruncate;
+    session->size = size;
+    session->mtime_ns = NowNs();
+  }
+  return (*handle_or)->Flush(caller);
+}
+
+StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::OpenVersion(HistoryId history, uint64_t number) {
+  std::lock_guard lock(mu_);
+  VersionRecord record;
+  MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
+  if (record.info.is_delete_marker()) return Status::NotFound("a delete marker has no content");
+  ExtentList extents;
+  MEDVFS_RETURN_IF_ERROR(LoadExtents(history, record, &extents));
+  return std::unique_ptr<FileHandle>(new VersionHandle(chunks_.get(), 0, std::move(extents)));
+}
+
+}  // namespace medvfs::store

@@ -1,0 +1,224 @@
+// History views: names that ever existed, version chains, a directory at a moment, restore.
+#include <sys/stat.h>
+
+#include <map>
+
+#include "store/archive_impl.h"
+
+namespace medvfs::store {
+namespace {
+
+NameRecord ToNameRecord(const NameEventRecord& event) {
+  NameRecord record;
+  record.name = event.name;
+  record.mode = event.mode;
+  record.ino = event.removed ? 0 : event.ino;
+  record.history = S_ISREG(event.mode) ? event.history : 0;
+  record.last_ino = event.ino;
+  return record;
+}
+
+}  // namespace
+
+StatusOr<std::vector<NameRecord>> ArchiveImpl::ListNames(InodeId dir) {
+  // Events are keyed parent | name hash | sequence, so the last event of each name comes
+  // right before the next name's first.
+  std::map<std::string, NameRecord> by_name;
+  Status failed;
+  const std::string prefix = NameEventPrefix(dir);
+  MEDVFS_RETURN_IF_ERROR(
+      kv_->Scan(Family::kMeta, prefix, [&](std::string_view key, std::string_view value) {
+        std::string plain = Unsealed(key, value, &failed);
+        NameEventRecord event;
+        if (failed.ok()) failed = Decode(plain, &event);
+        if (!failed.ok()) return false;
+        by_name[event.name] = ToNameRecord(event);
+        return true;
+      }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  std::vector<NameRecord> names;
+  names.reserve(by_name.size());
+  for (auto& [name, record] : by_name) names.push_back(std::move(record));
+  return names;
+}
+
+StatusOr<NameRecord> ArchiveImpl::ResolveName(InodeId dir, std::string_view name) {
+  const std::string hash = NameHash(name);
+  std::string key;
+  std::string value;
+  Status s = kv_->SeekLast(Family::kMeta, NameEventPrefix(dir, hash),
+                           NameEventKey(dir, hash, UINT64_MAX), &key, &value);
+  if (s.code() == Code::kNotFound) return Status::NotFound("the name never existed here");
+  MEDVFS_RETURN_IF_ERROR(s);
+  std::string plain = Unsealed(key, value, &s);
+  MEDVFS_RETURN_IF_ERROR(s);
+  NameEventRecord event;
+  MEDVFS_RETURN_IF_ERROR(Decode(plain, &event));
+  if (event.name != name) return Status::NotFound("the name never existed here");
+  return ToNameRecord(event);
+}
+
+StatusOr<std::vector<VersionInfo>> ArchiveImpl::ListVersions(HistoryId history) {
+  std::vector<VersionInfo> versions;
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, VersionPrefix(history),
+                                   [&](std::string_view key, std::string_view value) {
+                                     std::string plain = Unsealed(key, value, &failed);
+                                     VersionRecord record;
+                                     if (failed.ok()) failed = Decode(plain, &record);
+                                     if (!failed.ok()) return false;
+                                     versions.push_back(std::move(record.info));
+                                     return true;
+                                   }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  if (versions.empty()) return Status::NotFound("no such history");
+  return versions;
+}
+
+StatusOr<VersionInfo> ArchiveImpl::GetVersion(HistoryId history, uint64_t number) {
+  VersionRecord record;
+  MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
+  return record.info;
+}
+
+StatusOr<std::vector<MetadataEvent>> ArchiveImpl::ListMetadataEvents(HistoryId history) {
+  std::vector<MetadataEvent> events;
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, MetaEventPrefix(history),
+                                   [&](std::string_view key, std::string_view value) {
+                                     std::string plain = Unsealed(key, value, &failed);
+                                     MetadataEvent event;
+                                     if (failed.ok()) failed = Decode(plain, &event);
+                                     if (!failed.ok()) return false;
+                                     events.push_back(std::move(event));
+                                     return true;
+                                   }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  return events;
+}
+
+StatusOr<std::vector<DirEntryAt>> ArchiveImpl::ListDirAt(InodeId dir, int64_t time_ns) {
+  // The last event of each name at or before time_ns.
+  std::map<std::string, NameEventRecord> at_time;
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, NameEventPrefix(dir),
+                                   [&](std::string_view key, std::string_view value) {
+                                     std::string plain = Unsealed(key, value, &failed);
+                                     NameEventRecord event;
+                                     if (failed.ok()) failed = Decode(plain, &event);
+                                     if (!failed.ok()) return false;
+                                     if (event.time_ns <= time_ns) {
+                                       at_time[event.name] = std::move(event);
+                                     }
+                                     return true;
+                                   }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  std::vector<DirEntryAt> entries;
+  for (auto& [name, event] : at_time) {
+    if (event.removed) continue;
+    DirEntryAt entry;
+    entry.name = name;
+    entry.mode = event.mode;
+    entry.ino = event.ino;
+    entry.symlink_target = event.symlink_target;
+    if (S_ISREG(event.mode)) {
+      if (event.history == 0) continue;
+      // The version current then: the newest one made at or before time_ns.
+      VersionInfo found;
+      bool have = false;
+      MEDVFS_RETURN_IF_ERROR(kv_->ScanReverse(Family::kMeta, VersionPrefix(event.history),
+                                              [&](std::string_view key, std::string_view value) {
+                                                std::string plain = Unsealed(key, value, &failed);
+                                                VersionRecord record;
+                                                if (failed.ok()) failed = Decode(plain, &record);
+                                                if (!failed.ok()) return false;
+                                                if (record.info.time_ns > time_ns) return true;
+                                                found = record.info;
+                                                have = true;
+                                                return false;
+                                              }));
+      MEDVFS_RETURN_IF_ERROR(failed);
+      if (!have || found.is_delete_marker()) continue;
+      entry.history = event.history;
+      entry.version = found.number;
+      entry.size = found.size;
+      entry.mtime_ns = found.time_ns;
+      entry.mode = S_IFREG | (found.file_mode & 07777);
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+StatusOr<Attr> ArchiveImpl::Restore(HistoryId history_id, uint64_t number, const Caller& caller) {
+  MEDVFS_RETURN_IF_ERROR(CheckWritable());
+  std::lock_guard lock(mu_);
+  HistoryRecord history;
+  Status s = GetRecord(HistoryKey(history_id), &history);
+  if (s.code() == Code::kNotFound) return Status::NotFound("no such history");
+  MEDVFS_RETURN_IF_ERROR(s);
+  VersionRecord source;
+  MEDVFS_RETURN_IF_ERROR(LoadVersion(history_id, number, &source));
+  if (source.info.is_delete_marker()) {
+    return Status::Invalid("that version is a delete marker; choose one with content");
+  }
+  const int64_t now = NowNs();
+  KvBatch batch;
+  InodeId ino = history.live_ino;
+  InodeRecord node;
+  if (ino != 0) {
+    MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
+    VersionRecord current;
+    if (node.version > 0 && LoadVersion(history_id, node.version, &current).ok() &&
+        current.info.sha256 == source.info.sha256 && current.info.size == source.info.size) {
+      return ToAttr(ino, node);  // already the current content
+    }
+  } else {
+    // Bring the file back where it was last seen.
+    InodeRecord dir;
+    Status dir_status = LoadDir(history.last_parent, &dir);
+    if (!dir_status.ok()) {
+      return Status::NotFound("the directory the file was in no longer exists");
+    }
+    if (FindEntry(history.last_parent, history.last_name).ok()) {
+      return Status::Exists("another file now has that name");
+    }
+    ino = AllocateInode();
+    node.mode = S_IFREG | (source.info.file_mode & 07777);
+    node.uid = source.info.file_uid;
+    node.gid = source.info.file_gid;
+    node.nlink = 1;
+    node.history = history_id;
+    node.atime_ns = now;
+    AddEntry(batch, history.last_parent, history.last_name, ino, node, now);
+    TouchDir(batch, history.last_parent, dir, now, 0);
+    history.live_ino = ino;
+  }
+  ExtentList extents;
+  MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, source, &extents));
+  VersionRecord restored;
+  restored.info = source.info;
+  restored.info.number = ++history.last_version;
+  restored.info.time_ns = now;
+  restored.info.writer_uid = caller.uid;
+  restored.info.writer_gid = caller.gid;
+  restored.info.writer_pid = caller.pid;
+  restored.info.program = caller.program;
+  restored.info.op = Operation::kRestore;
+  restored.info.restored_from = number;
+  restored.info.note.clear();
+  restored.info.file_mode = node.mode;
+  restored.info.file_uid = node.uid;
+  restored.info.file_gid = node.gid;
+  PutVersion(batch, history_id, restored, extents);
+  PutRecord(batch, HistoryKey(history_id), history);
+  node.version = restored.info.number;
+  node.size = extents.size();
+  node.mtime_ns = node.ctime_ns = now;
+  PutRecord(batch, InodeKey(ino), node);
+  MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
+  MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
+  return ToAttr(ino, node);
+}
+
+}  // namespace medvfs::store

@@ -1,0 +1,161 @@
+// ArchiveImpl: the Archive over KvStore and ChunkStore. Internal to store/.
+//
+// Locking. Lock order: WriteSession::mu, then ArchiveImpl::mu_, then ChunkStore's cache lock.
+// mu_ serialises every change of meta records (and the id counters in SuperRecord), so each
+// change is one atomic KvBatch written under it; the log is synced after mu_ is released so
+// that commits from several threads share fsyncs. Chunks are stored without mu_.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "store/archive.h"
+#include "store/chunk_store.h"
+#include "store/content.h"
+#include "store/kv_store.h"
+#include "store/records.h"
+
+namespace medvfs::store {
+
+class ArchiveImpl;
+
+// The shared pending content of an inode that has handles open for writing.
+struct WriteSession {
+  explicit WriteSession(PendingContent c) : content(std::move(c)) {}
+  std::mutex mu;
+  PendingContent content;                    // GUARDED_BY(mu)
+  bool dirty = false;                        // GUARDED_BY(mu): changed since the last commit
+  Operation pending_op = Operation::kWrite;  // GUARDED_BY(mu)
+  // Size and write time as getattr must show them; written under mu, read without it.
+  std::atomic<uint64_t> size{0};
+  std::atomic<int64_t> mtime_ns{0};  // 0 until the first write
+  int writers = 0;                   // GUARDED_BY(ArchiveImpl::mu_)
+};
+
+class ArchiveImpl final : public Archive {
+ public:
+  ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key, const ArchiveOptions& options,
+              std::filesystem::path dir);
+  ~ArchiveImpl() override;
+
+  // Writes the root directory and super record of a new archive.
+  Status Initialize(const Caller& creator);
+  // Loads the super record.
+  Status Load();
+
+  bool read_only() const override { return options_.read_only; }
+
+  StatusOr<Attr> GetAttr(InodeId ino) override;
+  StatusOr<Attr> Lookup(InodeId parent, std::string_view name) override;
+  StatusOr<std::vector<DirEntry>> ReadDir(InodeId dir) override;
+  StatusOr<Attr> MakeNode(InodeId parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                          const Caller& caller) override;
+  StatusOr<Attr> MakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                         const Caller& caller) override;
+  StatusOr<Attr> MakeSymlink(InodeId parent, std::string_view name, std::string_view target,
+                             const Caller& caller) override;
+  StatusOr<Attr> Link(InodeId ino, InodeId new_parent, std::string_view new_name,
+                      const Caller& caller) override;
+  Status Unlink(InodeId parent, std::string_view name, const Caller& caller) override;
+  Status RemoveDir(InodeId parent, std::string_view name, const Caller& caller) override;
+  Status Rename(InodeId parent, std::string_view name, InodeId new_parent,
+                std::string_view new_name, unsigned int flags, const Caller& caller) override;
+  StatusOr<std::string> ReadLink(InodeId ino) override;
+  StatusOr<Attr> SetAttr(InodeId ino, const SetAttrRequest& request, const Caller& caller) override;
+  StatusOr<FsStats> StatFs() override;
+  Status SyncAll() override;
+  StatusOr<std::string> GetXattr(InodeId ino, std::string_view name) override;
+  Status SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags,
+                  const Caller& caller) override;
+  StatusOr<std::vector<std::string>> ListXattr(InodeId ino) override;
+  Status RemoveXattr(InodeId ino, std::string_view name, const Caller& caller) override;
+  StatusOr<std::unique_ptr<FileHandle>> Open(InodeId ino, int flags, const Caller& caller) override;
+  void Forget(InodeId ino, uint64_t lookups) override;
+
+  StatusOr<std::vector<NameRecord>> ListNames(InodeId dir) override;
+  StatusOr<NameRecord> ResolveName(InodeId dir, std::string_view name) override;
+  StatusOr<std::vector<VersionInfo>> ListVersions(HistoryId history) override;
+  StatusOr<VersionInfo> GetVersion(HistoryId history, uint64_t number) override;
+  StatusOr<std::vector<MetadataEvent>> ListMetadataEvents(HistoryId history) override;
+  StatusOr<std::unique_ptr<FileHandle>> OpenVersion(HistoryId history, uint64_t number) override;
+  StatusOr<std::vector<DirEntryAt>> ListDirAt(InodeId dir, int64_t time_ns) override;
+  StatusOr<Attr> Restore(HistoryId history, uint64_t number, const Caller& caller) override;
+  StatusOr<ArchiveStats> Stats() override;
+
+  // --- used by the file handles (archive_content.cc) ---
+  StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,
+                            uint64_t* cache_key);
+  Status Commit(InodeId ino, const std::shared_ptr<WriteSession>& session, const Caller& caller);
+  void ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session);
+  ChunkStore& chunks() { return *chunks_; }
+
+ private:
+  friend class LiveHandle;
+  // Sealed record access. The additional data of a record is its key.
+  template <typename Record>
+  Status GetRecord(std::string_view key, Record* record) const;
+  template <typename Record>
+  void PutRecord(KvBatch& batch, std::string_view key, const Record& record) const;
+  std::string Unsealed(std::string_view key, std::string_view value, Status* status) const;
+
+  std::string NameHash(std::string_view name) const;
+  Status CheckWritable() const;
+  static Status CheckName(std::string_view name);
+
+  // REQUIRES: mu_ held.
+  Status LoadInode(InodeId ino, InodeRecord* record);
+  Status LoadDir(InodeId ino, InodeRecord* record);
+  StatusOr<DirentRecord> FindEntry(InodeId parent, std::string_view name);
+  Attr ToAttr(InodeId ino, const InodeRecord& record);
+  InodeId AllocateInode() { return super_.next_inode++; }
+  HistoryId AllocateHistory() { return super_.next_history++; }
+  uint64_t AllocateSeq() { return super_.next_seq++; }
+  // Adds the entry, its name event and the counters to batch.
+  void AddEntry(KvBatch& batch, InodeId parent, std::string_view name, InodeId ino,
+                const InodeRecord& node, int64_t now);
+  // Removes the entry; with record_event, a name event keeps the removal in the history.
+  void RemoveEntry(KvBatch& batch, InodeId parent, std::string_view name, int64_t now,
+                   bool record_event = true);
+  // Drops one link of a non-directory; writes a delete marker when it was the last.
+  Status DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, const Caller& caller,
+                  int64_t now);
+  Status WriteBatchLocked(KvBatch& batch);
+  void TouchDir(KvBatch& batch, InodeId dir, InodeRecord& record, int64_t now, int nlink_delta);
+  Status LoadVersion(HistoryId history, uint64_t number, VersionRecord* record);
+  Status LoadExtents(HistoryId history, const VersionRecord& record, ExtentList* list);
+  void PutVersion(KvBatch& batch, HistoryId history, const VersionRecord& record,
+                  const ExtentList& extents);
+  void RecordMetadataEvent(KvBatch& batch, HistoryId history, std::string what,
+                           const Caller& caller, int64_t now);
+  // Deletes every record of a history (a rename-over's temporary file).
+  Status EraseHistory(KvBatch& batch, HistoryId history, InodeId parent, std::string_view name);
+  Status RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src, InodeId dst_ino,
+                    InodeRecord& dst, InodeId src_parent, std::string_view src_name,
+                    InodeId new_parent, std::string_view new_name, const Caller& caller,
+                    int64_t now);
+  StatusOr<std::shared_ptr<WriteSession>> SessionFor(InodeId ino, bool create);
+  Status TruncateClosed(InodeId ino, uint64_t size, const Caller& caller);
+  void CountLookup(InodeId ino);
+
+  std::unique_ptr<KvStore> kv_;
+  SecretKey meta_key_;
+  SecretKey name_key_;
+  std::unique_ptr<ChunkStore> chunks_;
+  ArchiveOptions options_;
+  std::filesystem::path dir_;
+
+  std::mutex mu_;      // Lock order: after WriteSession::mu.
+  SuperRecord super_;  // GUARDED_BY(mu_)
+  std::unordered_map<InodeId, std::shared_ptr<WriteSession>> sessions_;  // GUARDED_BY(mu_)
+  std::unordered_map<InodeId, uint64_t> lookups_;                        // GUARDED_BY(mu_)
+  // Unlinked inodes the kernel still references (open files): served from memory until
+  // forgotten, and never written back.
+  std::unordered_map<InodeId, InodeRecord> orphans_;  // GUARDED_BY(mu_)
+};
+
+int64_t NowNs();
+
+}  // namespace medvfs::store

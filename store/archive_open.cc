@@ -1,0 +1,319 @@
+// Creating and opening archives, sealed record access, statistics.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include <system_error>
+
+#include "store/archive_impl.h"
+#include "store/log.h"
+
+namespace medvfs::store {
+namespace {
+
+constexpr uint8_t kSealedRecordFormat = 1;
+constexpr uint32_t kSchemaVersion = 1;
+
+std::filesystem::path KeySlotPath(const std::filesystem::path& dir) { return dir / "keyslot"; }
+std::filesystem::path DatabasePath(const std::filesystem::path& dir) { return dir / "db"; }
+
+}  // namespace
+
+int64_t NowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string_view OperationName(Operation op) {
+  switch (op) {
+    case Operation::kWrite:
+      return "write";
+    case Operation::kRenameOver:
+      return "rename-over";
+    case Operation::kTruncate:
+      return "truncate";
+    case Operation::kRestore:
+      return "restore";
+    case Operation::kDeleteMarker:
+      return "delete";
+  }
+  return "unknown";
+}
+
+bool Archive::Exists(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::exists(KeySlotPath(dir), ec);
+}
+
+StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& dir,
+                                                   const KeySource& key,
+                                                   const ArchiveOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) {
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return Status(Code::kNotDirectory, "the archive path exists and is not a directory");
+    }
+    if (!std::filesystem::is_empty(dir, ec)) {
+      return Status(Code::kExists, "the archive directory exists and is not empty");
+    }
+  } else if (::mkdir(dir.c_str(), 0700) != 0) {
+    return StatusFromErrno(errno, "creating the archive directory");
+  }
+  ::chmod(dir.c_str(), 0700);
+  std::string archive_id(16, '\0');
+  RandomBytes(std::span<uint8_t>(reinterpret_cast<uint8_t*>(archive_id.data()), 16));
+  SecretKey data_key;
+  MEDVFS_RETURN_IF_ERROR(CreateKeySlot(KeySlotPath(dir), key, options.kdf, archive_id, &data_key));
+  KvOpenOptions kv_options;
+  kv_options.create = true;
+  MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
+  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, options, dir);
+  Caller creator;
+  creator.uid = ::geteuid();
+  creator.gid = ::getegid();
+  MEDVFS_RETURN_IF_ERROR(archive->Initialize(creator));
+  return std::unique_ptr<Archive>(std::move(archive));
+}
+
+StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& dir,
+                                                 const KeySource& key,
+                                                 const ArchiveOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return Status::NotFound("no archive at that path");
+  }
+  if (!Exists(dir)) return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
+  // The key is checked before the database is touched, so a wrong key writes nothing.
+  SecretKey data_key;
+  std::string archive_id;
+  MEDVFS_RETURN_IF_ERROR(UnlockKeySlot(KeySlotPath(dir), key, &data_key, &archive_id));
+  KvOpenOptions kv_options;
+  kv_options.read_only = options.read_only;
+  MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
+  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, options, dir);
+  MEDVFS_RETURN_IF_ERROR(archive->Load());
+  return std::unique_ptr<Archive>(std::move(archive));
+}
+
+ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key,
+                         const ArchiveOptions& options, std::filesystem::path dir)
+    : kv_(std::move(kv)),
+      meta_key_(DeriveSubkey(data_key, "medvfs meta seal")),
+      name_key_(DeriveSubkey(data_key, "medvfs name hash")),
+      chunks_(std::make_unique<ChunkStore>(kv_.get(), data_key)),
+      options_(options),
+      dir_(std::move(dir)) {}
+
+ArchiveImpl::~ArchiveImpl() {
+  // Commit what open handles wrote and did not close (best effort, as a clean unmount would).
+  std::unordered_map<InodeId, std::shared_ptr<WriteSession>> sessions;
+  {
+    std::lock_guard lock(mu_);
+    sessions.swap(sessions_);
+  }
+  Caller closing;
+  closing.program = "medvfs";
+  for (auto& [ino, session] : sessions) {
+    Status s = Commit(ino, session, closing);
+    if (!s.ok()) {
+      MEDVFS_LOG_ERROR("inode %llu: pending writes not committed at close: %s",
+                       static_cast<unsigned long long>(ino), s.ToString().c_str());
+    }
+  }
+  if (!options_.read_only) kv_->SyncWal().IgnoreError();
+}
+
+std::string ArchiveImpl::Unsealed(std::string_view key, std::string_view value,
+                                  Status* status) const {
+  std::string plain;
+  if (value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat) {
+    *status = Status::Corruption("a record has an unknown format");
+    return plain;
+  }
+  *status = Unseal(meta_key_, key, value.substr(1), &plain);
+  if (!status->ok()) {
+    MEDVFS_LOG_ERROR("a record (kind %c) failed authentication (altered or damaged)", key[0]);
+    *status = Status::Corruption("a record failed authentication");
+  }
+  return plain;
+}
+
+template <typename Record>
+Status ArchiveImpl::GetRecord(std::string_view key, Record* record) const {
+  std::string value;
+  MEDVFS_RETURN_IF_ERROR(kv_->Get(Family::kMeta, key, &value));
+  Status status;
+  std::string plain = Unsealed(key, value, &status);
+  MEDVFS_RETURN_IF_ERROR(status);
+  Status decoded = Decode(plain, record);
+  Wipe(plain.data(), plain.size());
+  return decoded;
+}
+
+template <typename Record>
+void ArchiveImpl::PutRecord(KvBatch& batch, std::string_view key, const Record& record) const {
+  std::string plain = Encode(record);
+  std::string value(1, static_cast<char>(kSealedRecordFormat));
+  Seal(meta_key_, key, plain, &value).IgnoreError();  // sealing fails only on OOM
+  Wipe(plain.data(), plain.size());
+  batch.Put(Family::kMeta, key, value);
+}
+
+// Explicit instantiations used by the other archive_*.cc files.
+#define MEDVFS_RECORD_ACCESS(Record)                                               \
+  template Status ArchiveImpl::GetRecord<Record>(std::string_view, Record*) const; \
+  template void ArchiveImpl::PutRecord<Record>(KvBatch&, std::string_view, const Record&) const;
+MEDVFS_RECORD_ACCESS(SuperRecord)
+MEDVFS_RECORD_ACCESS(InodeRecord)
+MEDVFS_RECORD_ACCESS(DirentRecord)
+MEDVFS_RECORD_ACCESS(NameEventRecord)
+MEDVFS_RECORD_ACCESS(HistoryRecord)
+MEDVFS_RECORD_ACCESS(VersionRecord)
+MEDVFS_RECORD_ACCESS(std::vector<Extent>)
+MEDVFS_RECORD_ACCESS(MetadataEvent)
+#undef MEDVFS_RECORD_ACCESS
+
+std::string ArchiveImpl::NameHash(std::string_view name) const {
+  auto mac = HmacSha256(name_key_, name);
+  return std::string(reinterpret_cast<const char*>(mac.data()), kNameHashSize);
+}
+
+Status ArchiveImpl::Initialize(const Caller& creator) {
+  std::lock_guard lock(mu_);
+  const int64_t now = NowNs();
+  InodeRecord root;
+  root.mode = S_IFDIR | 0755;
+  root.uid = creator.uid;
+  root.gid = creator.gid;
+  root.nlink = 2;
+  root.atime_ns = root.mtime_ns = root.ctime_ns = now;
+  super_ = SuperRecord{};
+  super_.schema = kSchemaVersion;
+  KvBatch batch;
+  PutRecord(batch, InodeKey(kRootInode), root);
+  PutRecord(batch, kSuperKey, super_);
+  return kv_->Write(batch, /*sync=*/true);
+}
+
+Status ArchiveImpl::Load() {
+  std::lock_guard lock(mu_);
+  Status s = GetRecord(kSuperKey, &super_);
+  if (s.code() == Code::kNotFound) return Status::Corruption("the archive has no super record");
+  MEDVFS_RETURN_IF_ERROR(s);
+  if (super_.schema != kSchemaVersion) {
+    return Status(Code::kNotSupported, "the archive has schema " + std::to_string(super_.schema) +
+                                           "; this medvfs reads schema " +
+                                           std::to_string(kSchemaVersion));
+  }
+  return Status::Ok();
+}
+
+Status ArchiveImpl::CheckWritable() const {
+  if (options_.read_only) return Status::ReadOnly("the archive is open read-only");
+  return Status::Ok();
+}
+
+Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
+  PutRecord(batch, kSuperKey, super_);
+  return kv_->Write(batch, /*sync=*/false);
+}
+
+Status ArchiveImpl::SyncAll() {
+  if (options_.read_only) return Status::Ok();
+  return kv_->SyncWal();
+}
+
+StatusOr<FsStats> ArchiveImpl::StatFs() {
+  struct statvfs vfs {};
+  if (::statvfs(dir_.c_str(), &vfs) != 0) return StatusFromErrno(errno, "statfs of the archive");
+  FsStats stats;
+  stats.block_size = vfs.f_frsize;
+  stats.blocks = vfs.f_blocks;
+  stats.blocks_free = vfs.f_bfree;
+  stats.blocks_available = vfs.f_bavail;
+  std::lock_guard lock(mu_);
+  stats.files = super_.next_inode;
+  stats.files_free = vfs.f_ffree;
+  stats.name_max = 255;
+  return stats;
+}
+
+StatusOr<ArchiveStats> ArchiveImpl::Stats() {
+  ArchiveStats stats;
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kHistoryPrefix),
+                                   [&](std::string_view key, std::string_view value) {
+                                     Status s;
+                                     std::string plain = Unsealed(key, value, &s);
+                                     HistoryRecord h;
+                                     if (s.ok()) s = Decode(plain, &h);
+                                     if (!s.ok()) {
+                                       failed = s;
+                                       return false;
+                                     }
+                                     if (h.last_version == 0) return true;
+                                     ++stats.files;
+                                     if (h.live_ino != 0) ++stats.live_files;
+                                     return true;
+                                   }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kVersionPrefix),
+                                   [&](std::string_view key, std::string_view value) {
+                                     Status s;
+                                     std::string plain = Unsealed(key, value, &s);
+                                     VersionRecord v;
+                                     if (s.ok()) s = Decode(plain, &v);
+                                     if (!s.ok()) {
+                                       failed = s;
+                                       return false;
+                                     }
+                                     if (v.info.is_delete_marker()) return true;
+                                     ++stats.versions;
+                                     stats.logical_bytes += v.info.size;
+                                     return true;
+                                   }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kInodePrefix),
+                                   [&](std::string_view key, std::string_view value) {
+                                     Status s;
+                                     std::string plain = Unsealed(key, value, &s);
+                                     InodeRecord r;
+                                     if (s.ok()) s = Decode(plain, &r);
+                                     if (!s.ok()) {
+                                       failed = s;
+                                       return false;
+                                     }
+                                     if (S_ISDIR(r.mode)) ++stats.directories;
+                                     return true;
+                                   }));
+  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kChunkIndexPrefix),
+                                   [&](std::string_view, std::string_view) {
+                                     ++stats.chunks;
+                                     return true;
+                                   }));
+  // Stored bytes: what the sealed chunks take (their index records hold each size).
+  MEDVFS_RETURN_IF_ERROR(chunks_->SumStoredBytes(&stats.stored_bytes));
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) stats.disk_bytes += it->file_size(ec);
+  }
+  return stats;
+}
+
+StatusOr<Attr> LookupPath(Archive& archive, std::string_view path) {
+  MEDVFS_ASSIGN_OR_RETURN(Attr attr, archive.GetAttr(kRootInode));
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    std::string_view part = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+    if (part.empty() || part == ".") continue;
+    MEDVFS_ASSIGN_OR_RETURN(attr, archive.Lookup(attr.ino, part));
+  }
+  return attr;
+}
+
+}  // namespace medvfs::store

@@ -1,0 +1,224 @@
+// rename(2), including the editor-style save: a temporary file renamed over its target
+// becomes a new version of the target's history, and leaves no history of its own.
+#include <linux/fs.h>
+#include <sys/stat.h>
+
+#include "store/archive_impl.h"
+
+namespace medvfs::store {
+
+Status ArchiveImpl::EraseHistory(KvBatch& batch, HistoryId history, InodeId parent,
+                                 std::string_view name) {
+  auto erase_prefix = [&](const std::string& prefix) {
+    return kv_->Scan(Family::kMeta, prefix, [&](std::string_view key, std::string_view) {
+      batch.Delete(Family::kMeta, key);
+      return true;
+    });
+  };
+  MEDVFS_RETURN_IF_ERROR(erase_prefix(VersionPrefix(history)));
+  MEDVFS_RETURN_IF_ERROR(erase_prefix(ExtentHistoryPrefix(history)));
+  MEDVFS_RETURN_IF_ERROR(erase_prefix(MetaEventPrefix(history)));
+  batch.Delete(Family::kMeta, HistoryKey(history));
+  if (name.empty()) return Status::Ok();
+  // The name's events that bound it to this history go too; older ones (another file that
+  // once had the name) stay.
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, NameEventPrefix(parent, NameHash(name)),
+                                   [&](std::string_view key, std::string_view value) {
+                                     std::string plain = Unsealed(key, value, &failed);
+                                     NameEventRecord event;
+                                     if (failed.ok()) failed = Decode(plain, &event);
+                                     if (!failed.ok()) return false;
+                                     if (event.history == history) {
+                                       batch.Delete(Family::kMeta, key);
+                                     }
+                                     return true;
+                                   }));
+  return failed;
+}
+
+Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src, InodeId dst_ino,
+                               InodeRecord& dst, InodeId src_parent, std::string_view src_name,
+                               InodeId new_parent, std::string_view new_name, const Caller& caller,
+                               int64_t now) {
+  const HistoryId target = dst.history;
+  HistoryRecord target_history;
+  MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(target), &target_history));
+  uint64_t new_version = dst.version;
+  if (src.version > 0) {
+    VersionRecord incoming;
+    MEDVFS_RETURN_IF_ERROR(LoadVersion(src.history, src.version, &incoming));
+    VersionRecord current;
+    const bool unchanged = dst.version > 0 && LoadVersion(target, dst.version, &current).ok() &&
+                           current.info.sha256 == incoming.info.sha256 &&
+                           current.info.size == incoming.info.size;
+    if (!unchanged) {
+      ExtentList extents;
+      MEDVFS_RETURN_IF_ERROR(LoadExtents(src.history, incoming, &extents));
+      VersionRecord saved;
+      saved.info = incoming.info;
+      saved.info.number = ++target_history.last_version;
+      saved.info.time_ns = now;
+      saved.info.writer_uid = caller.uid;
+      saved.info.writer_gid = caller.gid;
+      saved.info.writer_pid = caller.pid;
+      saved.info.program = caller.program;
+      saved.info.op = Operation::kRenameOver;
+      saved.info.note.clear();
+      saved.info.file_mode = src.mode;
+      saved.info.file_uid = src.uid;
+      saved.info.file_gid = src.gid;
+      PutVersion(batch, target, saved, extents);
+      new_version = saved.info.number;
+    }
+  } else {
+    new_version = 0;  // the renamed file's first commit will continue the target's history
+  }
+  MEDVFS_RETURN_IF_ERROR(EraseHistory(batch, src.history, src_parent, src_name));
+  src.history = target;
+  src.version = new_version;
+  src.ctime_ns = now;
+  target_history.live_ino = src_ino;
+  target_history.last_parent = new_parent;
+  target_history.last_name = std::string(new_name);
+  PutRecord(batch, HistoryKey(target), target_history);
+  // The old target inode loses its name; its history now lives on in src.
+  dst.nlink -= 1;
+  dst.ctime_ns = now;
+  dst.history = 0;
+  if (dst.nlink == 0) {
+    batch.Delete(Family::kMeta, InodeKey(dst_ino));
+    if (lookups_.contains(dst_ino) || sessions_.contains(dst_ino)) orphans_[dst_ino] = dst;
+  } else {
+    PutRecord(batch, InodeKey(dst_ino), dst);
+  }
+  return Status::Ok();
+}
+
+Status ArchiveImpl::Rename(InodeId parent, std::string_view name, InodeId new_parent,
+                           std::string_view new_name, unsigned int flags, const Caller& caller) {
+  MEDVFS_RETURN_IF_ERROR(CheckWritable());
+  MEDVFS_RETURN_IF_ERROR(CheckName(new_name));
+  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
+      ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))) {
+    return Status::Invalid("unsupported rename flags");
+  }
+  std::lock_guard lock(mu_);
+  InodeRecord src_dir;
+  MEDVFS_RETURN_IF_ERROR(LoadDir(parent, &src_dir));
+  InodeRecord dst_dir_storage;
+  if (new_parent != parent) MEDVFS_RETURN_IF_ERROR(LoadDir(new_parent, &dst_dir_storage));
+  InodeRecord& dst_dir = new_parent == parent ? src_dir : dst_dir_storage;
+  MEDVFS_ASSIGN_OR_RETURN(DirentRecord src_entry, FindEntry(parent, name));
+  InodeRecord src;
+  MEDVFS_RETURN_IF_ERROR(LoadInode(src_entry.ino, &src));
+  auto dst_entry = FindEntry(new_parent, new_name);
+  if (!dst_entry.ok() && dst_entry.status().code() != Code::kNotFound) return dst_entry.status();
+  const bool dst_exists = dst_entry.ok();
+  if (dst_exists && dst_entry->ino == src_entry.ino) return Status::Ok();  // same file
+  if ((flags & RENAME_NOREPLACE) && dst_exists) return Status::Exists("target exists");
+  if ((flags & RENAME_EXCHANGE) && !dst_exists) return Status::NotFound("no target");
+
+  // A directory may not move into itself or below itself.
+  if (S_ISDIR(src.mode) && new_parent != parent) {
+    for (InodeId up = new_parent; up != 0 && up != kRootInode;) {
+      if (up == src_entry.ino) return Status::Invalid("a directory cannot move below itself");
+      InodeRecord step;
+      MEDVFS_RETURN_IF_ERROR(LoadInode(up, &step));
+      up = step.parent;
+    }
+  }
+  InodeRecord dst;
+  if (dst_exists) {
+    MEDVFS_RETURN_IF_ERROR(LoadInode(dst_entry->ino, &dst));
+    if (S_ISDIR(dst.mode) && (flags & RENAME_EXCHANGE) == 0) {
+      if (!S_ISDIR(src.mode)) return Status(Code::kIsDirectory, "target is a directory");
+      bool empty = true;
+      MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, DirentPrefix(dst_entry->ino),
+                                       [&](std::string_view, std::string_view) {
+                                         empty = false;
+                                         return false;
+                                       }));
+      if (!empty) return Status(Code::kNotEmpty, "target directory not empty");
+    } else if (S_ISDIR(src.mode) && (flags & RENAME_EXCHANGE) == 0) {
+      return Status(Code::kNotDirectory, "target is not a directory");
+    }
+    if ((flags & RENAME_EXCHANGE) && S_ISDIR(dst.mode) && parent != new_parent) {
+      for (InodeId up = parent; up != 0 && up != kRootInode;) {
+        if (up == dst_entry->ino) return Status::Invalid("a directory cannot move below itself");
+        InodeRecord step;
+        MEDVFS_RETURN_IF_ERROR(LoadInode(up, &step));
+        up = step.parent;
+      }
+    }
+  }
+
+  const int64_t now = NowNs();
+  KvBatch batch;
+  const InodeId src_ino = src_entry.ino;
+  const int src_is_dir = S_ISDIR(src.mode) ? 1 : 0;
+
+  if (flags & RENAME_EXCHANGE) {
+    const InodeId dst_ino = dst_entry->ino;
+    const int dst_is_dir = S_ISDIR(dst.mode) ? 1 : 0;
+    RemoveEntry(batch, parent, name, now);
+    RemoveEntry(batch, new_parent, new_name, now);
+    AddEntry(batch, parent, name, dst_ino, dst, now);
+    AddEntry(batch, new_parent, new_name, src_ino, src, now);
+    if (src_is_dir) src.parent = new_parent;
+    if (dst_is_dir) dst.parent = parent;
+    src.ctime_ns = dst.ctime_ns = now;
+    PutRecord(batch, InodeKey(src_ino), src);
+    PutRecord(batch, InodeKey(dst_ino), dst);
+    if (parent == new_parent) {
+      TouchDir(batch, parent, src_dir, now, 0);
+    } else {
+      TouchDir(batch, parent, src_dir, now, dst_is_dir - src_is_dir);
+      TouchDir(batch, new_parent, dst_dir, now, src_is_dir - dst_is_dir);
+    }
+    return WriteBatchLocked(batch);
+  }
+
+  int dst_dir_nlink_delta = 0;
+  bool renamed_over = false;
+  if (dst_exists) {
+    const InodeId dst_ino = dst_entry->ino;
+    if (S_ISDIR(dst.mode)) {
+      batch.Delete(Family::kMeta, InodeKey(dst_ino));
+      dst.nlink = 0;
+      if (lookups_.contains(dst_ino)) orphans_[dst_ino] = dst;
+      dst_dir_nlink_delta -= 1;
+    } else if (S_ISREG(src.mode) && S_ISREG(dst.mode) && src.nlink == 1 && dst.nlink == 1 &&
+               src.history != 0 && dst.history != 0) {
+      MEDVFS_RETURN_IF_ERROR(RenameOver(batch, src_ino, src, dst_ino, dst, parent, name, new_parent,
+                                        new_name, caller, now));
+      renamed_over = true;
+    } else {
+      MEDVFS_RETURN_IF_ERROR(DropLink(batch, dst_ino, dst, caller, now));
+    }
+  }
+  // The temporary name of a rename-over leaves no history (EraseHistory dropped its events).
+  RemoveEntry(batch, parent, name, now, /*record_event=*/!renamed_over);
+  if (S_ISDIR(src.mode)) src.parent = new_parent;
+  src.ctime_ns = now;
+  if (!renamed_over && S_ISREG(src.mode) && src.history != 0 && src.nlink == 1) {
+    HistoryRecord history;
+    if (GetRecord(HistoryKey(src.history), &history).ok()) {
+      history.live_ino = src_ino;
+      history.last_parent = new_parent;
+      history.last_name = std::string(new_name);
+      PutRecord(batch, HistoryKey(src.history), history);
+    }
+  }
+  PutRecord(batch, InodeKey(src_ino), src);
+  AddEntry(batch, new_parent, new_name, src_ino, src, now);
+  if (parent == new_parent) {
+    TouchDir(batch, parent, src_dir, now, dst_dir_nlink_delta);
+  } else {
+    TouchDir(batch, parent, src_dir, now, -src_is_dir);
+    TouchDir(batch, new_parent, dst_dir, now, src_is_dir + dst_dir_nlink_delta);
+  }
+  return WriteBatchLocked(batch);
+}
+
+}  // namespace medvfs::store

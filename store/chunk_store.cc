@@ -1,0 +1,156 @@
+#include "store/chunk_store.h"
+
+#include "store/compress.h"
+#include "store/log.h"
+
+namespace medvfs::store {
+namespace {
+
+constexpr uint8_t kChunkFormat = 1;
+constexpr uint8_t kEncodingRaw = 0;
+constexpr uint8_t kEncodingZstd = 1;
+constexpr int kZstdLevel = 3;
+
+std::string ChunkAad(const ChunkId& id) {
+  std::string aad = "chunk";
+  aad.append(reinterpret_cast<const char*>(id.data()), id.size());
+  return aad;
+}
+
+std::string ChunkKey(const ChunkId& id) {
+  return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+}
+
+}  // namespace
+
+ChunkStore::ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes)
+    : kv_(kv),
+      id_key_(DeriveSubkey(data_key, "medvfs chunk id")),
+      seal_key_(DeriveSubkey(data_key, "medvfs chunk seal")),
+      cache_capacity_(cache_bytes) {}
+
+ChunkId ChunkStore::IdOf(std::string_view plaintext) const {
+  return HmacSha256(id_key_, plaintext);
+}
+
+Status ChunkStore::Put(std::string_view plaintext, ChunkId* id) {
+  *id = IdOf(plaintext);
+  const std::string index_key = ChunkIndexKey(*id);
+  MEDVFS_ASSIGN_OR_RETURN(bool present, kv_->Contains(Family::kMeta, index_key));
+  if (present) return Status::Ok();
+
+  std::string compressed;
+  MEDVFS_RETURN_IF_ERROR(Compress(plaintext, kZstdLevel, &compressed));
+  const bool use_zstd = compressed.size() < plaintext.size();
+  std::string value;
+  value.reserve(2 + kSealOverhead + plaintext.size());
+  value.push_back(static_cast<char>(kChunkFormat));
+  value.push_back(static_cast<char>(use_zstd ? kEncodingZstd : kEncodingRaw));
+  MEDVFS_RETURN_IF_ERROR(Seal(seal_key_, ChunkAad(*id), use_zstd ? compressed : plaintext, &value));
+
+  ChunkIndexRecord index{static_cast<uint32_t>(plaintext.size()),
+                         static_cast<uint32_t>(value.size())};
+  std::string sealed_index;
+  sealed_index.push_back(static_cast<char>(kChunkFormat));
+  MEDVFS_RETURN_IF_ERROR(Seal(seal_key_, index_key, Encode(index), &sealed_index));
+
+  KvBatch batch;
+  batch.Put(Family::kChunks, ChunkKey(*id), value);
+  batch.Put(Family::kMeta, index_key, sealed_index);
+  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  bytes_written_ += value.size();
+  return Status::Ok();
+}
+
+Status ChunkStore::ReadAndVerify(const ChunkId& id, uint32_t expected_length,
+                                 std::string* plaintext) {
+  std::string value;
+  Status s = kv_->Get(Family::kChunks, ChunkKey(id), &value);
+  if (s.code() == Code::kNotFound) {
+    MEDVFS_LOG_ERROR("chunk %s is missing from the archive", HexEncode(id).substr(0, 16).c_str());
+    return Status::Corruption("a chunk is missing");
+  }
+  MEDVFS_RETURN_IF_ERROR(s);
+  if (value.size() < 2 || static_cast<uint8_t>(value[0]) != kChunkFormat) {
+    MEDVFS_LOG_ERROR("chunk %s has an unknown format", HexEncode(id).substr(0, 16).c_str());
+    return Status::Corruption("a chunk has an unknown format");
+  }
+  const uint8_t encoding = static_cast<uint8_t>(value[1]);
+  std::string payload;
+  s = Unseal(seal_key_, ChunkAad(id), std::string_view(value).substr(2), &payload);
+  if (!s.ok()) {
+    MEDVFS_LOG_ERROR("chunk %s failed authentication (altered or damaged)",
+                     HexEncode(id).substr(0, 16).c_str());
+    return Status::Corruption("a chunk failed authentication");
+  }
+  if (encoding == kEncodingZstd) {
+    s = Decompress(payload, expected_length, plaintext);
+    if (!s.ok()) {
+      MEDVFS_LOG_ERROR("chunk %s does not decompress", HexEncode(id).substr(0, 16).c_str());
+      return Status::Corruption("a chunk does not decompress");
+    }
+  } else if (encoding == kEncodingRaw) {
+    *plaintext = std::move(payload);
+  } else {
+    return Status::Corruption("a chunk has an unknown encoding");
+  }
+  if (plaintext->size() != expected_length || IdOf(*plaintext) != id) {
+    MEDVFS_LOG_ERROR("chunk %s does not match its id", HexEncode(id).substr(0, 16).c_str());
+    return Status::Corruption("a chunk does not match its id");
+  }
+  return Status::Ok();
+}
+
+Status ChunkStore::Get(const ChunkId& id, uint32_t expected_length,
+                       std::shared_ptr<const std::string>* out) {
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_index_.find(id);
+    if (it != cache_index_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      *out = it->second->second;
+      return Status::Ok();
+    }
+  }
+  auto plaintext = std::make_shared<std::string>();
+  MEDVFS_RETURN_IF_ERROR(ReadAndVerify(id, expected_length, plaintext.get()));
+  *out = plaintext;
+  CacheInsert(id, std::move(plaintext));
+  return Status::Ok();
+}
+
+Status ChunkStore::SumStoredBytes(uint64_t* total) const {
+  *total = 0;
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(
+      kv_->Scan(Family::kMeta, std::string(1, kChunkIndexPrefix),
+                [&](std::string_view key, std::string_view value) {
+                  std::string plain;
+                  if (value.empty() || static_cast<uint8_t>(value[0]) != kChunkFormat) {
+                    failed = Status::Corruption("a chunk index record has an unknown format");
+                    return false;
+                  }
+                  failed = Unseal(seal_key_, key, value.substr(1), &plain);
+                  ChunkIndexRecord record;
+                  if (failed.ok()) failed = Decode(plain, &record);
+                  if (!failed.ok()) return false;
+                  *total += record.stored_length;
+                  return true;
+                }));
+  return failed;
+}
+
+void ChunkStore::CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk) {
+  std::lock_guard lock(cache_mu_);
+  if (cache_index_.contains(id)) return;
+  cache_bytes_ += chunk->size();
+  lru_.emplace_front(id, std::move(chunk));
+  cache_index_[id] = lru_.begin();
+  while (cache_bytes_ > cache_capacity_ && !lru_.empty()) {
+    cache_bytes_ -= lru_.back().second->size();
+    cache_index_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+}  // namespace medvfs::store

@@ -1,0 +1,71 @@
+// ChunkStore: content chunks, stored once each, compressed then sealed.
+// Internal to store/.
+//
+// A chunk's id is HMAC-SHA-256(id key, plaintext): equal chunks get equal ids (deduplication)
+// but the id reveals nothing about the content to someone without the key. A stored chunk is
+//   [format byte][encoding byte: 0 raw, 1 zstd][Seal(chunk key, aad = "chunk" || id, payload)]
+// and a read checks both the seal and that the plaintext hashes to the id again.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "store/crypto.h"
+#include "store/kv_store.h"
+#include "store/records.h"
+
+namespace medvfs::store {
+
+struct ChunkIdHash {
+  size_t operator()(const ChunkId& id) const {
+    size_t h;
+    static_assert(sizeof(h) <= sizeof(ChunkId));
+    __builtin_memcpy(&h, id.data(), sizeof(h));
+    return h;
+  }
+};
+
+class ChunkStore {
+ public:
+  // cache_bytes: plaintext chunks kept for reads. Default 32 MiB.
+  ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes = 32ull << 20);
+
+  ChunkId IdOf(std::string_view plaintext) const;
+  // Stores the chunk unless an equal one is stored already. Not synced: the commit that
+  // references the chunk syncs the log, which makes every earlier write durable.
+  Status Put(std::string_view plaintext, ChunkId* id);
+  // Reads a chunk into *plaintext. kCorruption if it fails authentication, does not
+  // decompress, has the wrong length, or does not hash to its id.
+  Status Get(const ChunkId& id, uint32_t expected_length, std::shared_ptr<const std::string>* out);
+  // Sealed bytes of chunks stored by this process (a statistic).
+  uint64_t bytes_written() const { return bytes_written_; }
+  // Sum of the sealed sizes of every stored chunk, from the chunk index.
+  Status SumStoredBytes(uint64_t* total) const;
+
+ private:
+  Status ReadAndVerify(const ChunkId& id, uint32_t expected_length, std::string* plaintext);
+  void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
+
+  KvStore* kv_;
+  SecretKey id_key_;
+  SecretKey seal_key_;
+  uint64_t cache_capacity_;
+  std::atomic<uint64_t> bytes_written_{0};
+
+  // Lock order: after any ArchiveImpl lock (leaf lock).
+  std::mutex cache_mu_;
+  using LruList = std::list<std::pair<ChunkId, std::shared_ptr<const std::string>>>;
+  LruList lru_;  // GUARDED_BY(cache_mu_), most recent first
+  std::unordered_map<ChunkId, LruList::iterator, ChunkIdHash>
+      cache_index_;           // GUARDED_BY(cache_mu_)
+  uint64_t cache_bytes_ = 0;  // GUARDED_BY(cache_mu_)
+};
+
+}  // namespace medvfs::store

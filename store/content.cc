@@ -1,0 +1,242 @@
+#include "store/content.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace medvfs::store {
+
+void ExtentList::Append(const Extent& extent) {
+  extents_.push_back(extent);
+  starts_.push_back(size_);
+  size_ += extent.length;
+}
+
+void ExtentList::Clear() {
+  extents_.clear();
+  starts_.clear();
+  size_ = 0;
+}
+
+size_t ExtentList::IndexAt(uint64_t offset) const {
+  auto it = std::upper_bound(starts_.begin(), starts_.end(), offset);
+  return static_cast<size_t>(it - starts_.begin()) - 1;
+}
+
+StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_t offset,
+                             std::span<char> out) {
+  if (offset >= list.size()) return size_t{0};
+  const uint64_t end = std::min<uint64_t>(list.size(), offset + out.size());
+  size_t done = 0;
+  size_t index = list.IndexAt(offset);
+  while (offset + done < end) {
+    const Extent& extent = list.extents()[index];
+    std::shared_ptr<const std::string> chunk;
+    MEDVFS_RETURN_IF_ERROR(chunks.Get(extent.id, extent.length, &chunk));
+    const uint64_t in_chunk = offset + done - list.StartOf(index);
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(extent.length - in_chunk, end - offset - done));
+    std::memcpy(out.data() + done, chunk->data() + in_chunk, n);
+    done += n;
+    ++index;
+  }
+  return done;
+}
+
+PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes)
+    : chunks_(chunks),
+      base_(std::move(base)),
+      size_(base_.size()),
+      max_dirty_bytes_(std::max<uint64_t>(max_dirty_bytes, kPageSize)),
+      streaming_(base_.size() == 0),
+      base_visible_(base_.size()) {}
+
+Status PendingContent::StoreChunk(std::string_view chunk, ExtentList* into) {
+  ChunkId id;
+  MEDVFS_RETURN_IF_ERROR(chunks_->Put(chunk, &id));
+  into->Append({id, static_cast<uint32_t>(chunk.size())});
+  return Status::Ok();
+}
+
+void PendingContent::SwitchToOverlay() {
+  if (!streaming_) return;
+  // The bytes the chunker still holds become overlay pages after the stored chunks.
+  std::string tail(chunker_.pending());
+  chunker_.Reset();
+  stream_sha_.Reset();
+  streaming_ = false;
+  base_visible_ = base_.size();
+  uint64_t offset = base_.size();
+  std::string_view rest = tail;
+  while (!rest.empty()) {
+    const uint64_t index = offset / kPageSize;
+    std::string& page = pages_[index];
+    if (page.empty()) page.assign(kPageSize, '\0');
+    const size_t in_page = static_cast<size_t>(offset % kPageSize);
+    const size_t n = std::min<size_t>(rest.size(), kPageSize - in_page);
+    std::memcpy(page.data() + in_page, rest.data(), n);
+    rest.remove_prefix(n);
+    offset += n;
+  }
+}
+
+Status PendingContent::LoadPage(uint64_t index, std::string* page) {
+  page->assign(kPageSize, '\0');
+  const uint64_t start = index * kPageSize;
+  const uint64_t visible = std::min(base_visible_, base_.size());
+  if (start >= visible) return Status::Ok();
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(kPageSize, visible - start));
+  MEDVFS_ASSIGN_OR_RETURN(size_t got,
+                          ReadExtents(*chunks_, base_, start, std::span<char>(page->data(), n)));
+  if (got != n) return Status::Corruption("stored content is shorter than its record");
+  return Status::Ok();
+}
+
+StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
+  if (offset >= size_) return size_t{0};
+  const size_t total = static_cast<size_t>(std::min<uint64_t>(out.size(), size_ - offset));
+  if (streaming_) {
+    size_t done = 0;
+    if (offset < base_.size()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(total, base_.size() - offset));
+      MEDVFS_ASSIGN_OR_RETURN(done, ReadExtents(*chunks_, base_, offset, out.first(n)));
+    }
+    if (done < total) {
+      std::string_view pending = chunker_.pending();
+      const uint64_t from = offset + done - base_.size();
+      std::memcpy(out.data() + done, pending.data() + from, total - done);
+    }
+    return total;
+  }
+  size_t done = 0;
+  const uint64_t visible = std::min(base_visible_, base_.size());
+  while (done < total) {
+    const uint64_t at = offset + done;
+    const uint64_t index = at / kPageSize;
+    const size_t in_page = static_cast<size_t>(at % kPageSize);
+    const size_t n = std::min<size_t>(total - done, kPageSize - in_page);
+    auto page = pages_.find(index);
+    if (page != pages_.end()) {
+      std::memcpy(out.data() + done, page->second.data() + in_page, n);
+    } else if (at < visible) {
+      const size_t from_base = static_cast<size_t>(std::min<uint64_t>(n, visible - at));
+      MEDVFS_ASSIGN_OR_RETURN(size_t got,
+                              ReadExtents(*chunks_, base_, at, out.subspan(done, from_base)));
+      if (got != from_base) return Status::Corruption("stored content is shorter than its record");
+      std::memset(out.data() + done + from_base, 0, n - from_base);
+    } else {
+      std::memset(out.data() + done, 0, n);
+    }
+    done += n;
+  }
+  return total;
+}
+
+Status PendingContent::Write(uint64_t offset, std::string_view data) {
+  if (data.empty()) return Status::Ok();
+  if (streaming_ && offset == size_) {
+    Status failed;
+    chunker_.Update(data, [&](std::string_view chunk) {
+      if (failed.ok()) failed = StoreChunk(chunk, &base_);
+    });
+    MEDVFS_RETURN_IF_ERROR(failed);
+    stream_sha_.Update(data);
+    size_ += data.size();
+    return Status::Ok();
+  }
+  SwitchToOverlay();
+  uint64_t at = offset;
+  std::string_view rest = data;
+  while (!rest.empty()) {
+    const uint64_t index = at / kPageSize;
+    auto [page, inserted] = pages_.try_emplace(index);
+    if (inserted) MEDVFS_RETURN_IF_ERROR(LoadPage(index, &page->second));
+    const size_t in_page = static_cast<size_t>(at % kPageSize);
+    const size_t n = std::min<size_t>(rest.size(), kPageSize - in_page);
+    std::memcpy(page->second.data() + in_page, rest.data(), n);
+    rest.remove_prefix(n);
+    at += n;
+  }
+  size_ = std::max(size_, offset + data.size());
+  if (pages_.size() * kPageSize > max_dirty_bytes_) {
+    ExtentList content;
+    Sha256Digest ignored;
+    MEDVFS_RETURN_IF_ERROR(Checkpoint(&content, &ignored));
+  }
+  return Status::Ok();
+}
+
+Status PendingContent::Truncate(uint64_t new_size) {
+  if (new_size == size_) return Status::Ok();
+  if (new_size == 0) {
+    base_.Clear();
+    pages_.clear();
+    chunker_.Reset();
+    stream_sha_.Reset();
+    streaming_ = true;
+    size_ = 0;
+    base_visible_ = 0;
+    return Status::Ok();
+  }
+  SwitchToOverlay();
+  if (new_size < size_) {
+    base_visible_ = std::min(base_visible_, new_size);
+    const uint64_t first_gone = (new_size + kPageSize - 1) / kPageSize;
+    pages_.erase(pages_.lower_bound(first_gone), pages_.end());
+    auto partial = pages_.find(new_size / kPageSize);
+    if (partial != pages_.end()) {
+      const size_t keep = static_cast<size_t>(new_size % kPageSize);
+      std::memset(partial->second.data() + keep, 0, kPageSize - keep);
+    }
+  }
+  size_ = new_size;
+  return Status::Ok();
+}
+
+// Rechunks the whole merged content (base + overlay) into a new base. Unchanged regions give
+// the same chunk ids, so they cost a hash each but are not stored again.
+Status PendingContent::Checkpoint(ExtentList* content, Sha256Digest* sha256) {
+  ExtentList rebuilt;
+  Chunker chunker;
+  Sha256 sha;
+  Status failed;
+  std::string buffer(1 << 20, '\0');
+  for (uint64_t offset = 0; offset < size_;) {
+    MEDVFS_ASSIGN_OR_RETURN(size_t n, Read(offset, std::span<char>(buffer.data(), buffer.size())));
+    if (n == 0) return Status::IoError("content ended early while rechunking");
+    std::string_view piece(buffer.data(), n);
+    chunker.Update(piece, [&](std::string_view chunk) {
+      if (failed.ok()) failed = StoreChunk(chunk, &rebuilt);
+    });
+    MEDVFS_RETURN_IF_ERROR(failed);
+    sha.Update(piece);
+    offset += n;
+  }
+  chunker.Finish([&](std::string_view chunk) {
+    if (failed.ok()) failed = StoreChunk(chunk, &rebuilt);
+  });
+  MEDVFS_RETURN_IF_ERROR(failed);
+  base_ = std::move(rebuilt);
+  base_visible_ = base_.size();
+  pages_.clear();
+  *content = base_;
+  *sha256 = sha.Finish();
+  return Status::Ok();
+}
+
+Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256) {
+  if (!streaming_) return Checkpoint(content, sha256);
+  Status failed;
+  chunker_.Finish([&](std::string_view chunk) {
+    if (failed.ok()) failed = StoreChunk(chunk, &base_);
+  });
+  MEDVFS_RETURN_IF_ERROR(failed);
+  *sha256 = stream_sha_.Finish();
+  stream_sha_.Reset();
+  *content = base_;
+  // Later writes continue on top of what was just stored (an empty file can keep streaming).
+  streaming_ = size_ == 0;
+  base_visible_ = base_.size();
+  return Status::Ok();
+}
+
+}  // namespace medvfs::store

@@ -1,0 +1,102 @@
+// Crypto primitives over OpenSSL, with no OpenSSL type in sight. Every sealed value is
+//   nonce (12 bytes, random) || ciphertext || tag (16 bytes)
+// and the additional data binds it to what it is (record kind and id), so that ciphertexts
+// cannot be swapped between keys without failing authentication.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "store/status.h"
+
+namespace medvfs::store {
+
+inline constexpr size_t kKeySize = 32;
+inline constexpr size_t kNonceSize = 12;
+inline constexpr size_t kTagSize = 16;
+inline constexpr size_t kSealOverhead = kNonceSize + kTagSize;
+
+// A 256-bit secret key. Locked in memory where possible and wiped on destruction.
+class SecretKey {
+ public:
+  SecretKey();
+  SecretKey(const SecretKey& other);
+  SecretKey& operator=(const SecretKey& other);
+  ~SecretKey();
+  // A fresh random key from the OS's CSPRNG.
+  static SecretKey Random();
+  // REQUIRES: bytes.size() == kKeySize
+  static SecretKey FromBytes(std::span<const uint8_t> bytes);
+  const uint8_t* data() const { return bytes_->data(); }
+  std::span<const uint8_t> bytes() const { return *bytes_; }
+  uint8_t* mutable_data() { return bytes_->data(); }
+
+ private:
+  // Heap-allocated so that the key never moves and can be mlock()ed.
+  std::array<uint8_t, kKeySize>* bytes_;
+};
+
+// Seals plaintext with AES-256-GCM under a random nonce; appends nonce||ct||tag to *out.
+Status Seal(const SecretKey& key, std::string_view aad, std::string_view plaintext,
+            std::string* out);
+// Opens a sealed value; kCorruption if authentication fails or the input is too short.
+// Replaces *plaintext.
+Status Unseal(const SecretKey& key, std::string_view aad, std::string_view sealed,
+              std::string* plaintext);
+
+// Raw AES-256-GCM with an explicit nonce (for known-answer tests). iv may be any length > 0.
+Status AesGcmEncrypt(std::span<const uint8_t> key, std::span<const uint8_t> iv,
+                     std::string_view aad, std::string_view plaintext, std::string* ciphertext,
+                     std::array<uint8_t, kTagSize>* tag);
+Status AesGcmDecrypt(std::span<const uint8_t> key, std::span<const uint8_t> iv,
+                     std::string_view aad, std::string_view ciphertext,
+                     const std::array<uint8_t, kTagSize>& tag, std::string* plaintext);
+
+// Streaming SHA-256.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  // Movable, so that it can live in movable objects. A moved-from Sha256 may be destroyed,
+  // assigned to, or Reset() before further use.
+  Sha256(Sha256&& other) noexcept;
+  Sha256& operator=(Sha256&& other) noexcept;
+  void Update(std::string_view data);
+  std::array<uint8_t, 32> Finish();  // the object may not be updated afterwards
+  void Reset();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+std::array<uint8_t, 32> Sha256Of(std::string_view data);
+
+// HMAC-SHA-256.
+std::array<uint8_t, 32> HmacSha256(const SecretKey& key, std::string_view data);
+
+// HKDF-SHA-256: a subkey of `master` for one purpose, named by `label`.
+SecretKey DeriveSubkey(const SecretKey& master, std::string_view label);
+// HKDF-SHA-256 over arbitrary input key material (a key file's bytes).
+SecretKey DeriveKeyFromBytes(std::string_view ikm, std::string_view salt, std::string_view info);
+
+// scrypt (RFC 7914) through OpenSSL.
+Status DeriveKeyScrypt(std::string_view passphrase, std::string_view salt, uint64_t n, uint32_t r,
+                       uint32_t p, SecretKey* out);
+
+// Fills buf with bytes from the OS's CSPRNG.
+void RandomBytes(std::span<uint8_t> buf);
+
+// Wipes memory in a way the compiler cannot drop.
+void Wipe(void* data, size_t size);
+
+// Lowercase hex.
+std::string HexEncode(std::span<const uint8_t> bytes);
+// kInvalid on odd length or non-hex characters.
+StatusOr<std::string> HexDecode(std::string_view hex);
+
+}  // namespace medvfs::store

@@ -1,0 +1,237 @@
+#include "store/kv_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <vector>
+
+namespace medvfs::store {
+namespace {
+
+constexpr const char* kChunksFamilyName = "chunks";
+
+Status FromRocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return Status::Ok();
+  std::string message = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status(Code::kNotFound, message);
+  if (s.IsCorruption()) return Status::Corruption(message);
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
+    return Status(Code::kNoSpace, message);
+  }
+  if (s.IsIOError()) {
+    // RocksDB reports a held LOCK file as an IO error mentioning the lock.
+    if (s.ToString().find("lock") != std::string::npos) {
+      return Status(Code::kBusy, "the archive is open in another process (mounted?)");
+    }
+    if (s.ToString().find("No space") != std::string::npos) {
+      return Status(Code::kNoSpace, message);
+    }
+  }
+  return Status::IoError(message);
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+}  // namespace
+
+// A batch records its operations and is translated at Write, so that it needs no column
+// family handle (and no RocksDB type shows in the header).
+struct KvBatch::Rep {
+  struct Op {
+    Family family;
+    bool is_delete;
+    std::string key;
+    std::string value;
+  };
+  std::vector<Op> ops;
+  size_t bytes = 0;
+};
+
+KvBatch::KvBatch() : rep_(std::make_unique<Rep>()) {}
+KvBatch::~KvBatch() = default;
+size_t KvBatch::count() const { return rep_->ops.size(); }
+size_t KvBatch::byte_size() const { return rep_->bytes; }
+
+void KvBatch::Put(Family family, std::string_view key, std::string_view value) {
+  rep_->ops.push_back({family, false, std::string(key), std::string(value)});
+  rep_->bytes += key.size() + value.size();
+}
+
+void KvBatch::Delete(Family family, std::string_view key) {
+  rep_->ops.push_back({family, true, std::string(key), {}});
+  rep_->bytes += key.size();
+}
+
+struct KvStore::Rep {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
+  rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
+  ~Rep() {
+    if (db == nullptr) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    delete db;
+  }
+};
+
+namespace {
+
+rocksdb::ColumnFamilyOptions MetaFamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions options;
+  // Values are sealed (random-looking): compressing them only costs CPU.
+  options.compression = rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.write_buffer_size = 32 << 20;
+  return options;
+}
+
+rocksdb::ColumnFamilyOptions ChunkFamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions options = MetaFamilyOptions(cache);
+  // Chunks are already compressed and sealed; keep them out of the LSM tree (integrated
+  // BlobDB) so compactions move only small blob references.
+  options.enable_blob_files = true;
+  options.min_blob_size = 1024;
+  options.blob_compression_type = rocksdb::kNoCompression;
+  options.enable_blob_garbage_collection = true;
+  options.blob_file_size = 256 << 20;
+  options.write_buffer_size = 32 << 20;
+  return options;
+}
+
+}  // namespace
+
+KvStore::KvStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+KvStore::~KvStore() = default;
+
+StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& dir,
+                                                 const KvOpenOptions& options) {
+  auto cache = rocksdb::NewLRUCache(32 << 20);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create;
+  db_options.error_if_exists = options.create;
+  db_options.create_missing_column_families = options.create;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 3;
+  db_options.max_total_wal_size = 256 << 20;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, MetaFamilyOptions(cache)},
+      {kChunksFamilyName, ChunkFamilyOptions(cache)},
+  };
+  auto rep = std::make_unique<Rep>();
+  rocksdb::Status s;
+  if (options.read_only) {
+    s = rocksdb::DB::OpenForReadOnly(db_options, dir.string(), families, &rep->handles, &rep->db);
+  } else {
+    s = rocksdb::DB::Open(db_options, dir.string(), families, &rep->handles, &rep->db);
+  }
+  if (!s.ok()) return FromRocks(s, "opening the database");
+  return std::unique_ptr<KvStore>(new KvStore(std::move(rep)));
+}
+
+Status KvStore::Get(Family family, std::string_view key, std::string* value) const {
+  rocksdb::PinnableSlice pinned;
+  auto s = rep_->db->Get(rocksdb::ReadOptions(), rep_->Handle(family), ToSlice(key), &pinned);
+  if (s.IsNotFound()) return Status::NotFound("no such record");
+  if (!s.ok()) return FromRocks(s, "reading a record");
+  value->assign(pinned.data(), pinned.size());
+  return Status::Ok();
+}
+
+StatusOr<bool> KvStore::Contains(Family family, std::string_view key) const {
+  rocksdb::PinnableSlice pinned;
+  auto s = rep_->db->Get(rocksdb::ReadOptions(), rep_->Handle(family), ToSlice(key), &pinned);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return FromRocks(s, "looking up a record");
+  return true;
+}
+
+Status KvStore::Write(KvBatch& batch, bool sync) {
+  rocksdb::WriteBatch wb;
+  for (const auto& op : batch.rep_->ops) {
+    auto s = op.is_delete ? wb.Delete(rep_->Handle(op.family), op.key)
+                          : wb.Put(rep_->Handle(op.family), op.key, op.value);
+    if (!s.ok()) return FromRocks(s, "preparing a write");
+  }
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  return FromRocks(rep_->db->Write(write_options, &wb), "writing to the database");
+}
+
+Status KvStore::Put(Family family, std::string_view key, std::string_view value, bool sync) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  return FromRocks(rep_->db->Put(write_options, rep_->Handle(family), ToSlice(key), ToSlice(value)),
+                   "writing to the database");
+}
+
+Status KvStore::Scan(
+    Family family, std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->Handle(family)));
+  for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+    std::string_view key = ToView(it->key());
+    if (!key.starts_with(prefix)) break;
+    if (!visit(key, ToView(it->value()))) break;
+  }
+  return FromRocks(it->status(), "scanning records");
+}
+
+Status KvStore::ScanReverse(
+    Family family, std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->Handle(family)));
+  // The first key after every key with this prefix: the prefix with its last non-0xff byte
+  // incremented.
+  std::string upper(prefix);
+  while (!upper.empty() && static_cast<uint8_t>(upper.back()) == 0xff) upper.pop_back();
+  if (upper.empty()) {
+    it->SeekToLast();
+  } else {
+    upper.back() = static_cast<char>(static_cast<uint8_t>(upper.back()) + 1);
+    it->SeekForPrev(ToSlice(upper));
+    if (it->Valid() && ToView(it->key()) == upper) it->Prev();
+  }
+  for (; it->Valid(); it->Prev()) {
+    std::string_view key = ToView(it->key());
+    if (!key.starts_with(prefix)) break;
+    if (!visit(key, ToView(it->value()))) break;
+  }
+  return FromRocks(it->status(), "scanning records");
+}
+
+Status KvStore::SeekLast(Family family, std::string_view prefix, std::string_view key,
+                         std::string* found_key, std::string* value) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->Handle(family)));
+  it->SeekForPrev(ToSlice(key));
+  if (!it->status().ok()) return FromRocks(it->status(), "seeking a record");
+  if (!it->Valid() || !ToView(it->key()).starts_with(prefix)) {
+    return Status::NotFound("no such record");
+  }
+  found_key->assign(it->key().data(), it->key().size());
+  value->assign(it->value().data(), it->value().size());
+  return Status::Ok();
+}
+
+Status KvStore::SyncWal() { return FromRocks(rep_->db->SyncWAL(), "syncing the log"); }
+
+uint64_t KvStore::ApproximateSize(Family family) const {
+  uint64_t live = 0;
+  uint64_t blobs = 0;
+  rep_->db->GetIntProperty(rep_->Handle(family), rocksdb::DB::Properties::kLiveSstFilesSize, &live);
+  rep_->db->GetIntProperty(rep_->Handle(family), rocksdb::DB::Properties::kTotalBlobFileSize,
+                           &blobs);
+  return live + blobs;
+}
+
+}  // namespace medvfs::store

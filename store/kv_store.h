@@ -1,0 +1,79 @@
+// KvStore: the only door to RocksDB. Two column families:
+//   meta   — small sealed records (inodes, directory entries, histories, versions, extents)
+//   chunks — sealed, compressed content chunks, kept in RocksDB blob files
+// Values arrive here already encrypted; RocksDB never sees plaintext or keys.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "store/status.h"
+
+namespace medvfs::store {
+
+enum class Family : uint8_t { kMeta = 0, kChunks = 1 };
+
+// A set of changes applied atomically by KvStore::Write.
+class KvBatch {
+ public:
+  KvBatch();
+  ~KvBatch();
+  KvBatch(const KvBatch&) = delete;
+  KvBatch& operator=(const KvBatch&) = delete;
+  void Put(Family family, std::string_view key, std::string_view value);
+  void Delete(Family family, std::string_view key);
+  size_t count() const;
+  size_t byte_size() const;
+
+ private:
+  friend class KvStore;
+  struct Rep;
+  std::unique_ptr<Rep> rep_;
+};
+
+struct KvOpenOptions {
+  bool create = false;     // create the database (fails if it exists)
+  bool read_only = false;  // open without writing anything
+};
+
+class KvStore {
+ public:
+  // kBusy if another process holds the database open for writing.
+  static StatusOr<std::unique_ptr<KvStore>> Open(const std::filesystem::path& dir,
+                                                 const KvOpenOptions& options);
+  ~KvStore();
+
+  // kNotFound when absent.
+  Status Get(Family family, std::string_view key, std::string* value) const;
+  // True if the key exists.
+  StatusOr<bool> Contains(Family family, std::string_view key) const;
+  // sync: the write-ahead log is fsync'ed before returning (a durable commit).
+  Status Write(KvBatch& batch, bool sync);
+  Status Put(Family family, std::string_view key, std::string_view value, bool sync);
+  // Calls visit(key, value) for every key starting with prefix, in key order, until it
+  // returns false.
+  Status Scan(Family family, std::string_view prefix,
+              const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
+  // Like Scan, backwards (largest key first).
+  Status ScanReverse(
+      Family family, std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
+  // The last key <= `key` that starts with `prefix`; kNotFound if none.
+  Status SeekLast(Family family, std::string_view prefix, std::string_view key,
+                  std::string* found_key, std::string* value) const;
+  // Makes every write so far durable.
+  Status SyncWal();
+  // Approximate live bytes of a family on disk.
+  uint64_t ApproximateSize(Family family) const;
+
+ private:
+  struct Rep;
+  explicit KvStore(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace medvfs::store

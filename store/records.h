@@ -1,0 +1,137 @@
+// The records of an archive and their binary encoding (see man/medvfs-format.5).
+// Internal to store/. Each record is encoded, then sealed by ArchiveImpl before RocksDB sees
+// it; keys hold only numbers and keyed hashes of names.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store/archive.h"
+#include "store/status.h"
+
+namespace medvfs::store {
+
+using ChunkId = std::array<uint8_t, 32>;
+
+// Key prefixes of the meta family.
+inline constexpr char kSuperKey[] = "S";        // S -> SuperRecord
+inline constexpr char kInodePrefix = 'I';       // I ino -> InodeRecord
+inline constexpr char kDirentPrefix = 'D';      // D parent namehash -> DirentRecord
+inline constexpr char kNameEventPrefix = 'H';   // H parent namehash seq -> NameEventRecord
+inline constexpr char kHistoryPrefix = 'Y';     // Y history -> HistoryRecord
+inline constexpr char kVersionPrefix = 'V';     // V history number -> VersionRecord
+inline constexpr char kExtentPrefix = 'X';      // X history number group -> ExtentGroup
+inline constexpr char kChunkIndexPrefix = 'K';  // K chunkid -> ChunkIndexRecord
+inline constexpr char kMetaEventPrefix = 'M';   // M history seq -> MetadataEvent
+
+inline constexpr size_t kNameHashSize = 16;
+inline constexpr size_t kExtentsPerGroup = 1024;
+
+struct SuperRecord {
+  uint32_t schema = 1;
+  uint64_t next_inode = 2;
+  uint64_t next_history = 1;
+  uint64_t next_seq = 1;
+};
+
+struct InodeRecord {
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t rdev = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  HistoryId history = 0;
+  uint64_t version = 0;
+  std::string symlink_target;
+  std::vector<std::pair<std::string, std::string>> xattrs;  // sorted by name
+  InodeId parent = 0;  // directories: the parent directory (for rename loop checks)
+};
+
+struct DirentRecord {
+  std::string name;
+  InodeId ino = 0;
+  uint32_t mode = 0;
+};
+
+// A name of a directory was bound to a node, or (removed) unbound from it.
+struct NameEventRecord {
+  std::string name;
+  int64_t time_ns = 0;
+  InodeId ino = 0;
+  HistoryId history = 0;
+  uint32_t mode = 0;
+  std::string symlink_target;
+  bool removed = false;
+};
+
+struct HistoryRecord {
+  uint64_t last_version = 0;
+  InodeId live_ino = 0;     // the inode carrying this history now, 0 when deleted
+  InodeId last_parent = 0;  // where the file was last linked (for restore after delete)
+  std::string last_name;
+};
+
+struct Extent {
+  ChunkId id{};
+  uint32_t length = 0;
+};
+
+struct VersionRecord {
+  VersionInfo info;
+  uint64_t extent_count = 0;
+  std::vector<uint64_t> group_offsets;  // content offset at which each extent group starts
+};
+
+struct ChunkIndexRecord {
+  uint32_t plain_length = 0;
+  uint32_t stored_length = 0;
+};
+
+// --- keys ---
+std::string InodeKey(InodeId ino);
+std::string DirentPrefix(InodeId parent);
+std::string DirentKey(InodeId parent, std::string_view name_hash);
+std::string NameEventPrefix(InodeId parent);
+std::string NameEventPrefix(InodeId parent, std::string_view name_hash);
+std::string NameEventKey(InodeId parent, std::string_view name_hash, uint64_t seq);
+std::string HistoryKey(HistoryId history);
+std::string VersionPrefix(HistoryId history);
+std::string VersionKey(HistoryId history, uint64_t number);
+std::string ExtentPrefix(HistoryId history, uint64_t number);
+std::string ExtentKey(HistoryId history, uint64_t number, uint32_t group);
+std::string ChunkIndexKey(const ChunkId& id);
+std::string MetaEventPrefix(HistoryId history);
+std::string ExtentHistoryPrefix(HistoryId history);
+std::string MetaEventKey(HistoryId history, uint64_t seq);
+// Big-endian fixed 64-bit integer at `pos` of a key.
+uint64_t KeyU64(std::string_view key, size_t pos);
+
+// --- values ---
+std::string Encode(const SuperRecord& r);
+std::string Encode(const InodeRecord& r);
+std::string Encode(const DirentRecord& r);
+std::string Encode(const NameEventRecord& r);
+std::string Encode(const HistoryRecord& r);
+std::string Encode(const VersionRecord& r);
+std::string Encode(const std::vector<Extent>& group);
+std::string Encode(const ChunkIndexRecord& r);
+std::string Encode(const MetadataEvent& r);
+Status Decode(std::string_view in, SuperRecord* r);
+Status Decode(std::string_view in, InodeRecord* r);
+Status Decode(std::string_view in, DirentRecord* r);
+Status Decode(std::string_view in, NameEventRecord* r);
+Status Decode(std::string_view in, HistoryRecord* r);
+Status Decode(std::string_view in, VersionRecord* r);
+Status Decode(std::string_view in, std::vector<Extent>* group);
+Status Decode(std::string_view in, ChunkIndexRecord* r);
+Status Decode(std::string_view in, MetadataEvent* r);
+
+}  // namespace medvfs::store

@@ -1,0 +1,81 @@
+// Shared helpers for store/ tests: status assertions that print the Status, and a temporary
+// directory that cleans up after itself.
+#pragma once
+
+#include <stdlib.h>  // mkdtemp
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include "store/status.h"
+
+namespace medvfs::store::test_util {
+
+inline const Status& GetStatus(const Status& status) { return status; }
+template <typename T>
+const Status& GetStatus(const StatusOr<T>& status_or) {
+  return status_or.status();
+}
+
+// gtest predicate: success when ok, otherwise a failure that shows the Status.
+template <typename T>
+::testing::AssertionResult IsOk(const char* expr_text, const T& value) {
+  const Status& status = GetStatus(value);
+  if (status.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr_text << " returned " << status.ToString();
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class ScopedTempDir {
+ public:
+  ScopedTempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/medvfs-test-XXXXXX";
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  ~ScopedTempDir() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  // Empty if the directory could not be created.
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A fixture with a temporary directory: `dir()` inside each test.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_FALSE(temp_.path().empty()) << "mkdtemp failed"; }
+  const std::filesystem::path& dir() const { return temp_.path(); }
+
+ private:
+  ScopedTempDir temp_;
+};
+
+}  // namespace medvfs::store::test_util
+
+// ASSERT_OK(expr) / EXPECT_OK(expr): expr is a Status or a StatusOr<T>; on failure the
+// message shows expr and its Status::ToString().
+#define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(::medvfs::store::test_util::IsOk, expr)
+#define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(::medvfs::store::test_util::IsOk, expr)
+
+// `ASSERT_OK_AND_ASSIGN(auto x, Call());` declares x from a StatusOr or fails the test.
+#define MEDVFS_TEST_CONCAT_INNER(a, b) a##b
+#define MEDVFS_TEST_CONCAT(a, b) MEDVFS_TEST_CONCAT_INNER(a, b)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ASSERT_OK_AND_ASSIGN_IMPL(MEDVFS_TEST_CONCAT(_status_or_test_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                              \
+  ASSERT_OK(tmp);                                 \
+  lhs = std::move(tmp).value()

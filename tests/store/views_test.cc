@@ -1,0 +1,220 @@
+#include "store/views.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace medvfs::store {
+namespace {
+
+#define VIEWS_ASSERT_OK(expr)                                        \
+  do {                                                               \
+    const auto& _s = (expr);                                         \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.status().ToString(); \
+  } while (0)
+
+constexpr int64_t kSecond = 1'000'000'000;
+// 2026-11-21T10:22:03Z
+constexpr int64_t kSample = int64_t{1795256523} * kSecond;
+
+TEST(FormatTimeTest, FormatsUtcWithNanoseconds) {
+  EXPECT_EQ(FormatTimeNs(0), "1970-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(FormatTimeNs(kSample + 123456789), "2026-11-21T10:22:03.123456789Z");
+  EXPECT_EQ(FormatTimeNs(-1), "1969-12-31T23:59:59.999999999Z");
+  EXPECT_EQ(FormatTimeNs(int64_t{951782400} * kSecond), "2000-02-29T00:00:00.000000000Z");
+}
+
+TEST(FormatTimeTest, FileNameFormHasNoColons) {
+  EXPECT_EQ(FormatTimeForFileName(kSample + 999999999), "2026-11-21T10-22-03Z");
+  EXPECT_EQ(FormatTimeForFileName(0), "1970-01-01T00-00-00Z");
+}
+
+TEST(ParseTimeTest, AcceptsTheDocumentedForms) {
+  struct Case {
+    const char* text;
+    int64_t want;
+  };
+  const std::vector<Case> cases = {
+      {"2026-11-21T10:22:03Z", kSample},
+      {"2026-11-21T10:22:03.5Z", kSample + kSecond / 2},
+      {"2026-11-21T10:22:03.123456789Z", kSample + 123456789},
+      {"2026-11-21T10:22:03.1234567891Z", kSample + 123456789},
+      {"2026-11-21T11:22:03+01:00", kSample},
+      {"2026-11-21T11:22:03+0100", kSample},
+      {"2026-11-21T05:22:03-05:00", kSample},
+      {"2026-11-21T10:22:03", kSample},
+      {"2026-11-21 10:22:03Z", kSample},
+      {"2026-11-21T10:22Z", kSample - 3 * kSecond},
+      {"2026-11-21", kSample - (10 * 3600 + 22 * 60 + 3) * kSecond},
+      {"2026-11-21T10-22-03Z", kSample},
+      {"1969-12-31T23:59:59Z", -kSecond},
+  };
+  for (const Case& c : cases) {
+    auto got = ParseTimeNs(c.text);
+    ASSERT_TRUE(got.ok()) << c.text << ": " << got.status().ToString();
+    EXPECT_EQ(*got, c.want) << c.text;
+  }
+}
+
+TEST(ParseTimeTest, RejectsMalformedTimes) {
+  for (const char* text :
+       {"", "2026", "2026-11", "2026-13-01", "2026-02-30", "2026-11-21T", "2026-11-21T25:00:00Z",
+        "2026-11-21T10:61:00Z", "2026-11-21T10:22:03X", "2026-11-21T10:22:03.Z",
+        "2026-11-21T10-22-03-05:00", "2026-11-21T10:22:03Z trailing", "+2026-11-21", "now",
+        "2026-11-21T10:22:03+25:00"}) {
+    EXPECT_FALSE(ParseTimeNs(text).ok()) << text;
+  }
+}
+
+TEST(ParseTimeTest, RoundTripsFormatTimeNs) {
+  for (int64_t t : {int64_t{0}, kSample + 1, kSample + 999999999, int64_t{-5} * kSecond + 7,
+                    int64_t{4102444800} * kSecond}) {
+    auto parsed = ParseTimeNs(FormatTimeNs(t));
+    VIEWS_ASSERT_OK(parsed);
+    EXPECT_EQ(*parsed, t);
+    auto file_form = ParseTimeNs(FormatTimeForFileName(t));
+    VIEWS_ASSERT_OK(file_form);
+    EXPECT_LE(*file_form, t);
+    EXPECT_GT(*file_form + kSecond, t);
+  }
+}
+
+TEST(ParseTimeTest, RejectsTimesBeyondTheNanosecondRange) {
+  EXPECT_FALSE(ParseTimeNs("9999-01-01T00:00:00Z").ok());
+  EXPECT_FALSE(ParseTimeNs("1000-01-01T00:00:00Z").ok());
+}
+
+TEST(NameExtensionTest, LastDotSuffix) {
+  EXPECT_EQ(NameExtension("scan.dcm"), ".dcm");
+  EXPECT_EQ(NameExtension("a.tar.gz"), ".gz");
+  EXPECT_EQ(NameExtension("README"), "");
+  EXPECT_EQ(NameExtension(".bashrc"), "");
+  EXPECT_EQ(NameExtension("trailing."), "");
+  EXPECT_EQ(NameExtension(""), "");
+}
+
+TEST(VersionFileNameTest, NumberTimeAndExtension) {
+  VersionInfo v;
+  v.number = 3;
+  v.time_ns = kSample + 42;
+  EXPECT_EQ(VersionFileName(v, "scan.dcm"), "v3_2026-11-21T10-22-03Z.dcm");
+  EXPECT_EQ(VersionFileName(v, "README"), "v3_2026-11-21T10-22-03Z");
+  EXPECT_EQ(ParseVersionFileName(VersionFileName(v, "scan.dcm")), 3u);
+}
+
+TEST(ParseVersionFileNameTest, AcceptsShortAndLongForms) {
+  EXPECT_EQ(ParseVersionFileName("v1"), 1u);
+  EXPECT_EQ(ParseVersionFileName("v42"), 42u);
+  EXPECT_EQ(ParseVersionFileName("v3_anything.dcm"), 3u);
+  EXPECT_EQ(ParseVersionFileName("v3_"), 3u);
+  EXPECT_EQ(ParseVersionFileName("v18446744073709551615"), UINT64_MAX);
+}
+
+TEST(ParseVersionFileNameTest, RejectsEverythingElse) {
+  for (const char* entry : {"", "v", "v0", "v0_x", "v03", "v-1", "v+1", "v1x", "v1.dcm", "V1", "x1",
+                            "v_1", "v18446744073709551616", "v99999999999999999999_x", " v1"}) {
+    EXPECT_EQ(ParseVersionFileName(entry), std::nullopt) << entry;
+  }
+}
+
+TEST(ParseTimeDirNameTest, NeedsAtAndAValidTime) {
+  EXPECT_EQ(ParseTimeDirName("@2026-11-21T10:22:03Z"), kSample);
+  EXPECT_EQ(ParseTimeDirName("@2026-11-21T10-22-03Z"), kSample);
+  EXPECT_EQ(ParseTimeDirName("2026-11-21T10:22:03Z"), std::nullopt);
+  EXPECT_EQ(ParseTimeDirName("@version"), std::nullopt);
+  EXPECT_EQ(ParseTimeDirName("@"), std::nullopt);
+  EXPECT_EQ(ParseTimeDirName(""), std::nullopt);
+}
+
+std::vector<VersionInfo> SampleVersions() {
+  VersionInfo a;
+  a.number = 1;
+  a.time_ns = kSample + 5;
+  a.size = 1234;
+  for (size_t i = 0; i < a.sha256.size(); ++i) a.sha256[i] = static_cast<uint8_t>(i * 7);
+  a.writer_uid = 1000;
+  a.writer_gid = 100;
+  a.writer_pid = 4242;
+  a.program = "dcmodify";
+  a.op = Operation::kWrite;
+  VersionInfo b = a;
+  b.number = 2;
+  b.time_ns = kSample + 10 * kSecond;
+  b.size = 0;
+  b.sha256 = {};
+  b.program = "weird\tname\\x";
+  b.op = Operation::kDeleteMarker;
+  b.note = "line one\nline two";
+  VersionInfo c = a;
+  c.number = 3;
+  c.op = Operation::kRestore;
+  c.program = "";
+  return {a, b, c};
+}
+
+TEST(VersionsTsvTest, FormatsHeaderAndEscapedFields) {
+  const std::string tsv = FormatVersionsTsv(SampleVersions());
+  const std::string header =
+      "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\n";
+  ASSERT_EQ(tsv.substr(0, header.size()), header);
+  const std::string first_line =
+      tsv.substr(header.size(), tsv.find('\n', header.size()) - header.size());
+  const std::string want_prefix = "1\t2026-11-21T10:22:03.000000005Z\t1234\t";
+  EXPECT_EQ(first_line.substr(0, want_prefix.size()), want_prefix);
+  EXPECT_NE(tsv.find("weird\\tname\\\\x"), std::string::npos);
+  EXPECT_NE(tsv.find("line one\\nline two"), std::string::npos);
+  EXPECT_NE(tsv.find(std::string(OperationName(Operation::kDeleteMarker))), std::string::npos);
+  // Header plus one line per version.
+  EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 4);
+}
+
+TEST(VersionsTsvTest, RoundTrips) {
+  const auto versions = SampleVersions();
+  auto parsed = ParseVersionsTsv(FormatVersionsTsv(versions));
+  VIEWS_ASSERT_OK(parsed);
+  ASSERT_EQ(parsed->size(), versions.size());
+  for (size_t i = 0; i < versions.size(); ++i) {
+    const VersionInfo& want = versions[i];
+    const VersionInfo& got = (*parsed)[i];
+    EXPECT_EQ(got.number, want.number);
+    EXPECT_EQ(got.time_ns, want.time_ns);
+    EXPECT_EQ(got.size, want.size);
+    EXPECT_EQ(got.sha256, want.sha256);
+    EXPECT_EQ(got.writer_uid, want.writer_uid);
+    EXPECT_EQ(got.writer_gid, want.writer_gid);
+    EXPECT_EQ(got.writer_pid, want.writer_pid);
+    EXPECT_EQ(got.program, want.program);
+    EXPECT_EQ(got.op, want.op);
+    EXPECT_EQ(got.note, want.note);
+  }
+}
+
+TEST(VersionsTsvTest, EmptyHistoryIsJustTheHeader) {
+  auto parsed = ParseVersionsTsv(FormatVersionsTsv({}));
+  VIEWS_ASSERT_OK(parsed);
+  EXPECT_TRUE(parsed->empty());
+}
+
+TEST(VersionsTsvTest, RejectsMalformedInput) {
+  const std::string good = FormatVersionsTsv(SampleVersions());
+  const std::string header = good.substr(0, good.find('\n') + 1);
+  EXPECT_FALSE(ParseVersionsTsv("").ok());
+  EXPECT_FALSE(ParseVersionsTsv("bogus header\n").ok());
+  EXPECT_FALSE(ParseVersionsTsv(header + "1\t2\t3\n").ok());
+  std::string bad_op = good;
+  bad_op.replace(bad_op.find(std::string(OperationName(Operation::kRestore))),
+                 OperationName(Operation::kRestore).size(), "explode");
+  EXPECT_FALSE(ParseVersionsTsv(bad_op).ok());
+  std::string bad_escape = good;
+  bad_escape.replace(bad_escape.find("\\n"), 2, "\\q");
+  EXPECT_FALSE(ParseVersionsTsv(bad_escape).ok());
+  std::string bad_number = good;
+  bad_number[header.size()] = 'x';
+  EXPECT_FALSE(ParseVersionsTsv(bad_number).ok());
+}
+
+}  // namespace
+}  // namespace medvfs::store
