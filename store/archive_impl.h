@@ -123,6 +123,10 @@ class ArchiveImpl final : public Archive {
   Status DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, const Caller& caller,
                   int64_t now);
   Status WriteBatchLocked(KvBatch& batch);
+  // The file that carried `history` was renamed away and its old name is being reused: the
+  // name keeps the history, and the moved file gets a new one starting from its content.
+  Status TakeOverMovedHistory(KvBatch& batch, HistoryId history_id, const HistoryRecord& history,
+                              int64_t now);
   void TouchDir(KvBatch& batch, InodeId dir, InodeRecord& record, int64_t now, int nlink_delta);
   Status LoadVersion(HistoryId history, uint64_t number, VersionRecord* record);
   Status LoadExtents(HistoryId history, const VersionRecord& record, ExtentList* list);

@@ -204,14 +204,19 @@ StatusOr<Attr> ArchiveImpl::MakeNode(InodeId parent, std::string_view name, uint
   node.atime_ns = node.mtime_ns = node.ctime_ns = now;
   KvBatch batch;
   if (IsRegular(mode)) {
-    // A name whose last file was deleted continues that file's history.
+    // A name whose last file was deleted continues that file's history; so does a name
+    // whose file was just renamed away (the "rename the original to a backup, write a new
+    // file" save of dcmodify, emacs and vim).
     HistoryRecord history;
-    NameRecord previous;
     HistoryId reuse = 0;
     auto resolved = ResolveName(parent, name);  // does not take mu_
     if (resolved.ok() && resolved->history != 0 && !resolved->live() &&
-        GetRecord(HistoryKey(resolved->history), &history).ok() && history.live_ino == 0) {
-      reuse = resolved->history;
+        GetRecord(HistoryKey(resolved->history), &history).ok()) {
+      if (history.live_ino == 0) {
+        reuse = resolved->history;
+      } else if (TakeOverMovedHistory(batch, resolved->history, history, now).ok()) {
+        reuse = resolved->history;
+      }
     }
     if (reuse == 0) {
       history = HistoryRecord{};
@@ -229,6 +234,46 @@ StatusOr<Attr> ArchiveImpl::MakeNode(InodeId parent, std::string_view name, uint
   MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
   CountLookup(ino);
   return ToAttr(ino, node);
+}
+
+Status ArchiveImpl::TakeOverMovedHistory(KvBatch& batch, HistoryId history_id,
+                                         const HistoryRecord& history, int64_t now) {
+  const InodeId moved_ino = history.live_ino;
+  InodeRecord moved;
+  MEDVFS_RETURN_IF_ERROR(LoadInode(moved_ino, &moved));
+  if (!IsRegular(moved.mode) || moved.nlink != 1 || moved.history != history_id ||
+      sessions_.contains(moved_ino)) {
+    return Status::Invalid("the moved file keeps its history");
+  }
+  // The moved file starts a history of its own, whose first version is its content now.
+  const HistoryId fresh = AllocateHistory();
+  HistoryRecord fresh_history;
+  fresh_history.live_ino = moved_ino;
+  fresh_history.last_parent = history.last_parent;
+  fresh_history.last_name = history.last_name;
+  if (moved.version > 0) {
+    VersionRecord current;
+    MEDVFS_RETURN_IF_ERROR(LoadVersion(history_id, moved.version, &current));
+    ExtentList extents;
+    MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, current, &extents));
+    VersionRecord first = current;
+    first.info.number = 1;
+    PutVersion(batch, fresh, first, extents);
+    fresh_history.last_version = 1;
+    moved.version = 1;
+  }
+  moved.history = fresh;
+  PutRecord(batch, InodeKey(moved_ino), moved);
+  PutRecord(batch, HistoryKey(fresh), fresh_history);
+  NameEventRecord rebound;
+  rebound.name = history.last_name;
+  rebound.time_ns = now;
+  rebound.ino = moved_ino;
+  rebound.history = fresh;
+  rebound.mode = moved.mode;
+  const std::string hash = NameHash(history.last_name);
+  PutRecord(batch, NameEventKey(history.last_parent, hash, AllocateSeq()), rebound);
+  return Status::Ok();
 }
 
 StatusOr<Attr> ArchiveImpl::MakeDir(InodeId parent, std::string_view name, uint32_t mode,

@@ -172,6 +172,28 @@ TEST_F(ArchiveTest, EditorSaveThroughTemporaryFileContinuesHistory) {
   EXPECT_EQ(three.size(), 3u);
 }
 
+TEST_F(ArchiveTest, BackupRenameThenRewriteContinuesTheNamesHistory) {
+  // dcmodify's save: rename(file, file.bak), then write a new file under the old name.
+  InodeId original = Save(kRootInode, "ct.dcm", "original");
+  ASSERT_OK_AND_ASSIGN(Attr before, archive_->GetAttr(original));
+  ASSERT_OK(archive_->Rename(kRootInode, "ct.dcm", kRootInode, "ct.dcm.bak", 0, caller_));
+  InodeId rewritten = Save(kRootInode, "ct.dcm", "modified");
+  ASSERT_OK_AND_ASSIGN(Attr now, archive_->GetAttr(rewritten));
+  EXPECT_EQ(now.history, before.history);
+  ASSERT_OK_AND_ASSIGN(auto versions, archive_->ListVersions(now.history));
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(ReadVersion(now.history, 1), "original");
+  EXPECT_EQ(ReadVersion(now.history, 2), "modified");
+  // The backup has a history of its own, starting with its content.
+  ASSERT_OK_AND_ASSIGN(Attr backup, archive_->Lookup(kRootInode, "ct.dcm.bak"));
+  EXPECT_NE(backup.history, before.history);
+  EXPECT_EQ(ReadLive(backup.ino), "original");
+  ASSERT_OK_AND_ASSIGN(NameRecord bak_name, archive_->ResolveName(kRootInode, "ct.dcm.bak"));
+  EXPECT_EQ(bak_name.history, backup.history);
+  ASSERT_OK_AND_ASSIGN(auto backup_versions, archive_->ListVersions(backup.history));
+  EXPECT_EQ(backup_versions.size(), 1u);
+}
+
 TEST_F(ArchiveTest, UnlinkLeavesDeleteMarkerAndRestoreBringsFileBack) {
   ASSERT_OK_AND_ASSIGN(Attr dir, archive_->MakeDir(kRootInode, "ct", 0755, caller_));
   Save(dir.ino, "slice.dcm", "one");
