@@ -57,8 +57,8 @@ Status PendingContent::StoreChunk(std::string_view chunk, ExtentList* into) {
   return Status::Ok();
 }
 
-void PendingContent::SwitchToOverlay() {
-  if (!streaming_) return;
+Status PendingContent::SwitchToOverlay() {
+  if (!streaming_) return Status::Ok();
   // The bytes the chunker still holds become overlay pages after the stored chunks.
   std::string tail(chunker_.pending());
   chunker_.Reset();
@@ -69,14 +69,16 @@ void PendingContent::SwitchToOverlay() {
   std::string_view rest = tail;
   while (!rest.empty()) {
     const uint64_t index = offset / kPageSize;
-    std::string& page = pages_[index];
-    if (page.empty()) page.assign(kPageSize, '\0');
+    auto [page, inserted] = pages_.try_emplace(index);
+    // The first page may start inside the last stored chunk: load those bytes first.
+    if (inserted) MEDVFS_RETURN_IF_ERROR(LoadPage(index, &page->second));
     const size_t in_page = static_cast<size_t>(offset % kPageSize);
     const size_t n = std::min<size_t>(rest.size(), kPageSize - in_page);
-    std::memcpy(page.data() + in_page, rest.data(), n);
+    std::memcpy(page->second.data() + in_page, rest.data(), n);
     rest.remove_prefix(n);
     offset += n;
   }
+  return Status::Ok();
 }
 
 Status PendingContent::LoadPage(uint64_t index, std::string* page) {
@@ -143,7 +145,7 @@ Status PendingContent::Write(uint64_t offset, std::string_view data) {
     size_ += data.size();
     return Status::Ok();
   }
-  SwitchToOverlay();
+  MEDVFS_RETURN_IF_ERROR(SwitchToOverlay());
   uint64_t at = offset;
   std::string_view rest = data;
   while (!rest.empty()) {
@@ -157,11 +159,7 @@ Status PendingContent::Write(uint64_t offset, std::string_view data) {
     at += n;
   }
   size_ = std::max(size_, offset + data.size());
-  if (pages_.size() * kPageSize > max_dirty_bytes_) {
-    ExtentList content;
-    Sha256Digest ignored;
-    MEDVFS_RETURN_IF_ERROR(Checkpoint(&content, &ignored));
-  }
+  if (pages_.size() * kPageSize > max_dirty_bytes_) MEDVFS_RETURN_IF_ERROR(Checkpoint());
   return Status::Ok();
 }
 
@@ -177,7 +175,7 @@ Status PendingContent::Truncate(uint64_t new_size) {
     base_visible_ = 0;
     return Status::Ok();
   }
-  SwitchToOverlay();
+  MEDVFS_RETURN_IF_ERROR(SwitchToOverlay());
   if (new_size < size_) {
     base_visible_ = std::min(base_visible_, new_size);
     const uint64_t first_gone = (new_size + kPageSize - 1) / kPageSize;
@@ -192,39 +190,80 @@ Status PendingContent::Truncate(uint64_t new_size) {
   return Status::Ok();
 }
 
-// Rechunks the whole merged content (base + overlay) into a new base. Unchanged regions give
-// the same chunk ids, so they cost a hash each but are not stored again.
-Status PendingContent::Checkpoint(ExtentList* content, Sha256Digest* sha256) {
+// Stores the merged content (base + overlay) as chunks and makes it the new base. Only the
+// region around the changes is read and chunked again: chunking starts at the old chunk
+// boundary before the first change (content-defined boundaries depend only on the bytes since
+// the previous boundary, so this equals chunking from the start), and stops as soon as a new
+// boundary past the last change lands on an old boundary; the old chunks after it are reused.
+Status PendingContent::Checkpoint() {
+  const uint64_t old_size = base_.size();
+  const bool tail_changed = base_visible_ < old_size || size_ != old_size;
+  uint64_t first_change = std::min(base_visible_, size_);
+  uint64_t last_change = tail_changed ? UINT64_MAX : 0;
+  if (!pages_.empty()) {
+    first_change = std::min(first_change, pages_.begin()->first * kPageSize);
+    last_change = std::max(last_change, (pages_.rbegin()->first + 1) * kPageSize);
+  }
   ExtentList rebuilt;
+  uint64_t start = 0;
+  if (old_size > 0) {
+    // The last old chunk ends where the stream ended, not on a content-defined boundary.
+    const size_t index = base_.IndexAt(std::min(first_change, old_size - 1));
+    start = base_.StartOf(index);
+    for (size_t i = 0; i < index; ++i) rebuilt.Append(base_.extents()[i]);
+  }
   Chunker chunker;
-  Sha256 sha;
   Status failed;
+  bool resynced = false;
+  uint64_t emitted_end = start;
+  auto emit = [&](std::string_view chunk) {
+    if (resynced || !failed.ok()) return;
+    failed = StoreChunk(chunk, &rebuilt);
+    emitted_end += chunk.size();
+    if (emitted_end < last_change || emitted_end >= old_size) return;
+    const size_t index = base_.IndexAt(emitted_end);
+    if (base_.StartOf(index) != emitted_end) return;
+    for (size_t i = index; i < base_.extents().size(); ++i) rebuilt.Append(base_.extents()[i]);
+    resynced = true;
+  };
   std::string buffer(1 << 20, '\0');
-  for (uint64_t offset = 0; offset < size_;) {
+  for (uint64_t offset = start; offset < size_ && !resynced;) {
     MEDVFS_ASSIGN_OR_RETURN(size_t n, Read(offset, std::span<char>(buffer.data(), buffer.size())));
     if (n == 0) return Status::IoError("content ended early while rechunking");
-    std::string_view piece(buffer.data(), n);
-    chunker.Update(piece, [&](std::string_view chunk) {
-      if (failed.ok()) failed = StoreChunk(chunk, &rebuilt);
-    });
+    chunker.Update(std::string_view(buffer.data(), n), emit);
     MEDVFS_RETURN_IF_ERROR(failed);
-    sha.Update(piece);
     offset += n;
   }
-  chunker.Finish([&](std::string_view chunk) {
-    if (failed.ok()) failed = StoreChunk(chunk, &rebuilt);
-  });
+  if (!resynced) chunker.Finish(emit);
   MEDVFS_RETURN_IF_ERROR(failed);
+  if (rebuilt.size() != size_) return Status::IoError("rechunked content has the wrong size");
   base_ = std::move(rebuilt);
   base_visible_ = base_.size();
   pages_.clear();
-  *content = base_;
+  return Status::Ok();
+}
+
+Status PendingContent::HashBase(Sha256Digest* sha256) {
+  Sha256 sha;
+  std::string buffer(1 << 20, '\0');
+  for (uint64_t offset = 0; offset < base_.size();) {
+    MEDVFS_ASSIGN_OR_RETURN(size_t n, ReadExtents(*chunks_, base_, offset,
+                                                  std::span<char>(buffer.data(), buffer.size())));
+    if (n == 0) return Status::IoError("content ended early while hashing");
+    sha.Update(std::string_view(buffer.data(), n));
+    offset += n;
+  }
   *sha256 = sha.Finish();
   return Status::Ok();
 }
 
 Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256) {
-  if (!streaming_) return Checkpoint(content, sha256);
+  if (!streaming_) {
+    MEDVFS_RETURN_IF_ERROR(Checkpoint());
+    MEDVFS_RETURN_IF_ERROR(HashBase(sha256));
+    *content = base_;
+    return Status::Ok();
+  }
   Status failed;
   chunker_.Finish([&](std::string_view chunk) {
     if (failed.ok()) failed = StoreChunk(chunk, &base_);

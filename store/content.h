@@ -58,9 +58,12 @@ class PendingContent {
 
  private:
   static constexpr uint64_t kPageSize = 64 * 1024;
-  void SwitchToOverlay();
+  Status SwitchToOverlay();
   Status LoadPage(uint64_t index, std::string* page);
-  Status Checkpoint(ExtentList* content, Sha256Digest* sha256);
+  // Stores the overlay as chunks; the result becomes the base.
+  Status Checkpoint();
+  // SHA-256 of the base content (one read pass).
+  Status HashBase(Sha256Digest* sha256);
   Status StoreChunk(std::string_view chunk, ExtentList* into);
 
   ChunkStore* chunks_;
