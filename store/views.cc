@@ -316,8 +316,11 @@ std::string_view NameExtension(std::string_view name) {
 }
 
 std::string VersionFileName(const VersionInfo& version, std::string_view name) {
-  std::string out =
-      "v" + std::to_string(version.number) + "_" + FormatTimeForFileName(version.time_ns);
+  // Built by appending: GCC 12's -Wrestrict misfires on "literal" + std::string&& at -O2.
+  std::string out = "v";
+  out += std::to_string(version.number);
+  out += '_';
+  out += FormatTimeForFileName(version.time_ns);
   out += NameExtension(name);
   return out;
 }

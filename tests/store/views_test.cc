@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/store/test_util.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -9,12 +11,6 @@
 
 namespace medvfs::store {
 namespace {
-
-#define VIEWS_ASSERT_OK(expr)                                        \
-  do {                                                               \
-    const auto& _s = (expr);                                         \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.status().ToString(); \
-  } while (0)
 
 constexpr int64_t kSecond = 1'000'000'000;
 // 2026-11-21T10:22:03Z
@@ -73,10 +69,10 @@ TEST(ParseTimeTest, RoundTripsFormatTimeNs) {
   for (int64_t t : {int64_t{0}, kSample + 1, kSample + 999999999, int64_t{-5} * kSecond + 7,
                     int64_t{4102444800} * kSecond}) {
     auto parsed = ParseTimeNs(FormatTimeNs(t));
-    VIEWS_ASSERT_OK(parsed);
+    ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, t);
     auto file_form = ParseTimeNs(FormatTimeForFileName(t));
-    VIEWS_ASSERT_OK(file_form);
+    ASSERT_OK(file_form);
     EXPECT_LE(*file_form, t);
     EXPECT_GT(*file_form + kSecond, t);
   }
@@ -174,7 +170,7 @@ TEST(VersionsTsvTest, FormatsHeaderAndEscapedFields) {
 TEST(VersionsTsvTest, RoundTrips) {
   const auto versions = SampleVersions();
   auto parsed = ParseVersionsTsv(FormatVersionsTsv(versions));
-  VIEWS_ASSERT_OK(parsed);
+  ASSERT_OK(parsed);
   ASSERT_EQ(parsed->size(), versions.size());
   for (size_t i = 0; i < versions.size(); ++i) {
     const VersionInfo& want = versions[i];
@@ -194,7 +190,7 @@ TEST(VersionsTsvTest, RoundTrips) {
 
 TEST(VersionsTsvTest, EmptyHistoryIsJustTheHeader) {
   auto parsed = ParseVersionsTsv(FormatVersionsTsv({}));
-  VIEWS_ASSERT_OK(parsed);
+  ASSERT_OK(parsed);
   EXPECT_TRUE(parsed->empty());
 }
 

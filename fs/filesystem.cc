@@ -1,0 +1,175 @@
+#include "fs/filesystem.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "fs/op_util.h"
+#include "store/log.h"
+
+namespace medvfs::fs {
+namespace internal {
+
+store::Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  store::Caller caller;
+  caller.uid = ctx->uid;
+  caller.gid = ctx->gid;
+  caller.pid = static_cast<uint32_t>(ctx->pid);
+  if (ctx->pid <= 0) return caller;
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/comm", static_cast<int>(ctx->pid));
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return caller;
+  char comm[64];
+  const ssize_t n = read(fd, comm, sizeof(comm));
+  close(fd);
+  if (n > 0) {
+    caller.program.assign(comm, static_cast<size_t>(n));
+    while (!caller.program.empty() && caller.program.back() == '\n') caller.program.pop_back();
+  }
+  return caller;
+}
+
+int64_t NowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+namespace {
+timespec ToTimespec(int64_t ns) {
+  timespec ts{};
+  ts.tv_sec = ns / 1'000'000'000;
+  ts.tv_nsec = ns % 1'000'000'000;
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1'000'000'000;
+    --ts.tv_sec;
+  }
+  return ts;
+}
+}  // namespace
+
+struct stat ToStat(const store::Attr& attr) {
+  struct stat st {};
+  st.st_ino = attr.ino;
+  st.st_mode = attr.mode;
+  st.st_nlink = attr.nlink;
+  st.st_uid = attr.uid;
+  st.st_gid = attr.gid;
+  st.st_rdev = attr.rdev;
+  st.st_size = static_cast<off_t>(attr.size);
+  st.st_blksize = 4096;
+  st.st_blocks = static_cast<blkcnt_t>((attr.size + 511) / 512);
+  st.st_atim = ToTimespec(attr.atime_ns);
+  st.st_mtim = ToTimespec(attr.mtime_ns);
+  st.st_ctim = ToTimespec(attr.ctime_ns);
+  return st;
+}
+
+void ReplyError(fuse_req_t req, const char* op, uint64_t nodeid, const store::Status& status) {
+  int err = status.ToErrno();
+  if (err <= 0) err = EIO;
+  if (err == EIO) {
+    // Status messages carry inode and version numbers only, never names.
+    MEDVFS_LOG_ERROR("%s on node %llu failed: %s", op, static_cast<unsigned long long>(nodeid),
+                     status.ToString().c_str());
+  }
+  fuse_reply_err(req, err);
+}
+
+store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid) {
+  std::optional<ViewDescriptor> view = fs.nodes().Get(nodeid);
+  if (!view) return store::Status::NotFound("stale view node");
+  return std::move(*view);
+}
+
+void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr) {
+  fuse_entry_param e{};
+  e.ino = attr.ino;
+  e.attr = ToStat(attr);
+  e.attr_timeout = fs.config().timeout_s;
+  e.entry_timeout = fs.config().timeout_s;
+  // A reply the kernel did not take (interrupted request) added no lookup.
+  if (fuse_reply_entry(req, &e) != 0) fs.archive().Forget(attr.ino, 1);
+}
+
+double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view) {
+  // versions.tsv grows with the history; a history directory's permissions follow the live
+  // file's, which a chmod changes.
+  if (view.kind == ViewKind::kVersionsTsv || view.kind == ViewKind::kHistory) return 0.0;
+  return fs.config().timeout_s;
+}
+
+store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view) {
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
+  fuse_entry_param e{};
+  e.ino = fs.nodes().Acquire(view);
+  e.attr = ToStat(attr);
+  e.attr_timeout = ViewTimeout(fs, view);
+  e.entry_timeout = fs.config().timeout_s;
+  if (fuse_reply_entry(req, &e) != 0) fs.nodes().Forget(e.ino, 1);
+  return store::Status::Ok();
+}
+
+store::Status ViewIsReadOnly() { return store::Status::ReadOnly("history views are read-only"); }
+
+store::Status CheckNewRealName(Filesystem& fs, fuse_ino_t parent, const char* name) {
+  if (IsViewNode(parent)) return ViewIsReadOnly();
+  if (fs.config().read_only) return store::Status::ReadOnly("mounted read-only");
+  if (IsReservedName(name)) {
+    return store::Status(store::Code::kPermission, "reserved name");
+  }
+  return store::Status::Ok();
+}
+
+namespace {
+
+void Init(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_EXPORT_SUPPORT);
+  conn->max_write = 1u << 20;
+}
+
+fuse_lowlevel_ops MakeOps() {
+  fuse_lowlevel_ops ops{};
+  ops.init = Init;
+  AddAttrOps(ops);
+  AddDirOps(ops);
+  AddFileOps(ops);
+  AddLinkOps(ops);
+  AddXattrOps(ops);
+  return ops;
+}
+
+}  // namespace
+}  // namespace internal
+
+Filesystem::~Filesystem() {
+  std::lock_guard<std::mutex> lock(files_mu_);
+  for (internal::OpenFile* file : files_) {
+    if (file->writable) file->handle->Flush(file->opener).IgnoreError();
+    delete file;
+  }
+  files_.clear();
+}
+
+void Filesystem::TrackFile(internal::OpenFile* file) {
+  std::lock_guard<std::mutex> lock(files_mu_);
+  files_.insert(file);
+}
+
+void Filesystem::UntrackFile(internal::OpenFile* file) {
+  std::lock_guard<std::mutex> lock(files_mu_);
+  files_.erase(file);
+}
+
+const fuse_lowlevel_ops& LowLevelOps() {
+  static const fuse_lowlevel_ops ops = internal::MakeOps();
+  return ops;
+}
+
+}  // namespace medvfs::fs

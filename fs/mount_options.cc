@@ -1,0 +1,94 @@
+#include "fs/mount_options.h"
+
+#include <algorithm>
+#include <array>
+
+namespace medvfs::fs {
+namespace {
+
+using store::Status;
+
+// Splits at unescaped commas, removing the escaping backslashes.
+std::vector<std::string> SplitOptionList(std::string_view list) {
+  std::vector<std::string> out;
+  std::string current;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const char c = list[i];
+    if (c == '\\' && i + 1 < list.size()) {
+      current += list[++i];
+    } else if (c == ',') {
+      out.push_back(std::move(current));
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  out.push_back(std::move(current));
+  return out;
+}
+
+bool IsMountHelperOnly(std::string_view option) {
+  static constexpr std::array<std::string_view, 10> kDropped = {
+      "defaults", "auto",  "noauto", "user",    "users",
+      "nouser",   "owner", "group",  "_netdev", "nofail"};
+  if (std::find(kDropped.begin(), kDropped.end(), option) != kDropped.end()) return true;
+  return option.starts_with("x-") || option.starts_with("user=") ||
+         option.starts_with("comment=") || option.starts_with("fsname=") ||
+         option.starts_with("subtype=") || option == "default_permissions";
+}
+
+std::string EscapeOptionValue(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ParseMountOptions(std::string_view list, MountOptions* options) {
+  for (const std::string& option : SplitOptionList(list)) {
+    if (option.empty() || IsMountHelperOnly(option)) continue;
+    if (option == "ro") {
+      options->read_only = true;
+    } else if (option == "rw") {
+      options->read_only = false;
+    } else if (option == "allow_other") {
+      options->allow_other = true;
+    } else if (option.starts_with("versions=")) {
+      const std::string_view value = std::string_view(option).substr(9);
+      if (value == "visible") {
+        options->versions_visible = true;
+      } else if (value == "hidden") {
+        options->versions_visible = false;
+      } else {
+        return Status::Invalid("versions= takes 'visible' or 'hidden'");
+      }
+    } else if (option.starts_with("passphrase_file=")) {
+      options->passphrase_file = option.substr(16);
+      if (options->passphrase_file.empty()) return Status::Invalid("passphrase_file= is empty");
+    } else if (option.starts_with("key_file=")) {
+      options->key_file = option.substr(9);
+      if (options->key_file.empty()) return Status::Invalid("key_file= is empty");
+    } else {
+      options->fuse_options.push_back(option);
+    }
+  }
+  return Status::Ok();
+}
+
+std::string FuseOptionString(const MountOptions& options, std::string_view archive_path) {
+  std::string out =
+      "default_permissions,fsname=" + EscapeOptionValue(archive_path) + ",subtype=medvfs";
+  if (options.read_only) out += ",ro";
+  if (options.allow_other) out += ",allow_other";
+  for (const std::string& option : options.fuse_options) {
+    out += ',';
+    out += EscapeOptionValue(option);
+  }
+  return out;
+}
+
+}  // namespace medvfs::fs

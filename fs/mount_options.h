@@ -1,0 +1,41 @@
+// The `-o` options of `medvfs mount` and `mount.medvfs` (and of /etc/fstab lines).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/status.h"
+
+namespace medvfs::fs {
+
+struct MountOptions {
+  // Mounts read-only: the archive is opened read-only and the kernel refuses writes with EROFS.
+  // Default: false.
+  bool read_only = false;
+  // Lets other users than the one mounting use the mount (POSIX permissions still apply, as
+  // default_permissions is always on). Default: false.
+  bool allow_other = false;
+  // versions=visible: readdir lists @version in every directory (and .meta in history
+  // directories). Default: hidden.
+  bool versions_visible = false;
+  // Key sources for mounts without a terminal (fstab). Default: none.
+  std::string passphrase_file;
+  std::string key_file;
+  // Further options handed to libfuse and the kernel (e.g. nosuid, nodev, noatime, debug).
+  std::vector<std::string> fuse_options;
+};
+
+// Parses one comma-separated option list, as given to -o, into *options (later lists override
+// earlier ones). A backslash escapes a comma. Options that only mean something to mount(8) or
+// fstab (defaults, auto, noauto, user, users, nouser, _netdev, nofail, x-*, comment=*) are
+// accepted and dropped; fsname= and subtype= are ignored because medvfs sets them itself.
+// kInvalid for an empty key file name and bad values of versions=.
+store::Status ParseMountOptions(std::string_view list, MountOptions* options);
+
+// The option string given to libfuse: always default_permissions, fsname=<archive path>
+// and subtype=medvfs (so /proc/mounts shows "fuse.medvfs"), then ro and allow_other as set,
+// then the pass-through options. Commas and backslashes inside values are escaped.
+std::string FuseOptionString(const MountOptions& options, std::string_view archive_path);
+
+}  // namespace medvfs::fs

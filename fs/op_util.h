@@ -1,0 +1,99 @@
+// Helpers shared by the FUSE handlers (fs/ops_*.cc). Internal to fs/.
+//
+// Every handler has the same shape: it calls RunOp with a body that either replies and returns
+// Ok, or returns an error Status without replying; RunOp then replies fuse_reply_err with the
+// Status's errno and logs why for EIO. So each request gets exactly one reply.
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fs/filesystem.h"
+#include "fs/views.h"
+#include "store/archive.h"
+#include "store/status.h"
+
+namespace medvfs::fs::internal {
+
+inline Filesystem& Fs(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+// Who sent the request: uid, gid and pid from the kernel, the program name from
+// /proc/PID/comm (empty if the process is gone).
+store::Caller CallerOf(fuse_req_t req);
+
+// Nanoseconds since the epoch now (UTC).
+int64_t NowNs();
+
+struct stat ToStat(const store::Attr& attr);
+
+// Replies with the error for `status` (which must not be ok), logging EIO causes with the
+// operation name and node id only.
+void ReplyError(fuse_req_t req, const char* op, uint64_t nodeid, const store::Status& status);
+
+template <typename Body>
+void RunOp(fuse_req_t req, const char* op, uint64_t nodeid, Body&& body) {
+  store::Status status;
+  try {
+    status = body();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  } catch (const std::exception& e) {
+    status = store::Status::IoError(std::string("unexpected exception: ") + e.what());
+  }
+  if (!status.ok()) ReplyError(req, op, nodeid, status);
+}
+
+// The view behind a view node id (kNotFound if the kernel forgot it).
+store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid);
+
+// Replies an entry for a real node (attr.ino is the node id).
+void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr);
+// Registers `entry.view` in the node table and replies its entry.
+store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view);
+// Attribute timeout for a view node: 0 for versions.tsv and history directories, whose
+// attributes change with the live file.
+double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view);
+
+// Refusals shared by the namespace handlers.
+store::Status ViewIsReadOnly();
+// EROFS when mounted read-only, EPERM for reserved names, EROFS for view parents.
+store::Status CheckNewRealName(Filesystem& fs, fuse_ino_t parent, const char* name);
+
+// An open file (fuse_file_info::fh).
+struct OpenFile {
+  std::unique_ptr<store::FileHandle> handle;
+  bool writable = false;  // opened for writing: close commits a version
+  store::Caller opener;   // for the commit on release (its context carries no caller)
+  // Data was written (or the file truncated) through this handle since its last commit.
+  std::atomic<bool> wrote{false};
+};
+inline OpenFile* FileOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
+
+// An open directory (fuse_file_info::fh): the listing taken at opendir, so offsets are stable.
+struct DirItem {
+  std::string name;
+  uint64_t ino = 0;   // st_ino
+  uint32_t mode = 0;  // file type bits
+};
+struct OpenDir {
+  std::vector<DirItem> items;
+};
+inline OpenDir* DirOf(fuse_file_info* fi) { return reinterpret_cast<OpenDir*>(fi->fh); }
+
+// Each operation family fills its part of the table.
+void AddAttrOps(fuse_lowlevel_ops& ops);   // fs/ops_attr.cc
+void AddDirOps(fuse_lowlevel_ops& ops);    // fs/ops_dir.cc
+void AddFileOps(fuse_lowlevel_ops& ops);   // fs/ops_file.cc
+void AddLinkOps(fuse_lowlevel_ops& ops);   // fs/ops_link.cc
+void AddXattrOps(fuse_lowlevel_ops& ops);  // fs/ops_xattr.cc
+
+}  // namespace medvfs::fs::internal

@@ -1,0 +1,186 @@
+// mknod, create, open, read, write, flush, release, fsync.
+//
+// A version commits when a handle that wrote is closed (flush), on fsync, and on release.
+// close() of every duplicate of a descriptor sends a flush, and shells open a redirect target
+// with O_TRUNC, dup2 it and close the original before writing: so a flush commits only when
+// data went through the handle since its last commit, and release commits whatever is left
+// (a create or O_TRUNC without writes, writes from a shared mapping after the last close).
+#include <fcntl.h>
+
+#include "fs/op_util.h"
+#include "store/log.h"
+
+namespace medvfs::fs::internal {
+namespace {
+
+using store::Status;
+
+bool OpensForWriting(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
+
+void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  RunOp(req, "mknod", parent, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+                            fs.archive().MakeNode(parent, name, mode, rdev, CallerOf(req)));
+    ReplyRealEntry(req, fs, attr);
+    return Status::Ok();
+  });
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  RunOp(req, "create", parent, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    store::Archive& archive = fs.archive();
+    const store::Caller caller = CallerOf(req);
+    auto made = archive.MakeNode(parent, name, S_IFREG | (mode & 07777), 0, caller);
+    if (!made.ok() && made.status().code() == store::Code::kExists && !(fi->flags & O_EXCL)) {
+      made = archive.Lookup(parent, name);  // created meanwhile by someone else: open it
+    }
+    if (!made.ok()) return made.status();
+    const store::Attr attr = *made;
+    auto handle = archive.Open(attr.ino, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), caller);
+    if (!handle.ok()) {
+      archive.Forget(attr.ino, 1);
+      return handle.status();
+    }
+    auto file = std::make_unique<OpenFile>();
+    file->handle = std::move(*handle);
+    file->writable = true;
+    file->opener = caller;
+    fi->fh = reinterpret_cast<uint64_t>(file.get());
+    fuse_entry_param e{};
+    e.ino = attr.ino;
+    e.attr = ToStat(attr);
+    e.attr_timeout = fs.config().timeout_s;
+    e.entry_timeout = fs.config().timeout_s;
+    fs.TrackFile(file.get());
+    if (fuse_reply_create(req, &e, fi) == 0) {
+      file.release();
+    } else {
+      fs.UntrackFile(file.get());
+      archive.Forget(attr.ino, 1);
+    }
+    return Status::Ok();
+  });
+}
+
+Status OpenView(Filesystem& fs, fuse_ino_t ino, fuse_file_info* fi, OpenFile* file) {
+  if (OpensForWriting(fi->flags)) return ViewIsReadOnly();
+  MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+  MEDVFS_ASSIGN_OR_RETURN(file->handle, OpenViewFile(fs.archive(), view));
+  if (view.kind == ViewKind::kVersionsTsv) {
+    fi->direct_io = 1;  // generated: its size may differ from the cached attribute
+  } else {
+    fi->keep_cache = 1;  // a stored version never changes
+  }
+  return Status::Ok();
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RunOp(req, "open", ino, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    auto file = std::make_unique<OpenFile>();
+    if (IsViewNode(ino)) {
+      MEDVFS_RETURN_IF_ERROR(OpenView(fs, ino, fi, file.get()));
+    } else {
+      file->writable = OpensForWriting(fi->flags);
+      if (file->writable && fs.config().read_only) return Status::ReadOnly("mounted read-only");
+      file->opener = CallerOf(req);
+      MEDVFS_ASSIGN_OR_RETURN(file->handle, fs.archive().Open(ino, fi->flags, file->opener));
+    }
+    fi->fh = reinterpret_cast<uint64_t>(file.get());
+    fs.TrackFile(file.get());
+    if (fuse_reply_open(req, fi) == 0) {
+      file.release();
+    } else {
+      fs.UntrackFile(file.get());
+    }
+    return Status::Ok();
+  });
+}
+
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  RunOp(req, "read", ino, [&]() -> Status {
+    if (off < 0) return Status::Invalid("negative offset");
+    auto buf = std::make_unique_for_overwrite<char[]>(size);
+    MEDVFS_ASSIGN_OR_RETURN(size_t n, FileOf(fi)->handle->Read(static_cast<uint64_t>(off),
+                                                               std::span<char>(buf.get(), size)));
+    fuse_reply_buf(req, buf.get(), n);
+    return Status::Ok();
+  });
+}
+
+void Write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
+           fuse_file_info* fi) {
+  RunOp(req, "write", ino, [&]() -> Status {
+    OpenFile* file = FileOf(fi);
+    if (IsViewNode(ino)) return ViewIsReadOnly();
+    if (!file->writable) return Status(store::Code::kAccess, "handle not open for writing");
+    if (off < 0) return Status::Invalid("negative offset");
+    MEDVFS_ASSIGN_OR_RETURN(
+        size_t n, file->handle->Write(static_cast<uint64_t>(off), std::string_view(data, size)));
+    file->wrote = true;
+    fuse_reply_write(req, n);
+    return Status::Ok();
+  });
+}
+
+// close(2): a handle that wrote commits its version here, so close() returning 0 means the
+// version is durable.
+void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  RunOp(req, "flush", ino, [&]() -> Status {
+    OpenFile* file = FileOf(fi);
+    if (file->writable && file->wrote.exchange(false)) {
+      const Status status = file->handle->Flush(CallerOf(req));
+      if (!status.ok()) {
+        file->wrote = true;  // still pending: release retries
+        return status;
+      }
+    }
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
+}
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  std::unique_ptr<OpenFile> file(FileOf(fi));
+  Fs(req).UntrackFile(file.get());
+  if (file->writable) {
+    const Status status = file->handle->Flush(file->opener);
+    if (!status.ok()) {
+      MEDVFS_LOG_ERROR("release of node %llu could not commit: %s",
+                       static_cast<unsigned long long>(ino), status.ToString().c_str());
+    }
+  }
+  file.reset();
+  fuse_reply_err(req, 0);
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* fi) {
+  RunOp(req, "fsync", ino, [&]() -> Status {
+    OpenFile* file = FileOf(fi);
+    if (file->writable) {
+      MEDVFS_RETURN_IF_ERROR(file->handle->Sync(CallerOf(req)));
+      file->wrote = false;
+    }
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+void AddFileOps(fuse_lowlevel_ops& ops) {
+  ops.mknod = MakeNode;
+  ops.create = Create;
+  ops.open = Open;
+  ops.read = Read;
+  ops.write = Write;
+  ops.flush = Flush;
+  ops.release = Release;
+  ops.fsync = Fsync;
+}
+
+}  // namespace medvfs::fs::internal

@@ -1,0 +1,87 @@
+// symlink, readlink, link, unlink, rename.
+#include <linux/fs.h>
+
+#include "fs/op_util.h"
+
+namespace medvfs::fs::internal {
+namespace {
+
+using store::Status;
+
+void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  RunOp(req, "symlink", parent, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+                            fs.archive().MakeSymlink(parent, name, target, CallerOf(req)));
+    ReplyRealEntry(req, fs, attr);
+    return Status::Ok();
+  });
+}
+
+void ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  RunOp(req, "readlink", ino, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    std::string target;
+    if (IsViewNode(ino)) {
+      MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+      MEDVFS_ASSIGN_OR_RETURN(target, ReadViewLink(view));
+    } else {
+      MEDVFS_ASSIGN_OR_RETURN(target, fs.archive().ReadLink(ino));
+    }
+    fuse_reply_readlink(req, target.c_str());
+    return Status::Ok();
+  });
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+  RunOp(req, "link", ino, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, new_parent, new_name));
+    if (IsViewNode(ino)) {
+      return Status(store::Code::kCrossDevice, "history files cannot be linked into the tree");
+    }
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+                            fs.archive().Link(ino, new_parent, new_name, CallerOf(req)));
+    ReplyRealEntry(req, fs, attr);
+    return Status::Ok();
+  });
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  RunOp(req, "unlink", parent, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    if (IsViewNode(parent) || name == kVersionDirName) return ViewIsReadOnly();
+    MEDVFS_RETURN_IF_ERROR(fs.archive().Unlink(parent, name, CallerOf(req)));
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+            const char* new_name, unsigned int flags) {
+  RunOp(req, "rename", parent, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    if (IsViewNode(parent) || name == kVersionDirName) return ViewIsReadOnly();
+    MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, new_parent, new_name));
+    if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+      return Status::Invalid("unsupported rename flags");  // RENAME_WHITEOUT
+    }
+    MEDVFS_RETURN_IF_ERROR(
+        fs.archive().Rename(parent, name, new_parent, new_name, flags, CallerOf(req)));
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+void AddLinkOps(fuse_lowlevel_ops& ops) {
+  ops.symlink = Symlink;
+  ops.readlink = ReadLink;
+  ops.link = Link;
+  ops.unlink = Unlink;
+  ops.rename = Rename;
+}
+
+}  // namespace medvfs::fs::internal

@@ -1,0 +1,204 @@
+// Mounting, unmounting, keys, stale mounts, the mount(8) helper, read-only mounts and
+// encryption at rest, with the built `medvfs` and `mount.medvfs`.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/fs/mount_fixture.h"
+
+namespace medvfs::fs_test {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Names, sizes and modification times of everything under root.
+std::map<std::string, std::string> Snapshot(const stdfs::path& root) {
+  std::map<std::string, std::string> out;
+  for (const auto& entry : stdfs::recursive_directory_iterator(root)) {
+    struct stat st {};
+    lstat(entry.path().c_str(), &st);
+    out[entry.path().string()] = std::to_string(st.st_size) + "@" +
+                                 std::to_string(st.st_mtim.tv_sec) + "." +
+                                 std::to_string(st.st_mtim.tv_nsec);
+  }
+  return out;
+}
+
+using MountLifecycleTest = MountTest;
+
+TEST_F(MountLifecycleTest, HistorySurvivesARemount) {
+  MountOk();
+  ASSERT_EQ(mkdir(P("d").c_str(), 0750), 0);
+  ASSERT_EQ(WriteFile(P("d/f.dcm"), "v1"), 0);
+  ASSERT_EQ(WriteFile(P("d/f.dcm"), "v2"), 0);
+  ASSERT_EQ(WriteFile(P("d/gone"), "deleted"), 0);
+  ASSERT_EQ(unlink(P("d/gone").c_str()), 0);
+  UmountOk();
+  EXPECT_TRUE(ListDir(mnt_).empty());
+  MountOk();
+  EXPECT_EQ(ReadFile(P("d/f.dcm")), "v2");
+  EXPECT_EQ(ListDir(P("d/@version")), (std::vector<std::string>{"f.dcm", "gone"}));
+  EXPECT_EQ(ReadFile(P("d/@version/f.dcm/v1")), "v1");
+  EXPECT_EQ(ReadFile(P("d/@version/gone/v1")), "deleted");
+  struct stat st {};
+  ASSERT_EQ(stat(P("d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+}
+
+TEST_F(MountLifecycleTest, RemountRightAfterFusermountWaitsForTheOldDaemon) {
+  MountOk();
+  ASSERT_EQ(WriteFile(P("f"), "data"), 0);
+  // fusermount3 returns before the daemon has closed the archive: mount retries while busy.
+  ASSERT_EQ(RunProgram({"fusermount3", "-u", mnt_.string()}).exit_code, 0);
+  MountOk();
+  EXPECT_EQ(ReadFile(P("f")), "data");
+}
+
+TEST_F(MountLifecycleTest, ReadOnlyMountRefusesWrites) {
+  MountOk();
+  ASSERT_EQ(WriteFile(P("f"), "one"), 0);
+  ASSERT_EQ(WriteFile(P("f"), "two"), 0);
+  ASSERT_EQ(mkdir(P("d").c_str(), 0755), 0);
+  UmountOk();
+  MountOk("ro");
+  EXPECT_EQ(ReadFile(P("f")), "two");
+  EXPECT_EQ(ReadFile(P("@version/f/v1")), "one");
+  EXPECT_EQ(open(P("f").c_str(), O_WRONLY), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(WriteFile(P("new"), "x"), EROFS);
+  EXPECT_EQ(ErrnoOf(mkdir(P("d2").c_str(), 0755)), EROFS);
+  EXPECT_EQ(ErrnoOf(unlink(P("f").c_str())), EROFS);
+  EXPECT_EQ(ErrnoOf(rmdir(P("d").c_str())), EROFS);
+  EXPECT_EQ(ErrnoOf(rename(P("f").c_str(), P("g").c_str())), EROFS);
+  EXPECT_EQ(ErrnoOf(chmod(P("f").c_str(), 0600)), EROFS);
+  EXPECT_EQ(ErrnoOf(truncate(P("f").c_str(), 0)), EROFS);
+  EXPECT_EQ(ErrnoOf(setxattr(P("f").c_str(), "user.a", "b", 1, 0)), EROFS);
+  EXPECT_EQ(ErrnoOf(symlink("f", P("s").c_str())), EROFS);
+  EXPECT_EQ(ErrnoOf(setxattr(P("@version/f").c_str(), "user.medvfs.restore", "1", 1, 0)), EROFS);
+  EXPECT_EQ(ReadFile(P("f")), "two");
+}
+
+TEST_F(MountLifecycleTest, WrongKeyIsRefusedAndWritesNothing) {
+  const auto before = Snapshot(archive_);
+  const ProcResult result = Mount("", {{"MEDVFS_PASSPHRASE", "not the passphrase"}});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_TRUE(result.err.starts_with("medvfs: the passphrase does not unlock this archive"))
+      << result.err;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  EXPECT_EQ(result.out, "");
+  EXPECT_FALSE(IsMedvfsMount(mnt_));
+  EXPECT_EQ(Snapshot(archive_), before);
+}
+
+TEST_F(MountLifecycleTest, StaleMountIsExplained) {
+  MountOk();
+  ASSERT_EQ(kill(daemon_pid_, SIGKILL), 0);  // the daemon this test started
+  struct stat st {};
+  ASSERT_TRUE(PollUntil([&] { return stat(mnt_.c_str(), &st) != 0 && errno == ENOTCONN; }, 10'000));
+  daemon_pid_ = 0;
+  const ProcResult again = Mount();
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_TRUE(Contains(again.err, "not connected")) << again.err;
+  EXPECT_TRUE(Contains(again.err, "medvfs umount " + mnt_.string())) << again.err;
+  UmountOk();
+  MountOk();
+  ASSERT_EQ(WriteFile(P("after"), "ok"), 0);
+  EXPECT_EQ(ReadFile(P("after")), "ok");
+}
+
+TEST_F(MountLifecycleTest, ForegroundMountStopsCleanlyOnSigterm) {
+  const pid_t pid = SpawnForeground();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(PollUntil([&] { return IsMedvfsMount(mnt_); }, 20'000)) << ReadFile(dir_ / "fg.err");
+  ASSERT_EQ(WriteFile(P("f"), "foreground"), 0);
+  EXPECT_EQ(ReadFile(archive_ / "medvfs.pid"), std::to_string(pid) + "\n");
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_TRUE(PollUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 20'000));
+  spawned_.clear();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(dir_ / "fg.err");
+  EXPECT_FALSE(IsMedvfsMount(mnt_));
+  EXPECT_FALSE(stdfs::exists(archive_ / "medvfs.pid"));
+  MountOk();
+  EXPECT_EQ(ReadFile(P("f")), "foreground");
+}
+
+TEST_F(MountLifecycleTest, MountHelperTakesMountStyleArguments) {
+  const stdfs::path pass = dir_ / "pass";
+  std::ofstream(pass) << kPassphrase << "\n";
+  const ProcResult result =
+      RunProgram({MOUNT_HELPER_BIN, archive_.string(), mnt_.string(), "-s", "-n", "-o",
+                  "rw,noauto,_netdev,passphrase_file=" + pass.string()},
+                 {{"MEDVFS_PASSPHRASE", std::nullopt}});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  ASSERT_TRUE(IsMedvfsMount(mnt_));
+  daemon_pid_ = static_cast<pid_t>(std::stol(ReadFile(archive_ / "medvfs.pid")));
+  ASSERT_EQ(WriteFile(P("f"), "via helper"), 0);
+  UmountOk();
+}
+
+// True when `needle` occurs in any zstd frame found inside `data`.
+bool InZstdFrames(const std::string& data, const std::string& needle) {
+  static const std::string kMagic("\x28\xb5\x2f\xfd", 4);
+  for (size_t pos = data.find(kMagic); pos != std::string::npos; pos = data.find(kMagic, pos + 1)) {
+    ZSTD_DStream* stream = ZSTD_createDStream();
+    ZSTD_initDStream(stream);
+    ZSTD_inBuffer in{data.data() + pos, data.size() - pos, 0};
+    std::string out;
+    std::string buf(1 << 16, '\0');
+    while (in.pos < in.size && out.size() < (64u << 20)) {
+      ZSTD_outBuffer o{buf.data(), buf.size(), 0};
+      const size_t rc = ZSTD_decompressStream(stream, &o, &in);
+      out.append(buf.data(), o.pos);
+      if (ZSTD_isError(rc) || rc == 0) break;
+    }
+    ZSTD_freeDStream(stream);
+    if (Contains(out, needle)) return true;
+  }
+  return false;
+}
+
+TEST_F(MountLifecycleTest, NothingReadableAtRest) {
+  const std::string marker = "ZEBRA-PATIENT-4711";
+  MountOk();
+  const std::string dir = "study-" + marker;
+  ASSERT_EQ(mkdir(P(dir).c_str(), 0755), 0);
+  std::string compressible;
+  for (int i = 0; i < 20000; ++i) compressible += "PatientName=" + marker + ";";
+  ASSERT_EQ(WriteFile(P(dir + "/" + marker + ".dcm"), compressible), 0);
+  ASSERT_EQ(WriteFile(P(dir + "/" + marker + ".dcm"), compressible + "v2"), 0);
+  ASSERT_EQ(WriteFile(P("note-" + marker + ".txt"), marker), 0);
+  ASSERT_EQ(symlink(("target-" + marker).c_str(), P("link-" + marker).c_str()), 0);
+  ASSERT_EQ(setxattr(P("note-" + marker + ".txt").c_str(), ("user." + marker).c_str(),
+                     marker.data(), marker.size(), 0),
+            0);
+  ASSERT_EQ(unlink(P("note-" + marker + ".txt").c_str()), 0);
+  UmountOk();
+
+  for (const auto& entry : stdfs::recursive_directory_iterator(archive_)) {
+    EXPECT_FALSE(Contains(entry.path().string(), marker)) << entry.path();
+    if (!entry.is_regular_file()) continue;
+    const std::string data = ReadFile(entry.path());
+    EXPECT_FALSE(Contains(data, marker)) << entry.path();
+    EXPECT_FALSE(InZstdFrames(data, marker)) << entry.path();
+  }
+  const ProcResult grep = RunProgram({"/bin/grep", "-r", "-l", "-a", marker, archive_.string()});
+  EXPECT_EQ(grep.exit_code, 1) << grep.out;
+}
+
+}  // namespace
+}  // namespace medvfs::fs_test

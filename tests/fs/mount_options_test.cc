@@ -1,0 +1,68 @@
+#include "fs/mount_options.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/store/test_util.h"
+
+namespace medvfs::fs {
+namespace {
+
+TEST(MountOptionsTest, MedvfsOptions) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("ro,allow_other,versions=visible", &options));
+  EXPECT_TRUE(options.read_only);
+  EXPECT_TRUE(options.allow_other);
+  EXPECT_TRUE(options.versions_visible);
+  EXPECT_TRUE(options.fuse_options.empty());
+  ASSERT_OK(ParseMountOptions("rw,versions=hidden", &options));
+  EXPECT_FALSE(options.read_only);
+  EXPECT_FALSE(options.versions_visible);
+}
+
+TEST(MountOptionsTest, KeyFiles) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("passphrase_file=/etc/medvfs/pass,key_file=/k", &options));
+  EXPECT_EQ(options.passphrase_file, "/etc/medvfs/pass");
+  EXPECT_EQ(options.key_file, "/k");
+  EXPECT_FALSE(ParseMountOptions("key_file=", &options).ok());
+  EXPECT_FALSE(ParseMountOptions("versions=sometimes", &options).ok());
+}
+
+TEST(MountOptionsTest, FstabOnlyOptionsAreDropped) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions(
+      "defaults,noauto,user,_netdev,nofail,x-systemd.automount,comment=x,fsname=evil,"
+      "subtype=evil,default_permissions,,",
+      &options));
+  EXPECT_TRUE(options.fuse_options.empty());
+}
+
+TEST(MountOptionsTest, OtherOptionsPassThrough) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("nosuid,nodev,noatime,max_read=65536", &options));
+  EXPECT_EQ(options.fuse_options,
+            (std::vector<std::string>{"nosuid", "nodev", "noatime", "max_read=65536"}));
+}
+
+TEST(MountOptionsTest, EscapedCommas) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("passphrase_file=/a\\,b,ro", &options));
+  EXPECT_EQ(options.passphrase_file, "/a,b");
+  EXPECT_TRUE(options.read_only);
+}
+
+TEST(MountOptionsTest, FuseOptionString) {
+  MountOptions options;
+  EXPECT_EQ(FuseOptionString(options, "/srv/archive"),
+            "default_permissions,fsname=/srv/archive,subtype=medvfs");
+  options.read_only = true;
+  options.allow_other = true;
+  options.versions_visible = true;  // ours, not libfuse's
+  options.passphrase_file = "/p";   // ditto
+  options.fuse_options = {"nosuid"};
+  EXPECT_EQ(FuseOptionString(options, "/srv/a,b\\c"),
+            "default_permissions,fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,allow_other,nosuid");
+}
+
+}  // namespace
+}  // namespace medvfs::fs

@@ -1,0 +1,103 @@
+#include "tests/tools/cli_fixture.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "store/crypto.h"
+
+namespace medvfs::testing {
+
+void CliTest::SetUp() {
+  std::string templ = (std::filesystem::temp_directory_path() / "medvfs_cli_XXXXXX").string();
+  ASSERT_NE(mkdtemp(templ.data()), nullptr);
+  dir_ = templ;
+  archive_ = dir_ / "archive";
+}
+
+void CliTest::TearDown() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+RunOptions CliTest::Options() const {
+  RunOptions options;
+  options.env["MEDVFS_PASSPHRASE"] = kPassphrase;
+  options.working_dir = dir_.string();
+  return options;
+}
+
+RunResult CliTest::Medvfs(const std::vector<std::string>& args) const {
+  return Medvfs(args, Options());
+}
+
+RunResult CliTest::Medvfs(const std::vector<std::string>& args, const RunOptions& options) const {
+  std::vector<std::string> argv = {MEDVFS_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, options);
+}
+
+void CliTest::InitArchive(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"init", archive_.string(), "--kdf-cost", "fast"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  RunResult result = Medvfs(args);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+}
+
+void CliTest::Populate(const std::vector<std::string>& ops, const std::vector<std::string>& key) {
+  std::vector<std::string> argv = {MEDVFS_POPULATE_BIN, archive_.string()};
+  argv.insert(argv.end(), key.begin(), key.end());
+  argv.insert(argv.end(), ops.begin(), ops.end());
+  RunResult result = RunProgram(argv, Options());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+}
+
+nlohmann::json CliTest::LogJson(const std::string& path) const {
+  RunResult result = Medvfs({"log", path, "--json"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  nlohmann::json json = nlohmann::json::parse(result.out, nullptr, false);
+  EXPECT_TRUE(json.is_object()) << result.out;
+  return json;
+}
+
+::testing::AssertionResult IsOneLineError(const RunResult& result) {
+  const std::string& err = result.err;
+  if (err.rfind("medvfs: ", 0) != 0) return ::testing::AssertionFailure() << "stderr: " << err;
+  if (std::count(err.begin(), err.end(), '\n') != 1 || err.back() != '\n') {
+    return ::testing::AssertionFailure() << "not one line: " << err;
+  }
+  if (err.find("; ") == std::string::npos) {
+    return ::testing::AssertionFailure() << "no '; what to do' part: " << err;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::string SnapshotTree(const std::filesystem::path& root) {
+  std::vector<std::filesystem::path> paths = {root};
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    paths.push_back(entry.path());
+  }
+  std::vector<std::string> lines;
+  for (const std::filesystem::path& path : paths) {
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) continue;
+    std::ostringstream line;
+    line << std::filesystem::relative(path, root).string() << " mode=" << std::oct << st.st_mode
+         << std::dec << " size=" << st.st_size << " mtime=" << st.st_mtim.tv_sec << "."
+         << st.st_mtim.tv_nsec;
+    if (S_ISREG(st.st_mode)) {
+      std::ifstream in(path, std::ios::binary);
+      std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      line << " sha256=" << store::HexEncode(store::Sha256Of(content));
+    }
+    lines.push_back(line.str());
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const std::string& line : lines) out += line + "\n";
+  return out;
+}
+
+}  // namespace medvfs::testing

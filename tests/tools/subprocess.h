@@ -1,0 +1,27 @@
+// Runs a program as a child process in its own session (so it has no controlling terminal and
+// cannot prompt), with a chosen environment, and captures its output.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace medvfs::testing {
+
+struct RunResult {
+  int exit_code = -1;  // -1: killed by a signal or by the timeout
+  std::string out;
+  std::string err;
+};
+
+struct RunOptions {
+  // Changes to the environment: a value sets the variable, nullopt removes it.
+  std::map<std::string, std::optional<std::string>> env;
+  std::string working_dir;  // empty: unchanged
+  int timeout_seconds = 60;
+};
+
+RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+}  // namespace medvfs::testing

@@ -1,0 +1,15 @@
+// The archive subcommands, one file each (tools/cmd_<name>.cc); RegisterArchiveCommands
+// (tools/cmd_archive.cc) adds them all.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace medvfs::tools {
+
+void RegisterInitCommand(CLI::App& app);     // tools/cmd_init.cc
+void RegisterLogCommand(CLI::App& app);      // tools/cmd_log.cc
+void RegisterCatCommand(CLI::App& app);      // tools/cmd_cat.cc
+void RegisterRestoreCommand(CLI::App& app);  // tools/cmd_restore.cc
+void RegisterStatsCommand(CLI::App& app);    // tools/cmd_stats.cc
+
+}  // namespace medvfs::tools

@@ -1,0 +1,15 @@
+// init, log, cat, restore, stats: the subcommands over an archive's content and history.
+#include "tools/archive_commands.h"
+#include "tools/commands.h"
+
+namespace medvfs::tools {
+
+void RegisterArchiveCommands(CLI::App& app) {
+  RegisterInitCommand(app);
+  RegisterLogCommand(app);
+  RegisterCatCommand(app);
+  RegisterRestoreCommand(app);
+  RegisterStatsCommand(app);
+}
+
+}  // namespace medvfs::tools

@@ -1,0 +1,112 @@
+// medvfs log PATH: a file's history, oldest first, delete markers included.
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/crypto.h"
+#include "store/views.h"
+#include "tools/archive_commands.h"
+#include "tools/cli_error.h"
+#include "tools/history.h"
+#include "tools/output.h"
+#include "tools/target.h"
+
+namespace medvfs::tools {
+namespace {
+
+constexpr size_t kShortShaChars = 12;
+
+struct LogArgs {
+  std::string path;
+  std::string archive;
+  KeyOptions key;
+  bool json = false;
+};
+
+std::vector<store::VersionInfo> VersionsInArchive(const LogArgs& args, const FileTarget& target) {
+  std::unique_ptr<store::Archive> archive =
+      OpenArchiveOrFail(target.archive, args.key, /*read_only=*/true);
+  ArchiveFile file = ResolveFileInArchiveOrFail(*archive, target);
+  auto versions = archive->ListVersions(file.record.history);
+  if (!versions.ok()) FailStatus(versions.status(), "cannot read the history of " + target.display);
+  return std::move(versions).value();
+}
+
+std::string OperationText(const store::VersionInfo& v) {
+  std::string text(store::OperationName(v.op));
+  if (v.op == store::Operation::kRestore && v.restored_from != 0) {
+    text += " of v" + std::to_string(v.restored_from);
+  }
+  return text;
+}
+
+void PrintTable(const std::vector<store::VersionInfo>& versions) {
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back(
+      {"VERSION", "TIME (UTC)", "SIZE", "SHA256", "UID", "PROGRAM", "OPERATION", "NOTE"});
+  for (const store::VersionInfo& v : versions) {
+    bool marker = v.is_delete_marker();
+    rows.push_back({std::to_string(v.number), store::FormatTimeNs(v.time_ns),
+                    marker ? "-" : std::to_string(v.size),
+                    marker ? "-" : store::HexEncode(v.sha256).substr(0, kShortShaChars),
+                    std::to_string(v.writer_uid), EscapeCell(v.program), OperationText(v),
+                    EscapeCell(v.note)});
+  }
+  std::cout << FormatTable(rows) << std::flush;
+}
+
+void PrintJson(const std::string& path, const std::vector<store::VersionInfo>& versions) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const store::VersionInfo& v : versions) {
+    nlohmann::json entry = {
+        {"number", v.number},
+        {"time", store::FormatTimeNs(v.time_ns)},
+        {"time_ns", v.time_ns},
+        {"size", v.size},
+        {"sha256", v.is_delete_marker() ? nlohmann::json(nullptr)
+                                        : nlohmann::json(store::HexEncode(v.sha256))},
+        {"uid", v.writer_uid},
+        {"gid", v.writer_gid},
+        {"pid", v.writer_pid},
+        {"program", v.program},
+        {"operation", store::OperationName(v.op)},
+        {"note", v.note},
+    };
+    if (v.restored_from != 0) entry["restored_from"] = v.restored_from;
+    list.push_back(std::move(entry));
+  }
+  nlohmann::json out = {{"path", path}, {"versions", std::move(list)}};
+  std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+}
+
+void RunLog(const LogArgs& args) {
+  FileTarget target = ResolveFileTarget(args.path, args.archive);
+  std::vector<store::VersionInfo> versions =
+      target.through_mount ? HistoryThroughMount(target) : VersionsInArchive(args, target);
+  if (args.json) {
+    PrintJson(args.path, versions);
+  } else {
+    PrintTable(versions);
+  }
+}
+
+}  // namespace
+
+void RegisterLogCommand(CLI::App& app) {
+  auto args = std::make_shared<LogArgs>();
+  CLI::App* command =
+      app.add_subcommand("log", "Show a file's history, oldest first (also for deleted files)");
+  command
+      ->add_option("PATH", args->path, "The file: a path in a medvfs mount, or ARCHIVE::/dir/file")
+      ->required();
+  command->add_option("--archive", args->archive, "Unmounted archive; PATH is inside it")
+      ->type_name("ARCHIVE");
+  command->add_flag("--json", args->json, "Print JSON (full SHA-256, all fields)");
+  AddKeyOptions(command, &args->key);
+  command->callback([args] { RunLog(*args); });
+}
+
+}  // namespace medvfs::tools

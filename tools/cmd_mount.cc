@@ -1,0 +1,316 @@
+// medvfs mount ARCHIVE MOUNTPOINT [-f] [-o opt,...]: serves an archive through FUSE.
+//
+// Without -f the key is read here (so a terminal prompt works), then the process forks; the
+// child starts a new session, opens the archive (RocksDB's threads do not survive a fork, so
+// never before), mounts, writes ARCHIVE/medvfs.pid and reports "ok" or a one-line error over a
+// pipe. The parent exits only then, so the mount is usable as soon as the command returns.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "fs/mount_options.h"
+#include "fs/session.h"
+#include "store/archive.h"
+#include "store/log.h"
+#include "tools/cli_error.h"
+#include "tools/commands.h"
+#include "tools/key_input.h"
+#include "tools/mount_commands.h"
+#include "tools/target.h"
+
+namespace medvfs::tools {
+namespace stdfs = std::filesystem;
+
+namespace {
+
+using store::Status;
+
+// How long Open retries an archive still held by a daemon that is shutting down.
+constexpr std::chrono::seconds kBusyRetry{10};
+// How long the parent waits for the daemon's report.
+constexpr int kReportTimeoutMs = 120'000;
+constexpr const char* kReadyMessage = "ok";
+
+struct MountArgs {
+  std::string archive;
+  std::string mountpoint;
+  bool foreground = false;
+  std::vector<std::string> options;
+  KeyOptions key;
+};
+
+// Everything the daemon needs, resolved before any fork.
+struct MountPlan {
+  stdfs::path archive;     // absolute
+  std::string mountpoint;  // absolute
+  fs::MountOptions options;
+};
+
+std::string StaleMountAdvice(const std::string& mountpoint) {
+  return "run: medvfs umount " + mountpoint + " (or fusermount3 -u -z " + mountpoint +
+         "), then mount again";
+}
+
+// Checks the mount point before asking for a key.
+void CheckMountpoint(const std::string& mountpoint, const stdfs::path& archive) {
+  struct stat st {};
+  if (stat(mountpoint.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOTCONN) {
+      Fail(mountpoint +
+               " is a stale mount (transport endpoint is not connected): the daemon "
+               "that served it has died",
+           StaleMountAdvice(mountpoint));
+    }
+    if (err == ENOENT) Fail(mountpoint + " does not exist", "create it with mkdir first");
+    Fail("cannot use " + mountpoint + ": " + std::strerror(err), "check the mount point");
+  }
+  if (!S_ISDIR(st.st_mode)) Fail(mountpoint + " is not a directory", "mount on a directory");
+  for (const MountEntry& entry : ReadMountInfo()) {
+    if (entry.fstype != kMedvfsFsType) continue;
+    if (entry.mountpoint == stdfs::path(mountpoint)) {
+      Fail(mountpoint + " already has a medvfs archive mounted",
+           "unmount it first with: medvfs umount " + mountpoint);
+    }
+    if (stdfs::path(entry.source) == archive) {
+      Fail(
+          "the archive " + archive.string() + " is already mounted at " + entry.mountpoint.string(),
+          "use that mount, or unmount it first with: medvfs umount " + entry.mountpoint.string());
+    }
+  }
+}
+
+MountPlan PlanMount(MountArgs& args) {
+  MountPlan plan;
+  for (const std::string& list : args.options) {
+    const Status status = fs::ParseMountOptions(list, &plan.options);
+    if (!status.ok()) Fail("bad mount option: " + status.message(), "see man medvfs-mount", 2);
+  }
+  // -o key_file= / passphrase_file= (fstab) stand in for the command-line flags.
+  if (args.key.key_file.empty()) args.key.key_file = plan.options.key_file;
+  if (args.key.passphrase_file.empty()) args.key.passphrase_file = plan.options.passphrase_file;
+  std::error_code ec;
+  plan.archive = stdfs::weakly_canonical(stdfs::absolute(args.archive), ec);
+  if (ec) plan.archive = stdfs::absolute(args.archive).lexically_normal();
+  if (!store::Archive::Exists(plan.archive)) {
+    Fail(args.archive + " is not a medvfs archive", "create one with: medvfs init " + args.archive);
+  }
+  stdfs::path mountpoint = stdfs::weakly_canonical(stdfs::absolute(args.mountpoint), ec);
+  if (ec) mountpoint = stdfs::absolute(args.mountpoint).lexically_normal();
+  plan.mountpoint = mountpoint.string();
+  while (plan.mountpoint.size() > 1 && plan.mountpoint.back() == '/') plan.mountpoint.pop_back();
+  CheckMountpoint(plan.mountpoint, plan.archive);
+  return plan;
+}
+
+std::string OpenErrorLine(const Status& status, const MountPlan& plan) {
+  switch (status.code()) {
+    case store::Code::kWrongKey:
+      return "the passphrase does not unlock this archive; check MEDVFS_PASSPHRASE, "
+             "--passphrase-file or --key-file";
+    case store::Code::kBusy: {
+      const std::optional<pid_t> pid = LiveDaemonPid(plan.archive);
+      return "the archive " + plan.archive.string() + " is in use by another process" +
+             (pid ? " (pid " + std::to_string(*pid) + ")" : std::string()) +
+             "; unmount it or stop that process first";
+    }
+    case store::Code::kCorruption:
+      return "the archive " + plan.archive.string() +
+             " failed its integrity check; run medvfs verify on it";
+    default:
+      return "cannot open the archive " + plan.archive.string() + ": " + status.ToString();
+  }
+}
+
+// Opens the archive, retrying while a previous daemon still holds it.
+store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& plan,
+                                                               const store::KeySource& key) {
+  store::ArchiveOptions options;
+  options.read_only = plan.options.read_only;
+  const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
+  while (true) {
+    auto opened = store::Archive::Open(plan.archive, key, options);
+    if (opened.ok() || opened.status().code() != store::Code::kBusy ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return opened;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void WritePidFile(const stdfs::path& archive) {
+  const stdfs::path path = PidFilePath(archive);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    MEDVFS_LOG_WARNING("cannot write the pid file: %s", std::strerror(errno));
+    return;
+  }
+  fchmod(fd, 0600);
+  const std::string text = std::to_string(getpid()) + "\n";
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    MEDVFS_LOG_WARNING("cannot write the pid file: %s", std::strerror(errno));
+  }
+  close(fd);
+}
+
+void RemovePidFile(const stdfs::path& archive) {
+  const stdfs::path path = PidFilePath(archive);
+  const std::optional<pid_t> pid = LiveDaemonPid(archive);
+  if (pid && *pid == getpid()) unlink(path.c_str());
+}
+
+// Opens, mounts and serves. `report` is called once, with "" when the mount is ready or with a
+// one-line error. Returns the exit code.
+template <typename Report>
+int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
+  auto archive = OpenWithRetry(plan, key);
+  if (!archive.ok()) {
+    report(OpenErrorLine(archive.status(), plan));
+    return kExitFailure;
+  }
+  fs::FsConfig config;
+  config.read_only = plan.options.read_only;
+  config.versions_visible = plan.options.versions_visible;
+  const std::string fuse_options = fs::FuseOptionString(plan.options, plan.archive.string());
+  auto session = fs::MountedSession::Mount(**archive, config, fuse_options, plan.mountpoint);
+  if (!session.ok()) {
+    if (session.status().code() == store::Code::kInvalid) {
+      report("bad mount option (" + session.status().message() + "); see man medvfs-mount");
+    } else {
+      report("cannot mount at " + plan.mountpoint + ": " + session.status().message());
+    }
+    return kExitFailure;
+  }
+  WritePidFile(plan.archive);
+  report("");
+  const Status served = (*session)->Run();
+  session->reset();  // unmounts (if still mounted) before the archive closes
+  archive->reset();  // closes RocksDB cleanly
+  RemovePidFile(plan.archive);
+  if (!served.ok()) {
+    MEDVFS_LOG_ERROR("the FUSE session ended with an error: %s", served.ToString().c_str());
+    return kExitFailure;
+  }
+  return 0;
+}
+
+[[noreturn]] void RunDaemon(const MountPlan& plan, const store::KeySource& key, int report_fd) {
+  setsid();
+  store::SetLogSink(store::LogSink::kSyslog);
+  if (chdir("/") != 0) {
+    // Not fatal: every path in the plan is absolute.
+  }
+  const int code = Serve(plan, key, [report_fd](const std::string& error) {
+    const std::string line = (error.empty() ? std::string(kReadyMessage) : error) + "\n";
+    if (write(report_fd, line.data(), line.size()) < 0) {
+      // The parent is gone; nothing to tell.
+    }
+    close(report_fd);
+    // From now on, nothing may write to the terminal we were started from.
+    const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+      dup2(null_fd, STDIN_FILENO);
+      dup2(null_fd, STDOUT_FILENO);
+      dup2(null_fd, STDERR_FILENO);
+      close(null_fd);
+    }
+  });
+  _exit(code);
+}
+
+// Waits for the daemon's one-line report; returns it ("" on EOF without a report).
+std::string ReadReport(int fd) {
+  std::string text;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kReportTimeoutMs);
+  while (text.find('\n') == std::string::npos) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return "timeout";
+    pollfd pfd{fd, POLLIN, 0};
+    const int rc = poll(&pfd, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) return "timeout";
+    char buf[512];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text.substr(0, text.find('\n'));
+}
+
+void RunMount(MountArgs& args) {
+  const MountPlan plan = PlanMount(args);
+  store::StatusOr<store::KeySource> key = ReadKey(args.key, /*confirm=*/false);
+  if (!key.ok()) FailMessage(key.status().message());
+
+  if (args.foreground) {
+    store::SetLogSink(store::LogSink::kStderr);
+    std::string error;
+    const int code = Serve(plan, *key, [&error](const std::string& e) { error = e; });
+    if (!error.empty()) FailMessage(error);
+    if (code != 0) throw CLI::RuntimeError(code);
+    return;
+  }
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) Fail("cannot create a pipe", std::strerror(errno));
+  std::cout.flush();
+  std::cerr.flush();
+  const pid_t child = fork();
+  if (child < 0) Fail("cannot fork the daemon", std::strerror(errno));
+  if (child == 0) {
+    close(fds[0]);
+    RunDaemon(plan, *key, fds[1]);
+  }
+  close(fds[1]);
+  const std::string report = ReadReport(fds[0]);
+  close(fds[0]);
+  if (report == kReadyMessage) return;
+  if (report == "timeout") {
+    Fail("the daemon (pid " + std::to_string(child) + ") did not report within 120 s",
+         "see the system log (journalctl -t medvfs)");
+  }
+  if (report.empty()) {
+    Fail("the daemon exited without reporting", "see the system log (journalctl -t medvfs)");
+  }
+  FailMessage(report);
+}
+
+}  // namespace
+
+void RegisterMountCommand(CLI::App& app) {
+  auto args = std::make_shared<MountArgs>();
+  CLI::App* command = app.add_subcommand("mount", "Mount an archive as a file system");
+  command->add_option("ARCHIVE", args->archive, "The archive directory")->required();
+  command->add_option("MOUNTPOINT", args->mountpoint, "An existing directory")->required();
+  command->add_flag("-f,--foreground", args->foreground,
+                    "Stay in the foreground and log to stderr (until unmounted or Ctrl-C)");
+  command
+      ->add_option("-o", args->options,
+                   "Mount options, comma-separated: ro, allow_other, versions=visible, "
+                   "passphrase_file=F, key_file=F, and FUSE options")
+      ->allow_extra_args(false)
+      ->type_name("OPT[,OPT...]");
+  AddKeyOptions(command, &args->key);
+  command->callback([args] { RunMount(*args); });
+}
+
+void RegisterMountCommands(CLI::App& app) {
+  RegisterMountCommand(app);
+  RegisterUmountCommand(app);  // tools/cmd_umount.cc
+}
+
+}  // namespace medvfs::tools

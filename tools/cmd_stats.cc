@@ -1,0 +1,122 @@
+// medvfs stats ARCHIVE: what an archive holds, and how much dedup and compression save.
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tools/archive_commands.h"
+#include "tools/cli_error.h"
+#include "tools/output.h"
+#include "tools/stream.h"
+#include "tools/target.h"
+
+namespace medvfs::tools {
+namespace {
+
+struct StatsArgs {
+  std::string archive;
+  KeyOptions key;
+  bool json = false;
+};
+
+// The mount's root carries the same numbers as JSON in the `user.medvfs.stats` attribute.
+store::ArchiveStats StatsThroughMount(const StatsArgs& args, const ArchiveTarget& target) {
+  std::string text;
+  int err = GetXattr(target.mountpoint, "user.medvfs.stats", &text);
+  if (err != 0) FailErrno(err, "cannot read the statistics of " + args.archive);
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) {
+    Fail("the mount returned statistics that cannot be read",
+         "use the same medvfs version for the mount and the command line");
+  }
+  auto number = [&json](const char* key) { return json.value(key, uint64_t{0}); };
+  store::ArchiveStats stats;
+  stats.files = number("files");
+  stats.live_files = number("live_files");
+  stats.directories = number("directories");
+  stats.versions = number("versions");
+  stats.logical_bytes = number("logical_bytes");
+  stats.stored_bytes = number("stored_bytes");
+  stats.chunks = number("chunks");
+  stats.disk_bytes = number("disk_bytes");
+  return stats;
+}
+
+store::ArchiveStats StatsInArchive(const StatsArgs& args, const ArchiveTarget& target) {
+  std::unique_ptr<store::Archive> archive =
+      OpenArchiveOrFail(target.archive, args.key, /*read_only=*/true);
+  auto stats = archive->Stats();
+  if (!stats.ok()) FailStatus(stats.status(), "cannot read the statistics of " + args.archive);
+  return *stats;
+}
+
+// logical bytes / stored bytes: what dedup and compression (less encryption overhead) save.
+double SavingRatio(const store::ArchiveStats& s) {
+  return s.stored_bytes == 0
+             ? 0.0
+             : static_cast<double>(s.logical_bytes) / static_cast<double>(s.stored_bytes);
+}
+
+std::string Bytes(uint64_t bytes) {
+  return HumanBytes(bytes) + " (" + std::to_string(bytes) + " bytes)";
+}
+
+void PrintTable(const store::ArchiveStats& s) {
+  char ratio[32] = "-";
+  if (s.stored_bytes != 0) std::snprintf(ratio, sizeof(ratio), "%.2fx", SavingRatio(s));
+  std::vector<std::vector<std::string>> rows = {
+      {"files:", std::to_string(s.files) + " (" + std::to_string(s.live_files) + " live)"},
+      {"directories:", std::to_string(s.directories)},
+      {"versions:", std::to_string(s.versions)},
+      {"logical bytes:", Bytes(s.logical_bytes)},
+      {"stored bytes:", Bytes(s.stored_bytes)},
+      {"chunks:", std::to_string(s.chunks)},
+      {"disk bytes:", Bytes(s.disk_bytes)},
+      {"dedup+compression ratio:", ratio},
+  };
+  std::cout << FormatTable(rows) << std::flush;
+}
+
+void PrintJson(const store::ArchiveStats& s) {
+  nlohmann::json out = {
+      {"files", s.files},
+      {"live_files", s.live_files},
+      {"directories", s.directories},
+      {"versions", s.versions},
+      {"logical_bytes", s.logical_bytes},
+      {"stored_bytes", s.stored_bytes},
+      {"chunks", s.chunks},
+      {"disk_bytes", s.disk_bytes},
+      {"ratio", s.stored_bytes == 0 ? nlohmann::json(nullptr) : nlohmann::json(SavingRatio(s))},
+  };
+  std::cout << out.dump(2) << std::endl;
+}
+
+void RunStats(const StatsArgs& args) {
+  ArchiveTarget target = ResolveArchiveTarget(args.archive);
+  store::ArchiveStats stats =
+      target.through_mount ? StatsThroughMount(args, target) : StatsInArchive(args, target);
+  if (args.json) {
+    PrintJson(stats);
+  } else {
+    PrintTable(stats);
+  }
+}
+
+}  // namespace
+
+void RegisterStatsCommand(CLI::App& app) {
+  auto args = std::make_shared<StatsArgs>();
+  CLI::App* command =
+      app.add_subcommand("stats", "Files, versions, and logical vs stored bytes of an archive");
+  command->add_option("ARCHIVE", args->archive, "The archive directory (or its mountpoint)")
+      ->required();
+  command->add_flag("--json", args->json, "Print JSON with exact numbers");
+  AddKeyOptions(command, &args->key);
+  command->callback([args] { RunStats(*args); });
+}
+
+}  // namespace medvfs::tools

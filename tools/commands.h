@@ -1,0 +1,13 @@
+// Registration of the `medvfs` subcommands. Each Register* adds its subcommands to the app
+// and sets their callbacks; a callback that fails throws CLI::RuntimeError(exit code) after
+// printing a one-line reason on stderr.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace medvfs::tools {
+
+void RegisterArchiveCommands(CLI::App& app);  // init, log, cat, restore, stats  (tools/cmd_*.cc)
+void RegisterMountCommands(CLI::App& app);    // mount, umount                 (tools/cmd_mount.cc)
+
+}  // namespace medvfs::tools

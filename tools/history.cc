@@ -1,0 +1,47 @@
+#include "tools/history.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+
+#include "store/views.h"
+#include "tools/cli_error.h"
+#include "tools/stream.h"
+
+namespace medvfs::tools {
+
+std::vector<store::VersionInfo> HistoryThroughMount(const FileTarget& target) {
+  std::string tsv;
+  int err = ReadSmallFile(target.dir / "@version" / target.name / ".meta" / "versions.tsv", &tsv);
+  if (err == ENOENT) {
+    // A directory's @version entry is its own listing: no history of its own.
+    struct stat st {};
+    if (lstat((target.dir / target.name).c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    }
+  }
+  if (err == EINVAL) Fail(target.display + " is not a regular file", "only files have versions");
+  if (err != 0) FailErrno(err, "cannot read the history of " + target.display);
+  store::StatusOr<std::vector<store::VersionInfo>> versions = store::ParseVersionsTsv(tsv);
+  if (!versions.ok()) {
+    Fail("the mount returned a history that cannot be read (" + versions.status().message() + ")",
+         "use the same medvfs version for the mount and the command line");
+  }
+  return std::move(versions).value();
+}
+
+void FailMissingVersion(const std::vector<store::VersionInfo>& versions, const FileTarget& target,
+                        uint64_t number) {
+  for (const store::VersionInfo& v : versions) {
+    if (v.number == number && v.is_delete_marker()) {
+      Fail("version " + std::to_string(number) + " of " + target.display +
+               " is a delete marker and has no content",
+           "pick a version with content (see medvfs log)");
+    }
+  }
+  Fail(target.display + " has no version " + std::to_string(number),
+       "list its versions with medvfs log");
+}
+
+}  // namespace medvfs::tools

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what medvfs needs to build, test, benchmark and run, on Debian 12 (bookworm).
+# Does nothing (and needs no root) when everything is already installed.
+set -euo pipefail
+
+packages=(
+  cmake g++ pkg-config                     # build
+  libfuse3-dev fuse3                       # FUSE (fusermount3 for unprivileged mounts)
+  librocksdb-dev libssl-dev libzstd-dev    # the archive: RocksDB, OpenSSL, zstd
+  libdcmtk-dev dcmtk                       # DICOM parsing; dcmodify/dcmdump for the demo
+  libcli11-dev nlohmann-json3-dev          # command line, JSON
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
+  python3-pydicom                          # sample DICOM files (CT_small.dcm) for the demo
+  attr zstd clang-format                   # getfattr/setfattr, zstd tool, formatting
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$package")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages are installed"
+  exit 0
+fi
+
+sudo=()
+if [[ "$(id -u)" -ne 0 ]]; then
+  if ! command -v sudo >/dev/null; then
+    echo "install-deps: root or sudo is needed to install: ${missing[*]}; run this as root" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+  "${missing[@]}"

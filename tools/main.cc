@@ -1,0 +1,60 @@
+// medvfs: the command line of the medvfs archive (see man medvfs).
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/cli_error.h"
+#include "tools/commands.h"
+
+#ifndef MEDVFS_VERSION
+#define MEDVFS_VERSION "unknown"
+#endif
+
+namespace {
+
+constexpr const char* kVersionText = "medvfs " MEDVFS_VERSION;
+
+// Usage errors: one line naming the subcommand's help, exit 2.
+int ReportParseError(const CLI::App& app, const CLI::ParseError& e) {
+  const std::string name = e.get_name();
+  if (name == "RuntimeError" || name == "CallForHelp" || name == "CallForAllHelp" ||
+      name == "CallForVersion" || e.get_exit_code() == 0) {
+    return app.exit(e);
+  }
+  std::string help = "medvfs --help";
+  if (auto selected = app.get_subcommands(); !selected.empty()) {
+    help = "medvfs " + selected.back()->get_name() + " --help";
+  }
+  std::cerr << "medvfs: " << e.what() << "; see " << help << std::endl;
+  return medvfs::tools::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"medvfs: a versioned, encrypted archive for medical images", "medvfs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", kVersionText, "Print the version and exit");
+  app.footer("See man medvfs, and man medvfs-<subcommand> for each subcommand.");
+  try {
+    medvfs::tools::RegisterArchiveCommands(app);
+    medvfs::tools::RegisterMountCommands(app);
+    app.add_subcommand("version", "Print the version")->callback([] {
+      std::cout << kVersionText << std::endl;
+    });
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return ReportParseError(app, e);
+  } catch (const std::exception& e) {
+    std::cerr << "medvfs: internal error (" << e.what()
+              << "); please report it with the command that caused it" << std::endl;
+    return medvfs::tools::kExitFailure;
+  } catch (...) {
+    std::cerr << "medvfs: internal error; please report it with the command that caused it"
+              << std::endl;
+    return medvfs::tools::kExitFailure;
+  }
+  return 0;
+}
