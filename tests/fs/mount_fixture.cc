@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,10 +166,20 @@ void MountTest::SetUp() {
 }
 
 void MountTest::TearDown() {
-  if (!mnt_.empty() && IsMedvfsMount(mnt_)) {
-    RunProgram({"fusermount3", "-u", mnt_.string()});
-    if (IsMedvfsMount(mnt_)) RunProgram({"fusermount3", "-u", "-z", mnt_.string()});
-  }
+  // Unmount whatever this test left mounted: normally, else detached (a stale mount or a busy
+  // one must not outlive the test).
+  const auto unmount = [this](bool lazy) {
+    if (mnt_.empty() || !IsMedvfsMount(mnt_)) return;
+    if (geteuid() == 0) {
+      umount2(mnt_.c_str(), lazy ? MNT_DETACH : 0);
+    } else {
+      std::vector<std::string> argv = {"fusermount3", "-u", mnt_.string()};
+      if (lazy) argv.insert(argv.begin() + 2, "-z");
+      RunProgram(argv);
+    }
+  };
+  unmount(false);
+  unmount(true);
   // Only the processes this test started.
   if (daemon_pid_ > 0 && !PollUntil([&] { return ProcessGone(daemon_pid_); }, 15'000)) {
     ADD_FAILURE() << "daemon " << daemon_pid_ << " did not exit after unmount; killing it";
@@ -177,6 +188,7 @@ void MountTest::TearDown() {
   for (pid_t pid : spawned_) {
     if (WaitWithTimeout(pid, 15) == -1) ADD_FAILURE() << "foreground mount " << pid << " killed";
   }
+  unmount(true);
 }
 
 ProcResult MountTest::Mount(const std::string& options, const EnvChanges& env) {
