@@ -24,18 +24,11 @@ StatusOr<std::vector<NameRecord>> ArchiveImpl::ListNames(InodeId dir) {
   // Events are keyed parent | name hash | sequence, so the last event of each name comes
   // right before the next name's first.
   std::map<std::string, NameRecord> by_name;
-  Status failed;
-  const std::string prefix = NameEventPrefix(dir);
-  MEDVFS_RETURN_IF_ERROR(
-      kv_->Scan(Family::kMeta, prefix, [&](std::string_view key, std::string_view value) {
-        std::string plain = Unsealed(key, value, &failed);
-        NameEventRecord event;
-        if (failed.ok()) failed = Decode(plain, &event);
-        if (!failed.ok()) return false;
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<NameEventRecord>(
+      NameEventPrefix(dir), [&](std::string_view, const NameEventRecord& event) {
         by_name[event.name] = ToNameRecord(event);
         return true;
       }));
-  MEDVFS_RETURN_IF_ERROR(failed);
   std::vector<NameRecord> names;
   names.reserve(by_name.size());
   for (auto& [name, record] : by_name) names.push_back(std::move(record));
@@ -50,27 +43,19 @@ StatusOr<NameRecord> ArchiveImpl::ResolveName(InodeId dir, std::string_view name
                            NameEventKey(dir, hash, UINT64_MAX), &key, &value);
   if (s.code() == Code::kNotFound) return Status::NotFound("the name never existed here");
   MEDVFS_RETURN_IF_ERROR(s);
-  std::string plain = Unsealed(key, value, &s);
-  MEDVFS_RETURN_IF_ERROR(s);
   NameEventRecord event;
-  MEDVFS_RETURN_IF_ERROR(Decode(plain, &event));
+  MEDVFS_RETURN_IF_ERROR(OpenRecord(key, value, &event));
   if (event.name != name) return Status::NotFound("the name never existed here");
   return ToNameRecord(event);
 }
 
 StatusOr<std::vector<VersionInfo>> ArchiveImpl::ListVersions(HistoryId history) {
   std::vector<VersionInfo> versions;
-  Status failed;
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, VersionPrefix(history),
-                                   [&](std::string_view key, std::string_view value) {
-                                     std::string plain = Unsealed(key, value, &failed);
-                                     VersionRecord record;
-                                     if (failed.ok()) failed = Decode(plain, &record);
-                                     if (!failed.ok()) return false;
-                                     versions.push_back(std::move(record.info));
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
+      VersionPrefix(history), [&](std::string_view, const VersionRecord& record) {
+        versions.push_back(record.info);
+        return true;
+      }));
   if (versions.empty()) return Status::NotFound("no such history");
   return versions;
 }
@@ -83,36 +68,22 @@ StatusOr<VersionInfo> ArchiveImpl::GetVersion(HistoryId history, uint64_t number
 
 StatusOr<std::vector<MetadataEvent>> ArchiveImpl::ListMetadataEvents(HistoryId history) {
   std::vector<MetadataEvent> events;
-  Status failed;
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, MetaEventPrefix(history),
-                                   [&](std::string_view key, std::string_view value) {
-                                     std::string plain = Unsealed(key, value, &failed);
-                                     MetadataEvent event;
-                                     if (failed.ok()) failed = Decode(plain, &event);
-                                     if (!failed.ok()) return false;
-                                     events.push_back(std::move(event));
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<MetadataEvent>(
+      MetaEventPrefix(history), [&](std::string_view, const MetadataEvent& event) {
+        events.push_back(event);
+        return true;
+      }));
   return events;
 }
 
 StatusOr<std::vector<DirEntryAt>> ArchiveImpl::ListDirAt(InodeId dir, int64_t time_ns) {
   // The last event of each name at or before time_ns.
   std::map<std::string, NameEventRecord> at_time;
-  Status failed;
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, NameEventPrefix(dir),
-                                   [&](std::string_view key, std::string_view value) {
-                                     std::string plain = Unsealed(key, value, &failed);
-                                     NameEventRecord event;
-                                     if (failed.ok()) failed = Decode(plain, &event);
-                                     if (!failed.ok()) return false;
-                                     if (event.time_ns <= time_ns) {
-                                       at_time[event.name] = std::move(event);
-                                     }
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<NameEventRecord>(
+      NameEventPrefix(dir), [&](std::string_view, const NameEventRecord& event) {
+        if (event.time_ns <= time_ns) at_time[event.name] = event;
+        return true;
+      }));
   std::vector<DirEntryAt> entries;
   for (auto& [name, event] : at_time) {
     if (event.removed) continue;
@@ -126,18 +97,15 @@ StatusOr<std::vector<DirEntryAt>> ArchiveImpl::ListDirAt(InodeId dir, int64_t ti
       // The version current then: the newest one made at or before time_ns.
       VersionInfo found;
       bool have = false;
-      MEDVFS_RETURN_IF_ERROR(kv_->ScanReverse(Family::kMeta, VersionPrefix(event.history),
-                                              [&](std::string_view key, std::string_view value) {
-                                                std::string plain = Unsealed(key, value, &failed);
-                                                VersionRecord record;
-                                                if (failed.ok()) failed = Decode(plain, &record);
-                                                if (!failed.ok()) return false;
-                                                if (record.info.time_ns > time_ns) return true;
-                                                found = record.info;
-                                                have = true;
-                                                return false;
-                                              }));
-      MEDVFS_RETURN_IF_ERROR(failed);
+      MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
+          VersionPrefix(event.history),
+          [&](std::string_view, const VersionRecord& record) {
+            if (record.info.time_ns > time_ns) return true;
+            found = record.info;
+            have = true;
+            return false;
+          },
+          /*reverse=*/true));
       if (!have || found.is_delete_marker()) continue;
       entry.history = event.history;
       entry.version = found.number;

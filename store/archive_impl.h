@@ -100,6 +100,30 @@ class ArchiveImpl final : public Archive {
   template <typename Record>
   void PutRecord(KvBatch& batch, std::string_view key, const Record& record) const;
   std::string Unsealed(std::string_view key, std::string_view value, Status* status) const;
+  // Opens and decodes one sealed record read from `key`.
+  template <typename Record>
+  Status OpenRecord(std::string_view key, std::string_view value, Record* record) const {
+    Status status;
+    std::string plain = Unsealed(key, value, &status);
+    if (status.ok()) status = Decode(plain, record);
+    Wipe(plain.data(), plain.size());
+    return status;
+  }
+  // Calls visit(key, record) for every record whose key starts with prefix (in key order, or
+  // backwards with `reverse`) until visit returns false. Fails on the first record that does
+  // not open.
+  template <typename Record, typename Visit>
+  Status ScanRecords(std::string_view prefix, Visit&& visit, bool reverse = false) const {
+    Status failed;
+    auto each = [&](std::string_view key, std::string_view value) {
+      Record record;
+      failed = OpenRecord(key, value, &record);
+      return failed.ok() && visit(key, record);
+    };
+    MEDVFS_RETURN_IF_ERROR(reverse ? kv_->ScanReverse(Family::kMeta, prefix, each)
+                                   : kv_->Scan(Family::kMeta, prefix, each));
+    return failed;
+  }
 
   std::string NameHash(std::string_view name) const;
   Status CheckWritable() const;

@@ -119,17 +119,11 @@ StatusOr<std::vector<DirEntry>> ArchiveImpl::ReadDir(InodeId dir_ino) {
   InodeRecord dir;
   MEDVFS_RETURN_IF_ERROR(LoadDir(dir_ino, &dir));
   std::vector<DirEntry> entries;
-  Status failed;
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, DirentPrefix(dir_ino),
-                                   [&](std::string_view key, std::string_view value) {
-                                     std::string plain = Unsealed(key, value, &failed);
-                                     DirentRecord entry;
-                                     if (failed.ok()) failed = Decode(plain, &entry);
-                                     if (!failed.ok()) return false;
-                                     entries.push_back({entry.name, entry.ino, entry.mode});
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<DirentRecord>(
+      DirentPrefix(dir_ino), [&](std::string_view, const DirentRecord& entry) {
+        entries.push_back({entry.name, entry.ino, entry.mode});
+        return true;
+      }));
   return entries;
 }
 
@@ -166,9 +160,8 @@ void ArchiveImpl::RemoveEntry(KvBatch& batch, InodeId parent, std::string_view n
   if (kv_->SeekLast(Family::kMeta, NameEventPrefix(parent, hash),
                     NameEventKey(parent, hash, UINT64_MAX), &key, &value)
           .ok()) {
-    Status s;
-    std::string plain = Unsealed(key, value, &s);
-    if (s.ok()) Decode(plain, &last).IgnoreError();
+    // A damaged event is reported when it is read; the removal is recorded regardless.
+    if (!OpenRecord(key, value, &last).ok()) last = NameEventRecord{};
   }
   last.name = std::string(name);
   last.time_ns = now;

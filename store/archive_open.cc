@@ -144,12 +144,7 @@ template <typename Record>
 Status ArchiveImpl::GetRecord(std::string_view key, Record* record) const {
   std::string value;
   MEDVFS_RETURN_IF_ERROR(kv_->Get(Family::kMeta, key, &value));
-  Status status;
-  std::string plain = Unsealed(key, value, &status);
-  MEDVFS_RETURN_IF_ERROR(status);
-  Status decoded = Decode(plain, record);
-  Wipe(plain.data(), plain.size());
-  return decoded;
+  return OpenRecord(key, value, record);
 }
 
 template <typename Record>
@@ -242,53 +237,25 @@ StatusOr<FsStats> ArchiveImpl::StatFs() {
 
 StatusOr<ArchiveStats> ArchiveImpl::Stats() {
   ArchiveStats stats;
-  Status failed;
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kHistoryPrefix),
-                                   [&](std::string_view key, std::string_view value) {
-                                     Status s;
-                                     std::string plain = Unsealed(key, value, &s);
-                                     HistoryRecord h;
-                                     if (s.ok()) s = Decode(plain, &h);
-                                     if (!s.ok()) {
-                                       failed = s;
-                                       return false;
-                                     }
-                                     if (h.last_version == 0) return true;
-                                     ++stats.files;
-                                     if (h.live_ino != 0) ++stats.live_files;
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kVersionPrefix),
-                                   [&](std::string_view key, std::string_view value) {
-                                     Status s;
-                                     std::string plain = Unsealed(key, value, &s);
-                                     VersionRecord v;
-                                     if (s.ok()) s = Decode(plain, &v);
-                                     if (!s.ok()) {
-                                       failed = s;
-                                       return false;
-                                     }
-                                     if (v.info.is_delete_marker()) return true;
-                                     ++stats.versions;
-                                     stats.logical_bytes += v.info.size;
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kInodePrefix),
-                                   [&](std::string_view key, std::string_view value) {
-                                     Status s;
-                                     std::string plain = Unsealed(key, value, &s);
-                                     InodeRecord r;
-                                     if (s.ok()) s = Decode(plain, &r);
-                                     if (!s.ok()) {
-                                       failed = s;
-                                       return false;
-                                     }
-                                     if (S_ISDIR(r.mode)) ++stats.directories;
-                                     return true;
-                                   }));
-  MEDVFS_RETURN_IF_ERROR(failed);
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<HistoryRecord>(
+      std::string(1, kHistoryPrefix), [&](std::string_view, const HistoryRecord& history) {
+        if (history.last_version == 0) return true;
+        ++stats.files;
+        if (history.live_ino != 0) ++stats.live_files;
+        return true;
+      }));
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
+      std::string(1, kVersionPrefix), [&](std::string_view, const VersionRecord& version) {
+        if (version.info.is_delete_marker()) return true;
+        ++stats.versions;
+        stats.logical_bytes += version.info.size;
+        return true;
+      }));
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<InodeRecord>(std::string(1, kInodePrefix),
+                                                  [&](std::string_view, const InodeRecord& inode) {
+                                                    if (S_ISDIR(inode.mode)) ++stats.directories;
+                                                    return true;
+                                                  }));
   MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kChunkIndexPrefix),
                                    [&](std::string_view, std::string_view) {
                                      ++stats.chunks;

@@ -22,19 +22,12 @@ Status ArchiveImpl::EraseHistory(KvBatch& batch, HistoryId history, InodeId pare
   if (name.empty()) return Status::Ok();
   // The name's events that bound it to this history go too; older ones (another file that
   // once had the name) stay.
-  Status failed;
-  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, NameEventPrefix(parent, NameHash(name)),
-                                   [&](std::string_view key, std::string_view value) {
-                                     std::string plain = Unsealed(key, value, &failed);
-                                     NameEventRecord event;
-                                     if (failed.ok()) failed = Decode(plain, &event);
-                                     if (!failed.ok()) return false;
-                                     if (event.history == history) {
-                                       batch.Delete(Family::kMeta, key);
-                                     }
-                                     return true;
-                                   }));
-  return failed;
+  return ScanRecords<NameEventRecord>(NameEventPrefix(parent, NameHash(name)),
+                                      [&](std::string_view key, const NameEventRecord& event) {
+                                        if (event.history == history)
+                                          batch.Delete(Family::kMeta, key);
+                                        return true;
+                                      });
 }
 
 Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src, InodeId dst_ino,
