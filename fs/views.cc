@@ -412,7 +412,7 @@ StatusOr<Attr> RestoreFromView(Archive& archive, const ViewDescriptor& view, std
     value.remove_suffix(1);
   }
   const std::string spelled =
-      (!value.empty() && value[0] == 'v') ? std::string(value) : "v" + std::string(value);
+      (!value.empty() && value[0] == 'v') ? std::string(value) : std::string("v").append(value);
   const std::optional<uint64_t> number = store::ParseVersionFileName(spelled);
   if (!number) return Status::Invalid("restore needs a version number");
   return archive.Restore(view.history, *number, caller);
