@@ -100,7 +100,9 @@ rocksdb::ColumnFamilyOptions ChunkFamilyOptions(const std::shared_ptr<rocksdb::C
   options.enable_blob_files = true;
   options.min_blob_size = 1024;
   options.blob_compression_type = rocksdb::kNoCompression;
-  options.enable_blob_garbage_collection = true;
+  // Chunks are never deleted yet (no prune), so there is no garbage to collect; collection
+  // would only rewrite the oldest blob files during compactions.
+  options.enable_blob_garbage_collection = false;
   options.blob_file_size = 256 << 20;
   options.write_buffer_size = 32 << 20;
   return options;
