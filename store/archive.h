@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/dicom.h"
 #include "store/keys.h"
 #include "store/status.h"
 
@@ -104,6 +105,11 @@ struct VersionInfo {
   uint32_t file_uid = 0;
   uint32_t file_gid = 0;
   uint64_t restored_from = 0;  // for kRestore: the version whose content this is
+  // DICOM content: the SOPInstanceUID, and whether the version before with content had the
+  // same SOPInstanceUID but different bytes (one SOP instance UID must mean one content).
+  std::string sop_instance_uid;
+  bool sop_instance_uid_reused = false;
+  bool has_dicom_tags = false;
 
   bool is_delete_marker() const { return op == Operation::kDeleteMarker; }
 };
@@ -137,6 +143,21 @@ struct DirEntryAt {
   uint64_t size = 0;      // regular files: that version's size
   int64_t mtime_ns = 0;   // regular files: that version's time
   std::string symlink_target;
+};
+
+// A note written on a version. Every note is kept; VersionInfo::note is the latest.
+struct NoteEvent {
+  int64_t time_ns = 0;
+  std::string text;
+  uint32_t writer_uid = 0;
+  uint32_t writer_pid = 0;
+  std::string program;
+};
+
+// A live DICOM file in the patient index (`/@patients`).
+struct IndexedFile {
+  InodeId ino = 0;
+  std::string path;  // from the root, without a leading slash, e.g. "ct/slice1.dcm"
 };
 
 struct ArchiveStats {
@@ -268,6 +289,22 @@ class Archive {
   virtual StatusOr<Attr> Restore(HistoryId history, uint64_t number, const Caller& caller) = 0;
 
   virtual StatusOr<ArchiveStats> Stats() = 0;
+
+  // --- DICOM tags, notes, patient index ----------------------------------------------------
+  // The tags parsed from a version's content when it was committed; kNotFound for content
+  // that is not DICOM (or did not parse) and for delete markers.
+  virtual StatusOr<DicomTags> GetTags(HistoryId history, uint64_t number) = 0;
+  // Records a note on a version (metadata only: no content version is made). An empty text
+  // clears the current note; every earlier note stays in ListNotes.
+  virtual Status SetNote(HistoryId history, uint64_t number, std::string_view text,
+                         const Caller& caller) = 0;
+  virtual StatusOr<std::vector<NoteEvent>> ListNotes(HistoryId history, uint64_t number) = 0;
+  // The patient index of live DICOM files: PatientIDs, then studies of one patient (named
+  // "<StudyDate>_<StudyDescription, else StudyInstanceUID>"), then the files of one study.
+  virtual StatusOr<std::vector<std::string>> ListPatients() = 0;
+  virtual StatusOr<std::vector<std::string>> ListStudies(std::string_view patient_id) = 0;
+  virtual StatusOr<std::vector<IndexedFile>> ListStudyFiles(std::string_view patient_id,
+                                                            std::string_view study) = 0;
 };
 
 // Resolves a slash-separated path relative to the root to the live inode (no symlinks

@@ -213,6 +213,9 @@ Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& ses
                      s.ToString().c_str());
     return s;
   }
+  // Tags are parsed from memory, before the archive lock; a file that does not parse just
+  // has none (a save never fails because of parsing).
+  const std::optional<DicomTags> tags = ParseContentTags(session->content);
   {
     std::lock_guard lock(mu_);
     InodeRecord node;
@@ -231,9 +234,14 @@ Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& ses
       HistoryRecord history;
       MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
       VersionRecord version;
+      version.info.sha256 = sha256;
+      version.info.has_dicom_tags = tags.has_value();
+      if (tags && tags->Find("SOPInstanceUID") != nullptr) {
+        version.info.sop_instance_uid = tags->Find("SOPInstanceUID")->value;
+      }
+      MarkSopReuse(node.history, history, &version.info);
       version.info.number = ++history.last_version;
       version.info.time_ns = now;
-      version.info.sha256 = sha256;
       version.info.writer_uid = caller.uid;
       version.info.writer_gid = caller.gid;
       version.info.writer_pid = caller.pid;
@@ -244,6 +252,8 @@ Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& ses
       version.info.file_gid = node.gid;
       PutVersion(batch, node.history, version, content);
       PutRecord(batch, HistoryKey(node.history), history);
+      if (tags) PutRecord(batch, TagsKey(node.history, version.info.number), *tags);
+      UpdatePatientIndex(batch, ino, tags ? &*tags : nullptr);
       node.version = version.info.number;
     }
     const int64_t written = session->mtime_ns.load();

@@ -166,6 +166,7 @@ StatusOr<Attr> ArchiveImpl::Restore(HistoryId history_id, uint64_t number, const
   MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, source, &extents));
   VersionRecord restored;
   restored.info = source.info;
+  MarkSopReuse(history_id, history, &restored.info);
   restored.info.number = ++history.last_version;
   restored.info.time_ns = now;
   restored.info.writer_uid = caller.uid;
@@ -180,6 +181,10 @@ StatusOr<Attr> ArchiveImpl::Restore(HistoryId history_id, uint64_t number, const
   restored.info.file_gid = node.gid;
   PutVersion(batch, history_id, restored, extents);
   PutRecord(batch, HistoryKey(history_id), history);
+  CopyTags(batch, history_id, number, history_id, restored.info.number);
+  DicomTags tags;
+  const bool has_tags = GetRecord(TagsKey(history_id, number), &tags).ok();
+  UpdatePatientIndex(batch, ino, has_tags ? &tags : nullptr);
   node.version = restored.info.number;
   node.size = extents.size();
   node.mtime_ns = node.ctime_ns = now;

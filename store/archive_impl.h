@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "store/archive.h"
@@ -84,6 +85,14 @@ class ArchiveImpl final : public Archive {
   StatusOr<std::vector<DirEntryAt>> ListDirAt(InodeId dir, int64_t time_ns) override;
   StatusOr<Attr> Restore(HistoryId history, uint64_t number, const Caller& caller) override;
   StatusOr<ArchiveStats> Stats() override;
+  StatusOr<DicomTags> GetTags(HistoryId history, uint64_t number) override;
+  Status SetNote(HistoryId history, uint64_t number, std::string_view text,
+                 const Caller& caller) override;
+  StatusOr<std::vector<NoteEvent>> ListNotes(HistoryId history, uint64_t number) override;
+  StatusOr<std::vector<std::string>> ListPatients() override;
+  StatusOr<std::vector<std::string>> ListStudies(std::string_view patient_id) override;
+  StatusOr<std::vector<IndexedFile>> ListStudyFiles(std::string_view patient_id,
+                                                    std::string_view study) override;
 
   // --- used by the file handles (archive_content.cc) ---
   StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,
@@ -165,6 +174,17 @@ class ArchiveImpl final : public Archive {
                     InodeId new_parent, std::string_view new_name, const Caller& caller,
                     int64_t now);
   StatusOr<std::shared_ptr<WriteSession>> SessionFor(InodeId ino, bool create);
+  // DICOM (archive_dicom.cc). ParseContentTags reads the content's header (never the whole
+  // pixel data) and parses it; nullopt for anything that is not DICOM or does not parse.
+  static std::optional<DicomTags> ParseContentTags(PendingContent& content);
+  // REQUIRES: mu_ held (the rest of this block too).
+  // Sets info->sop_instance_uid_reused: the newest earlier content version had the same
+  // SOPInstanceUID and other bytes. REQUIRES: history_record.last_version not yet advanced.
+  void MarkSopReuse(HistoryId history, const HistoryRecord& history_record, VersionInfo* info);
+  void UpdatePatientIndex(KvBatch& batch, InodeId ino, const DicomTags* tags);
+  void CopyTags(KvBatch& batch, HistoryId from, uint64_t from_number, HistoryId to,
+                uint64_t to_number);
+  StatusOr<std::string> PathOf(InodeId ino);
   Status TruncateClosed(InodeId ino, uint64_t size, const Caller& caller);
   void CountLookup(InodeId ino);
 

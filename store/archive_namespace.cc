@@ -251,7 +251,9 @@ Status ArchiveImpl::TakeOverMovedHistory(KvBatch& batch, HistoryId history_id,
     MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, current, &extents));
     VersionRecord first = current;
     first.info.number = 1;
+    first.info.sop_instance_uid_reused = false;
     PutVersion(batch, fresh, first, extents);
+    CopyTags(batch, history_id, moved.version, fresh, 1);
     fresh_history.last_version = 1;
     moved.version = 1;
   }
@@ -289,6 +291,7 @@ StatusOr<Attr> ArchiveImpl::MakeDir(InodeId parent, std::string_view name, uint3
   }
   node.nlink = 2;
   node.parent = parent;
+  node.name = std::string(name);
   node.atime_ns = node.mtime_ns = node.ctime_ns = now;
   KvBatch batch;
   PutRecord(batch, InodeKey(ino), node);
@@ -386,6 +389,7 @@ Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, con
     }
   }
   batch.Delete(Family::kMeta, InodeKey(ino));
+  UpdatePatientIndex(batch, ino, nullptr);
   // The kernel may still hold the inode (open files): keep it in memory until forgotten.
   if (lookups_.contains(ino) || sessions_.contains(ino)) orphans_[ino] = node;
   return Status::Ok();

@@ -168,6 +168,9 @@ MEDVFS_RECORD_ACCESS(HistoryRecord)
 MEDVFS_RECORD_ACCESS(VersionRecord)
 MEDVFS_RECORD_ACCESS(std::vector<Extent>)
 MEDVFS_RECORD_ACCESS(MetadataEvent)
+MEDVFS_RECORD_ACCESS(DicomTags)
+MEDVFS_RECORD_ACCESS(NoteEvent)
+MEDVFS_RECORD_ACCESS(PatientIndexRecord)
 #undef MEDVFS_RECORD_ACCESS
 
 std::string ArchiveImpl::NameHash(std::string_view name) const {

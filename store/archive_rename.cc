@@ -18,6 +18,8 @@ Status ArchiveImpl::EraseHistory(KvBatch& batch, HistoryId history, InodeId pare
   MEDVFS_RETURN_IF_ERROR(erase_prefix(VersionPrefix(history)));
   MEDVFS_RETURN_IF_ERROR(erase_prefix(ExtentHistoryPrefix(history)));
   MEDVFS_RETURN_IF_ERROR(erase_prefix(MetaEventPrefix(history)));
+  MEDVFS_RETURN_IF_ERROR(erase_prefix(TagsHistoryPrefix(history)));
+  MEDVFS_RETURN_IF_ERROR(erase_prefix(NoteHistoryPrefix(history)));
   batch.Delete(Family::kMeta, HistoryKey(history));
   if (name.empty()) return Status::Ok();
   // The name's events that bound it to this history go too; older ones (another file that
@@ -50,6 +52,7 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
       MEDVFS_RETURN_IF_ERROR(LoadExtents(src.history, incoming, &extents));
       VersionRecord saved;
       saved.info = incoming.info;
+      MarkSopReuse(target, target_history, &saved.info);
       saved.info.number = ++target_history.last_version;
       saved.info.time_ns = now;
       saved.info.writer_uid = caller.uid;
@@ -62,6 +65,7 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
       saved.info.file_uid = src.uid;
       saved.info.file_gid = src.gid;
       PutVersion(batch, target, saved, extents);
+      CopyTags(batch, src.history, src.version, target, saved.info.number);
       new_version = saved.info.number;
     }
   } else {
@@ -80,6 +84,7 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
   dst.ctime_ns = now;
   dst.history = 0;
   if (dst.nlink == 0) {
+    UpdatePatientIndex(batch, dst_ino, nullptr);
     batch.Delete(Family::kMeta, InodeKey(dst_ino));
     if (lookups_.contains(dst_ino) || sessions_.contains(dst_ino)) orphans_[dst_ino] = dst;
   } else {
@@ -158,8 +163,14 @@ Status ArchiveImpl::Rename(InodeId parent, std::string_view name, InodeId new_pa
     RemoveEntry(batch, new_parent, new_name, now);
     AddEntry(batch, parent, name, dst_ino, dst, now);
     AddEntry(batch, new_parent, new_name, src_ino, src, now);
-    if (src_is_dir) src.parent = new_parent;
-    if (dst_is_dir) dst.parent = parent;
+    if (src_is_dir) {
+      src.parent = new_parent;
+      src.name = std::string(new_name);
+    }
+    if (dst_is_dir) {
+      dst.parent = parent;
+      dst.name = std::string(name);
+    }
     src.ctime_ns = dst.ctime_ns = now;
     PutRecord(batch, InodeKey(src_ino), src);
     PutRecord(batch, InodeKey(dst_ino), dst);
@@ -192,7 +203,10 @@ Status ArchiveImpl::Rename(InodeId parent, std::string_view name, InodeId new_pa
   }
   // The temporary name of a rename-over leaves no history (EraseHistory dropped its events).
   RemoveEntry(batch, parent, name, now, /*record_event=*/!renamed_over);
-  if (S_ISDIR(src.mode)) src.parent = new_parent;
+  if (S_ISDIR(src.mode)) {
+    src.parent = new_parent;
+    src.name = std::string(new_name);
+  }
   src.ctime_ns = now;
   if (!renamed_over && S_ISREG(src.mode) && src.history != 0 && src.nlink == 1) {
     HistoryRecord history;

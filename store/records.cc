@@ -167,6 +167,35 @@ std::string ExtentKey(HistoryId history, uint64_t number, uint32_t group) {
   return key;
 }
 std::string ExtentHistoryPrefix(HistoryId history) { return PrefixWithU64(kExtentPrefix, history); }
+std::string TagsKey(HistoryId history, uint64_t number) {
+  std::string key = TagsHistoryPrefix(history);
+  AppendU64BigEndian(&key, number);
+  return key;
+}
+std::string TagsHistoryPrefix(HistoryId history) { return PrefixWithU64(kTagsPrefix, history); }
+std::string NoteHistoryPrefix(HistoryId history) { return PrefixWithU64(kNotePrefix, history); }
+std::string NotePrefix(HistoryId history, uint64_t number) {
+  std::string key = NoteHistoryPrefix(history);
+  AppendU64BigEndian(&key, number);
+  return key;
+}
+std::string NoteKey(HistoryId history, uint64_t number, uint64_t seq) {
+  std::string key = NotePrefix(history, number);
+  AppendU64BigEndian(&key, seq);
+  return key;
+}
+std::string PatientPrefix(std::string_view patient_hash, std::string_view study_hash) {
+  std::string key(1, kPatientPrefix);
+  key.append(patient_hash);
+  key.append(study_hash);
+  return key;
+}
+std::string PatientKey(std::string_view patient_hash, std::string_view study_hash, InodeId ino) {
+  std::string key = PatientPrefix(patient_hash, study_hash);
+  AppendU64BigEndian(&key, ino);
+  return key;
+}
+std::string IndexedKey(InodeId ino) { return PrefixWithU64(kIndexedPrefix, ino); }
 std::string ChunkIndexKey(const ChunkId& id) {
   std::string key(1, kChunkIndexPrefix);
   key.append(reinterpret_cast<const char*>(id.data()), id.size());
@@ -203,7 +232,7 @@ std::string Encode(const InodeRecord& r) {
   w.Varint(r.history).Varint(r.version).Bytes(r.symlink_target);
   w.Varint(r.xattrs.size());
   for (const auto& [name, value] : r.xattrs) w.Bytes(name).Bytes(value);
-  w.Varint(r.parent);
+  w.Varint(r.parent).Bytes(r.name);
   return w.Take();
 }
 Status Decode(std::string_view in, InodeRecord* r) {
@@ -228,6 +257,7 @@ Status Decode(std::string_view in, InodeRecord* r) {
     r->xattrs.emplace_back(std::move(name), std::move(value));
   }
   r->parent = rd.Varint();
+  r->name = rd.Bytes();
   return rd.Finish("inode");
 }
 
@@ -291,6 +321,8 @@ std::string Encode(const VersionRecord& r) {
   w.Varint(v.file_mode).Varint(v.file_uid).Varint(v.file_gid).Varint(v.restored_from);
   w.Varint(r.extent_count).Varint(r.group_offsets.size());
   for (uint64_t offset : r.group_offsets) w.Varint(offset);
+  w.Bytes(v.sop_instance_uid)
+      .U8(static_cast<uint8_t>((v.sop_instance_uid_reused ? 1 : 0) | (v.has_dicom_tags ? 2 : 0)));
   return w.Take();
 }
 Status Decode(std::string_view in, VersionRecord* r) {
@@ -318,6 +350,10 @@ Status Decode(std::string_view in, VersionRecord* r) {
   for (uint64_t i = 0; i < groups && rd.Finish("version").ok(); ++i) {
     r->group_offsets.push_back(rd.Varint());
   }
+  v.sop_instance_uid = rd.Bytes();
+  const uint8_t flags = rd.U8();
+  v.sop_instance_uid_reused = (flags & 1) != 0;
+  v.has_dicom_tags = (flags & 2) != 0;
   return rd.Finish("version");
 }
 
@@ -366,6 +402,61 @@ Status Decode(std::string_view in, MetadataEvent* r) {
   r->writer_pid = rd.U32();
   r->program = rd.Bytes();
   return rd.Finish("metadata event");
+}
+
+std::string Encode(const DicomTags& r) {
+  Writer w;
+  w.Varint(r.elements.size());
+  for (const DicomElement& e : r.elements) {
+    w.Varint(e.group).Varint(e.element).Bytes(e.keyword).Bytes(e.vr).Bytes(e.value);
+  }
+  w.Bytes(r.json);
+  return w.Take();
+}
+Status Decode(std::string_view in, DicomTags* r) {
+  Reader rd(in);
+  const uint64_t n = rd.Varint();
+  r->elements.clear();
+  for (uint64_t i = 0; i < n && rd.Finish("tags").ok(); ++i) {
+    DicomElement e;
+    e.group = static_cast<uint16_t>(rd.Varint());
+    e.element = static_cast<uint16_t>(rd.Varint());
+    e.keyword = rd.Bytes();
+    e.vr = rd.Bytes();
+    e.value = rd.Bytes();
+    r->elements.push_back(std::move(e));
+  }
+  r->json = rd.Bytes();
+  return rd.Finish("tags");
+}
+
+std::string Encode(const NoteEvent& r) {
+  return Writer()
+      .Signed(r.time_ns)
+      .Bytes(r.text)
+      .Varint(r.writer_uid)
+      .Varint(r.writer_pid)
+      .Bytes(r.program)
+      .Take();
+}
+Status Decode(std::string_view in, NoteEvent* r) {
+  Reader rd(in);
+  r->time_ns = rd.Signed();
+  r->text = rd.Bytes();
+  r->writer_uid = rd.U32();
+  r->writer_pid = rd.U32();
+  r->program = rd.Bytes();
+  return rd.Finish("note");
+}
+
+std::string Encode(const PatientIndexRecord& r) {
+  return Writer().Bytes(r.patient_id).Bytes(r.study).Take();
+}
+Status Decode(std::string_view in, PatientIndexRecord* r) {
+  Reader rd(in);
+  r->patient_id = rd.Bytes();
+  r->study = rd.Bytes();
+  return rd.Finish("patient index");
 }
 
 }  // namespace medvfs::store

@@ -27,6 +27,10 @@ inline constexpr char kVersionPrefix = 'V';     // V history number -> VersionRe
 inline constexpr char kExtentPrefix = 'X';      // X history number group -> ExtentGroup
 inline constexpr char kChunkIndexPrefix = 'K';  // K chunkid -> ChunkIndexRecord
 inline constexpr char kMetaEventPrefix = 'M';   // M history seq -> MetadataEvent
+inline constexpr char kTagsPrefix = 'T';        // T history number -> DicomTags
+inline constexpr char kNotePrefix = 'N';        // N history number seq -> NoteEvent
+inline constexpr char kPatientPrefix = 'P';     // P patienthash studyhash ino -> PatientIndexRecord
+inline constexpr char kIndexedPrefix = 'Q';     // Q ino -> the PatientIndexRecord P holds for ino
 
 inline constexpr size_t kNameHashSize = 16;
 inline constexpr size_t kExtentsPerGroup = 1024;
@@ -53,6 +57,7 @@ struct InodeRecord {
   std::string symlink_target;
   std::vector<std::pair<std::string, std::string>> xattrs;  // sorted by name
   InodeId parent = 0;  // directories: the parent directory (for rename loop checks)
+  std::string name;    // directories: the name in the parent (for paths in the patient index)
 };
 
 struct DirentRecord {
@@ -90,6 +95,11 @@ struct VersionRecord {
   std::vector<uint64_t> group_offsets;  // content offset at which each extent group starts
 };
 
+struct PatientIndexRecord {
+  std::string patient_id;
+  std::string study;  // "<StudyDate>_<StudyDescription or StudyInstanceUID>"
+};
+
 struct ChunkIndexRecord {
   uint32_t plain_length = 0;
   uint32_t stored_length = 0;
@@ -110,6 +120,16 @@ std::string ExtentKey(HistoryId history, uint64_t number, uint32_t group);
 std::string ChunkIndexKey(const ChunkId& id);
 std::string MetaEventPrefix(HistoryId history);
 std::string ExtentHistoryPrefix(HistoryId history);
+std::string TagsKey(HistoryId history, uint64_t number);
+std::string TagsHistoryPrefix(HistoryId history);
+std::string NotePrefix(HistoryId history, uint64_t number);
+std::string NoteHistoryPrefix(HistoryId history);
+std::string NoteKey(HistoryId history, uint64_t number, uint64_t seq);
+// patient_hash and study_hash are keyed hashes (kNameHashSize bytes); either may be empty for
+// a shorter prefix.
+std::string PatientKey(std::string_view patient_hash, std::string_view study_hash, InodeId ino);
+std::string PatientPrefix(std::string_view patient_hash, std::string_view study_hash);
+std::string IndexedKey(InodeId ino);
 std::string MetaEventKey(HistoryId history, uint64_t seq);
 // Big-endian fixed 64-bit integer at `pos` of a key.
 uint64_t KeyU64(std::string_view key, size_t pos);
@@ -124,6 +144,9 @@ std::string Encode(const VersionRecord& r);
 std::string Encode(const std::vector<Extent>& group);
 std::string Encode(const ChunkIndexRecord& r);
 std::string Encode(const MetadataEvent& r);
+std::string Encode(const DicomTags& r);
+std::string Encode(const NoteEvent& r);
+std::string Encode(const PatientIndexRecord& r);
 Status Decode(std::string_view in, SuperRecord* r);
 Status Decode(std::string_view in, InodeRecord* r);
 Status Decode(std::string_view in, DirentRecord* r);
@@ -133,5 +156,8 @@ Status Decode(std::string_view in, VersionRecord* r);
 Status Decode(std::string_view in, std::vector<Extent>* group);
 Status Decode(std::string_view in, ChunkIndexRecord* r);
 Status Decode(std::string_view in, MetadataEvent* r);
+Status Decode(std::string_view in, DicomTags* r);
+Status Decode(std::string_view in, NoteEvent* r);
+Status Decode(std::string_view in, PatientIndexRecord* r);
 
 }  // namespace medvfs::store

@@ -1,0 +1,686 @@
+// DICOM parsing with DCMTK, from memory (see dicom.h). Three steps:
+//  1. StructureWalker walks the raw bytes before DCMTK sees them: it bounds the nesting of
+//     sequences (DCMTK reads them recursively), refuses values that run past the end (before
+//     DCMTK allocates them) and describes the Pixel Data element that parsing stops at;
+//  2. DCMTK reads the File Meta Information and the data set up to Pixel Data;
+//  3. the elements (dcmdump's values) and the JSON (DcmDataset::writeJson, bulk data as
+//     BulkDataURI) are taken from DCMTK's objects, in UTF-8.
+// Nothing global is changed except, once, the level of DCMTK's own logger (off: its warnings
+// may name elements of patient files, and a daemon's stderr is no place for them).
+#include "store/dicom.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <unordered_set>
+#include <utility>
+
+#include "dcmtk/config/osconfig.h"  // first, as DCMTK requires
+
+#include "dcmtk/dcmdata/dcdatset.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcdict.h"
+#include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcjson.h"
+#include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcsequen.h"
+#include "dcmtk/dcmdata/dcstack.h"
+#include "dcmtk/dcmdata/dcvrobow.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include "store/log.h"
+
+namespace medvfs::store {
+namespace {
+
+constexpr size_t kPreambleBytes = 132;        // 128-byte preamble and "DICM"
+constexpr size_t kMaxValueBytes = 64 * 1024;  // one element's value text, marker included
+constexpr uint32_t kBulkBytes = 1024;         // binary values longer than this are bulk data
+constexpr int kMaxSequenceDepth = 128;        // sequences nested deeper are refused
+constexpr size_t kMaxInflatedBytes = kMaxDicomHeaderBytes;  // deflated data sets
+constexpr uint32_t kUndefinedLength = 0xFFFFFFFFu;
+constexpr std::string_view kTruncatedMarker = "...(truncated)";
+constexpr std::string_view kBulkDataUriPrefix = "bulkdata/";
+
+constexpr uint32_t TagKey(uint16_t group, uint16_t element) {
+  return (uint32_t{group} << 16) | element;
+}
+constexpr uint32_t kItemTag = TagKey(0xFFFE, 0xE000);
+constexpr uint32_t kItemDelimitationTag = TagKey(0xFFFE, 0xE00D);
+constexpr uint32_t kSequenceDelimitationTag = TagKey(0xFFFE, 0xE0DD);
+constexpr uint32_t kPixelDataTag = TagKey(0x7FE0, 0x0010);
+
+// ---- UTF-8 -------------------------------------------------------------------------------
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629), or 0 if none does.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t n = 0;
+  unsigned char low = 0x80, high = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) low = 0xA0;   // no overlong forms
+    if (c == 0xED) high = 0x9F;  // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) low = 0x90;
+    if (c == 0xF4) high = 0x8F;  // nothing above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() - i < n || byte(i + 1) < low || byte(i + 1) > high) return 0;
+  for (size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return n;
+}
+
+// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
+std::string ValidUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+// Cuts valid UTF-8 text to at most kMaxValueBytes, on a character boundary, with a marker.
+void CapValue(std::string* value) {
+  if (value->size() <= kMaxValueBytes) return;
+  size_t cut = kMaxValueBytes - kTruncatedMarker.size();
+  while (cut > 0 && (static_cast<unsigned char>((*value)[cut]) & 0xC0) == 0x80) --cut;
+  value->resize(cut);
+  value->append(kTruncatedMarker);
+}
+
+// ---- StructureWalker ---------------------------------------------------------------------
+
+struct Syntax {
+  bool explicit_vr = true;
+  bool big_endian = false;
+};
+constexpr Syntax kExplicitLittle{true, false};
+constexpr Syntax kImplicitLittle{false, false};
+
+// The top-level Pixel Data element, which DCMTK is told not to read.
+struct PixelDataInfo {
+  bool present = false;
+  bool encapsulated = false;
+  bool complete = false;      // its whole value lies within the bytes
+  std::string vr;             // "OB" or "OW"
+  uint64_t length = 0;        // value bytes; for encapsulated data, the fragments' bytes
+  uint64_t value_offset = 0;  // where the value starts in the walked data
+};
+
+// Walks the element structure of DICOM bytes the way DCMTK's parser will, without building
+// anything. Where the walker cannot follow (unexpected tags), it stops and leaves the verdict
+// to DCMTK, which fails on such data or stops reading there too. Values of implicit VR that
+// look like sequences are descended into speculatively: there only the depth counts.
+class StructureWalker {
+ public:
+  enum class Result { kDone, kStopped, kOverrun, kTooDeep };
+
+  explicit StructureWalker(std::string_view data) : data_(data) {}
+
+  // The data set from the start of the data to its end or to the first tag >= (7FE0,0010);
+  // fills *pixel when that tag is Pixel Data.
+  Result WalkDataset(Syntax syntax, PixelDataInfo* pixel) {
+    size_t pos = 0;
+    return WalkElements(&pos, data_.size(), Scope::kDataset, syntax, 0, pixel);
+  }
+
+  // The File Meta Information from `pos`: the elements while their group is 0002.
+  Result WalkMeta(size_t pos, Syntax syntax) {
+    return WalkElements(&pos, data_.size(), Scope::kMeta, syntax, 0, nullptr);
+  }
+
+ private:
+  enum class Scope { kDataset, kMeta, kDefinedItem, kUndefinedItem };
+  struct Header {
+    uint32_t tag = 0;
+    std::string_view vr;  // empty in implicit VR and for items and delimiters
+    uint32_t length = 0;
+    size_t value = 0;  // offset of the value
+  };
+
+  uint16_t U16(size_t at, Syntax syntax) const {
+    const auto b0 = static_cast<unsigned char>(data_[at]);
+    const auto b1 = static_cast<unsigned char>(data_[at + 1]);
+    return static_cast<uint16_t>(syntax.big_endian ? (b0 << 8) | b1 : (b1 << 8) | b0);
+  }
+  uint32_t U32(size_t at, Syntax syntax) const {
+    const uint32_t lo = U16(at, syntax), hi = U16(at + 2, syntax);
+    return syntax.big_endian ? (lo << 16) | hi : (hi << 16) | lo;
+  }
+  uint32_t TagAt(size_t at, Syntax syntax) const {
+    return TagKey(U16(at, syntax), U16(at + 2, syntax));
+  }
+
+  // The element header at `at`, or false if it does not fit before `end`.
+  bool ReadHeader(size_t at, size_t end, Syntax syntax, Header* h) const {
+    if (end - at < 8) return false;
+    h->tag = TagAt(at, syntax);
+    const bool delimiter =
+        h->tag == kItemTag || h->tag == kItemDelimitationTag || h->tag == kSequenceDelimitationTag;
+    if (!syntax.explicit_vr || delimiter) {
+      h->vr = {};
+      h->length = U32(at + 4, syntax);
+      h->value = at + 8;
+      return true;
+    }
+    h->vr = data_.substr(at + 4, 2);
+    const char vr_name[3] = {h->vr[0], h->vr[1], '\0'};
+    if (DcmVR(vr_name).usesExtendedLengthEncoding()) {  // as DCMTK decides it
+      if (end - at < 12) return false;
+      h->length = U32(at + 8, syntax);
+      h->value = at + 12;
+    } else {
+      h->length = U16(at + 6, syntax);
+      h->value = at + 8;
+    }
+    return true;
+  }
+
+  Result WalkElements(size_t* pos, size_t end, Scope scope, Syntax syntax, int depth,
+                      PixelDataInfo* pixel) {
+    while (true) {
+      if (*pos >= end) return scope == Scope::kUndefinedItem ? Result::kStopped : Result::kDone;
+      Header h;
+      if (!ReadHeader(*pos, end, syntax, &h)) return Result::kStopped;
+      if (scope == Scope::kMeta && (h.tag >> 16) != 0x0002) return Result::kDone;
+      if (h.tag == kItemDelimitationTag && scope == Scope::kUndefinedItem) {
+        *pos = h.value;
+        return Result::kDone;
+      }
+      if ((h.tag >> 16) == 0xFFFE) return Result::kStopped;  // an item or delimiter out of place
+      if (scope == Scope::kDataset && h.tag >= kPixelDataTag) {
+        if (h.tag == kPixelDataTag && pixel != nullptr) DescribePixelData(h, syntax, pixel);
+        return Result::kDone;
+      }
+      size_t next = 0;
+      const Result result = WalkValue(h, end, syntax, depth, &next);
+      if (result != Result::kDone) return result;
+      *pos = next;
+    }
+  }
+
+  // Steps over one element's value, into it when it holds a sequence; *next is the offset
+  // after it.
+  Result WalkValue(const Header& h, size_t end, Syntax syntax, int depth, size_t* next) {
+    size_t pos = h.value;
+    if (h.length == kUndefinedLength) {
+      Result result;
+      if (h.tag == kPixelDataTag) {
+        uint64_t fragment_bytes = 0;
+        result = WalkFragments(&pos, end, &fragment_bytes);
+      } else {
+        // A sequence; in explicit VR anything but SQ is read as implicit VR (CP-246).
+        const Syntax inner = !syntax.explicit_vr || h.vr == "SQ" ? syntax : kImplicitLittle;
+        result = WalkItems(&pos, end, /*undefined_length=*/true, inner, depth + 1);
+      }
+      *next = pos;
+      return result;
+    }
+    if (h.length > end - h.value) return Result::kOverrun;
+    *next = h.value + h.length;
+    const bool sequence =
+        syntax.explicit_vr ? h.vr == "SQ" : h.length >= 8 && TagAt(h.value, syntax) == kItemTag;
+    if (!sequence) return Result::kDone;
+    const Result result = WalkItems(&pos, *next, /*undefined_length=*/false, syntax, depth + 1);
+    if (result == Result::kTooDeep) return result;
+    if (result == Result::kOverrun && syntax.explicit_vr) return result;
+    return Result::kDone;  // the value's end is known: carry on after it
+  }
+
+  Result WalkItems(size_t* pos, size_t end, bool undefined_length, Syntax syntax, int depth) {
+    if (depth > kMaxSequenceDepth) return Result::kTooDeep;
+    while (true) {
+      if (*pos >= end) return undefined_length ? Result::kStopped : Result::kDone;
+      if (end - *pos < 8) return Result::kStopped;
+      const uint32_t tag = TagAt(*pos, syntax);
+      const uint32_t length = U32(*pos + 4, syntax);
+      const size_t value = *pos + 8;
+      if (tag == kSequenceDelimitationTag && undefined_length) {
+        *pos = value;
+        return Result::kDone;
+      }
+      if (tag != kItemTag) return Result::kStopped;
+      if (length == kUndefinedLength) {
+        *pos = value;
+        const Result result = WalkElements(pos, end, Scope::kUndefinedItem, syntax, depth, nullptr);
+        if (result != Result::kDone) return result;
+      } else {
+        if (length > end - value) return Result::kOverrun;
+        size_t item_pos = value;
+        const Result result =
+            WalkElements(&item_pos, value + length, Scope::kDefinedItem, syntax, depth, nullptr);
+        if (result == Result::kTooDeep || result == Result::kOverrun) return result;
+        *pos = value + length;
+      }
+    }
+  }
+
+  // Encapsulated pixel data: items of defined length up to a sequence delimiter.
+  Result WalkFragments(size_t* pos, size_t end, uint64_t* fragment_bytes) {
+    Syntax little = kExplicitLittle;  // encapsulated syntaxes are all little endian
+    *fragment_bytes = 0;
+    while (true) {
+      if (end - *pos < 8) return Result::kOverrun;
+      const uint32_t tag = TagAt(*pos, little);
+      const uint32_t length = U32(*pos + 4, little);
+      if (tag == kSequenceDelimitationTag) {
+        *pos += 8;
+        return Result::kDone;
+      }
+      if (tag != kItemTag || length == kUndefinedLength) return Result::kStopped;
+      if (length > end - *pos - 8) return Result::kOverrun;
+      *fragment_bytes += length;
+      *pos += 8 + length;
+    }
+  }
+
+  void DescribePixelData(const Header& h, Syntax syntax, PixelDataInfo* pixel) {
+    pixel->present = true;
+    pixel->value_offset = h.value;
+    pixel->encapsulated = h.length == kUndefinedLength;
+    if (pixel->encapsulated) {
+      pixel->vr = "OB";
+      size_t pos = h.value;
+      pixel->complete = WalkFragments(&pos, data_.size(), &pixel->length) == Result::kDone;
+    } else {
+      pixel->vr = syntax.explicit_vr && h.vr == "OB" ? "OB" : "OW";
+      pixel->length = h.length;
+      pixel->complete = h.length <= data_.size() - h.value;
+    }
+  }
+
+  std::string_view data_;
+};
+
+// ---- DCMTK -------------------------------------------------------------------------------
+
+// Loads DCMTK's data dictionary once and silences DCMTK's logger. Thread-safe.
+Status DcmtkReady() {
+  static const bool dictionary_loaded = [] {
+    const bool loaded = dcmDataDict.isDictionaryLoaded();  // loads it on first use
+    OFLog::getLogger("dcmtk").setLogLevel(OFLogger::OFF_LOG_LEVEL);
+    if (!loaded) {
+      MEDVFS_LOG_ERROR(
+          "dicom: DCMTK has no data dictionary; install dcmtk's dicom.dic (package libdcmtk17) "
+          "or set DCMDICTPATH. DICOM files get no tags until then.");
+    }
+    return loaded;
+  }();
+  if (!dictionary_loaded) {
+    return Status::IoError(
+        "DCMTK data dictionary not loaded: install libdcmtk17 (dicom.dic) or set DCMDICTPATH");
+  }
+  return Status::Ok();
+}
+
+// An input stream over bytes owned by the caller; nothing is copied.
+class MemoryStream : public DcmInputBufferStream {
+ public:
+  explicit MemoryStream(std::string_view bytes) {
+    setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+    setEos();
+  }
+};
+
+// Exposes DCMTK's transfer syntax detection, protected in DcmItem.
+class SyntaxProbe : public DcmDataset {
+ public:
+  using DcmItem::checkTransferSyntax;
+};
+
+Status InvalidFrom(const char* what, const OFCondition& cond) {
+  return Status::Invalid(std::string(what) + ": " + cond.text());
+}
+
+Status ReadMeta(std::string_view bytes, DcmMetaInfo* meta, size_t* meta_end) {
+  MemoryStream in(bytes);
+  meta->transferInit();
+  const OFCondition cond = meta->read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  meta->transferEnd();
+  if (cond.bad()) return InvalidFrom("DICOM meta header does not parse", cond);
+  *meta_end = static_cast<size_t>(in.tell());
+  if (*meta_end >= bytes.size()) return Status::Invalid("DICOM file has no data set");
+  return Status::Ok();
+}
+
+E_TransferSyntax TransferSyntaxOf(DcmMetaInfo& meta, std::string_view data) {
+  OFString uid;
+  if (meta.findAndGetOFString(DCM_TransferSyntaxUID, uid).good() && !uid.empty()) {
+    const E_TransferSyntax xfer = DcmXfer(uid.c_str()).getXfer();
+    if (xfer != EXS_Unknown) return xfer;
+  }
+  // Missing or unknown to DCMTK: detect it from the data set, as DcmFileFormat does.
+  MemoryStream in(data);
+  SyntaxProbe probe;
+  return probe.checkTransferSyntax(in);
+}
+
+// Inflates a deflated data set through DCMTK's zlib filter, up to kMaxInflatedBytes. *ended
+// tells whether the deflated stream ended (rather than the bytes, or the cap).
+Status Inflate(std::string_view deflated, std::string* out, bool* ended) {
+  MemoryStream in(deflated);
+  const OFCondition cond = in.installCompressionFilter(ESC_zlib);
+  if (cond.bad()) return InvalidFrom("deflated DICOM data set", cond);
+  constexpr size_t kStep = 256 * 1024;
+  while (in.good() && !in.eos() && out->size() < kMaxInflatedBytes) {
+    const size_t have = out->size();
+    out->resize(have + kStep);
+    const offile_off_t n = in.read(out->data() + have, static_cast<offile_off_t>(kStep));
+    out->resize(have + static_cast<size_t>(std::max<offile_off_t>(n, 0)));
+    if (n <= 0) break;
+  }
+  if (!in.good()) return InvalidFrom("deflated DICOM data set does not inflate", in.status());
+  *ended = in.eos() && out->size() < kMaxInflatedBytes;
+  return Status::Ok();
+}
+
+std::unique_ptr<DcmDataset> ReadDataset(std::string_view data, E_TransferSyntax xfer,
+                                        Status* status) {
+  auto dataset = std::make_unique<DcmDataset>();
+  MemoryStream in(data);
+  dataset->transferInit();
+  const OFCondition cond =
+      dataset->readUntilTag(in, xfer, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
+  dataset->transferEnd();
+  if (cond.bad()) {
+    *status = InvalidFrom("DICOM data set does not parse", cond);
+    return nullptr;
+  }
+  return dataset;
+}
+
+bool IsBinaryVr(DcmEVR evr) {
+  switch (evr) {
+    case EVR_OB:
+    case EVR_OW:
+    case EVR_OD:
+    case EVR_OF:
+    case EVR_OL:
+    case EVR_OV:
+    case EVR_UN:
+    case EVR_ox:
+    case EVR_px:
+    case EVR_pixelSQ:
+    case EVR_pixelItem:
+    case EVR_PixelData:
+    case EVR_OverlayData:
+    case EVR_UNKNOWN:
+    case EVR_UNKNOWN2B:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Bulk data: binary values in group 7FE0 (pixel data) or longer than kBulkBytes.
+bool IsBulk(DcmObject& object) {
+  if (!IsBinaryVr(object.ident()) && !IsBinaryVr(object.getVR())) return false;
+  return object.getGTag() == 0x7FE0 || object.getLengthField() > kBulkBytes;
+}
+
+std::string BytesValue(uint64_t bytes) { return "(" + std::to_string(bytes) + " bytes)"; }
+
+std::string KeywordOf(const DcmTag& element_tag) {
+  if (element_tag.getGroup() & 1) return {};  // private
+  DcmTag tag(element_tag);
+  const char* name = tag.getTagName();
+  if (name == nullptr) return {};
+  std::string_view keyword = name;
+  if (keyword == DcmTag_ERROR_TagName) return {};
+  constexpr std::string_view kRetired = "RETIRED_";  // DCMTK's mark, not part of the keyword
+  if (keyword.starts_with(kRetired)) keyword.remove_prefix(kRetired.size());
+  return std::string(keyword);
+}
+
+// The value as dcmdump prints it, without brackets; '\' between values.
+std::string ValueOf(DcmObject& object) {
+  if (object.ident() == EVR_SQ) {
+    auto& sequence = static_cast<DcmSequenceOfItems&>(object);
+    return "(Sequence with " + std::to_string(sequence.card()) + " items)";
+  }
+  if (IsBulk(object)) return BytesValue(object.getLengthField());
+  auto* element = dynamic_cast<DcmElement*>(&object);
+  if (element == nullptr) return {};
+  std::string text;
+  OFString value;
+  if (element->isaString() || IsBinaryVr(object.ident()) || IsBinaryVr(object.getVR())) {
+    // Strings as stored (padding removed); small binary values in hex. One pass each.
+    if (element->getOFStringArray(value, OFFalse).good()) text.assign(value.c_str(), value.size());
+  } else {
+    // Numbers and tags: value by value, stopping once the cap is reached.
+    const unsigned long count = element->getVM();
+    for (unsigned long i = 0; i < count && text.size() <= kMaxValueBytes; ++i) {
+      if (element->getOFString(value, i, OFFalse).bad()) break;
+      if (i > 0) text += '\\';
+      text.append(value.c_str(), value.size());
+    }
+  }
+  text = ValidUtf8(text);
+  CapValue(&text);
+  return text;
+}
+
+DicomElement ElementOf(DcmObject& object) {
+  DicomElement element;
+  element.group = object.getGTag();
+  element.element = object.getETag();
+  element.keyword = KeywordOf(object.getTag());
+  element.vr = DcmVR(object.getVR()).getValidVRName();
+  element.value = ValueOf(object);
+  return element;
+}
+
+void AppendElements(DcmItem& item, std::vector<DicomElement>* out) {
+  for (DcmObject* object = item.nextInContainer(nullptr); object != nullptr;
+       object = item.nextInContainer(object)) {
+    out->push_back(ElementOf(*object));
+  }
+}
+
+// DcmJsonFormatPretty that writes the chosen elements as a BulkDataURI. DCMTK asks with the
+// element's own tag object, so its address identifies the element.
+class BulkDataJsonFormat : public DcmJsonFormatPretty {
+ public:
+  explicit BulkDataJsonFormat(std::unordered_set<const DcmTagKey*> bulk)
+      : DcmJsonFormatPretty(OFFalse), bulk_(std::move(bulk)) {}
+
+  OFBool asBulkDataURI(const DcmTagKey& tag, OFString& uri) override {
+    if (!bulk_.contains(&tag)) return OFFalse;
+    char key[9];
+    std::snprintf(key, sizeof key, "%04X%04X", tag.getGroup(), tag.getElement());
+    uri = OFString(kBulkDataUriPrefix.data(), kBulkDataUriPrefix.size()) + key;
+    return OFTrue;
+  }
+
+ private:
+  std::unordered_set<const DcmTagKey*> bulk_;
+};
+
+// The data set as DICOM JSON. The Pixel Data that parsing stopped at is added as a small
+// placeholder element, so that it appears (as a BulkDataURI) where DCMTK would write it.
+std::string JsonOf(DcmDataset& dataset, const PixelDataInfo& pixel) {
+  if (pixel.present) {
+    const bool ow = pixel.vr == "OW";
+    auto placeholder =
+        std::make_unique<DcmOtherByteOtherWord>(DcmTag(DCM_PixelData, ow ? EVR_OW : EVR_OB));
+    const Uint16 zero = 0;
+    const OFCondition put =
+        ow ? placeholder->putUint16Array(&zero, 1)
+           : placeholder->putUint8Array(reinterpret_cast<const Uint8*>(&zero), 2);
+    if (put.good() && dataset.insert(placeholder.get(), OFTrue).good()) placeholder.release();
+  }
+  std::unordered_set<const DcmTagKey*> bulk;
+  DcmStack stack;
+  while (dataset.nextObject(stack, OFTrue).good()) {
+    DcmObject* object = stack.top();
+    if (IsBulk(*object)) bulk.insert(&object->getTag());
+  }
+  BulkDataJsonFormat format(std::move(bulk));
+  std::ostringstream out;
+  out << format.indent() << "{" << format.newline();  // as DcmFileFormat::writeJson
+  const OFCondition cond = dataset.writeJson(out, format);
+  out << format.indent() << "}" << format.newline();
+  if (cond.bad()) {
+    MEDVFS_LOG_INFO("dicom: data set has values DICOM JSON cannot hold; no dicom.json");
+    return {};
+  }
+  return ValidUtf8(out.str());
+}
+
+// Refuses a file whose Pixel Data runs past its end. The walked data holds the whole file's
+// data set when `whole`; else, if it was not inflated, it starts at `data_offset` of the file.
+Status CheckPixelDataComplete(const PixelDataInfo& pixel, bool whole, bool inflated,
+                              uint64_t data_offset, std::optional<uint64_t> file_size) {
+  if (!pixel.present || pixel.complete) return Status::Ok();
+  bool truncated = whole;
+  if (!whole && file_size.has_value() && !inflated && !pixel.encapsulated) {
+    truncated = data_offset + pixel.value_offset + pixel.length > file_size.value();
+  }
+  if (truncated) return Status::Invalid("DICOM file is truncated: Pixel Data runs past the end");
+  return Status::Ok();
+}
+
+StatusOr<DicomTags> Parse(std::string_view bytes, std::optional<uint64_t> file_size) {
+  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
+  MEDVFS_RETURN_IF_ERROR(DcmtkReady());
+  bool whole_file = file_size && *file_size <= bytes.size();
+
+  // The meta header is explicit VR little endian, but some writers got that wrong: check it
+  // under both readings (DCMTK takes one of them) before DCMTK reads it.
+  const auto explicit_meta = StructureWalker(bytes).WalkMeta(kPreambleBytes, kExplicitLittle);
+  const auto implicit_meta = StructureWalker(bytes).WalkMeta(kPreambleBytes, kImplicitLittle);
+  using Result = StructureWalker::Result;
+  if (explicit_meta == Result::kTooDeep || implicit_meta == Result::kTooDeep) {
+    return Status::Invalid("DICOM meta header nests sequences too deeply");
+  }
+  if (explicit_meta == Result::kOverrun && implicit_meta == Result::kOverrun) {
+    return Status::Invalid("DICOM meta header is truncated: a value runs past the end");
+  }
+  DcmMetaInfo meta;
+  size_t meta_end = 0;
+  MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, &meta, &meta_end));
+
+  std::string_view data = bytes.substr(meta_end);
+  E_TransferSyntax xfer = TransferSyntaxOf(meta, data);
+  const DcmXfer xfer_info(xfer);
+  std::string inflated;
+  if (xfer_info.getStreamCompression() == ESC_zlib) {
+    bool ended = false;
+    MEDVFS_RETURN_IF_ERROR(Inflate(data, &inflated, &ended));
+    if (whole_file && !ended && inflated.size() < kMaxInflatedBytes) {
+      return Status::Invalid("DICOM file is truncated: its deflated data set does not end");
+    }
+    whole_file = whole_file && ended;
+    data = inflated;
+    xfer = EXS_LittleEndianExplicit;
+  } else if (xfer_info.getStreamCompression() != ESC_none) {
+    return Status::Invalid("DICOM data set uses an unsupported stream compression");
+  }
+
+  const DcmXfer data_xfer(xfer);
+  const Syntax syntax{data_xfer.isExplicitVR(), data_xfer.getByteOrder() == EBO_BigEndian};
+  PixelDataInfo pixel;
+  switch (StructureWalker(data).WalkDataset(syntax, &pixel)) {
+    case Result::kTooDeep:
+      return Status::Invalid("DICOM data set nests sequences too deeply");
+    case Result::kOverrun:
+      return Status::Invalid("DICOM data set is truncated: a value runs past the end");
+    default:
+      break;
+  }
+  MEDVFS_RETURN_IF_ERROR(
+      CheckPixelDataComplete(pixel, whole_file, !inflated.empty(), meta_end, file_size));
+
+  Status status;
+  std::unique_ptr<DcmDataset> dataset = ReadDataset(data, xfer, &status);
+  if (dataset == nullptr) return status;
+  // SpecificCharacterSet as the file has it; conversion rewrites it to ISO_IR 192.
+  std::optional<DicomElement> charset;
+  DcmElement* charset_element = nullptr;
+  if (dataset->findAndGetElement(DCM_SpecificCharacterSet, charset_element).good()) {
+    charset = ElementOf(*charset_element);
+  }
+  // Convert as dcm2json does: when a character set other than UTF-8 or ASCII is declared.
+  OFString declared;
+  const bool convert =
+      dataset->findAndGetOFStringArray(DCM_SpecificCharacterSet, declared).good() &&
+      declared != "ISO_IR 192" && declared != "ISO_IR 6";
+  if (convert && dataset->convertToUTF8().bad()) {
+    // Not convertible (unknown character set, bytes invalid in it): keep the raw bytes, made
+    // valid UTF-8 below. The conversion may have changed some values already: read again.
+    dataset = ReadDataset(data, xfer, &status);
+    if (dataset == nullptr) return status;
+  }
+
+  DicomTags tags;
+  AppendElements(meta, &tags.elements);
+  for (DcmObject* object = dataset->nextInContainer(nullptr); object != nullptr;
+       object = dataset->nextInContainer(object)) {
+    if (object->getTag() == DCM_SpecificCharacterSet) {
+      if (charset) tags.elements.push_back(*std::exchange(charset, std::nullopt));
+      continue;
+    }
+    if (charset && DcmTagKey(object->getTag()) > DCM_SpecificCharacterSet) {  // lost: put back
+      tags.elements.push_back(*std::exchange(charset, std::nullopt));
+    }
+    tags.elements.push_back(ElementOf(*object));
+  }
+  if (charset) tags.elements.push_back(*charset);
+  if (pixel.present) {
+    DicomElement element{
+        0x7FE0, 0x0010, "PixelData", pixel.vr,
+        pixel.complete || !pixel.encapsulated ? BytesValue(pixel.length) : "(encapsulated)"};
+    tags.elements.push_back(std::move(element));
+  }
+  tags.json = JsonOf(*dataset, pixel);
+  return tags;
+}
+
+}  // namespace
+
+const DicomElement* DicomTags::Find(std::string_view keyword) const {
+  for (const DicomElement& element : elements) {
+    if (element.keyword == keyword) return &element;
+  }
+  return nullptr;
+}
+
+bool LooksLikeDicom(std::string_view head) {
+  return head.size() >= kPreambleBytes && head.substr(128, 4) == "DICM";
+}
+
+StatusOr<DicomTags> ParseDicom(std::string_view bytes, std::optional<uint64_t> file_size) {
+  try {
+    return Parse(bytes, file_size);
+  } catch (const std::bad_alloc&) {
+    return Status::Invalid("DICOM header too large to parse in memory");
+  } catch (const std::exception& e) {
+    return Status::Invalid(std::string("DICOM parser failed: ") + e.what());
+  } catch (...) {
+    return Status::Invalid("DICOM parser failed");
+  }
+}
+
+}  // namespace medvfs::store

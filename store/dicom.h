@@ -1,0 +1,60 @@
+// DICOM parsing for the tag views (`.meta`, `user.dicom.*`, `medvfs tags`). Internal to
+// store/: DCMTK is used only in store/dicom.cc. Parsing happens in memory, never through a
+// plaintext temporary file, and a file that does not parse simply has no tags.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/status.h"
+
+namespace medvfs::store {
+
+// One top-level data element (File Meta Information group 0002 included).
+struct DicomElement {
+  uint16_t group = 0;
+  uint16_t element = 0;
+  std::string keyword;  // data dictionary keyword, e.g. "PatientID"; empty for private/unknown
+  std::string vr;       // two letters, e.g. "PN"
+  // The value as text, in UTF-8 (SpecificCharacterSet honoured), multiple values joined with
+  // '\', as dcmdump prints it (without its brackets; UIDs as numbers; small binary values in
+  // hex). Sequences: "(Sequence with N items)". Bulk binary data (OB, OW, OF, OD, OL, OV, UN
+  // values over 1 KiB, and Pixel Data): "(N bytes)". At most 64 KiB, else cut and ending in
+  // "...(truncated)". Bytes that are not valid in the character set become U+FFFD.
+  // SpecificCharacterSet itself keeps the file's value, although the text is now UTF-8.
+  std::string value;
+};
+
+struct DicomTags {
+  std::vector<DicomElement> elements;  // in tag order
+  // The dataset in the DICOM JSON model (PS3.18 Annex F), UTF-8, as DCMTK's dcm2json writes it.
+  // Bulk data (Pixel Data and other binary values over 1 KiB) is left out and replaced by a
+  // "BulkDataURI" naming the tag: "bulkdata/7FE00010". Empty in the rare case that the data
+  // set holds values the JSON model cannot (an FD value of NaN, for one).
+  std::string json;
+  // The element with this keyword at the top level, or nullptr.
+  const DicomElement* Find(std::string_view keyword) const;
+};
+
+// True when `head` (the first bytes of a file, at least 132) starts with the DICOM Part 10
+// preamble and "DICM" magic.
+bool LooksLikeDicom(std::string_view head);
+
+// The bytes ParseDicom needs at most: everything up to the Pixel Data element, capped.
+inline constexpr size_t kMaxDicomHeaderBytes = 64u << 20;
+
+// Parses a DICOM Part 10 file from memory: `bytes` is the start of the file (up to
+// kMaxDicomHeaderBytes), at least up to the Pixel Data element's header; parsing stops at Pixel
+// Data (7FE0,0010). All transfer syntaxes DCMTK reads (explicit/implicit little endian, big
+// endian, deflated, and encapsulated: RLE, JPEG, JPEG-LS, JPEG 2000) give their tags; pixel data
+// is never decoded. `file_size`, when given, is the size of the whole file: a file that ends
+// inside its Pixel Data is then refused as truncated (without it, only `bytes` is checked).
+// kInvalid when it is not DICOM or is damaged (sequences nested over 128 deep included);
+// kIoError when DCMTK has no data dictionary. Thread-safe; never throws.
+StatusOr<DicomTags> ParseDicom(std::string_view bytes,
+                               std::optional<uint64_t> file_size = std::nullopt);
+
+}  // namespace medvfs::store
