@@ -64,7 +64,7 @@ std::optional<DicomTags> ArchiveImpl::ParseContentTags(PendingContent& content) 
       break;
     }
   }
-  auto tags = ParseDicom(bytes);
+  auto tags = ParseDicom(bytes, size);
   if (!tags.ok() && bytes.size() < limit) {
     // The tag bytes may have been a false match inside another element: try it all.
     const size_t have = bytes.size();
@@ -72,7 +72,7 @@ std::optional<DicomTags> ArchiveImpl::ParseContentTags(PendingContent& content) 
     auto n = content.Read(have, std::span<char>(bytes.data() + have, bytes.size() - have));
     if (!n.ok()) return std::nullopt;
     bytes.resize(have + *n);
-    tags = ParseDicom(bytes);
+    tags = ParseDicom(bytes, size);
   }
   Wipe(bytes.data(), bytes.size());
   if (!tags.ok()) return std::nullopt;

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "dcmtk/config/osconfig.h"  // first, as DCMTK requires
 
@@ -32,6 +33,8 @@
 #include "dcmtk/dcmdata/dcvrobow.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/oflog/oflog.h"
+
+#include <nlohmann/json.hpp>
 
 #include "store/log.h"
 
@@ -518,8 +521,34 @@ class BulkDataJsonFormat : public DcmJsonFormatPretty {
   std::unordered_set<const DcmTagKey*> bulk_;
 };
 
+std::unordered_set<const DcmTagKey*> BulkElementsOf(DcmDataset& dataset) {
+  std::unordered_set<const DcmTagKey*> bulk;
+  DcmStack stack;
+  while (dataset.nextObject(stack, OFTrue).good()) {
+    DcmObject* object = stack.top();
+    if (IsBulk(*object)) bulk.insert(&object->getTag());
+  }
+  return bulk;
+}
+
+// `object` (the data set, or one element) as a JSON object in valid UTF-8, or nullopt when
+// DCMTK fails or writes what no JSON parser accepts (an FD of NaN comes out as `nan`).
+template <typename Writable>
+std::optional<std::string> JsonText(Writable& object,
+                                    const std::unordered_set<const DcmTagKey*>& bulk) {
+  BulkDataJsonFormat format(bulk);
+  std::ostringstream out;
+  out << format.indent() << "{" << format.newline();  // as DcmFileFormat::writeJson
+  const OFCondition cond = object.writeJson(out, format);
+  out << format.newline() << format.indent() << "}" << format.newline();
+  std::string text = ValidUtf8(out.str());
+  if (cond.bad() || !nlohmann::json::accept(text)) return std::nullopt;
+  return text;
+}
+
 // The data set as DICOM JSON. The Pixel Data that parsing stopped at is added as a small
 // placeholder element, so that it appears (as a BulkDataURI) where DCMTK would write it.
+// Top-level elements that do not come out as valid JSON are left out.
 std::string JsonOf(DcmDataset& dataset, const PixelDataInfo& pixel) {
   if (pixel.present) {
     const bool ow = pixel.vr == "OW";
@@ -531,22 +560,18 @@ std::string JsonOf(DcmDataset& dataset, const PixelDataInfo& pixel) {
            : placeholder->putUint8Array(reinterpret_cast<const Uint8*>(&zero), 2);
     if (put.good() && dataset.insert(placeholder.get(), OFTrue).good()) placeholder.release();
   }
-  std::unordered_set<const DcmTagKey*> bulk;
-  DcmStack stack;
-  while (dataset.nextObject(stack, OFTrue).good()) {
-    DcmObject* object = stack.top();
-    if (IsBulk(*object)) bulk.insert(&object->getTag());
+  std::optional<std::string> text = JsonText(dataset, BulkElementsOf(dataset));
+  if (text) return std::move(*text);
+  const std::unordered_set<const DcmTagKey*> bulk = BulkElementsOf(dataset);
+  std::vector<DcmObject*> unfit;
+  for (DcmObject* object = dataset.nextInContainer(nullptr); object != nullptr;
+       object = dataset.nextInContainer(object)) {
+    if (!JsonText(*object, bulk)) unfit.push_back(object);
   }
-  BulkDataJsonFormat format(std::move(bulk));
-  std::ostringstream out;
-  out << format.indent() << "{" << format.newline();  // as DcmFileFormat::writeJson
-  const OFCondition cond = dataset.writeJson(out, format);
-  out << format.indent() << "}" << format.newline();
-  if (cond.bad()) {
-    MEDVFS_LOG_INFO("dicom: data set has values DICOM JSON cannot hold; no dicom.json");
-    return {};
-  }
-  return ValidUtf8(out.str());
+  for (DcmObject* object : unfit) delete dataset.remove(object);
+  MEDVFS_LOG_INFO("dicom: %zu element(s) with values DICOM JSON cannot hold left out",
+                  unfit.size());
+  return JsonText(dataset, BulkElementsOf(dataset)).value_or("{\n}\n");
 }
 
 // Refuses a file whose Pixel Data runs past its end. The walked data holds the whole file's
@@ -562,99 +587,124 @@ Status CheckPixelDataComplete(const PixelDataInfo& pixel, bool whole, bool infla
   return Status::Ok();
 }
 
-StatusOr<DicomTags> Parse(std::string_view bytes, std::optional<uint64_t> file_size) {
-  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
-  MEDVFS_RETURN_IF_ERROR(DcmtkReady());
-  bool whole_file = file_size && *file_size <= bytes.size();
+using WalkResult = StructureWalker::Result;
 
-  // The meta header is explicit VR little endian, but some writers got that wrong: check it
-  // under both readings (DCMTK takes one of them) before DCMTK reads it.
-  const auto explicit_meta = StructureWalker(bytes).WalkMeta(kPreambleBytes, kExplicitLittle);
-  const auto implicit_meta = StructureWalker(bytes).WalkMeta(kPreambleBytes, kImplicitLittle);
-  using Result = StructureWalker::Result;
-  if (explicit_meta == Result::kTooDeep || implicit_meta == Result::kTooDeep) {
+// Walks the meta header before DCMTK reads it. It is explicit VR little endian, but some
+// writers got that wrong: check it under both readings (DCMTK takes one of them).
+Status CheckMeta(std::string_view bytes) {
+  const WalkResult explicit_vr = StructureWalker(bytes).WalkMeta(kPreambleBytes, kExplicitLittle);
+  const WalkResult implicit_vr = StructureWalker(bytes).WalkMeta(kPreambleBytes, kImplicitLittle);
+  if (explicit_vr == WalkResult::kTooDeep || implicit_vr == WalkResult::kTooDeep) {
     return Status::Invalid("DICOM meta header nests sequences too deeply");
   }
-  if (explicit_meta == Result::kOverrun && implicit_meta == Result::kOverrun) {
+  if (explicit_vr == WalkResult::kOverrun && implicit_vr == WalkResult::kOverrun) {
     return Status::Invalid("DICOM meta header is truncated: a value runs past the end");
   }
-  DcmMetaInfo meta;
-  size_t meta_end = 0;
-  MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, &meta, &meta_end));
+  return Status::Ok();
+}
 
-  std::string_view data = bytes.substr(meta_end);
-  E_TransferSyntax xfer = TransferSyntaxOf(meta, data);
-  const DcmXfer xfer_info(xfer);
+// The data set after the meta header: its bytes (inflated if need be), their transfer syntax,
+// and the Pixel Data element that parsing stops at.
+struct DataSetBytes {
+  std::string_view raw;
   std::string inflated;
-  if (xfer_info.getStreamCompression() == ESC_zlib) {
+  E_TransferSyntax xfer = EXS_Unknown;
+  PixelDataInfo pixel;
+  std::string_view data() const { return inflated.empty() ? raw : std::string_view(inflated); }
+};
+
+Status PrepareDataSet(std::string_view bytes, size_t meta_end, DcmMetaInfo& meta,
+                      std::optional<uint64_t> file_size, DataSetBytes* out) {
+  bool whole_file = file_size.has_value() && file_size.value() <= bytes.size();
+  out->raw = bytes.substr(meta_end);
+  out->xfer = TransferSyntaxOf(meta, out->raw);
+  const E_StreamCompression compression = DcmXfer(out->xfer).getStreamCompression();
+  if (compression == ESC_zlib) {
     bool ended = false;
-    MEDVFS_RETURN_IF_ERROR(Inflate(data, &inflated, &ended));
-    if (whole_file && !ended && inflated.size() < kMaxInflatedBytes) {
+    MEDVFS_RETURN_IF_ERROR(Inflate(out->raw, &out->inflated, &ended));
+    if (whole_file && !ended && out->inflated.size() < kMaxInflatedBytes) {
       return Status::Invalid("DICOM file is truncated: its deflated data set does not end");
     }
     whole_file = whole_file && ended;
-    data = inflated;
-    xfer = EXS_LittleEndianExplicit;
-  } else if (xfer_info.getStreamCompression() != ESC_none) {
+    out->xfer = EXS_LittleEndianExplicit;
+  } else if (compression != ESC_none) {
     return Status::Invalid("DICOM data set uses an unsupported stream compression");
   }
-
-  const DcmXfer data_xfer(xfer);
-  const Syntax syntax{data_xfer.isExplicitVR(), data_xfer.getByteOrder() == EBO_BigEndian};
-  PixelDataInfo pixel;
-  switch (StructureWalker(data).WalkDataset(syntax, &pixel)) {
-    case Result::kTooDeep:
+  const DcmXfer xfer(out->xfer);
+  const Syntax syntax{xfer.isExplicitVR(), xfer.getByteOrder() == EBO_BigEndian};
+  switch (StructureWalker(out->data()).WalkDataset(syntax, &out->pixel)) {
+    case WalkResult::kTooDeep:
       return Status::Invalid("DICOM data set nests sequences too deeply");
-    case Result::kOverrun:
+    case WalkResult::kOverrun:
       return Status::Invalid("DICOM data set is truncated: a value runs past the end");
     default:
       break;
   }
-  MEDVFS_RETURN_IF_ERROR(
-      CheckPixelDataComplete(pixel, whole_file, !inflated.empty(), meta_end, file_size));
+  return CheckPixelDataComplete(out->pixel, whole_file, !out->inflated.empty(), meta_end,
+                                file_size);
+}
 
+// Reads the data set and converts it to UTF-8 as dcm2json does: when a character set other
+// than UTF-8 or ASCII is declared. *charset: SpecificCharacterSet as the file has it.
+StatusOr<std::unique_ptr<DcmDataset>> ReadInUtf8(const DataSetBytes& set,
+                                                 std::optional<DicomElement>* charset) {
   Status status;
-  std::unique_ptr<DcmDataset> dataset = ReadDataset(data, xfer, &status);
+  std::unique_ptr<DcmDataset> dataset = ReadDataset(set.data(), set.xfer, &status);
   if (dataset == nullptr) return status;
-  // SpecificCharacterSet as the file has it; conversion rewrites it to ISO_IR 192.
-  std::optional<DicomElement> charset;
-  DcmElement* charset_element = nullptr;
-  if (dataset->findAndGetElement(DCM_SpecificCharacterSet, charset_element).good()) {
-    charset = ElementOf(*charset_element);
+  DcmElement* element = nullptr;
+  if (dataset->findAndGetElement(DCM_SpecificCharacterSet, element).good()) {
+    *charset = ElementOf(*element);
   }
-  // Convert as dcm2json does: when a character set other than UTF-8 or ASCII is declared.
   OFString declared;
   const bool convert =
       dataset->findAndGetOFStringArray(DCM_SpecificCharacterSet, declared).good() &&
       declared != "ISO_IR 192" && declared != "ISO_IR 6";
   if (convert && dataset->convertToUTF8().bad()) {
     // Not convertible (unknown character set, bytes invalid in it): keep the raw bytes, made
-    // valid UTF-8 below. The conversion may have changed some values already: read again.
-    dataset = ReadDataset(data, xfer, &status);
+    // valid UTF-8 later. The conversion may have changed some values already: read again.
+    dataset = ReadDataset(set.data(), set.xfer, &status);
     if (dataset == nullptr) return status;
   }
+  return dataset;
+}
 
-  DicomTags tags;
-  AppendElements(meta, &tags.elements);
-  for (DcmObject* object = dataset->nextInContainer(nullptr); object != nullptr;
-       object = dataset->nextInContainer(object)) {
-    if (object->getTag() == DCM_SpecificCharacterSet) {
-      if (charset) tags.elements.push_back(*std::exchange(charset, std::nullopt));
-      continue;
+// The top-level elements in tag order, SpecificCharacterSet as in the file.
+std::vector<DicomElement> ElementsOf(DcmMetaInfo& meta, DcmDataset& dataset,
+                                     std::optional<DicomElement> charset,
+                                     const PixelDataInfo& pixel) {
+  std::vector<DicomElement> elements;
+  AppendElements(meta, &elements);
+  for (DcmObject* object = dataset.nextInContainer(nullptr); object != nullptr;
+       object = dataset.nextInContainer(object)) {
+    const DcmTagKey tag = object->getTag();
+    if (charset && tag >= DCM_SpecificCharacterSet) {
+      elements.push_back(*std::exchange(charset, std::nullopt));
     }
-    if (charset && DcmTagKey(object->getTag()) > DCM_SpecificCharacterSet) {  // lost: put back
-      tags.elements.push_back(*std::exchange(charset, std::nullopt));
-    }
-    tags.elements.push_back(ElementOf(*object));
+    if (tag != DCM_SpecificCharacterSet) elements.push_back(ElementOf(*object));
   }
-  if (charset) tags.elements.push_back(*charset);
+  if (charset) elements.push_back(*charset);
   if (pixel.present) {
-    DicomElement element{
-        0x7FE0, 0x0010, "PixelData", pixel.vr,
-        pixel.complete || !pixel.encapsulated ? BytesValue(pixel.length) : "(encapsulated)"};
-    tags.elements.push_back(std::move(element));
+    const bool known = pixel.complete || !pixel.encapsulated;
+    elements.push_back({0x7FE0, 0x0010, "PixelData", pixel.vr,
+                        known ? BytesValue(pixel.length) : "(encapsulated)"});
   }
-  tags.json = JsonOf(*dataset, pixel);
+  return elements;
+}
+
+StatusOr<DicomTags> Parse(std::string_view bytes, std::optional<uint64_t> file_size) {
+  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
+  MEDVFS_RETURN_IF_ERROR(DcmtkReady());
+  MEDVFS_RETURN_IF_ERROR(CheckMeta(bytes));
+  DcmMetaInfo meta;
+  size_t meta_end = 0;
+  MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, &meta, &meta_end));
+  DataSetBytes set;
+  MEDVFS_RETURN_IF_ERROR(PrepareDataSet(bytes, meta_end, meta, file_size, &set));
+  std::optional<DicomElement> charset;
+  MEDVFS_ASSIGN_OR_RETURN(std::unique_ptr<DcmDataset> dataset, ReadInUtf8(set, &charset));
+  DicomTags tags;
+  tags.elements = ElementsOf(meta, *dataset, std::move(charset), set.pixel);
+  tags.json = JsonOf(*dataset, set.pixel);
   return tags;
 }
 

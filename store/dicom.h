@@ -32,8 +32,8 @@ struct DicomTags {
   std::vector<DicomElement> elements;  // in tag order
   // The dataset in the DICOM JSON model (PS3.18 Annex F), UTF-8, as DCMTK's dcm2json writes it.
   // Bulk data (Pixel Data and other binary values over 1 KiB) is left out and replaced by a
-  // "BulkDataURI" naming the tag: "bulkdata/7FE00010". Empty in the rare case that the data
-  // set holds values the JSON model cannot (an FD value of NaN, for one).
+  // "BulkDataURI" naming the tag: "bulkdata/7FE00010". Top-level elements whose values
+  // the JSON model cannot hold (an FD of NaN, which DCMTK writes as `nan`) are left out.
   std::string json;
   // The element with this keyword at the top level, or nullptr.
   const DicomElement* Find(std::string_view keyword) const;

@@ -94,10 +94,12 @@ TEST_F(ArchiveDicomTest, TagsAreStoredPerVersionAndReuseIsFlagged) {
 TEST_F(ArchiveDicomTest, BrokenOrForeignContentSavesWithoutTags) {
   const std::string original = ReadFile(std::string(kSamples) + "CT_small.dcm");
   InodeId truncated = Save(kRootInode, "truncated.dcm", original.substr(0, 1000));
+  // Cut inside its Pixel Data: the header is whole, the file is not.
+  InodeId cut_pixels = Save(kRootInode, "cut.dcm", original.substr(0, original.size() - 5000));
   std::string noise(65536, '\0');
   for (size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>(i * 7919 % 251);
   InodeId random = Save(kRootInode, "random.dcm", noise);
-  for (InodeId ino : {truncated, random}) {
+  for (InodeId ino : {truncated, cut_pixels, random}) {
     ASSERT_OK_AND_ASSIGN(Attr attr, archive_->GetAttr(ino));
     EXPECT_EQ(attr.version, 1u);
     EXPECT_EQ(archive_->GetTags(attr.history, 1).status().code(), Code::kNotFound);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -530,6 +531,25 @@ TEST_F(DicomSampleTest, UnconvertibleBytesBecomeReplacementCharacters) {
     const json j = json::parse(tags.json);  // valid UTF-8, or this throws
     EXPECT_EQ(j["00100010"]["Value"][0]["Alphabetic"], "M\xEF\xBF\xBDller") << charset;
   }
+}
+
+TEST_F(DicomSampleTest, ValuesJsonCannotHoldAreLeftOut) {
+  if (!HaveTool("dcmodify")) GTEST_SKIP() << "dcmodify (package dcmtk) is not installed";
+  // DCMTK writes an FD of NaN as `nan`, which is not JSON; a malformed DS stays a string.
+  const std::filesystem::path copy = dir() / "nan.dcm";
+  std::filesystem::copy_file(Sample("MR_small.dcm"), copy);
+  ASSERT_TRUE(
+      RunCommand("dcmodify -nb -q -i '(0018,9087)=nan' -m '(0018,0050)=1.2.3abc' " + Quote(copy))
+          .has_value());
+  const std::string bytes = ReadFile(copy);
+  ASSERT_OK_AND_ASSIGN(DicomTags tags, ParseDicom(bytes, bytes.size()));
+  EXPECT_EQ(tags.Find("DiffusionBValue")->value, "nan");
+  json j;
+  ASSERT_NO_THROW(j = json::parse(tags.json));
+  EXPECT_FALSE(j.contains("00189087"));
+  EXPECT_EQ(j["00180050"]["Value"][0], "1.2.3abc");
+  EXPECT_EQ(j["00100010"]["Value"][0]["Alphabetic"], tags.Find("PatientName")->value);
+  EXPECT_TRUE(j.contains("7FE00010"));
 }
 
 // ---- Threads --------------------------------------------------------------------------------
