@@ -98,8 +98,15 @@ void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr) {
 
 double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view) {
   // versions.tsv grows with the history; a history directory's permissions follow the live
-  // file's, which a chmod changes.
-  if (view.kind == ViewKind::kVersionsTsv || view.kind == ViewKind::kHistory) return 0.0;
+  // file's, which a chmod changes; metadata views follow the current version; the patient
+  // index follows saves, renames and deletes.
+  if (IsVolatileView(view)) return 0.0;
+  return fs.config().timeout_s;
+}
+
+double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view) {
+  // What a name resolves to under .meta and @patients changes with the live tree.
+  if (ResolvesAgainstLiveTree(view)) return 0.0;
   return fs.config().timeout_s;
 }
 
@@ -109,9 +116,43 @@ store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescripto
   e.ino = fs.nodes().Acquire(view);
   e.attr = ToStat(attr);
   e.attr_timeout = ViewTimeout(fs, view);
-  e.entry_timeout = fs.config().timeout_s;
+  e.entry_timeout = ViewEntryTimeout(fs, view);
   if (fuse_reply_entry(req, &e) != 0) fs.nodes().Forget(e.ino, 1);
   return store::Status::Ok();
+}
+
+bool IsReadOnlyOp(std::string_view op) {
+  static constexpr std::string_view kReadOnly[] = {"lookup",    "getattr",  "statfs",   "opendir",
+                                                   "readdir",   "read",     "readlink", "getxattr",
+                                                   "listxattr", "fsyncdir", "write"};
+  // write only fills a pending version: the flush, fsync or release that commits it counts.
+  for (std::string_view name : kReadOnly) {
+    if (op == name) return true;
+  }
+  return false;
+}
+
+store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const ViewDescriptor& view) {
+  if (view.kind != ViewKind::kStudy) {
+    return ListView(fs.archive(), view, fs.config().versions_visible);
+  }
+  const std::optional<uint64_t> generation = fs.StableGeneration();
+  if (generation) {
+    if (auto cached = fs.listings().Get(view, *generation)) return std::move(*cached);
+  }
+  MEDVFS_ASSIGN_OR_RETURN(auto entries, ListView(fs.archive(), view, fs.config().versions_visible));
+  if (generation) fs.listings().Put(view, *generation, entries);
+  return entries;
+}
+
+store::StatusOr<ViewEntry> ResolveViewChildCached(Filesystem& fs, const ViewDescriptor& parent,
+                                                  std::string_view name) {
+  if (parent.kind != ViewKind::kStudy) return ResolveViewChild(fs.archive(), parent, name);
+  MEDVFS_ASSIGN_OR_RETURN(auto entries, ListViewCached(fs, parent));
+  for (ViewEntry& entry : entries) {
+    if (entry.name == name) return std::move(entry);
+  }
+  return store::Status::NotFound("no such view entry");
 }
 
 store::Status ViewIsReadOnly() { return store::Status::ReadOnly("history views are read-only"); }
@@ -119,7 +160,7 @@ store::Status ViewIsReadOnly() { return store::Status::ReadOnly("history views a
 store::Status CheckNewRealName(Filesystem& fs, fuse_ino_t parent, const char* name) {
   if (IsViewNode(parent)) return ViewIsReadOnly();
   if (fs.config().read_only) return store::Status::ReadOnly("mounted read-only");
-  if (IsReservedName(name)) {
+  if (IsViewName(parent, name)) {
     return store::Status(store::Code::kPermission, "reserved name");
   }
   return store::Status::Ok();

@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
 
+#include "fs/listing_cache.h"
 #include "fs/node_table.h"
 #include "store/archive.h"
 
@@ -38,6 +40,20 @@ class Filesystem {
   store::Archive& archive() { return archive_; }
   const FsConfig& config() const { return config_; }
   NodeTable& nodes() { return nodes_; }
+  ListingCache& listings() { return listings_; }
+  // Requests that may change the archive run between BeginChange and EndChange (RunOp and
+  // release do that). A listing may be cached under the generation StableGeneration gave
+  // before computing it, and served while StableGeneration still gives the same value: none
+  // while a change is in flight, and a new one after each (see fs/listing_cache.h).
+  void BeginChange() { changing_.fetch_add(1); }
+  void EndChange() {
+    generation_.fetch_add(1);  // before the in-flight count drops: see StableGeneration
+    changing_.fetch_sub(1);
+  }
+  std::optional<uint64_t> StableGeneration() const {
+    if (changing_.load() != 0) return std::nullopt;  // read first, then the generation
+    return generation_.load();
+  }
   // The session, for notifications (set before the loop starts).
   void set_session(fuse_session* session) { session_ = session; }
   fuse_session* session() const { return session_.load(); }
@@ -50,6 +66,9 @@ class Filesystem {
   store::Archive& archive_;
   const FsConfig config_;
   NodeTable nodes_;
+  ListingCache listings_;
+  std::atomic<uint64_t> changing_{0};    // requests that may change the archive, in flight
+  std::atomic<uint64_t> generation_{0};  // such requests done
   std::atomic<fuse_session*> session_{nullptr};
   std::mutex files_mu_;                            // a leaf lock
   std::unordered_set<internal::OpenFile*> files_;  // GUARDED_BY(files_mu_)

@@ -14,6 +14,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fs/filesystem.h"
@@ -38,19 +39,34 @@ struct stat ToStat(const store::Attr& attr);
 // operation name and node id only.
 void ReplyError(fuse_req_t req, const char* op, uint64_t nodeid, const store::Status& status);
 
+// True for the operations that never change the archive; the others run between
+// Filesystem::BeginChange and EndChange.
+bool IsReadOnlyOp(std::string_view op);
+
 template <typename Body>
 void RunOp(fuse_req_t req, const char* op, uint64_t nodeid, Body&& body) {
+  Filesystem& fs = Fs(req);  // taken before the body replies
+  const bool changes = !IsReadOnlyOp(op);
+  if (changes) fs.BeginChange();
   store::Status status;
+  bool replied = false;
   try {
     status = body();
   } catch (const std::bad_alloc&) {
     fuse_reply_err(req, ENOMEM);
-    return;
+    replied = true;
   } catch (const std::exception& e) {
     status = store::Status::IoError(std::string("unexpected exception: ") + e.what());
   }
-  if (!status.ok()) ReplyError(req, op, nodeid, status);
+  if (!replied && !status.ok()) ReplyError(req, op, nodeid, status);
+  if (changes) fs.EndChange();
 }
+
+// The listing of view directory `view`, through Filesystem::listings() for the costly ones.
+store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const ViewDescriptor& view);
+// The child `name` of view directory `parent` (ResolveViewChild, with the cache).
+store::StatusOr<ViewEntry> ResolveViewChildCached(Filesystem& fs, const ViewDescriptor& parent,
+                                                  std::string_view name);
 
 // The view behind a view node id (kNotFound if the kernel forgot it).
 store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid);
@@ -59,13 +75,15 @@ store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid);
 void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr);
 // Registers `entry.view` in the node table and replies its entry.
 store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view);
-// Attribute timeout for a view node: 0 for versions.tsv and history directories, whose
-// attributes change with the live file.
+// Attribute timeout for a view node: 0 for versions.tsv, history directories, metadata views
+// and the patient index, whose attributes change with the live file.
 double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view);
+// Entry timeout for a view node: 0 for metadata views and the patient index.
+double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view);
 
 // Refusals shared by the namespace handlers.
 store::Status ViewIsReadOnly();
-// EROFS when mounted read-only, EPERM for reserved names, EROFS for view parents.
+// EROFS when mounted read-only, EPERM for reserved names (IsViewName), EROFS for view parents.
 store::Status CheckNewRealName(Filesystem& fs, fuse_ino_t parent, const char* name);
 
 // An open file (fuse_file_info::fh).

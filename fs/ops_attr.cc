@@ -25,6 +25,28 @@ void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   });
 }
 
+// Views refuse every change except a size change of a `note` file (truncate(1), or an
+// ftruncate through a handle open for writing); the times the kernel sends along are ignored.
+Status SetViewAttr(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, const struct stat& attr,
+                   int to_set, fuse_file_info* fi) {
+  constexpr int kOwnership = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
+  if (!(to_set & FUSE_SET_ATTR_SIZE) || (to_set & kOwnership) || attr.st_size < 0) {
+    return ViewIsReadOnly();
+  }
+  MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+  if (view.kind != ViewKind::kNoteFile) return ViewIsReadOnly();
+  if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
+  OpenFile* file = fi != nullptr ? FileOf(fi) : nullptr;
+  MEDVFS_RETURN_IF_ERROR(TruncateNote(fs.archive(), view,
+                                      file != nullptr ? file->handle.get() : nullptr,
+                                      static_cast<uint64_t>(attr.st_size), CallerOf(req)));
+  if (file != nullptr) file->wrote = true;
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh, ViewAttr(fs.archive(), view));
+  const struct stat st = ToStat(fresh);
+  fuse_reply_attr(req, &st, ViewTimeout(fs, view));
+  return Status::Ok();
+}
+
 int64_t TimeNs(const timespec& ts) { return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec; }
 
 store::SetAttrRequest ToRequest(const struct stat& attr, int to_set) {
@@ -51,7 +73,7 @@ store::SetAttrRequest ToRequest(const struct stat& attr, int to_set) {
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   RunOp(req, "setattr", ino, [&]() -> Status {
     Filesystem& fs = Fs(req);
-    if (IsViewNode(ino)) return ViewIsReadOnly();
+    if (IsViewNode(ino)) return SetViewAttr(req, fs, ino, *attr, to_set, fi);
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
     MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh,
                             fs.archive().SetAttr(ino, ToRequest(*attr, to_set), CallerOf(req)));

@@ -13,10 +13,14 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Filesystem& fs = Fs(req);
     if (IsViewNode(parent)) {
       MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, parent));
-      MEDVFS_ASSIGN_OR_RETURN(ViewEntry child, ResolveViewChild(fs.archive(), view, name));
+      MEDVFS_ASSIGN_OR_RETURN(ViewEntry child, ResolveViewChildCached(fs, view, name));
       return ReplyViewEntry(req, fs, child.view);
     }
     if (name == kVersionDirName) return ReplyViewEntry(req, fs, VersionRootOf(parent));
+    if (name == kMetaDirName) return ReplyViewEntry(req, fs, LiveMetaRootOf(parent));
+    if (parent == FUSE_ROOT_ID && name == kPatientsDirName) {
+      return ReplyViewEntry(req, fs, PatientsRoot());
+    }
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(parent, name));
     ReplyRealEntry(req, fs, attr);
     return Status::Ok();
@@ -56,14 +60,15 @@ void MakeDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
 void RemoveDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "rmdir", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
-    if (IsViewNode(parent) || name == kVersionDirName) return ViewIsReadOnly();
+    if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
     MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveDir(parent, name, CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
   });
 }
 
-// The listing of a real directory, with "@version" when versions=visible.
+// The listing of a real directory, with "@version" and ".meta" (and "@patients" in the root)
+// when versions=visible.
 Status ListRealDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) {
   MEDVFS_ASSIGN_OR_RETURN(auto entries, fs.archive().ReadDir(ino));
   for (store::DirEntry& entry : entries) {
@@ -73,13 +78,19 @@ Status ListRealDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) 
   if (fs.config().versions_visible) {
     items->push_back(
         DirItem{std::string(kVersionDirName), StableViewIno(VersionRootOf(ino)), S_IFDIR});
+    items->push_back(
+        DirItem{std::string(kMetaDirName), StableViewIno(LiveMetaRootOf(ino)), S_IFDIR});
+    if (ino == FUSE_ROOT_ID) {
+      items->push_back(
+          DirItem{std::string(kPatientsDirName), StableViewIno(PatientsRoot()), S_IFDIR});
+    }
   }
   return Status::Ok();
 }
 
 Status ListViewDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) {
   MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
-  MEDVFS_ASSIGN_OR_RETURN(auto entries, ListView(fs.archive(), view, fs.config().versions_visible));
+  MEDVFS_ASSIGN_OR_RETURN(auto entries, ListViewCached(fs, view));
   for (ViewEntry& entry : entries) {
     items->push_back(DirItem{std::move(entry.name), StableViewIno(entry.view), entry.mode});
   }

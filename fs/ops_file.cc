@@ -66,11 +66,24 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   });
 }
 
-Status OpenView(Filesystem& fs, fuse_ino_t ino, fuse_file_info* fi, OpenFile* file) {
-  if (OpensForWriting(fi->flags)) return ViewIsReadOnly();
+// Views are read-only, except the `note` files of metadata views: what is written to one
+// becomes the version's note when the handle is closed.
+Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi,
+                OpenFile* file) {
   MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
-  MEDVFS_ASSIGN_OR_RETURN(file->handle, OpenViewFile(fs.archive(), view));
-  if (view.kind == ViewKind::kVersionsTsv) {
+  if (OpensForWriting(fi->flags)) {
+    if (view.kind != ViewKind::kNoteFile) return ViewIsReadOnly();
+    if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
+    file->writable = true;
+    file->opener = CallerOf(req);
+    MEDVFS_ASSIGN_OR_RETURN(file->handle,
+                            OpenNoteForWriting(fs.archive(), view, (fi->flags & O_TRUNC) != 0,
+                                               (fi->flags & O_APPEND) != 0));
+    file->wrote = (fi->flags & O_TRUNC) != 0;  // emptied: the close records that
+  } else {
+    MEDVFS_ASSIGN_OR_RETURN(file->handle, OpenViewFile(fs.archive(), view));
+  }
+  if (IsGeneratedViewFile(view)) {
     fi->direct_io = 1;  // generated: its size may differ from the cached attribute
   } else {
     fi->keep_cache = 1;  // a stored version never changes
@@ -83,7 +96,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Filesystem& fs = Fs(req);
     auto file = std::make_unique<OpenFile>();
     if (IsViewNode(ino)) {
-      MEDVFS_RETURN_IF_ERROR(OpenView(fs, ino, fi, file.get()));
+      MEDVFS_RETURN_IF_ERROR(OpenView(fs, req, ino, fi, file.get()));
     } else {
       file->writable = OpensForWriting(fi->flags);
       if (file->writable && fs.config().read_only) return Status::ReadOnly("mounted read-only");
@@ -116,7 +129,7 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t 
            fuse_file_info* fi) {
   RunOp(req, "write", ino, [&]() -> Status {
     OpenFile* file = FileOf(fi);
-    if (IsViewNode(ino)) return ViewIsReadOnly();
+    if (IsViewNode(ino) && !file->writable) return ViewIsReadOnly();
     if (!file->writable) return Status(store::Code::kAccess, "handle not open for writing");
     if (off < 0) return Status::Invalid("negative offset");
     MEDVFS_ASSIGN_OR_RETURN(
@@ -145,10 +158,13 @@ void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Filesystem& fs = Fs(req);
   std::unique_ptr<OpenFile> file(FileOf(fi));
-  Fs(req).UntrackFile(file.get());
+  fs.UntrackFile(file.get());
   if (file->writable) {
+    fs.BeginChange();
     const Status status = file->handle->Flush(file->opener);
+    fs.EndChange();
     if (!status.ok()) {
       MEDVFS_LOG_ERROR("release of node %llu could not commit: %s",
                        static_cast<unsigned long long>(ino), status.ToString().c_str());

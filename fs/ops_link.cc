@@ -51,7 +51,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
 void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "unlink", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
-    if (IsViewNode(parent) || name == kVersionDirName) return ViewIsReadOnly();
+    if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
     MEDVFS_RETURN_IF_ERROR(fs.archive().Unlink(parent, name, CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
@@ -62,7 +62,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_
             const char* new_name, unsigned int flags) {
   RunOp(req, "rename", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
-    if (IsViewNode(parent) || name == kVersionDirName) return ViewIsReadOnly();
+    if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, new_parent, new_name));
     if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
       return Status::Invalid("unsupported rename flags");  // RENAME_WHITEOUT

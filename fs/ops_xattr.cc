@@ -1,8 +1,12 @@
 // setxattr, getxattr, listxattr, removexattr.
 //
-// Two attributes are served here rather than by the store: user.medvfs.restore (settable on
-// DIR/@version/NAME: restores a version) and user.medvfs.stats (readable on the mount root:
-// the archive's statistics as JSON; not listed).
+// Some attributes are served here rather than by the store: user.medvfs.restore (settable on
+// DIR/@version/NAME: restores a version), user.medvfs.stats (readable on the mount root: the
+// archive's statistics as JSON), and the virtual attributes of live files (fs/file_xattrs.h:
+// user.medvfs.version, .sha256, .note and user.dicom.<Keyword>). None of them is listed: the
+// namespaces user.medvfs. and user.dicom. are medvfs's, and listxattr shows stored
+// attributes only, so that cp -a, rsync -X and getfattr -d copy nothing virtual.
+#include "fs/file_xattrs.h"
 #include "fs/op_util.h"
 #include "store/log.h"
 
@@ -52,6 +56,12 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
       return Status::Ok();
     }
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
+    if (IsVirtualXattr(name)) {
+      MEDVFS_RETURN_IF_ERROR(SetVirtualXattr(fs.archive(), ino, name, std::string_view(value, size),
+                                             flags, CallerOf(req)));
+      fuse_reply_err(req, 0);
+      return Status::Ok();
+    }
     MEDVFS_RETURN_IF_ERROR(
         fs.archive().SetXattr(ino, name, std::string_view(value, size), flags, CallerOf(req)));
     fuse_reply_err(req, 0);
@@ -67,6 +77,8 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     if (ino == FUSE_ROOT_ID && name == kStatsXattr) {
       MEDVFS_ASSIGN_OR_RETURN(store::ArchiveStats stats, fs.archive().Stats());
       value = FormatStatsJson(stats);
+    } else if (IsVirtualXattr(name)) {
+      MEDVFS_ASSIGN_OR_RETURN(value, GetVirtualXattr(fs.archive(), ino, name));
     } else {
       MEDVFS_ASSIGN_OR_RETURN(value, fs.archive().GetXattr(ino, name));
     }
@@ -81,6 +93,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     if (!IsViewNode(ino)) {
       MEDVFS_ASSIGN_OR_RETURN(auto list, fs.archive().ListXattr(ino));
       for (const std::string& name : list) {
+        if (IsVirtualXattr(name)) continue;  // never stored since medvfs owns the namespace
         names += name;
         names += '\0';
       }
@@ -94,7 +107,11 @@ void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     Filesystem& fs = Fs(req);
     if (IsViewNode(ino)) return ViewIsReadOnly();
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
-    MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveXattr(ino, name, CallerOf(req)));
+    if (IsVirtualXattr(name)) {
+      MEDVFS_RETURN_IF_ERROR(RemoveVirtualXattr(fs.archive(), ino, name, CallerOf(req)));
+    } else {
+      MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveXattr(ino, name, CallerOf(req)));
+    }
     fuse_reply_err(req, 0);
     return Status::Ok();
   });

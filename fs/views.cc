@@ -6,19 +6,38 @@
 #include <cstring>
 #include <optional>
 
+#include "fs/view_detail.h"
 #include "store/views.h"
 
 namespace medvfs::fs {
-namespace {
+
+namespace view_detail {
 
 using store::Archive;
 using store::Attr;
 using store::Status;
 using store::StatusOr;
 
-constexpr uint32_t kViewDirMode = S_IFDIR | 0555;
-
 Status NotFound() { return Status::NotFound("no such view entry"); }
+
+Attr OwnerAttr(Archive& archive, store::InodeId ino) {
+  auto attr = archive.GetAttr(ino);
+  if (!attr.ok()) return Attr{};
+  return *attr;
+}
+
+}  // namespace view_detail
+
+namespace {
+
+using store::Archive;
+using store::Attr;
+using store::Status;
+using store::StatusOr;
+using view_detail::NotFound;
+using view_detail::OwnerAttr;
+
+constexpr uint32_t kViewDirMode = S_IFDIR | 0555;
 
 // Mixes a 64-bit value (splitmix64 finaliser).
 uint64_t Mix(uint64_t x) {
@@ -28,13 +47,6 @@ uint64_t Mix(uint64_t x) {
   x *= 0x94d049bb133111ebull;
   x ^= x >> 31;
   return x;
-}
-
-// Owner and times of the live directory a view hangs off; root and epoch if it is gone.
-Attr OwnerAttr(Archive& archive, store::InodeId owner_dir) {
-  auto attr = archive.GetAttr(owner_dir);
-  if (!attr.ok()) return Attr{};
-  return *attr;
 }
 
 Attr DirAttr(Archive& archive, const ViewDescriptor& view) {
@@ -79,13 +91,9 @@ StatusOr<Attr> CurrentGuard(Archive& archive, store::InodeId ino, store::History
 
 StatusOr<Attr> HistoryDirAttr(Archive& archive, const ViewDescriptor& view) {
   Attr attr = DirAttr(archive, view);
-  std::optional<Attr> live;
-  auto record = archive.ResolveName(view.ino, view.text);
-  store::InodeId live_ino = 0;
-  if (record.ok() && record->history == view.history) live_ino = record->ino;
-  MEDVFS_ASSIGN_OR_RETURN(Attr guard, CurrentGuard(archive, live_ino, view.history));
-  const uint32_t read = guard.mode & 0444;
-  attr.mode = S_IFDIR | read | (read >> 2);
+  MEDVFS_ASSIGN_OR_RETURN(Attr guard,
+                          view_detail::GuardOfName(archive, view.ino, view.text, view.history));
+  attr.mode = S_IFDIR | view_detail::ReadAndSearch(guard.mode);
   attr.uid = guard.uid;
   attr.gid = guard.gid;
   return attr;
@@ -122,13 +130,22 @@ uint32_t TypeOf(const ViewDescriptor& view) {
   switch (view.kind) {
     case ViewKind::kVersionFile:
     case ViewKind::kVersionsTsv:
+    case ViewKind::kTagFile:
+    case ViewKind::kDicomJson:
+    case ViewKind::kSha256File:
+    case ViewKind::kNoteFile:
       return S_IFREG;
     case ViewKind::kTimeSymlink:
+    case ViewKind::kPatientLink:
       return S_IFLNK;
     default:
       return S_IFDIR;
   }
 }
+
+}  // namespace
+
+namespace view_detail {
 
 ViewEntry MakeEntry(std::string name, ViewDescriptor view) {
   ViewEntry entry;
@@ -137,6 +154,20 @@ ViewEntry MakeEntry(std::string name, ViewDescriptor view) {
   entry.view = std::move(view);
   return entry;
 }
+
+StatusOr<Attr> GuardOfName(Archive& archive, store::InodeId dir, std::string_view name,
+                           store::HistoryId history) {
+  auto record = archive.ResolveName(dir, name);
+  store::InodeId live_ino = 0;
+  if (record.ok() && record->history == history) live_ino = record->ino;
+  return CurrentGuard(archive, live_ino, history);
+}
+
+}  // namespace view_detail
+
+namespace {
+
+using view_detail::MakeEntry;
 
 // DIR/@version/NAME for one name record of DIR.
 ViewEntry ChildForName(const store::NameRecord& record, store::InodeId dir,
@@ -206,13 +237,7 @@ StatusOr<ViewEntry> ResolveInVersionRoot(Archive& archive, const ViewDescriptor&
 
 StatusOr<ViewEntry> ResolveInHistory(Archive& archive, const ViewDescriptor& parent,
                                      std::string_view name) {
-  if (name == kMetaDirName) {
-    ViewDescriptor meta;
-    meta.kind = ViewKind::kMetaDir;
-    meta.history = parent.history;
-    meta.owner_dir = parent.owner_dir;
-    return MakeEntry(std::string(name), std::move(meta));
-  }
+  if (name == kMetaDirName) return view_detail::MetaDirOf(parent);
   const std::optional<uint64_t> number = store::ParseVersionFileName(name);
   if (!number) return NotFound();
   auto version = archive.GetVersion(parent.history, *number);
@@ -242,6 +267,10 @@ bool IsReservedName(std::string_view name) {
   return name == kVersionDirName || name == kMetaDirName;
 }
 
+bool IsViewName(uint64_t parent, std::string_view name) {
+  return IsReservedName(name) || (parent == store::kRootInode && name == kPatientsDirName);
+}
+
 bool ViewDescriptor::is_dir() const { return TypeOf(*this) == S_IFDIR; }
 
 ViewDescriptor VersionRootOf(store::InodeId dir) {
@@ -249,6 +278,21 @@ ViewDescriptor VersionRootOf(store::InodeId dir) {
   view.kind = ViewKind::kVersionRoot;
   view.ino = dir;
   view.owner_dir = dir;
+  return view;
+}
+
+ViewDescriptor LiveMetaRootOf(store::InodeId dir) {
+  ViewDescriptor view;
+  view.kind = ViewKind::kLiveMetaRoot;
+  view.ino = dir;
+  view.owner_dir = dir;
+  return view;
+}
+
+ViewDescriptor PatientsRoot() {
+  ViewDescriptor view;
+  view.kind = ViewKind::kPatientsRoot;
+  view.owner_dir = store::kRootInode;
   return view;
 }
 
@@ -261,14 +305,27 @@ uint64_t StableViewIno(const ViewDescriptor& view) {
   add(view.history);
   add(view.version);
   add(static_cast<uint64_t>(view.time_ns));
-  for (unsigned char c : view.text) {
-    h = (h ^ c) * 0x100000001b3ull;
+  for (const std::string* text : {&view.text, &view.keyword, &view.study}) {
+    add(text->size());  // so that ("ab", "") and ("a", "b") differ
+    for (unsigned char c : *text) {
+      h = (h ^ c) * 0x100000001b3ull;
+    }
   }
   return Mix(h) | (uint64_t{1} << 63);
 }
 
 StatusOr<Attr> ViewAttr(Archive& archive, const ViewDescriptor& view) {
   Attr attr;
+  if (view_detail::IsMetaKind(view.kind)) {
+    MEDVFS_ASSIGN_OR_RETURN(attr, view_detail::MetaViewAttr(archive, view));
+    attr.ino = StableViewIno(view);
+    return attr;
+  }
+  if (view_detail::IsPatientKind(view.kind)) {
+    MEDVFS_ASSIGN_OR_RETURN(attr, view_detail::PatientViewAttr(archive, view));
+    attr.ino = StableViewIno(view);
+    return attr;
+  }
   switch (view.kind) {
     case ViewKind::kVersionFile:
       if (view.version == 0) {
@@ -309,18 +366,17 @@ StatusOr<Attr> ViewAttr(Archive& archive, const ViewDescriptor& view) {
 
 StatusOr<ViewEntry> ResolveViewChild(Archive& archive, const ViewDescriptor& parent,
                                      std::string_view name) {
+  if (!parent.is_dir()) return Status(store::Code::kNotDirectory, "view node is not a directory");
+  if (view_detail::IsMetaKind(parent.kind))
+    return view_detail::ResolveInMeta(archive, parent, name);
+  if (view_detail::IsPatientKind(parent.kind)) {
+    return view_detail::ResolveInPatients(archive, parent, name);
+  }
   switch (parent.kind) {
     case ViewKind::kVersionRoot:
       return ResolveInVersionRoot(archive, parent, name);
     case ViewKind::kHistory:
       return ResolveInHistory(archive, parent, name);
-    case ViewKind::kMetaDir: {
-      if (name != kVersionsTsvName) return NotFound();
-      ViewDescriptor tsv;
-      tsv.kind = ViewKind::kVersionsTsv;
-      tsv.history = parent.history;
-      return MakeEntry(std::string(name), std::move(tsv));
-    }
     case ViewKind::kTimeDir:
       return ResolveAtTime(archive, parent, name);
     case ViewKind::kEmptyDir:
@@ -332,6 +388,9 @@ StatusOr<ViewEntry> ResolveViewChild(Archive& archive, const ViewDescriptor& par
 
 StatusOr<std::vector<ViewEntry>> ListView(Archive& archive, const ViewDescriptor& view,
                                           bool show_hidden) {
+  if (!view.is_dir()) return Status(store::Code::kNotDirectory, "view node is not a directory");
+  if (view_detail::IsMetaKind(view.kind)) return view_detail::ListMeta(archive, view);
+  if (view_detail::IsPatientKind(view.kind)) return view_detail::ListPatients(archive, view);
   std::vector<ViewEntry> out;
   switch (view.kind) {
     case ViewKind::kVersionRoot: {
@@ -354,11 +413,6 @@ StatusOr<std::vector<ViewEntry>> ListView(Archive& archive, const ViewDescriptor
         MEDVFS_ASSIGN_OR_RETURN(auto meta, ResolveInHistory(archive, view, kMetaDirName));
         out.push_back(std::move(meta));
       }
-      break;
-    }
-    case ViewKind::kMetaDir: {
-      MEDVFS_ASSIGN_OR_RETURN(auto tsv, ResolveViewChild(archive, view, kVersionsTsvName));
-      out.push_back(std::move(tsv));
       break;
     }
     case ViewKind::kTimeDir: {
@@ -390,15 +444,38 @@ StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
       return std::unique_ptr<store::FileHandle>(
           new StringFileHandle(ino, store::FormatVersionsTsv(versions)));
     }
+    case ViewKind::kTagFile:
+    case ViewKind::kDicomJson:
+    case ViewKind::kSha256File:
+    case ViewKind::kNoteFile: {
+      MEDVFS_ASSIGN_OR_RETURN(std::string content, view_detail::MetaFileContent(archive, view));
+      return std::unique_ptr<store::FileHandle>(new StringFileHandle(ino, std::move(content)));
+    }
     case ViewKind::kTimeSymlink:
+    case ViewKind::kPatientLink:
       return Status(store::Code::kLoop, "open of a symlink view");
     default:
       return Status(store::Code::kIsDirectory, "open of a view directory");
   }
 }
 
+bool IsGeneratedViewFile(const ViewDescriptor& view) {
+  return view.kind != ViewKind::kVersionFile && TypeOf(view) == S_IFREG;
+}
+
+bool IsVolatileView(const ViewDescriptor& view) {
+  return view.kind == ViewKind::kVersionsTsv || view.kind == ViewKind::kHistory ||
+         ResolvesAgainstLiveTree(view);
+}
+
+bool ResolvesAgainstLiveTree(const ViewDescriptor& view) {
+  return view_detail::IsMetaKind(view.kind) || view_detail::IsPatientKind(view.kind);
+}
+
 StatusOr<std::string> ReadViewLink(const ViewDescriptor& view) {
-  if (view.kind != ViewKind::kTimeSymlink) return Status::Invalid("not a symlink");
+  if (view.kind != ViewKind::kTimeSymlink && view.kind != ViewKind::kPatientLink) {
+    return Status::Invalid("not a symlink");
+  }
   return view.text;
 }
 

@@ -1,12 +1,23 @@
-// The read-only history views a mount draws beside the live tree (DESIGN.md section 1):
+// The views a mount draws beside the live tree (DESIGN.md section 1):
 //
 //   DIR/@version/                      one entry per name that ever existed in DIR
 //   DIR/@version/NAME/                 regular file: its content versions, v<N>_<time><ext>
 //                                      directory: that directory's own @version listing
 //                                      symlink (or other): empty
 //   DIR/@version/NAME/vN...            one stored version (read-only regular file)
-//   DIR/@version/NAME/.meta/versions.tsv   FormatVersionsTsv of the history (lookup only)
+//   DIR/@version/NAME/.meta/           versions.tsv, and vN/ for each content version
+//   DIR/@version/NAME/.meta/versions.tsv   FormatVersionsTsv of the history
+//   DIR/@version/NAME/.meta/vN/        metadata of version N (like DIR/.meta/NAME/)
 //   DIR/@version/@<time>/              DIR as it was then, recursively
+//   DIR/.meta/                         one entry per live regular file of DIR
+//   DIR/.meta/NAME/                    metadata of NAME's current version: dicom.json, tags/,
+//                                      versions.tsv, sha256, note (dicom.json and tags/ only
+//                                      for DICOM content)
+//   /@patients/<PatientID>/<study>/    symlinks to the live DICOM files of a study
+//
+// Everything is read-only except the `note` files (fs/meta_views.cc). Views under a file
+// follow the file's current owner and read permissions; /@patients is 0550, owned like the
+// mount's root.
 //
 // A view node is named by a ViewDescriptor. These are plain functions over store::Archive, so
 // tests call them without a mount; the FUSE handlers (fs/ops_*.cc) only translate.
@@ -28,13 +39,23 @@ namespace medvfs::fs {
 inline constexpr std::string_view kVersionDirName = "@version";
 inline constexpr std::string_view kMetaDirName = ".meta";
 inline constexpr std::string_view kVersionsTsvName = "versions.tsv";
+// At the mount root only: the patient index.
+inline constexpr std::string_view kPatientsDirName = "@patients";
+// Entries of a metadata directory (DIR/.meta/NAME, DIR/@version/NAME/.meta/vN).
+inline constexpr std::string_view kDicomJsonName = "dicom.json";
+inline constexpr std::string_view kTagsDirName = "tags";
+inline constexpr std::string_view kSha256Name = "sha256";
+inline constexpr std::string_view kNoteName = "note";
 // setxattr on DIR/@version/NAME with a version number as value restores that version.
 inline constexpr std::string_view kRestoreXattr = "user.medvfs.restore";
 // getxattr on the mount root: ArchiveStats as a JSON object.
 inline constexpr std::string_view kStatsXattr = "user.medvfs.stats";
 
-// True for the names a real entry may not be created under.
+// True for the names a real entry may not be created under (in any directory).
 bool IsReservedName(std::string_view name);
+// True when `name` in directory `parent` (a real node id) is a view: @version and .meta
+// everywhere, @patients in the root. Such names can be neither created nor removed.
+bool IsViewName(uint64_t parent, std::string_view name);
 
 enum class ViewKind : uint8_t {
   kVersionRoot = 1,  // `ino`'s @version: every name that ever existed in directory `ino`
@@ -45,6 +66,21 @@ enum class ViewKind : uint8_t {
   kVersionFile,      // version `version` of `history` (0: an empty file never committed)
   kTimeDir,          // directory `ino` as it was at `time_ns`
   kTimeSymlink,      // symlink `ino` as seen under an @<time> view; its target is `text`
+  // Metadata views (fs/meta_views.cc). Those of one file carry `ino` = the directory DIR that
+  // holds the name, `text` = NAME, `history`, and `version` (0: the live file's current
+  // version, resolved at each access).
+  kLiveMetaRoot,  // DIR/.meta: the live regular files of directory `ino`
+  kFileMeta,      // DIR/.meta/NAME (version 0) or DIR/@version/NAME/.meta/vN
+  kTagsDir,       // .../tags: one file per top-level DICOM element with a keyword
+  kTagFile,       // .../tags/<keyword>: the element's value and a newline
+  kDicomJson,     // .../dicom.json: DicomTags::json
+  kSha256File,    // .../sha256: the version's SHA-256 in hex and a newline
+  kNoteFile,      // .../note: the version's note (and a newline); writable
+  // The patient index (fs/patient_views.cc).
+  kPatientsRoot,  // /@patients: every PatientID of the live DICOM files
+  kPatient,       // /@patients/<text>: the studies of patient `text`
+  kStudy,         // /@patients/<text>/<study>: the files of one study, as symlinks
+  kPatientLink,   // a symlink to the live file `ino`; its target is `text`
 };
 
 struct ViewDescriptor {
@@ -56,7 +92,11 @@ struct ViewDescriptor {
   store::HistoryId history = 0;  // kHistory, kMetaDir, kVersionsTsv, kVersionFile
   uint64_t version = 0;          // kVersionFile
   int64_t time_ns = 0;           // kTimeDir
-  std::string text;              // kHistory, kEmptyDir: NAME; kTimeSymlink: the target
+  // kHistory, kEmptyDir, kMetaDir and the metadata views of one file: NAME; kTimeSymlink,
+  // kPatientLink: the target; kPatient, kStudy: the PatientID.
+  std::string text;
+  std::string keyword;  // kTagFile: the DICOM keyword
+  std::string study;    // kStudy: the study directory's name
 
   auto operator<=>(const ViewDescriptor&) const = default;
   bool operator==(const ViewDescriptor&) const = default;
@@ -65,6 +105,10 @@ struct ViewDescriptor {
 
 // The descriptor of `DIR/@version` for a live directory DIR.
 ViewDescriptor VersionRootOf(store::InodeId dir);
+// The descriptor of `DIR/.meta` for a live directory DIR.
+ViewDescriptor LiveMetaRootOf(store::InodeId dir);
+// The descriptor of `/@patients`.
+ViewDescriptor PatientsRoot();
 
 // A stable st_ino for a view node (top bit set, so it never equals a real inode number): the
 // same descriptor always gets the same number, across lookups, forgets and remounts.
@@ -81,7 +125,11 @@ struct ViewEntry {
 // the file's current owner and read permissions (r becomes r-x; the last version's if the file
 // is gone), so that a chmod also guards the file's past. Version files carry the version's owner
 // and permission bits minus every write bit (under @<time>, also minus what the live file no
-// longer grants).
+// longer grants). The metadata views of a file (DIR/@version/NAME/.meta and everything under
+// DIR/.meta/NAME) follow the file's current owner and read permissions like its history
+// directory; a `note` also carries the file's write bits. DIR/.meta has DIR's owner and read
+// and search bits. /@patients and everything in it is 0550 owned by the root's owner and
+// group (it lists patient IDs); its symlinks are 0777.
 store::StatusOr<store::Attr> ViewAttr(store::Archive& archive, const ViewDescriptor& view);
 
 // The child `name` of view directory `parent`; kNotFound if there is none, kNotDirectory if
@@ -94,17 +142,50 @@ store::StatusOr<ViewEntry> ResolveViewChild(store::Archive& archive, const ViewD
 store::StatusOr<std::vector<ViewEntry>> ListView(store::Archive& archive,
                                                  const ViewDescriptor& view, bool show_hidden);
 
-// Opens a view file (kVersionFile or kVersionsTsv) for reading.
+// Opens a view file (a version, versions.tsv or a metadata file) for reading.
 store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(store::Archive& archive,
                                                                  const ViewDescriptor& view);
 
-// The target of a kTimeSymlink.
+// True for views whose content is generated (and may change): they are read with direct I/O.
+bool IsGeneratedViewFile(const ViewDescriptor& view);
+
+// True for view nodes whose attributes change as the live tree changes (a save, a chmod): the
+// kernel must not cache their attributes.
+bool IsVolatileView(const ViewDescriptor& view);
+// True for the metadata views and the patient index, whose names resolve to something else
+// after a save, rename or delete: the kernel must not cache their entries either.
+bool ResolvesAgainstLiveTree(const ViewDescriptor& view);
+
+// Opens a kNoteFile for writing: what is written replaces the note of the version when the
+// handle is flushed (close), with trailing newlines stripped. The version is fixed at open
+// (for version 0, the file's current version then). `truncate` (O_TRUNC) starts from an empty
+// text, else from the current note; `append` (O_APPEND) writes at the end whatever the
+// offset. kReadOnly for other views. A note holds at most 64 KiB (kTooBig beyond).
+store::StatusOr<std::unique_ptr<store::FileHandle>> OpenNoteForWriting(store::Archive& archive,
+                                                                       const ViewDescriptor& view,
+                                                                       bool truncate, bool append);
+
+// truncate(2) of a kNoteFile: through `open_note` (a handle from OpenNoteForWriting) when
+// given, else by setting the version's note to its first `size` bytes right away.
+store::Status TruncateNote(store::Archive& archive, const ViewDescriptor& view,
+                           store::FileHandle* open_note, uint64_t size,
+                           const store::Caller& caller);
+
+// The target of a kTimeSymlink or kPatientLink.
 store::StatusOr<std::string> ReadViewLink(const ViewDescriptor& view);
 
 // Restores a history to the version number in `value` ("3", "v3", optionally followed by a
 // newline). REQUIRES: view.kind == kHistory, else kReadOnly. Returns the live attributes.
 store::StatusOr<store::Attr> RestoreFromView(store::Archive& archive, const ViewDescriptor& view,
                                              std::string_view value, const store::Caller& caller);
+
+// The symlink names of one study's files in /@patients/P/S/: each file's base name, with
+// "~<ino>" before the extension of names that occur more than once (e.g. "IM1~57.dcm"). Same
+// order as `files`.
+std::vector<std::string> StudyLinkNames(const std::vector<store::IndexedFile>& files);
+// The target of a /@patients/P/S/ symlink to the live file at `path` (relative to the root):
+// "../../../" + path.
+std::string PatientLinkTarget(std::string_view path);
 
 // {"files":N,"live_files":N,...}: the value of the user.medvfs.stats attribute.
 std::string FormatStatsJson(const store::ArchiveStats& stats);

@@ -271,13 +271,24 @@ Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& ses
 }
 
 void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session) {
+  {
+    // While other writers remain, their own flush or release commits the shared content: a
+    // late release of an old handle must not commit what a newer one is still writing (e.g.
+    // the O_TRUNC of the next save).
+    std::lock_guard lock(mu_);
+    if (session->writers > 1) {
+      --session->writers;
+      return;
+    }
+  }
   bool dirty;
   {
     std::lock_guard session_lock(session->mu);
     dirty = session->dirty;
   }
   if (dirty) {
-    // Normally flush committed already; this catches writes after the last flush.
+    // Normally flush committed already; this catches a created-but-never-written file and
+    // writes after the last flush.
     Caller releasing;
     releasing.program = "medvfs";
     Status s = Commit(ino, session, releasing);

@@ -108,7 +108,11 @@ void ArchiveImpl::UpdatePatientIndex(KvBatch& batch, InodeId ino, const DicomTag
   entry.patient_id = DirectoryNameOf(patient, "UNKNOWN");
   std::string description = TagValue(*tags, "StudyDescription");
   if (description.empty()) description = TagValue(*tags, "StudyInstanceUID");
-  entry.study = DirectoryNameOf(TagValue(*tags, "StudyDate") + "_" + description, "UNKNOWN");
+  // Appended piece by piece: GCC 12's -Wrestrict misfires on chained string operator+.
+  std::string study = TagValue(*tags, "StudyDate");
+  study += '_';
+  study += description;
+  entry.study = DirectoryNameOf(study, "UNKNOWN");
   PutRecord(batch, PatientKey(NameHash(entry.patient_id), NameHash(entry.study), ino), entry);
   PutRecord(batch, IndexedKey(ino), entry);
 }
@@ -192,7 +196,8 @@ StatusOr<std::string> ArchiveImpl::PathOf(InodeId ino) {
     InodeRecord record;
     MEDVFS_RETURN_IF_ERROR(LoadInode(dir, &record));
     if (record.parent == 0) return Status::NotFound("directory outside the tree");
-    path = record.name + "/" + path;
+    path.insert(0, 1, '/');
+    path.insert(0, record.name);
     dir = record.parent;
   }
   return path;

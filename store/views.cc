@@ -169,7 +169,9 @@ bool ParseUnsigned(std::string_view text, T* value) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
-std::string HexDigest(const Sha256Digest& digest) {
+}  // namespace
+
+std::string FormatSha256Hex(const Sha256Digest& digest) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(64);
@@ -179,6 +181,8 @@ std::string HexDigest(const Sha256Digest& digest) {
   }
   return out;
 }
+
+namespace {
 
 bool ParseHexDigest(std::string_view text, Sha256Digest* digest) {
   if (text.size() != 64) return false;
@@ -211,9 +215,15 @@ bool ParseOperation(std::string_view text, Operation* op) {
   return false;
 }
 
+// The header of the current form, and of the first form (without the DICOM columns), which
+// ParseVersionsTsv still reads.
 constexpr std::string_view kTsvHeader =
+    "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\tsop_instance_uid"
+    "\ttraceability";
+constexpr std::string_view kTsvHeaderV1 =
     "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote";
-constexpr size_t kTsvFields = 10;
+constexpr size_t kTsvFields = 12;
+constexpr size_t kTsvFieldsV1 = 10;
 
 std::vector<std::string_view> SplitTabs(std::string_view line) {
   std::vector<std::string_view> fields;
@@ -229,10 +239,10 @@ std::vector<std::string_view> SplitTabs(std::string_view line) {
   }
 }
 
-Status ParseTsvLine(std::string_view line, size_t line_number, VersionInfo* v) {
+Status ParseTsvLine(std::string_view line, size_t line_number, size_t field_count, VersionInfo* v) {
   const auto fields = SplitTabs(line);
   const std::string where = "versions.tsv line " + std::to_string(line_number);
-  if (fields.size() != kTsvFields) return Status::Invalid(where + ": wrong number of fields");
+  if (fields.size() != field_count) return Status::Invalid(where + ": wrong number of fields");
   auto time = ParseTimeNs(fields[1]);
   if (!time.ok()) return Status::Invalid(where + ": bad time");
   v->time_ns = *time;
@@ -246,6 +256,15 @@ Status ParseTsvLine(std::string_view line, size_t line_number, VersionInfo* v) {
     return Status::Invalid(where + ": bad escape");
   }
   if (!ParseOperation(fields[8], &v->op)) return Status::Invalid(where + ": bad operation");
+  if (field_count == kTsvFieldsV1) return Status::Ok();
+  if (!UnescapeField(fields[10], &v->sop_instance_uid)) {
+    return Status::Invalid(where + ": bad escape");
+  }
+  if (fields[11] == kSopInstanceUidReusedText) {
+    v->sop_instance_uid_reused = true;
+  } else if (!fields[11].empty()) {
+    return Status::Invalid(where + ": bad traceability");
+  }
   return Status::Ok();
 }
 
@@ -352,7 +371,7 @@ std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions) {
     out += '\t';
     out += std::to_string(v.size);
     out += '\t';
-    out += HexDigest(v.sha256);
+    out += FormatSha256Hex(v.sha256);
     out += '\t';
     out += std::to_string(v.writer_uid);
     out += '\t';
@@ -365,6 +384,10 @@ std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions) {
     out += OperationName(v.op);
     out += '\t';
     out += EscapeField(v.note);
+    out += '\t';
+    out += EscapeField(v.sop_instance_uid);
+    out += '\t';
+    if (v.sop_instance_uid_reused) out += kSopInstanceUidReusedText;
     out += '\n';
   }
   return out;
@@ -374,6 +397,7 @@ StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv) {
   std::vector<VersionInfo> versions;
   size_t line_number = 0;
   bool header_seen = false;
+  size_t field_count = kTsvFields;
   while (!tsv.empty()) {
     const size_t newline = tsv.find('\n');
     std::string_view line = tsv.substr(0, newline);
@@ -381,13 +405,17 @@ StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv) {
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (!header_seen) {
-      if (line != kTsvHeader) return Status::Invalid("versions.tsv: unexpected header");
+      if (line == kTsvHeaderV1) {
+        field_count = kTsvFieldsV1;
+      } else if (line != kTsvHeader) {
+        return Status::Invalid("versions.tsv: unexpected header");
+      }
       header_seen = true;
       continue;
     }
     if (line.empty()) continue;
     VersionInfo v;
-    MEDVFS_RETURN_IF_ERROR(ParseTsvLine(line, line_number, &v));
+    MEDVFS_RETURN_IF_ERROR(ParseTsvLine(line, line_number, field_count, &v));
     versions.push_back(std::move(v));
   }
   if (!header_seen) return Status::Invalid("versions.tsv: empty");

@@ -35,12 +35,23 @@ std::optional<uint64_t> ParseVersionFileName(std::string_view entry);
 // the time does not parse.
 std::optional<int64_t> ParseTimeDirName(std::string_view entry);
 
+// The SHA-256 as 64 lower-case hex digits.
+std::string FormatSha256Hex(const Sha256Digest& digest);
+
+// The `traceability` column of versions.tsv for a version with
+// VersionInfo::sop_instance_uid_reused (DICOM: one SOP Instance UID must mean one content).
+inline constexpr std::string_view kSopInstanceUidReusedText =
+    "SOPInstanceUID reused with different content";
+
 // The `versions.tsv` view: a header line, then one line per version (delete markers
 // included), tab-separated:
-//   number time size sha256 uid gid pid program operation note
-// Tabs, newlines and backslashes inside text fields are escaped as \t \n \\.
+//   number time size sha256 uid gid pid program operation note sop_instance_uid traceability
+// sop_instance_uid is empty for content that is not DICOM; traceability is
+// kSopInstanceUidReusedText or empty. Tabs, newlines and backslashes inside text fields are
+// escaped as \t \n \\.
 std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions);
-// Parses what FormatVersionsTsv wrote (the command line reads it through a mount).
+// Parses what FormatVersionsTsv wrote (the command line reads it through a mount). Also reads
+// the first form of the file, without the last two columns (their fields stay empty/false).
 StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv);
 
 }  // namespace medvfs::store

@@ -11,5 +11,7 @@ void RegisterLogCommand(CLI::App& app);      // tools/cmd_log.cc
 void RegisterCatCommand(CLI::App& app);      // tools/cmd_cat.cc
 void RegisterRestoreCommand(CLI::App& app);  // tools/cmd_restore.cc
 void RegisterStatsCommand(CLI::App& app);    // tools/cmd_stats.cc
+void RegisterTagsCommand(CLI::App& app);     // tools/cmd_tags.cc
+void RegisterNoteCommand(CLI::App& app);     // tools/cmd_note.cc
 
 }  // namespace medvfs::tools

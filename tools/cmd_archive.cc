@@ -1,4 +1,5 @@
-// init, log, cat, restore, stats: the subcommands over an archive's content and history.
+// init, log, cat, restore, stats, tags, note: the subcommands over an archive's content and
+// history.
 #include "tools/archive_commands.h"
 #include "tools/commands.h"
 
@@ -10,6 +11,8 @@ void RegisterArchiveCommands(CLI::App& app) {
   RegisterCatCommand(app);
   RegisterRestoreCommand(app);
   RegisterStatsCommand(app);
+  RegisterTagsCommand(app);
+  RegisterNoteCommand(app);
 }
 
 }  // namespace medvfs::tools

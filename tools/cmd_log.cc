@@ -1,7 +1,9 @@
-// medvfs log PATH: a file's history, oldest first, delete markers included.
+// medvfs log PATH: a file's history, oldest first, delete markers included; DICOM versions
+// that break traceability (same SOPInstanceUID, other content) are marked.
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +20,9 @@ namespace medvfs::tools {
 namespace {
 
 constexpr size_t kShortShaChars = 12;
+// Marks, after the version number, a version that keeps the SOPInstanceUID of the version
+// before it but not its content (DICOM says one SOP Instance UID means one content).
+constexpr std::string_view kSopReusedMark = "!";
 
 struct LogArgs {
   std::string path;
@@ -47,15 +52,25 @@ void PrintTable(const std::vector<store::VersionInfo>& versions) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back(
       {"VERSION", "TIME (UTC)", "SIZE", "SHA256", "UID", "PROGRAM", "OPERATION", "NOTE"});
+  bool any_reused = false;
   for (const store::VersionInfo& v : versions) {
     bool marker = v.is_delete_marker();
-    rows.push_back({std::to_string(v.number), store::FormatTimeNs(v.time_ns),
-                    marker ? "-" : std::to_string(v.size),
+    std::string number = std::to_string(v.number);
+    if (v.sop_instance_uid_reused) {
+      number += kSopReusedMark;
+      any_reused = true;
+    }
+    rows.push_back({number, store::FormatTimeNs(v.time_ns), marker ? "-" : std::to_string(v.size),
                     marker ? "-" : store::HexEncode(v.sha256).substr(0, kShortShaChars),
                     std::to_string(v.writer_uid), EscapeCell(v.program), OperationText(v),
                     EscapeCell(v.note)});
   }
-  std::cout << FormatTable(rows) << std::flush;
+  std::cout << FormatTable(rows);
+  if (any_reused) {
+    std::cout << kSopReusedMark << " " << store::kSopInstanceUidReusedText
+              << " (DICOM traceability: one SOP Instance UID must mean one content)\n";
+  }
+  std::cout << std::flush;
 }
 
 void PrintJson(const std::string& path, const std::vector<store::VersionInfo>& versions) {
@@ -74,6 +89,9 @@ void PrintJson(const std::string& path, const std::vector<store::VersionInfo>& v
         {"program", v.program},
         {"operation", store::OperationName(v.op)},
         {"note", v.note},
+        {"sop_instance_uid",
+         v.sop_instance_uid.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.sop_instance_uid)},
+        {"sop_instance_uid_reused", v.sop_instance_uid_reused},
     };
     if (v.restored_from != 0) entry["restored_from"] = v.restored_from;
     list.push_back(std::move(entry));

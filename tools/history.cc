@@ -44,4 +44,47 @@ void FailMissingVersion(const std::vector<store::VersionInfo>& versions, const F
        "list its versions with medvfs log");
 }
 
+const store::VersionInfo& PickVersionOrFail(const std::vector<store::VersionInfo>& versions,
+                                            const FileTarget& target, bool live, uint64_t number) {
+  if (number != 0) {
+    for (const store::VersionInfo& v : versions) {
+      if (v.number == number) return v;
+    }
+    Fail(target.display + " has no version " + std::to_string(number),
+         "list its versions with medvfs log");
+  }
+  if (!live) {
+    Fail(target.display + " has been deleted",
+         "see its versions with medvfs log, and pick one with --version N");
+  }
+  if (versions.empty() || versions.back().is_delete_marker()) {
+    Fail(target.display + " has no saved version yet", "save it first (close the file)");
+  }
+  return versions.back();
+}
+
+bool IsLiveThroughMount(const FileTarget& target) {
+  struct stat st {};
+  return lstat((target.dir / target.name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::filesystem::path MetaDirThroughMount(const FileTarget& target, uint64_t number) {
+  if (number == 0) return target.dir / ".meta" / target.name;
+  return target.dir / "@version" / target.name / ".meta" / ("v" + std::to_string(number));
+}
+
+store::VersionInfo ExplainMissingMeta(const FileTarget& target, uint64_t number) {
+  std::vector<store::VersionInfo> versions = HistoryThroughMount(target);
+  store::VersionInfo version =
+      PickVersionOrFail(versions, target, IsLiveThroughMount(target), number);
+  if (version.is_delete_marker()) FailMissingVersion(versions, target, version.number);
+  struct stat st {};
+  if (lstat(MetaDirThroughMount(target, number).c_str(), &st) != 0) {
+    Fail("the mount holding " + target.display +
+             " has no .meta views (its medvfs is older than this command)",
+         "mount the archive again with this medvfs, or run the command on the unmounted archive");
+  }
+  return version;
+}
+
 }  // namespace medvfs::tools

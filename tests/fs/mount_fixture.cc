@@ -15,6 +15,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <zstd.h>
+
 #include "store/archive.h"
 
 extern char** environ;
@@ -270,6 +272,26 @@ std::vector<std::string> ListDir(const stdfs::path& dir) {
   closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+bool InZstdFrames(const std::string& data, const std::string& needle) {
+  static const std::string kMagic("\x28\xb5\x2f\xfd", 4);
+  for (size_t pos = data.find(kMagic); pos != std::string::npos; pos = data.find(kMagic, pos + 1)) {
+    ZSTD_DStream* stream = ZSTD_createDStream();
+    ZSTD_initDStream(stream);
+    ZSTD_inBuffer in{data.data() + pos, data.size() - pos, 0};
+    std::string out;
+    std::string buf(1 << 16, '\0');
+    while (in.pos < in.size && out.size() < (64u << 20)) {
+      ZSTD_outBuffer o{buf.data(), buf.size(), 0};
+      const size_t rc = ZSTD_decompressStream(stream, &o, &in);
+      out.append(buf.data(), o.pos);
+      if (ZSTD_isError(rc) || rc == 0) break;
+    }
+    ZSTD_freeDStream(stream);
+    if (out.find(needle) != std::string::npos) return true;
+  }
+  return false;
 }
 
 std::string ErrnoName(int err) {

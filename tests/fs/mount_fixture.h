@@ -85,4 +85,8 @@ int ErrnoOf(int rc);
 std::vector<std::string> ListDir(const std::filesystem::path& dir);  // sorted, no . and ..
 std::string ErrnoName(int err);
 
+// True when `needle` occurs in any zstd frame found inside `data` (at-rest checks: compressed
+// chunks must be encrypted too).
+bool InZstdFrames(const std::string& data, const std::string& needle);
+
 }  // namespace medvfs::fs_test

@@ -6,7 +6,6 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -149,27 +148,6 @@ TEST_F(MountLifecycleTest, MountHelperTakesMountStyleArguments) {
   daemon_pid_ = static_cast<pid_t>(std::stol(ReadFile(archive_ / "medvfs.pid")));
   ASSERT_EQ(WriteFile(P("f"), "via helper"), 0);
   UmountOk();
-}
-
-// True when `needle` occurs in any zstd frame found inside `data`.
-bool InZstdFrames(const std::string& data, const std::string& needle) {
-  static const std::string kMagic("\x28\xb5\x2f\xfd", 4);
-  for (size_t pos = data.find(kMagic); pos != std::string::npos; pos = data.find(kMagic, pos + 1)) {
-    ZSTD_DStream* stream = ZSTD_createDStream();
-    ZSTD_initDStream(stream);
-    ZSTD_inBuffer in{data.data() + pos, data.size() - pos, 0};
-    std::string out;
-    std::string buf(1 << 16, '\0');
-    while (in.pos < in.size && out.size() < (64u << 20)) {
-      ZSTD_outBuffer o{buf.data(), buf.size(), 0};
-      const size_t rc = ZSTD_decompressStream(stream, &o, &in);
-      out.append(buf.data(), o.pos);
-      if (ZSTD_isError(rc) || rc == 0) break;
-    }
-    ZSTD_freeDStream(stream);
-    if (Contains(out, needle)) return true;
-  }
-  return false;
 }
 
 TEST_F(MountLifecycleTest, NothingReadableAtRest) {

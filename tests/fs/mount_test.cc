@@ -195,21 +195,23 @@ TEST_F(MountScenarioTest, ReservedNamesCannotBeCreated) {
   MountOk();
   ASSERT_EQ(WriteFile(P("f"), "x"), 0);
   ASSERT_EQ(mkdir(P("d").c_str(), 0755), 0);
-  for (const std::string dir : {"", "d/"}) {
-    const std::string meta = P(dir + ".meta").string();
-    EXPECT_EQ(WriteFile(meta, "x"), EPERM);
-    EXPECT_EQ(ErrnoOf(mkdir(meta.c_str(), 0755)), EPERM);
-    EXPECT_EQ(ErrnoOf(symlink("f", meta.c_str())), EPERM);
-    EXPECT_EQ(ErrnoOf(link(P("f").c_str(), meta.c_str())), EPERM);
-    EXPECT_EQ(ErrnoOf(rename(P("f").c_str(), meta.c_str())), EPERM);
-    EXPECT_EQ(ErrnoOf(mknod(meta.c_str(), S_IFIFO | 0644, 0)), EPERM);
-    // @version exists (as the view), so the kernel refuses before medvfs is asked.
-    const std::string version = P(dir + "@version").string();
-    EXPECT_NE(ErrnoOf(mkdir(version.c_str(), 0755)), 0);
-    EXPECT_NE(WriteFile(version, "x", O_EXCL), 0);
-    EXPECT_NE(ErrnoOf(rename(P("f").c_str(), version.c_str())), 0);
-    EXPECT_NE(ErrnoOf(symlink("f", version.c_str())), 0);
+  // The views exist (found by lookup), so the kernel refuses before medvfs is asked; medvfs
+  // itself would refuse with EPERM.
+  const std::vector<std::string> views = {".meta", "@version", "@patients", "d/.meta",
+                                          "d/@version"};
+  for (const std::string& view : views) {
+    const std::string path = P(view).string();
+    EXPECT_NE(ErrnoOf(mkdir(path.c_str(), 0755)), 0) << view;
+    EXPECT_NE(WriteFile(path, "x", O_EXCL), 0) << view;
+    EXPECT_NE(WriteFile(path, "x"), 0) << view;
+    EXPECT_NE(ErrnoOf(rename(P("f").c_str(), path.c_str())), 0) << view;
+    EXPECT_NE(ErrnoOf(symlink("f", path.c_str())), 0) << view;
+    EXPECT_NE(ErrnoOf(link(P("f").c_str(), path.c_str())), 0) << view;
+    EXPECT_NE(ErrnoOf(mknod(path.c_str(), S_IFIFO | 0644, 0)), 0) << view;
   }
+  // @patients is a view of the root only: elsewhere it is an ordinary name.
+  ASSERT_EQ(mkdir(P("d/@patients").c_str(), 0755), 0);
+  ASSERT_EQ(rmdir(P("d/@patients").c_str()), 0);
   EXPECT_EQ(ListDir(P("")), (std::vector<std::string>{"d", "f"}));
   EXPECT_TRUE(ListDir(P("d")).empty());
   EXPECT_EQ(ReadFile(P("f")), "x");

@@ -137,6 +137,7 @@ std::vector<VersionInfo> SampleVersions() {
   a.program = "dcmodify";
   a.op = Operation::kWrite;
   VersionInfo b = a;
+  b.sop_instance_uid = "";
   b.number = 2;
   b.time_ns = kSample + 10 * kSecond;
   b.size = 0;
@@ -144,17 +145,20 @@ std::vector<VersionInfo> SampleVersions() {
   b.program = "weird\tname\\x";
   b.op = Operation::kDeleteMarker;
   b.note = "line one\nline two";
+  a.sop_instance_uid = "1.2.840.99.1";
   VersionInfo c = a;
   c.number = 3;
   c.op = Operation::kRestore;
   c.program = "";
+  c.sop_instance_uid_reused = true;
   return {a, b, c};
 }
 
 TEST(VersionsTsvTest, FormatsHeaderAndEscapedFields) {
   const std::string tsv = FormatVersionsTsv(SampleVersions());
   const std::string header =
-      "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\n";
+      "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\tsop_instance_uid"
+      "\ttraceability\n";
   ASSERT_EQ(tsv.substr(0, header.size()), header);
   const std::string first_line =
       tsv.substr(header.size(), tsv.find('\n', header.size()) - header.size());
@@ -165,6 +169,46 @@ TEST(VersionsTsvTest, FormatsHeaderAndEscapedFields) {
   EXPECT_NE(tsv.find(std::string(OperationName(Operation::kDeleteMarker))), std::string::npos);
   // Header plus one line per version.
   EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 4);
+  // The DICOM columns close each line: the UID, then the traceability flag.
+  EXPECT_TRUE(first_line.ends_with("\t1.2.840.99.1\t")) << first_line;
+  EXPECT_NE(tsv.find("\t1.2.840.99.1\tSOPInstanceUID reused with different content\n"),
+            std::string::npos);
+  EXPECT_EQ(std::string(kSopInstanceUidReusedText), "SOPInstanceUID reused with different content");
+}
+
+TEST(VersionsTsvTest, ReadsTheFormWithoutDicomColumns) {
+  const std::string old_form =
+      "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\n"
+      "1\t2026-11-21T10:22:03.000000005Z\t4\t" +
+      std::string(64, 'a') + "\t1000\t100\t7\tcp\t" +
+      std::string(OperationName(Operation::kWrite)) + "\tfirst\n";
+  auto parsed = ParseVersionsTsv(old_form);
+  ASSERT_OK(parsed);
+  ASSERT_EQ(parsed->size(), 1u);
+  EXPECT_EQ((*parsed)[0].note, "first");
+  EXPECT_EQ((*parsed)[0].sop_instance_uid, "");
+  EXPECT_FALSE((*parsed)[0].sop_instance_uid_reused);
+  // Each form needs its own number of fields.
+  std::string mixed = FormatVersionsTsv(SampleVersions());
+  mixed = old_form.substr(0, old_form.find('\n') + 1) + mixed.substr(mixed.find('\n') + 1);
+  EXPECT_FALSE(ParseVersionsTsv(mixed).ok());
+}
+
+TEST(VersionsTsvTest, RejectsAnUnknownTraceabilityText) {
+  std::string tsv = FormatVersionsTsv(SampleVersions());
+  tsv.replace(tsv.find(std::string(kSopInstanceUidReusedText)), kSopInstanceUidReusedText.size(),
+              "fine");
+  EXPECT_FALSE(ParseVersionsTsv(tsv).ok());
+}
+
+TEST(FormatSha256HexTest, LowerCaseHex) {
+  Sha256Digest digest{};
+  digest[0] = 0xAB;
+  digest[31] = 0x01;
+  const std::string hex = FormatSha256Hex(digest);
+  EXPECT_EQ(hex.size(), 64u);
+  EXPECT_EQ(hex.substr(0, 4), "ab00");
+  EXPECT_EQ(hex.substr(60), "0001");
 }
 
 TEST(VersionsTsvTest, RoundTrips) {
@@ -185,6 +229,8 @@ TEST(VersionsTsvTest, RoundTrips) {
     EXPECT_EQ(got.program, want.program);
     EXPECT_EQ(got.op, want.op);
     EXPECT_EQ(got.note, want.note);
+    EXPECT_EQ(got.sop_instance_uid, want.sop_instance_uid);
+    EXPECT_EQ(got.sop_instance_uid_reused, want.sop_instance_uid_reused);
   }
 }
 

@@ -1,8 +1,11 @@
 #include "tests/tools/cli_fixture.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -60,6 +63,86 @@ nlohmann::json CliTest::LogJson(const std::string& path) const {
   nlohmann::json json = nlohmann::json::parse(result.out, nullptr, false);
   EXPECT_TRUE(json.is_object()) << result.out;
   return json;
+}
+
+void CliMountTest::SetUp() {
+  CliTest::SetUp();
+  if (!FuseAvailable()) GTEST_SKIP() << "FUSE is not available here";
+  InitArchive();
+  mnt_ = dir_ / "mnt";
+  std::filesystem::create_directory(mnt_);
+  RunResult mount = Medvfs({"mount", archive_.string(), mnt_.string()});
+  ASSERT_EQ(mount.exit_code, 0) << mount.err;
+  mounted_ = true;
+}
+
+void CliMountTest::TearDown() {
+  if (mounted_) {
+    RunResult umount = Medvfs({"umount", mnt_.string()});
+    EXPECT_EQ(umount.exit_code, 0) << umount.err;
+    if (umount.exit_code != 0) RunProgram({"/usr/bin/fusermount3", "-u", "-z", mnt_.string()});
+  }
+  CliTest::TearDown();
+}
+
+RunOptions CliMountTest::NoKey() const {
+  RunOptions options = Options();
+  options.env["MEDVFS_PASSPHRASE"] = std::nullopt;
+  return options;
+}
+
+void CliMountTest::Unmount() {
+  RunResult umount = Medvfs({"umount", mnt_.string()});
+  ASSERT_EQ(umount.exit_code, 0) << umount.err;
+  mounted_ = false;
+}
+
+bool FuseAvailable() {
+  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  close(fd);
+  return access("/usr/bin/fusermount3", X_OK) == 0 || access("/bin/fusermount3", X_OK) == 0;
+}
+
+void Save(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  ASSERT_TRUE(out) << path;
+}
+
+std::string FindProgram(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+std::string DcmdumpValue(const std::filesystem::path& file, const std::string& keyword) {
+  // +p prefixes elements inside sequences with their path, so the top-level line is the one
+  // that starts with the tag itself.
+  RunResult dump = RunProgram({FindProgram("dcmdump"), "-q", "+p", "+P", keyword, file.string()});
+  std::istringstream lines(dump.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.size() < 12 || line[0] != '(' || line[11] != ' ') continue;
+    size_t open = line.find('[');
+    size_t close = line.rfind(']');
+    if (open == std::string::npos || close == std::string::npos || close < open) return "";
+    return line.substr(open + 1, close - open - 1);
+  }
+  return "";
+}
+
+void DcmodifyCopy(const std::filesystem::path& source, const std::filesystem::path& copy,
+                  const std::string& assignment) {
+  std::filesystem::copy_file(source, copy, std::filesystem::copy_options::overwrite_existing);
+  RunResult modify = RunProgram({FindProgram("dcmodify"), "-nb", "-m", assignment, copy.string()});
+  ASSERT_EQ(modify.exit_code, 0) << modify.err;
 }
 
 ::testing::AssertionResult IsOneLineError(const RunResult& result) {

@@ -1,9 +1,6 @@
 // The `medvfs` command line through a mount: log, cat, restore and stats on paths in a mounted
 // archive (no key needed), and ARCHIVE::/path redirected to the mount. Skipped where FUSE is
 // not available.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <string>
 
@@ -19,52 +16,6 @@ namespace medvfs::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-bool FuseAvailable() {
-  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  close(fd);
-  return access("/usr/bin/fusermount3", X_OK) == 0 || access("/bin/fusermount3", X_OK) == 0;
-}
-
-// Saves content the ordinary way: open, write, close (one version per save).
-void Save(const std::filesystem::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  out.close();
-  ASSERT_TRUE(out) << path;
-}
-
-class CliMountTest : public CliTest {
- protected:
-  void SetUp() override {
-    CliTest::SetUp();
-    if (!FuseAvailable()) GTEST_SKIP() << "FUSE is not available here";
-    InitArchive();
-    mnt_ = dir_ / "mnt";
-    std::filesystem::create_directory(mnt_);
-    RunResult mount = Medvfs({"mount", archive_.string(), mnt_.string()});
-    ASSERT_EQ(mount.exit_code, 0) << mount.err;
-    mounted_ = true;
-  }
-  void TearDown() override {
-    if (mounted_) {
-      RunResult umount = Medvfs({"umount", mnt_.string()});
-      EXPECT_EQ(umount.exit_code, 0) << umount.err;
-      if (umount.exit_code != 0) RunProgram({"/usr/bin/fusermount3", "-u", "-z", mnt_.string()});
-    }
-    CliTest::TearDown();
-  }
-  // Options without any key: through the mount none is needed.
-  RunOptions NoKey() const {
-    RunOptions options = Options();
-    options.env["MEDVFS_PASSPHRASE"] = std::nullopt;
-    return options;
-  }
-
-  std::filesystem::path mnt_;
-  bool mounted_ = false;
-};
 
 TEST_F(CliMountTest, LogCatAndRestoreThroughTheMount) {
   std::filesystem::create_directory(mnt_ / "study");
@@ -139,9 +90,7 @@ TEST_F(CliMountTest, StatsOfAMountedArchive) {
 TEST_F(CliMountTest, RestoreOnAReadOnlyMountIsRefused) {
   Save(mnt_ / "a.txt", "one");
   Save(mnt_ / "a.txt", "two");
-  RunResult umount = Medvfs({"umount", mnt_.string()});
-  ASSERT_EQ(umount.exit_code, 0) << umount.err;
-  mounted_ = false;
+  Unmount();
   RunResult mount = Medvfs({"mount", archive_.string(), mnt_.string(), "-o", "ro"});
   ASSERT_EQ(mount.exit_code, 0) << mount.err;
   mounted_ = true;

@@ -40,7 +40,11 @@ TEST_F(CliTest, UsageErrorsExitTwoWithOneLine) {
                                                {"cat", "x", "--version", "1", "--at", "2026-01-01"},
                                                {"restore", "x"},
                                                {"init", "a", "--kdf-cost", "cheap"},
-                                               {"cat", "x", "--at", "yesterday"}}) {
+                                               {"cat", "x", "--at", "yesterday"},
+                                               {"tags"},
+                                               {"tags", "x", "--version", "0"},
+                                               {"note"},
+                                               {"note", "x", "one", "two"}}) {
     RunResult result = Medvfs(args);
     EXPECT_EQ(result.exit_code, 2) << ::testing::PrintToString(args) << result.err;
     EXPECT_TRUE(IsOneLineError(result)) << ::testing::PrintToString(args);
@@ -154,7 +158,10 @@ TEST_F(CliTest, WrongPassphraseIsRefusedAndChangesNothing) {
        {std::vector<std::string>{"log", InArchive("/scan.dcm")},
         {"cat", InArchive("/scan.dcm")},
         {"restore", InArchive("/scan.dcm"), "--version", "1"},
-        {"stats", archive_.string()}}) {
+        {"stats", archive_.string()},
+        {"tags", InArchive("/scan.dcm")},
+        {"note", InArchive("/scan.dcm"), "text"},
+        {"note", InArchive("/scan.dcm")}}) {
     RunResult result = Medvfs(args, wrong);
     EXPECT_EQ(result.exit_code, 1) << args[0];
     EXPECT_TRUE(IsOneLineError(result)) << args[0];

@@ -5,6 +5,7 @@
 //     mkdir:/a/b           make a directory (the parent must exist)
 //     write:/a/f=TEXT      create /a/f if needed and save TEXT as its new content (a version)
 //     big:/a/f=BYTES       the same with BYTES bytes of PatternBytes, written in 1 MiB pieces
+//     file:/a/f=LOCAL      the same with the bytes of the local file LOCAL (e.g. a DICOM sample)
 //     rm:/a/f              unlink (leaves a delete marker)
 // The key is MEDVFS_PASSPHRASE unless --key-file is given. Exits 0, or 1 with a reason.
 #include <fcntl.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -78,6 +81,19 @@ Status Apply(Archive& archive, std::string_view op) {
   if (kind == "write") {
     return WriteFile(archive, path, value.size(), [value](uint64_t offset, size_t count) {
       return std::string(value.substr(static_cast<size_t>(offset), count));
+    });
+  }
+  if (kind == "file") {
+    std::string local(value);
+    std::error_code ec;
+    uint64_t size = std::filesystem::file_size(local, ec);
+    if (ec) return Status::Invalid("cannot read " + local);
+    auto in = std::make_shared<std::ifstream>(local, std::ios::binary);
+    return WriteFile(archive, path, size, [in](uint64_t offset, size_t count) {
+      std::string piece(count, '\0');
+      in->seekg(static_cast<std::streamoff>(offset));
+      in->read(piece.data(), static_cast<std::streamsize>(count));
+      return piece;
     });
   }
   if (kind == "big") {
