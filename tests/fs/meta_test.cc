@@ -152,6 +152,47 @@ TEST_F(MetaTest, TagsAreFilesThatMatchDcmdump) {
   EXPECT_EQ(getfattr.out, kCtPatientName);
 }
 
+// What `dcmdump +L -Un +P KEYWORD` prints as the value of the first KEYWORD in `file`: the
+// text between the VR and the '#', without brackets; empty for sequences and empty values.
+std::string DcmdumpAnyValue(const std::string& keyword, const stdfs::path& file) {
+  const ProcResult result =
+      RunProgram({"dcmdump", "-q", "+L", "-Un", "+P", keyword, file.string()});
+  const std::string line = result.out.substr(0, result.out.find('\n'));
+  if (line.size() < 15 || line[0] != '(') return "";
+  const size_t hash = line.rfind(" #");
+  if (hash == std::string::npos || hash < 15) return "";
+  std::string value = line.substr(15, hash - 15);
+  while (!value.empty() && value.back() == ' ') value.pop_back();
+  if (value.size() >= 2 && value.front() == '[' && value.back() == ']') {
+    return value.substr(1, value.size() - 2);
+  }
+  if (value.starts_with("(")) return "";  // (Sequence ...), (no value available), ...
+  return value;
+}
+
+// The issue's acceptance list: for each sample, every tags/ file (bulk Pixel Data aside)
+// holds what dcmdump prints for the same file.
+TEST_F(MetaTest, EveryTagFileOfTheSamplesMatchesDcmdump) {
+  MountOk();
+  size_t compared = 0;
+  for (const std::string sample :
+       {"CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "JPGExtended.dcm",
+        "SC_rgb_rle_2frame.dcm", "rtdose.dcm", "ExplVR_BigEnd.dcm", "JPEG2000.dcm"}) {
+    SCOPED_TRACE(sample);
+    CopyIn(sample, sample);
+    const std::vector<std::string> keywords = ListDir(P(".meta/" + sample + "/tags"));
+    ASSERT_GT(keywords.size(), 20u);
+    for (const std::string& keyword : keywords) {
+      if (keyword == "PixelData") continue;
+      const std::string want = DcmdumpAnyValue(keyword, kSamples / sample);
+      if (want.empty()) continue;
+      EXPECT_EQ(ReadFile(P(".meta/" + sample + "/tags/" + keyword)), want + "\n") << keyword;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 400u);
+}
+
 TEST_F(MetaTest, DcmodifyVersionsKeepTheirOwnTags) {
   MountOk();
   CopyIn("CT_small.dcm", "ct.dcm");
