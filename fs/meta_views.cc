@@ -164,7 +164,7 @@ StatusOr<std::vector<ViewEntry>> ListMetaDir(Archive& archive, const ViewDescrip
     if (v.is_delete_marker()) continue;
     ViewDescriptor meta = ChildOf(view, ViewKind::kFileMeta);
     meta.version = v.number;
-    out.push_back(MakeEntry("v" + std::to_string(v.number), std::move(meta)));
+    out.push_back(MakeEntry(std::string("v").append(std::to_string(v.number)), std::move(meta)));
   }
   return out;
 }

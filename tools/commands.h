@@ -7,7 +7,8 @@
 
 namespace medvfs::tools {
 
-void RegisterArchiveCommands(CLI::App& app);  // init, log, cat, restore, stats  (tools/cmd_*.cc)
-void RegisterMountCommands(CLI::App& app);    // mount, umount                 (tools/cmd_mount.cc)
+// init, log, cat, restore, stats, tags, note (tools/cmd_*.cc)
+void RegisterArchiveCommands(CLI::App& app);
+void RegisterMountCommands(CLI::App& app);  // mount, umount                 (tools/cmd_mount.cc)
 
 }  // namespace medvfs::tools

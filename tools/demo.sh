@@ -62,8 +62,14 @@ run ls mnt
 run ls mnt/@version/CT_small.dcm/
 run dcmdump +P PatientName mnt/@version/CT_small.dcm/v1 mnt/CT_small.dcm
 
-say "The file's history"
+say "The file's history (2! marks a new content under the same SOPInstanceUID)"
 run medvfs log mnt/CT_small.dcm
+
+say "DICOM tags as plain files, per version, without a DICOM tool"
+run cat mnt/.meta/CT_small.dcm/tags/PatientName mnt/@version/CT_small.dcm/.meta/v1/tags/PatientName
+run getfattr -n user.dicom.Modality mnt/CT_small.dcm
+run medvfs note mnt/CT_small.dcm "checked by the demo"
+run ls -R mnt/@patients
 
 say "What the archive holds, and what it stores"
 run medvfs stats archive
