@@ -161,7 +161,10 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = Fs(req);
   std::unique_ptr<OpenFile> file(FileOf(fi));
   fs.UntrackFile(file.get());
-  if (file->writable) {
+  // Only this handle's own unflushed writes are committed here; anything else pending on the
+  // file (a new file never written, or the O_TRUNC of another save already under way) is the
+  // store's to decide when the last writer goes (Archive's handle release).
+  if (file->writable && file->wrote) {
     fs.BeginChange();
     const Status status = file->handle->Flush(file->opener);
     fs.EndChange();

@@ -204,6 +204,11 @@ StatusOr<size_t> ArchiveImpl::ReadLive(InodeId ino, uint64_t offset, std::span<c
 Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& session,
                            const Caller& caller) {
   std::lock_guard session_lock(session->mu);
+  return CommitLocked(ino, session, caller);
+}
+
+Status ArchiveImpl::CommitLocked(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                                 const Caller& caller) {
   if (!session->dirty) return Status::Ok();
   ExtentList content;
   Sha256Digest sha256;
@@ -272,26 +277,23 @@ Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& ses
 
 void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session) {
   {
-    // While other writers remain, their own flush or release commits the shared content: a
-    // late release of an old handle must not commit what a newer one is still writing (e.g.
-    // the O_TRUNC of the next save).
-    std::lock_guard lock(mu_);
-    if (session->writers > 1) {
-      --session->writers;
-      return;
-    }
-  }
-  bool dirty;
-  {
+    // The session lock is taken first and held across the decision: a new writer may join
+    // (under mu_) meanwhile, but its O_TRUNC waits for this lock, so what is committed here is
+    // never the next save's truncation.
     std::lock_guard session_lock(session->mu);
-    dirty = session->dirty;
-  }
-  if (dirty) {
+    {
+      // While other writers remain, their own flush or release commits the shared content.
+      std::lock_guard lock(mu_);
+      if (session->writers > 1) {
+        --session->writers;
+        return;
+      }
+    }
     // Normally flush committed already; this catches a created-but-never-written file and
     // writes after the last flush.
     Caller releasing;
     releasing.program = "medvfs";
-    Status s = Commit(ino, session, releasing);
+    Status s = CommitLocked(ino, session, releasing);
     if (!s.ok()) {
       MEDVFS_LOG_ERROR("inode %llu: commit at release failed: %s",
                        static_cast<unsigned long long>(ino), s.ToString().c_str());

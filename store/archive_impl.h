@@ -98,6 +98,9 @@ class ArchiveImpl final : public Archive {
   StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,
                             uint64_t* cache_key);
   Status Commit(InodeId ino, const std::shared_ptr<WriteSession>& session, const Caller& caller);
+  // REQUIRES: session->mu held.
+  Status CommitLocked(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                      const Caller& caller);
   void ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session);
   ChunkStore& chunks() { return *chunks_; }
 

@@ -290,7 +290,9 @@ TEST_F(MountScenarioTest, ConcurrentWritersEachGetTheirVersions) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(failures.load(), 0);
   for (int t = 0; t < kThreads; ++t) {
-    EXPECT_EQ(ListDir(P("@version/w" + std::to_string(t))).size(), size_t{kRounds});
+    const std::string history = "@version/w" + std::to_string(t);
+    EXPECT_EQ(ListDir(P(history)).size(), size_t{kRounds})
+        << ReadFile(P(history + "/.meta/versions.tsv"));
   }
 }
 
