@@ -28,6 +28,9 @@
 #include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcjson.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcstack.h"
 #include "dcmtk/dcmdata/dcvrobow.h"
@@ -36,15 +39,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/dicom_detail.h"
 #include "store/log.h"
 
 namespace medvfs::store {
 namespace {
 
+using dicom_detail::DicomFile;
+using dicom_detail::KeywordOf;
+using dicom_detail::kMaxSequenceDepth;
+using dicom_detail::PixelDataInfo;
+using dicom_detail::ValueOf;
+
 constexpr size_t kPreambleBytes = 132;        // 128-byte preamble and "DICM"
 constexpr size_t kMaxValueBytes = 64 * 1024;  // one element's value text, marker included
 constexpr uint32_t kBulkBytes = 1024;         // binary values longer than this are bulk data
-constexpr int kMaxSequenceDepth = 128;        // sequences nested deeper are refused
 constexpr size_t kMaxInflatedBytes = kMaxDicomHeaderBytes;  // deflated data sets
 constexpr uint32_t kUndefinedLength = 0xFFFFFFFFu;
 constexpr std::string_view kTruncatedMarker = "...(truncated)";
@@ -121,16 +130,6 @@ struct Syntax {
 };
 constexpr Syntax kExplicitLittle{true, false};
 constexpr Syntax kImplicitLittle{false, false};
-
-// The top-level Pixel Data element, which DCMTK is told not to read.
-struct PixelDataInfo {
-  bool present = false;
-  bool encapsulated = false;
-  bool complete = false;      // its whole value lies within the bytes
-  std::string vr;             // "OB" or "OW"
-  uint64_t length = 0;        // value bytes; for encapsulated data, the fragments' bytes
-  uint64_t value_offset = 0;  // where the value starts in the walked data
-};
 
 // Walks the element structure of DICOM bytes the way DCMTK's parser will, without building
 // anything. Where the walker cannot follow (unexpected tags), it stops and leaves the verdict
@@ -319,33 +318,8 @@ class StructureWalker {
 
 // ---- DCMTK -------------------------------------------------------------------------------
 
-// Loads DCMTK's data dictionary once and silences DCMTK's logger. Thread-safe.
-Status DcmtkReady() {
-  static const bool dictionary_loaded = [] {
-    const bool loaded = dcmDataDict.isDictionaryLoaded();  // loads it on first use
-    OFLog::getLogger("dcmtk").setLogLevel(OFLogger::OFF_LOG_LEVEL);
-    if (!loaded) {
-      MEDVFS_LOG_ERROR(
-          "dicom: DCMTK has no data dictionary; install dcmtk's dicom.dic (package libdcmtk17) "
-          "or set DCMDICTPATH. DICOM files get no tags until then.");
-    }
-    return loaded;
-  }();
-  if (!dictionary_loaded) {
-    return Status::IoError(
-        "DCMTK data dictionary not loaded: install libdcmtk17 (dicom.dic) or set DCMDICTPATH");
-  }
-  return Status::Ok();
-}
-
-// An input stream over bytes owned by the caller; nothing is copied.
-class MemoryStream : public DcmInputBufferStream {
- public:
-  explicit MemoryStream(std::string_view bytes) {
-    setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
-    setEos();
-  }
-};
+using dicom_detail::DcmtkReady;
+using dicom_detail::MemoryStream;
 
 // Exposes DCMTK's transfer syntax detection, protected in DcmItem.
 class SyntaxProbe : public DcmDataset {
@@ -445,6 +419,59 @@ bool IsBulk(DcmObject& object) {
 
 std::string BytesValue(uint64_t bytes) { return "(" + std::to_string(bytes) + " bytes)"; }
 
+// Encapsulated pixel data: its fragments' bytes, as PixelDataInfo counts them. nullopt for
+// anything else.
+std::optional<uint64_t> FragmentBytes(DcmObject& object) {
+  DcmPixelSequence* fragments = dicom_detail::FragmentsOf(object);
+  if (fragments == nullptr) return std::nullopt;
+  uint64_t bytes = 0;
+  for (unsigned long i = 0; i < fragments->card(); ++i) {
+    DcmPixelItem* fragment = nullptr;
+    if (fragments->getItem(fragment, i).good() && fragment != nullptr) {
+      bytes += fragment->getLengthField();
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
+// ---- Shared with the tag diff (dicom_detail.h) --------------------------------------------
+
+namespace dicom_detail {
+
+Status DcmtkReady() {
+  static const bool dictionary_loaded = [] {
+    const bool loaded = dcmDataDict.isDictionaryLoaded();  // loads it on first use
+    OFLog::getLogger("dcmtk").setLogLevel(OFLogger::OFF_LOG_LEVEL);
+    if (!loaded) {
+      MEDVFS_LOG_ERROR(
+          "dicom: DCMTK has no data dictionary; install dcmtk's dicom.dic (package libdcmtk17) "
+          "or set DCMDICTPATH. DICOM files get no tags until then.");
+    }
+    return loaded;
+  }();
+  if (!dictionary_loaded) {
+    return Status::IoError(
+        "DCMTK data dictionary not loaded: install libdcmtk17 (dicom.dic) or set DCMDICTPATH");
+  }
+  return Status::Ok();
+}
+
+DcmPixelSequence* FragmentsOf(DcmObject& object) {
+  if (object.ident() != EVR_PixelData) return nullptr;
+  auto& pixel = static_cast<DcmPixelData&>(object);
+  E_TransferSyntax xfer = EXS_Unknown;
+  const DcmRepresentationParameter* parameter = nullptr;
+  pixel.getCurrentRepresentationKey(xfer, parameter);
+  DcmPixelSequence* fragments = nullptr;
+  if (!DcmXfer(xfer).isEncapsulated() ||
+      pixel.getEncapsulatedRepresentation(xfer, parameter, fragments).bad()) {
+    return nullptr;
+  }
+  return fragments;
+}
+
 std::string KeywordOf(const DcmTag& element_tag) {
   if (element_tag.getGroup() & 1) return {};  // private
   DcmTag tag(element_tag);
@@ -463,7 +490,7 @@ std::string ValueOf(DcmObject& object) {
     auto& sequence = static_cast<DcmSequenceOfItems&>(object);
     return "(Sequence with " + std::to_string(sequence.card()) + " items)";
   }
-  if (IsBulk(object)) return BytesValue(object.getLengthField());
+  if (IsBulk(object)) return BytesValue(FragmentBytes(object).value_or(object.getLengthField()));
   auto* element = dynamic_cast<DcmElement*>(&object);
   if (element == nullptr) return {};
   std::string text;
@@ -484,6 +511,10 @@ std::string ValueOf(DcmObject& object) {
   CapValue(&text);
   return text;
 }
+
+}  // namespace dicom_detail
+
+namespace {
 
 DicomElement ElementOf(DcmObject& object) {
   DicomElement element;
@@ -645,15 +676,15 @@ Status PrepareDataSet(std::string_view bytes, size_t meta_end, DcmMetaInfo& meta
 }
 
 // Reads the data set and converts it to UTF-8 as dcm2json does: when a character set other
-// than UTF-8 or ASCII is declared. *charset: SpecificCharacterSet as the file has it.
+// than UTF-8 or ASCII is declared. *charset: a copy of SpecificCharacterSet as the file has it.
 StatusOr<std::unique_ptr<DcmDataset>> ReadInUtf8(const DataSetBytes& set,
-                                                 std::optional<DicomElement>* charset) {
+                                                 std::unique_ptr<DcmElement>* charset) {
   Status status;
   std::unique_ptr<DcmDataset> dataset = ReadDataset(set.data(), set.xfer, &status);
   if (dataset == nullptr) return status;
   DcmElement* element = nullptr;
   if (dataset->findAndGetElement(DCM_SpecificCharacterSet, element).good()) {
-    *charset = ElementOf(*element);
+    charset->reset(static_cast<DcmElement*>(element->clone()));
   }
   OFString declared;
   const bool convert =
@@ -692,23 +723,35 @@ std::vector<DicomElement> ElementsOf(DcmMetaInfo& meta, DcmDataset& dataset,
 }
 
 StatusOr<DicomTags> Parse(std::string_view bytes, std::optional<uint64_t> file_size) {
-  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
-  MEDVFS_RETURN_IF_ERROR(DcmtkReady());
-  MEDVFS_RETURN_IF_ERROR(CheckMeta(bytes));
-  DcmMetaInfo meta;
-  size_t meta_end = 0;
-  MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, &meta, &meta_end));
-  DataSetBytes set;
-  MEDVFS_RETURN_IF_ERROR(PrepareDataSet(bytes, meta_end, meta, file_size, &set));
+  MEDVFS_ASSIGN_OR_RETURN(DicomFile file, dicom_detail::ReadDicomFile(bytes, file_size));
   std::optional<DicomElement> charset;
-  MEDVFS_ASSIGN_OR_RETURN(std::unique_ptr<DcmDataset> dataset, ReadInUtf8(set, &charset));
+  if (file.charset != nullptr) charset = ElementOf(*file.charset);
   DicomTags tags;
-  tags.elements = ElementsOf(meta, *dataset, std::move(charset), set.pixel);
-  tags.json = JsonOf(*dataset, set.pixel);
+  tags.elements = ElementsOf(*file.meta, *file.dataset, std::move(charset), file.pixel);
+  tags.json = JsonOf(*file.dataset, file.pixel);
   return tags;
 }
 
 }  // namespace
+
+namespace dicom_detail {
+
+StatusOr<DicomFile> ReadDicomFile(std::string_view bytes, std::optional<uint64_t> file_size) {
+  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
+  MEDVFS_RETURN_IF_ERROR(DcmtkReady());
+  MEDVFS_RETURN_IF_ERROR(CheckMeta(bytes));
+  DicomFile file;
+  file.meta = std::make_unique<DcmMetaInfo>();
+  size_t meta_end = 0;
+  MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, file.meta.get(), &meta_end));
+  DataSetBytes set;
+  MEDVFS_RETURN_IF_ERROR(PrepareDataSet(bytes, meta_end, *file.meta, file_size, &set));
+  MEDVFS_ASSIGN_OR_RETURN(file.dataset, ReadInUtf8(set, &file.charset));
+  file.pixel = std::move(set.pixel);
+  return file;
+}
+
+}  // namespace dicom_detail
 
 const DicomElement* DicomTags::Find(std::string_view keyword) const {
   for (const DicomElement& element : elements) {

@@ -1,6 +1,7 @@
 // DICOM parsing for the tag views (`.meta`, `user.dicom.*`, `medvfs tags`). Internal to
-// store/: DCMTK is used only in store/dicom.cc. Parsing happens in memory, never through a
-// plaintext temporary file, and a file that does not parse simply has no tags.
+// store/: DCMTK is used only in store/'s .cc files (dicom.cc; dicom_detail.h shares its DCMTK
+// side with the tag diff). Parsing happens in memory, never through a plaintext temporary
+// file, and a file that does not parse simply has no tags.
 #pragma once
 
 #include <cstdint>

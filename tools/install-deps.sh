@@ -9,6 +9,7 @@ packages=(
   librocksdb-dev libssl-dev libzstd-dev    # the archive: RocksDB, OpenSSL, zstd
   libdcmtk-dev dcmtk                       # DICOM parsing; dcmodify/dcmdump for the demo
   libcli11-dev nlohmann-json3-dev          # command line, JSON
+  libpng-dev libjpeg62-turbo-dev           # medvfs diff: PNG/JPEG pictures, the --png picture
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3-pydicom                          # sample DICOM files (CT_small.dcm) for the demo
   attr zstd clang-format                   # getfattr/setfattr, zstd tool, formatting

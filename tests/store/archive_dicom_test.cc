@@ -13,14 +13,9 @@
 namespace medvfs::store {
 namespace {
 
-const char kSamples[] = "/usr/lib/python3/dist-packages/pydicom/data/test_files/";
+using test_util::ReadFile;
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+const std::string kSamples = test_util::kPydicomSamples.string() + "/";
 
 class ArchiveDicomTest : public test_util::TempDirTest {
  protected:

@@ -23,28 +23,12 @@
 namespace medvfs::store {
 namespace {
 
+using test_util::ReadFile;
+using test_util::ShellQuote;
+
 using nlohmann::json;
 
-const char kSamples[] = "/usr/lib/python3/dist-packages/pydicom/data/test_files/";
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-std::string Quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  return quoted + "'";
-}
+const std::string kSamples = test_util::kPydicomSamples.string() + "/";
 
 // Runs a shell command; its standard output, or nullopt if it failed.
 std::optional<std::string> RunCommand(const std::string& command) {
@@ -188,7 +172,7 @@ TEST_P(DicomFileTest, ElementsMatchDcmdump) {
   if (!HaveTool("dcmdump")) GTEST_SKIP() << "dcmdump (package dcmtk) is not installed";
   const std::filesystem::path path = Sample(GetParam());
   ASSERT_OK_AND_ASSIGN(DicomTags tags, ParseDicom(ReadFile(path)));
-  auto dump = RunCommand("dcmdump +L -q -Un +Qo " + Quote(path));
+  auto dump = RunCommand("dcmdump +L -q -Un +Qo " + ShellQuote(path));
   ASSERT_TRUE(dump.has_value());
   const std::map<uint32_t, std::string> expected = ParseDcmdump(*dump);
   ASSERT_FALSE(expected.empty());
@@ -242,9 +226,9 @@ TEST_P(DicomFileTest, JsonMatchesDcm2json) {
   const std::filesystem::path copy = dir() / "copy.dcm";
   std::filesystem::copy_file(path, copy);
   if (tags.Find("PixelData") != nullptr) {
-    ASSERT_TRUE(RunCommand("dcmodify -nb -q -ea '(7fe0,0010)' " + Quote(copy)).has_value());
+    ASSERT_TRUE(RunCommand("dcmodify -nb -q -ea '(7fe0,0010)' " + ShellQuote(copy)).has_value());
   }
-  auto theirs_text = RunCommand("dcm2json " + Quote(copy));
+  auto theirs_text = RunCommand("dcm2json " + ShellQuote(copy));
   ASSERT_TRUE(theirs_text.has_value());
   const json theirs = json::parse(*theirs_text);
   std::string why;
@@ -502,7 +486,7 @@ TEST_F(DicomSampleTest, Latin1IsConvertedToUtf8) {
   // CT_small declares ISO_IR 100 (Latin-1); give it a Latin-1 patient name.
   const std::filesystem::path copy = dir() / "latin1.dcm";
   std::filesystem::copy_file(Sample("CT_small.dcm"), copy);
-  ASSERT_TRUE(RunCommand("dcmodify -nb -q -m '(0010,0010)=M\xFCller^J\xFCrgen' " + Quote(copy))
+  ASSERT_TRUE(RunCommand("dcmodify -nb -q -m '(0010,0010)=M\xFCller^J\xFCrgen' " + ShellQuote(copy))
                   .has_value());
   const std::string bytes = ReadFile(copy);
   ASSERT_NE(bytes.find("M\xFCller"), std::string::npos) << "dcmodify did not write Latin-1";
@@ -523,8 +507,9 @@ TEST_F(DicomSampleTest, UnconvertibleBytesBecomeReplacementCharacters) {
     std::filesystem::copy_file(Sample("CT_small.dcm"), copy);
     const std::string set = *charset ? std::string("-m '(0008,0005)=") + charset + "'"
                                      : std::string("-ea '(0008,0005)'");
-    ASSERT_TRUE(RunCommand("dcmodify -nb -q -m '(0010,0010)=M\xFCller' " + set + " " + Quote(copy))
-                    .has_value());
+    ASSERT_TRUE(
+        RunCommand("dcmodify -nb -q -m '(0010,0010)=M\xFCller' " + set + " " + ShellQuote(copy))
+            .has_value());
     const std::string bytes = ReadFile(copy);
     ASSERT_OK_AND_ASSIGN(DicomTags tags, ParseDicom(bytes, bytes.size()));
     EXPECT_EQ(tags.Find("PatientName")->value, "M\xEF\xBF\xBDller") << charset;
@@ -538,9 +523,9 @@ TEST_F(DicomSampleTest, ValuesJsonCannotHoldAreLeftOut) {
   // DCMTK writes an FD of NaN as `nan`, which is not JSON; a malformed DS stays a string.
   const std::filesystem::path copy = dir() / "nan.dcm";
   std::filesystem::copy_file(Sample("MR_small.dcm"), copy);
-  ASSERT_TRUE(
-      RunCommand("dcmodify -nb -q -i '(0018,9087)=nan' -m '(0018,0050)=1.2.3abc' " + Quote(copy))
-          .has_value());
+  ASSERT_TRUE(RunCommand("dcmodify -nb -q -i '(0018,9087)=nan' -m '(0018,0050)=1.2.3abc' " +
+                         ShellQuote(copy))
+                  .has_value());
   const std::string bytes = ReadFile(copy);
   ASSERT_OK_AND_ASSIGN(DicomTags tags, ParseDicom(bytes, bytes.size()));
   EXPECT_EQ(tags.Find("DiffusionBValue")->value, "nan");

@@ -17,20 +17,13 @@
 namespace medvfs::store {
 namespace {
 
+using test_util::ReadFile;
+using test_util::WriteFile;
+
 namespace fs = std::filesystem;
 
 // Cheap scrypt so that the tests run fast; the defaults get one test of their own.
 constexpr KdfParams kFastKdf{1024, 8, 1};
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void WriteFile(const fs::path& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-}
 
 std::string KeyHex(const SecretKey& key) { return HexEncode(key.bytes()); }
 

@@ -1,11 +1,13 @@
-// Shared helpers for store/ tests: status assertions that print the Status, and a temporary
-// directory that cleans up after itself.
+// Shared helpers for store/ tests: status assertions that print the Status, a temporary
+// directory that cleans up after itself, and whole-file reads and writes.
 #pragma once
 
 #include <stdlib.h>  // mkdtemp
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -28,6 +30,35 @@ template <typename T>
   const Status& status = GetStatus(value);
   if (status.ok()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << expr_text << " returned " << status.ToString();
+}
+
+// Where Debian's python3-pydicom installs its sample DICOM files.
+inline const std::filesystem::path kPydicomSamples =
+    "/usr/lib/python3/dist-packages/pydicom/data/test_files";
+
+// The whole file; empty when it cannot be read.
+inline std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Replaces the file with `bytes`.
+inline void WriteFile(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+// `text` as one word for /bin/sh: in single quotes, its own single quotes escaped.
+inline std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
 }
 
 // A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
