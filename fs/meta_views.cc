@@ -1,15 +1,20 @@
 // The metadata views of files: DIR/.meta/NAME/ (the current version) and
 // DIR/@version/NAME/.meta/vN/ (version N), with dicom.json, tags/, sha256, note and
-// versions.tsv; and the writable `note` files.
+// versions.tsv (and, for version N, `diff` against the version before); and the writable
+// `note` files.
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "fs/view_detail.h"
+#include "store/diff.h"
 #include "store/views.h"
 
 namespace medvfs::fs {
@@ -186,6 +191,8 @@ StatusOr<ViewEntry> ResolveInFileMeta(Archive& archive, const ViewDescriptor& pa
   } else if (name == kTagsDirName) {
     kind = ViewKind::kTagsDir;
     needs_tags = true;
+  } else if (name == kDiffName && parent.version != 0) {
+    kind = ViewKind::kDiffFile;
   } else {
     return NotFound();
   }
@@ -203,6 +210,9 @@ StatusOr<std::vector<ViewEntry>> ListFileMeta(Archive& archive, const ViewDescri
   if (version.ok()) {  // in name order
     if (version->has_dicom_tags) {
       out.push_back(MakeEntry(std::string(kDicomJsonName), ChildOf(view, ViewKind::kDicomJson)));
+    }
+    if (view.version != 0) {
+      out.push_back(MakeEntry(std::string(kDiffName), ChildOf(view, ViewKind::kDiffFile)));
     }
     out.push_back(MakeEntry(std::string(kNoteName), ChildOf(view, ViewKind::kNoteFile)));
     out.push_back(MakeEntry(std::string(kSha256Name), ChildOf(view, ViewKind::kSha256File)));
@@ -309,6 +319,109 @@ class NoteFileHandle final : public store::FileHandle {
   bool dirty_;        // GUARDED_BY(mu_)
 };
 
+// The `diff` view: texts already made, by what they depend on only (both versions' content,
+// numbers and times), so that one cache serves every archive the process opens. Bounded: a
+// diff decodes both versions, and getattr, open and read each ask for the text.
+class DiffTextCache {
+ public:
+  using Key =
+      std::tuple<store::Sha256Digest, uint64_t, int64_t, store::Sha256Digest, uint64_t, int64_t>;
+  std::optional<std::string> Get(const Key& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->first != key) continue;
+      entries_.splice(entries_.begin(), entries_, it);  // most recently used first
+      return it->second;
+    }
+    return std::nullopt;
+  }
+  void Put(const Key& key, const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.emplace_front(key, text);
+    if (entries_.size() > kMaxEntries) entries_.pop_back();
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 32;
+  std::mutex mu_;
+  std::list<std::pair<Key, std::string>> entries_;  // GUARDED_BY(mu_)
+};
+
+DiffTextCache& DiffTexts() {
+  static DiffTextCache* cache = new DiffTextCache();  // never destroyed: used until exit
+  return *cache;
+}
+
+// The daemon decodes files up to this size for the view; larger ones are compared by bytes and
+// tags (the command line decodes larger files).
+constexpr uint64_t kMaxViewDecodeBytes = uint64_t{64} << 20;
+
+class HandleSource final : public store::DiffSource {
+ public:
+  HandleSource(std::unique_ptr<store::FileHandle> handle, uint64_t size)
+      : handle_(std::move(handle)), size_(size) {}
+  uint64_t size() const override { return size_; }
+  StatusOr<size_t> ReadAt(uint64_t offset, std::span<char> out) override {
+    return handle_->Read(offset, out);
+  }
+
+ private:
+  std::unique_ptr<store::FileHandle> handle_;
+  const uint64_t size_;
+};
+
+std::string VersionLabel(const VersionInfo& version) {
+  return "v" + std::to_string(version.number);
+}
+
+// vN compared with the last version with content before it.
+StatusOr<std::string> DiffText(Archive& archive, const ViewDescriptor& view,
+                               const VersionInfo& version) {
+  MEDVFS_ASSIGN_OR_RETURN(auto versions, archive.ListVersions(view.history));
+  const VersionInfo* before = nullptr;
+  bool deleted_between = false;
+  for (const VersionInfo& v : versions) {
+    if (v.number >= version.number) break;
+    if (v.is_delete_marker()) {
+      deleted_between = true;
+    } else {
+      before = &v;
+      deleted_between = false;
+    }
+  }
+  if (before == nullptr) {
+    return VersionLabel(version) +
+           " is the first version with content: there is no version "
+           "before it to compare with.\n";
+  }
+  const DiffTextCache::Key key{before->sha256, before->number, before->time_ns,
+                               version.sha256, version.number, version.time_ns};
+  if (std::optional<std::string> cached = DiffTexts().Get(key)) return std::move(*cached);
+
+  MEDVFS_ASSIGN_OR_RETURN(auto handle_a, archive.OpenVersion(view.history, before->number));
+  MEDVFS_ASSIGN_OR_RETURN(auto handle_b, archive.OpenVersion(view.history, version.number));
+  HandleSource source_a(std::move(handle_a), before->size);
+  HandleSource source_b(std::move(handle_b), version.size);
+  store::DiffOptions options;
+  options.max_decode_bytes = kMaxViewDecodeBytes;
+  MEDVFS_ASSIGN_OR_RETURN(
+      store::DiffResult result,
+      store::DiffVersions({VersionLabel(*before), before->time_ns, &source_a},
+                          {VersionLabel(version), version.time_ns, &source_b}, options));
+  std::string text;
+  if (deleted_between) {
+    text += "The file was deleted after " + VersionLabel(*before) + " and saved again as " +
+            VersionLabel(version) + ".\n";
+  }
+  text += store::FormatDiffText(result);
+  if (before->size > kMaxViewDecodeBytes || version.size > kMaxViewDecodeBytes) {
+    text += "For the tag and pixel comparison of large files run: medvfs diff PATH " +
+            VersionLabel(*before) + " " + VersionLabel(version) + "\n";
+  }
+  DiffTexts().Put(key, text);
+  return text;
+}
+
 }  // namespace
 
 bool IsMetaKind(ViewKind kind) {
@@ -321,6 +434,7 @@ bool IsMetaKind(ViewKind kind) {
     case ViewKind::kDicomJson:
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:
+    case ViewKind::kDiffFile:
       return true;
     default:
       return false;
@@ -393,6 +507,8 @@ StatusOr<std::string> MetaFileContent(Archive& archive, const ViewDescriptor& vi
       return store::FormatSha256Hex(version.sha256) + "\n";
     case ViewKind::kNoteFile:
       return NoteContent(version);
+    case ViewKind::kDiffFile:
+      return DiffText(archive, view, version);
     case ViewKind::kDicomJson: {
       MEDVFS_ASSIGN_OR_RETURN(store::DicomTags tags, TagsOf(archive, view, version));
       if (!tags.json.empty() && tags.json.back() != '\n') tags.json += '\n';

@@ -39,7 +39,8 @@ store::StatusOr<ViewEntry> ResolveInMeta(store::Archive& archive, const ViewDesc
                                          std::string_view name);
 store::StatusOr<std::vector<ViewEntry>> ListMeta(store::Archive& archive,
                                                  const ViewDescriptor& view);
-// The content of a generated metadata file (kDicomJson, kSha256File, kNoteFile, kTagFile).
+// The content of a generated metadata file (kDicomJson, kSha256File, kNoteFile, kTagFile,
+// kDiffFile).
 store::StatusOr<std::string> MetaFileContent(store::Archive& archive, const ViewDescriptor& view);
 bool IsMetaKind(ViewKind kind);
 

@@ -134,6 +134,7 @@ uint32_t TypeOf(const ViewDescriptor& view) {
     case ViewKind::kDicomJson:
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:
+    case ViewKind::kDiffFile:
       return S_IFREG;
     case ViewKind::kTimeSymlink:
     case ViewKind::kPatientLink:
@@ -447,7 +448,8 @@ StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
     case ViewKind::kTagFile:
     case ViewKind::kDicomJson:
     case ViewKind::kSha256File:
-    case ViewKind::kNoteFile: {
+    case ViewKind::kNoteFile:
+    case ViewKind::kDiffFile: {
       MEDVFS_ASSIGN_OR_RETURN(std::string content, view_detail::MetaFileContent(archive, view));
       return std::unique_ptr<store::FileHandle>(new StringFileHandle(ino, std::move(content)));
     }

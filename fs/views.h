@@ -46,6 +46,8 @@ inline constexpr std::string_view kDicomJsonName = "dicom.json";
 inline constexpr std::string_view kTagsDirName = "tags";
 inline constexpr std::string_view kSha256Name = "sha256";
 inline constexpr std::string_view kNoteName = "note";
+// In DIR/@version/NAME/.meta/vN only: vN compared with the version before it (medvfs diff).
+inline constexpr std::string_view kDiffName = "diff";
 // setxattr on DIR/@version/NAME with a version number as value restores that version.
 inline constexpr std::string_view kRestoreXattr = "user.medvfs.restore";
 // getxattr on the mount root: ArchiveStats as a JSON object.
@@ -81,6 +83,9 @@ enum class ViewKind : uint8_t {
   kPatient,       // /@patients/<text>: the studies of patient `text`
   kStudy,         // /@patients/<text>/<study>: the files of one study, as symlinks
   kPatientLink,   // a symlink to the live file `ino`; its target is `text`
+  // DIR/@version/NAME/.meta/vN/diff (fs/meta_views.cc): the text of `medvfs diff` of the
+  // version before vN against vN.
+  kDiffFile,
 };
 
 struct ViewDescriptor {

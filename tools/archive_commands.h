@@ -13,5 +13,6 @@ void RegisterRestoreCommand(CLI::App& app);  // tools/cmd_restore.cc
 void RegisterStatsCommand(CLI::App& app);    // tools/cmd_stats.cc
 void RegisterTagsCommand(CLI::App& app);     // tools/cmd_tags.cc
 void RegisterNoteCommand(CLI::App& app);     // tools/cmd_note.cc
+void RegisterDiffCommand(CLI::App& app);     // tools/cmd_diff.cc
 
 }  // namespace medvfs::tools

@@ -1,4 +1,4 @@
-// init, log, cat, restore, stats, tags, note: the subcommands over an archive's content and
+// init, log, cat, restore, stats, tags, note, diff: the subcommands over an archive's content and
 // history.
 #include "tools/archive_commands.h"
 #include "tools/commands.h"
@@ -13,6 +13,7 @@ void RegisterArchiveCommands(CLI::App& app) {
   RegisterStatsCommand(app);
   RegisterTagsCommand(app);
   RegisterNoteCommand(app);
+  RegisterDiffCommand(app);
 }
 
 }  // namespace medvfs::tools

@@ -71,6 +71,10 @@ run getfattr -n user.dicom.Modality mnt/CT_small.dcm
 run medvfs note mnt/CT_small.dcm "checked by the demo"
 run ls -R mnt/@patients
 
+say "What changed between the two versions: tags, SOPInstanceUID, pixels; and a picture"
+run medvfs diff mnt/CT_small.dcm 1 current --png diff.png
+run cat mnt/@version/CT_small.dcm/.meta/v2/diff
+
 say "What the archive holds, and what it stores"
 run medvfs stats archive
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/xattr.h>
 
@@ -449,8 +450,12 @@ TEST_F(MetaViewsTest, EachVersionKeepsItsOwnTags) {
   EXPECT_EQ(ListPath(history.view, ".meta"),
             (std::vector<std::string>{"versions.tsv", "v1", "v2"}));
   EXPECT_EQ(ListPath(history.view, ".meta/v1"),
-            (std::vector<std::string>{"dicom.json", "note", "sha256", "tags"}));
+            (std::vector<std::string>{"dicom.json", "diff", "note", "sha256", "tags"}));
   EXPECT_EQ(ReadPath(history.view, ".meta/v1/tags/PatientName"), "CompressedSamples^CT1\n");
+  // The diff of v2 names the one tag the save changed.
+  EXPECT_THAT(ReadPath(history.view, ".meta/v2/diff"),
+              ::testing::HasSubstr("changed PatientName (0010,0010) PN: \"CompressedSamples^CT1\" "
+                                   "-> \"CompressedSamples^XY1\""));
   EXPECT_EQ(ReadPath(history.view, ".meta/v2/tags/PatientName"), "CompressedSamples^XY1\n");
   EXPECT_EQ(ReadPath(LiveMetaRootOf(store::kRootInode), "ct.dcm/tags/PatientName"),
             "CompressedSamples^XY1\n");
