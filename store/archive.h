@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -27,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "store/audit.h"
 #include "store/dicom.h"
 #include "store/keys.h"
 #include "store/status.h"
@@ -182,15 +184,31 @@ struct FsStats {
 };
 
 struct ArchiveOptions {
-  // Opens the store without writing anything; every change fails with kReadOnly.
-  // Default: false.
+  // Refuses every change of the namespace, history and notes with kReadOnly; the audit log is
+  // still appended (a read-only mount records its reads). Default: false.
   bool read_only = false;
+  // Opens the database itself read-only: nothing at all is written, not even audit entries
+  // (for inspecting a copy on read-only media). Implies read_only. Default: false.
+  bool no_writes = false;
   // Scrypt cost for a new archive's key slot. Default: see KdfParams.
   KdfParams kdf;
   // Cap on not-yet-committed written bytes held in memory per open file, beyond which they
   // are chunked and stored ahead of the commit. Default: 32 MiB.
   uint64_t max_dirty_bytes_per_file = 32ull << 20;
+  // Rollback detection (what medvfs mount uses; see DefaultHighWaterDir). When set, Open keeps
+  // a small MAC-protected high-water mark of the archive's audit sequence in this directory,
+  // one file per archive id, and refuses with kRolledBack an archive older than the mark (a
+  // copy put back over a newer state). Default: empty, no check.
+  std::filesystem::path high_water_dir;
+  // Opens an archive older than its high-water mark anyway (a deliberate restore from a
+  // backup), records kRollbackAccepted in the audit log and lowers the mark. Default: false.
+  bool accept_rollback = false;
 };
+
+// Where medvfs mount keeps high-water marks: $MEDVFS_STATE_DIR if set, else
+// /var/lib/medvfs/high-water for root, else $XDG_STATE_HOME/medvfs/high-water (default
+// ~/.local/state/medvfs/high-water).
+std::filesystem::path DefaultHighWaterDir();
 
 // An open file: live content (read/write) or one stored version (read only).
 // Reads and writes may come from many threads at once.
@@ -305,6 +323,23 @@ class Archive {
   virtual StatusOr<std::vector<std::string>> ListStudies(std::string_view patient_id) = 0;
   virtual StatusOr<std::vector<IndexedFile>> ListStudyFiles(std::string_view patient_id,
                                                             std::string_view study) = 0;
+
+  // --- Audit (store/audit.h) ---------------------------------------------------------------
+  // The store records its own changes (commits, renames, unlinks, restores, notes, chmod,
+  // chown, truncate, times, xattrs, creations), successful or failed, with the caller. The
+  // layers above record what only they see (opens, view reads, mounts, denials) here.
+  // Appends one entry; thread-safe; does not wait for an fsync (the next commit or SyncAll
+  // makes it durable). kReadOnly only with ArchiveOptions::no_writes.
+  virtual Status RecordAudit(const AuditEvent& event) = 0;
+  // Calls visit for every entry that matches, oldest first, until it returns false. kCorruption
+  // when an entry does not open (VerifyAuditChain says more).
+  virtual Status ScanAudit(const AuditFilter& filter,
+                           const std::function<bool(const AuditEntry&)>& visit) = 0;
+  // Checks every entry and the chain from the first to the head record.
+  virtual StatusOr<AuditChainReport> VerifyAuditChain() = 0;
+  // The path of a live node from the root, with a leading '/' ("/" for the root); for an
+  // unlinked file, where it was last linked. kNotFound for unknown inodes.
+  virtual StatusOr<std::string> PathOf(InodeId ino) = 0;
 };
 
 // Resolves a slash-separated path relative to the root to the live inode (no symlinks

@@ -25,8 +25,8 @@ Status CheckXattrName(std::string_view name) {
 
 }  // namespace
 
-StatusOr<Attr> ArchiveImpl::SetAttr(InodeId ino, const SetAttrRequest& request,
-                                    const Caller& caller) {
+StatusOr<Attr> ArchiveImpl::DoSetAttr(InodeId ino, const SetAttrRequest& request,
+                                      const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   if (request.size.has_value()) {
     InodeRecord node;
@@ -117,9 +117,8 @@ StatusOr<std::vector<std::string>> ArchiveImpl::ListXattr(InodeId ino) {
   return names;
 }
 
-Status ArchiveImpl::SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags,
-                             const Caller& caller) {
-  (void)caller;
+Status ArchiveImpl::DoSetXattr(InodeId ino, std::string_view name, std::string_view value,
+                               int flags) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValueSize) return Status(Code::kTooBig, "attribute too large");
@@ -155,8 +154,7 @@ Status ArchiveImpl::SetXattr(InodeId ino, std::string_view name, std::string_vie
   return WriteBatchLocked(batch);
 }
 
-Status ArchiveImpl::RemoveXattr(InodeId ino, std::string_view name, const Caller& caller) {
-  (void)caller;
+Status ArchiveImpl::DoRemoveXattr(InodeId ino, std::string_view name) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard lock(mu_);
   InodeRecord node;

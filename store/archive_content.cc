@@ -81,10 +81,11 @@ class VersionHandle final : public FileHandle {
 // are not committed yet, as POSIX requires) and from the current version otherwise.
 class LiveHandle final : public FileHandle {
  public:
-  LiveHandle(ArchiveImpl* archive, InodeId ino, std::shared_ptr<WriteSession> session)
-      : archive_(archive), ino_(ino), session_(std::move(session)) {}
+  LiveHandle(ArchiveImpl* archive, InodeId ino, std::shared_ptr<WriteSession> session,
+             Caller opener)
+      : archive_(archive), ino_(ino), session_(std::move(session)), opener_(std::move(opener)) {}
   ~LiveHandle() override {
-    if (session_) archive_->ReleaseWriter(ino_, session_);
+    if (session_) archive_->ReleaseWriter(ino_, session_, opener_);
   }
   InodeId ino() const override { return ino_; }
 
@@ -117,6 +118,7 @@ class LiveHandle final : public FileHandle {
   ArchiveImpl* archive_;
   InodeId ino_;
   std::shared_ptr<WriteSession> session_;
+  const Caller opener_;  // who opened the handle: a commit at release is theirs
   std::mutex cache_mu_;
   ExtentList cached_extents_;  // GUARDED_BY(cache_mu_): content of cached_key_
   uint64_t cached_key_ = 0;    // GUARDED_BY(cache_mu_): (history << 32) ^ version loaded
@@ -124,7 +126,6 @@ class LiveHandle final : public FileHandle {
 
 StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::Open(InodeId ino, int flags,
                                                         const Caller& caller) {
-  (void)caller;
   const int access = flags & O_ACCMODE;
   const bool writes = access == O_WRONLY || access == O_RDWR || (flags & O_TRUNC);
   if (writes) MEDVFS_RETURN_IF_ERROR(CheckWritable());
@@ -135,7 +136,7 @@ StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::Open(InodeId ino, int flags,
     MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
     if (S_ISDIR(node.mode)) return Status(Code::kIsDirectory, "is a directory");
     if (!S_ISREG(node.mode)) return Status::Invalid("not a regular file");
-    if (!writes) return std::unique_ptr<FileHandle>(new LiveHandle(this, ino, nullptr));
+    if (!writes) return std::unique_ptr<FileHandle>(new LiveHandle(this, ino, nullptr, caller));
     auto it = sessions_.find(ino);
     if (it != sessions_.end()) {
       session = it->second;
@@ -156,7 +157,7 @@ StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::Open(InodeId ino, int flags,
     }
     ++session->writers;
   }
-  auto handle = std::unique_ptr<FileHandle>(new LiveHandle(this, ino, session));
+  auto handle = std::unique_ptr<FileHandle>(new LiveHandle(this, ino, session, caller));
   if (flags & O_TRUNC) {
     std::lock_guard session_lock(session->mu);
     if (session->content.size() != 0) {
@@ -210,6 +211,19 @@ Status ArchiveImpl::Commit(InodeId ino, const std::shared_ptr<WriteSession>& ses
 Status ArchiveImpl::CommitLocked(InodeId ino, const std::shared_ptr<WriteSession>& session,
                                  const Caller& caller) {
   if (!session->dirty) return Status::Ok();
+  // A truncate's version is recorded by SetAttr (kTruncate, with the version).
+  const bool audited = session->pending_op != Operation::kTruncate;
+  uint64_t committed = 0;
+  Status s = CommitVersion(ino, session, caller, &committed);
+  if (audited && (!s.ok() || committed != 0)) {
+    Audit(caller, AuditOp::kCommit, s, AuditPathOf(ino), committed);
+  }
+  return s;
+}
+
+Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                                  const Caller& caller, uint64_t* committed) {
+  *committed = 0;
   ExtentList content;
   Sha256Digest sha256;
   Status s = session->content.Finalize(&content, &sha256);
@@ -260,6 +274,7 @@ Status ArchiveImpl::CommitLocked(InodeId ino, const std::shared_ptr<WriteSession
       if (tags) PutRecord(batch, TagsKey(node.history, version.info.number), *tags);
       UpdatePatientIndex(batch, ino, tags ? &*tags : nullptr);
       node.version = version.info.number;
+      *committed = node.version;
     }
     const int64_t written = session->mtime_ns.load();
     if (written != 0) node.mtime_ns = node.ctime_ns = written;
@@ -275,7 +290,8 @@ Status ArchiveImpl::CommitLocked(InodeId ino, const std::shared_ptr<WriteSession
   return Status::Ok();
 }
 
-void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session) {
+void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                                const Caller& caller) {
   {
     // The session lock is taken first and held across the decision: a new writer may join
     // (under mu_) meanwhile, but its O_TRUNC waits for this lock, so what is committed here is
@@ -291,9 +307,7 @@ void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>
     }
     // Normally flush committed already; this catches a created-but-never-written file and
     // writes after the last flush.
-    Caller releasing;
-    releasing.program = "medvfs";
-    Status s = CommitLocked(ino, session, releasing);
+    Status s = CommitLocked(ino, session, caller);
     if (!s.ok()) {
       MEDVFS_LOG_ERROR("inode %llu: commit at release failed: %s",
                        static_cast<unsigned long long>(ino), s.ToString().c_str());

@@ -133,8 +133,8 @@ StatusOr<DicomTags> ArchiveImpl::GetTags(HistoryId history, uint64_t number) {
   return tags;
 }
 
-Status ArchiveImpl::SetNote(HistoryId history, uint64_t number, std::string_view text,
-                            const Caller& caller) {
+Status ArchiveImpl::DoSetNote(HistoryId history, uint64_t number, std::string_view text,
+                              const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   if (text.size() > 64 * 1024) return Status(Code::kTooBig, "a note holds at most 64 KiB");
   {
@@ -185,7 +185,7 @@ StatusOr<std::vector<std::string>> ArchiveImpl::ListStudies(std::string_view pat
   return std::vector<std::string>(studies.begin(), studies.end());
 }
 
-StatusOr<std::string> ArchiveImpl::PathOf(InodeId ino) {
+StatusOr<std::string> ArchiveImpl::IndexPathOf(InodeId ino) {
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
   if (node.history == 0) return Status::NotFound("not a file with a history");
@@ -218,7 +218,7 @@ StatusOr<std::vector<IndexedFile>> ArchiveImpl::ListStudyFiles(std::string_view 
   std::vector<IndexedFile> files;
   std::lock_guard lock(mu_);
   for (InodeId ino : inodes) {
-    auto path = PathOf(ino);
+    auto path = IndexPathOf(ino);
     if (path.ok()) files.push_back({ino, std::move(path).value()});
   }
   return files;

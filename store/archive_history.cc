@@ -118,7 +118,7 @@ StatusOr<std::vector<DirEntryAt>> ArchiveImpl::ListDirAt(InodeId dir, int64_t ti
   return entries;
 }
 
-StatusOr<Attr> ArchiveImpl::Restore(HistoryId history_id, uint64_t number, const Caller& caller) {
+StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard lock(mu_);
   HistoryRecord history;

@@ -1,9 +1,17 @@
 // ArchiveImpl: the Archive over KvStore and ChunkStore. Internal to store/.
 //
-// Locking. Lock order: WriteSession::mu, then ArchiveImpl::mu_, then ChunkStore's cache lock.
+// Locking. Lock order: WriteSession::mu, then ArchiveImpl::mu_, then ChunkStore's cache lock;
+// audit_mu_ and high_water_mu_ are leaves (nothing is taken while either is held, and they are
+// never held together).
 // mu_ serialises every change of meta records (and the id counters in SuperRecord), so each
 // change is one atomic KvBatch written under it; the log is synced after mu_ is released so
 // that commits from several threads share fsyncs. Chunks are stored without mu_.
+//
+// Audit. audit_mu_ serialises appends to the audit chain (an entry and the head record in one
+// unsynced KvBatch). RecordAudit may be called with mu_ held, but the store's own events are
+// appended after mu_ is released: each audited public method (MakeNode, Unlink, Rename,
+// SetAttr, ...) is a thin wrapper in archive_audit.cc around its Do* body, which computes the
+// path (PathOf takes mu_) and records the outcome, success or failure.
 #pragma once
 
 #include <atomic>
@@ -14,6 +22,7 @@
 #include <unordered_map>
 
 #include "store/archive.h"
+#include "store/audit_chain.h"
 #include "store/chunk_store.h"
 #include "store/content.h"
 #include "store/kv_store.h"
@@ -38,16 +47,19 @@ struct WriteSession {
 
 class ArchiveImpl final : public Archive {
  public:
-  ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key, const ArchiveOptions& options,
-              std::filesystem::path dir);
+  ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key, std::string archive_id,
+              const ArchiveOptions& options, std::filesystem::path dir);
   ~ArchiveImpl() override;
 
   // Writes the root directory and super record of a new archive.
   Status Initialize(const Caller& creator);
-  // Loads the super record.
+  // Loads the super record and the audit head.
   Status Load();
+  // After Load, for a writable open: imports the failed-unlocks side file into the audit log,
+  // then checks and raises the high-water mark (kRolledBack when the archive is older).
+  Status OpenAudit();
 
-  bool read_only() const override { return options_.read_only; }
+  bool read_only() const override { return options_.read_only || options_.no_writes; }
 
   StatusOr<Attr> GetAttr(InodeId ino) override;
   StatusOr<Attr> Lookup(InodeId parent, std::string_view name) override;
@@ -93,6 +105,11 @@ class ArchiveImpl final : public Archive {
   StatusOr<std::vector<std::string>> ListStudies(std::string_view patient_id) override;
   StatusOr<std::vector<IndexedFile>> ListStudyFiles(std::string_view patient_id,
                                                     std::string_view study) override;
+  Status RecordAudit(const AuditEvent& event) override;
+  Status ScanAudit(const AuditFilter& filter,
+                   const std::function<bool(const AuditEntry&)>& visit) override;
+  StatusOr<AuditChainReport> VerifyAuditChain() override;
+  StatusOr<std::string> PathOf(InodeId ino) override;
 
   // --- used by the file handles (archive_content.cc) ---
   StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,
@@ -101,7 +118,9 @@ class ArchiveImpl final : public Archive {
   // REQUIRES: session->mu held.
   Status CommitLocked(InodeId ino, const std::shared_ptr<WriteSession>& session,
                       const Caller& caller);
-  void ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session);
+  // `caller`: who opened the handle being released (a commit at release is theirs).
+  void ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                     const Caller& caller);
   ChunkStore& chunks() { return *chunks_; }
 
  private:
@@ -136,6 +155,49 @@ class ArchiveImpl final : public Archive {
                                    : kv_->Scan(Family::kMeta, prefix, each));
     return failed;
   }
+
+  // The unaudited bodies of the audited public methods (see "Audit" above).
+  StatusOr<Attr> DoMakeNode(InodeId parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                            const Caller& caller);
+  StatusOr<Attr> DoMakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                           const Caller& caller);
+  StatusOr<Attr> DoMakeSymlink(InodeId parent, std::string_view name, std::string_view target,
+                               const Caller& caller);
+  StatusOr<Attr> DoLink(InodeId ino, InodeId new_parent, std::string_view new_name);
+  Status DoUnlink(InodeId parent, std::string_view name, const Caller& caller);
+  Status DoRemoveDir(InodeId parent, std::string_view name);
+  Status DoRename(InodeId parent, std::string_view name, InodeId new_parent,
+                  std::string_view new_name, unsigned int flags, const Caller& caller);
+  StatusOr<Attr> DoSetAttr(InodeId ino, const SetAttrRequest& request, const Caller& caller);
+  Status DoSetXattr(InodeId ino, std::string_view name, std::string_view value, int flags);
+  Status DoRemoveXattr(InodeId ino, std::string_view name);
+  StatusOr<Attr> DoRestore(HistoryId history, uint64_t number, const Caller& caller);
+  Status DoSetNote(HistoryId history, uint64_t number, std::string_view text, const Caller& caller);
+  // REQUIRES: session->mu held. Sets *committed to the version made (0: none).
+  Status CommitVersion(InodeId ino, const std::shared_ptr<WriteSession>& session,
+                       const Caller& caller, uint64_t* committed);
+
+  // --- audit (archive_audit.cc, archive_high_water.cc) ---
+  // Records one of the store's own events; failures to record are logged, never returned.
+  void Audit(const Caller& caller, AuditOp op, const Status& result, std::string path,
+             uint64_t version = 0, std::string detail = {}, std::string target_path = {});
+  // Paths for audit entries; never fail (an unknown place is named by its inode number).
+  std::string AuditPathOf(InodeId ino);
+  std::string AuditPathIn(InodeId parent, std::string_view name);
+  std::string AuditPathOfHistory(HistoryId history);
+  // REQUIRES: mu_ held.
+  StatusOr<std::string> DirPathLocked(InodeId dir);
+  StatusOr<std::string> HistoryPathLocked(HistoryId history);
+  // Reads the head record (or, when it is missing or damaged, the last entry) into audit_seq_
+  // and audit_mac_.
+  Status LoadAuditHead();
+  Status ImportFailedUnlocks();
+  Status CheckHighWater();
+  // Writes the mark `seq` (temp file, fsync, rename). REQUIRES: high_water_mu_ held.
+  Status WriteHighWaterLocked(uint64_t seq);
+  // Raises the mark to the audit head if it is behind (at close, and every 256 entries).
+  void RaiseHighWater();
+  std::filesystem::path HighWaterFile() const;
 
   std::string NameHash(std::string_view name) const;
   Status CheckWritable() const;
@@ -187,13 +249,17 @@ class ArchiveImpl final : public Archive {
   void UpdatePatientIndex(KvBatch& batch, InodeId ino, const DicomTags* tags);
   void CopyTags(KvBatch& batch, HistoryId from, uint64_t from_number, HistoryId to,
                 uint64_t to_number);
-  StatusOr<std::string> PathOf(InodeId ino);
+  // A file's path for the patient index: from the root, without a leading slash.
+  StatusOr<std::string> IndexPathOf(InodeId ino);
   Status TruncateClosed(InodeId ino, uint64_t size, const Caller& caller);
   void CountLookup(InodeId ino);
 
   std::unique_ptr<KvStore> kv_;
   SecretKey meta_key_;
   SecretKey name_key_;
+  SecretKey audit_key_;       // the chain's HMAC key
+  SecretKey high_water_key_;  // the high-water mark's HMAC key
+  std::string archive_id_;    // 16 bytes, from the key slot
   std::unique_ptr<ChunkStore> chunks_;
   ArchiveOptions options_;
   std::filesystem::path dir_;
@@ -205,7 +271,21 @@ class ArchiveImpl final : public Archive {
   // Unlinked inodes the kernel still references (open files): served from memory until
   // forgotten, and never written back.
   std::unordered_map<InodeId, InodeRecord> orphans_;  // GUARDED_BY(mu_)
+
+  std::mutex audit_mu_;       // Lock order: a leaf; may be taken with mu_ held.
+  uint64_t audit_seq_ = 0;    // GUARDED_BY(audit_mu_): the last entry's sequence number
+  AuditMac audit_mac_{};      // GUARDED_BY(audit_mu_): the last entry's chain MAC
+  std::mutex high_water_mu_;  // Lock order: a leaf; never held with audit_mu_.
+  uint64_t high_water_ = 0;   // GUARDED_BY(high_water_mu_): the mark last written
+  // GUARDED_BY(high_water_mu_): the mark was read and accepted at open (only then is it
+  // raised; a refused archive never touches it).
+  bool high_water_checked_ = false;
 };
+
+// Appends one line (time, uid, gid, pid, program; no key, no patient data) to the archive's
+// plaintext `failed-unlocks` file (mode 0600) and fsyncs it. Called by Archive::Open on
+// kWrongKey; the next writable open imports the lines into the audit log.
+void RecordFailedUnlock(const std::filesystem::path& archive_dir);
 
 int64_t NowNs();
 

@@ -176,8 +176,8 @@ void ArchiveImpl::RecordMetadataEvent(KvBatch& batch, HistoryId history, std::st
   PutRecord(batch, MetaEventKey(history, AllocateSeq()), event);
 }
 
-StatusOr<Attr> ArchiveImpl::MakeNode(InodeId parent, std::string_view name, uint32_t mode,
-                                     uint64_t rdev, const Caller& caller) {
+StatusOr<Attr> ArchiveImpl::DoMakeNode(InodeId parent, std::string_view name, uint32_t mode,
+                                       uint64_t rdev, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckName(name));
   if ((mode & S_IFMT) == 0) mode |= S_IFREG;
@@ -195,6 +195,11 @@ StatusOr<Attr> ArchiveImpl::MakeNode(InodeId parent, std::string_view name, uint
   node.nlink = 1;
   node.rdev = rdev;
   node.atime_ns = node.mtime_ns = node.ctime_ns = now;
+  if (!IsRegular(mode)) {
+    // Nodes without a history remember their last name (for audit paths).
+    node.parent = parent;
+    node.name = std::string(name);
+  }
   KvBatch batch;
   if (IsRegular(mode)) {
     // A name whose last file was deleted continues that file's history; so does a name
@@ -271,8 +276,8 @@ Status ArchiveImpl::TakeOverMovedHistory(KvBatch& batch, HistoryId history_id,
   return Status::Ok();
 }
 
-StatusOr<Attr> ArchiveImpl::MakeDir(InodeId parent, std::string_view name, uint32_t mode,
-                                    const Caller& caller) {
+StatusOr<Attr> ArchiveImpl::DoMakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                                      const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckName(name));
   std::lock_guard lock(mu_);
@@ -302,8 +307,8 @@ StatusOr<Attr> ArchiveImpl::MakeDir(InodeId parent, std::string_view name, uint3
   return ToAttr(ino, node);
 }
 
-StatusOr<Attr> ArchiveImpl::MakeSymlink(InodeId parent, std::string_view name,
-                                        std::string_view target, const Caller& caller) {
+StatusOr<Attr> ArchiveImpl::DoMakeSymlink(InodeId parent, std::string_view name,
+                                          std::string_view target, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckName(name));
   if (target.empty()) return Status(Code::kNotFound, "empty symlink target");
@@ -321,6 +326,8 @@ StatusOr<Attr> ArchiveImpl::MakeSymlink(InodeId parent, std::string_view name,
   node.nlink = 1;
   node.size = target.size();
   node.symlink_target = std::string(target);
+  node.parent = parent;  // the last name, for audit paths
+  node.name = std::string(name);
   node.atime_ns = node.mtime_ns = node.ctime_ns = now;
   KvBatch batch;
   PutRecord(batch, InodeKey(ino), node);
@@ -331,9 +338,7 @@ StatusOr<Attr> ArchiveImpl::MakeSymlink(InodeId parent, std::string_view name,
   return ToAttr(ino, node);
 }
 
-StatusOr<Attr> ArchiveImpl::Link(InodeId ino, InodeId new_parent, std::string_view new_name,
-                                 const Caller& caller) {
-  (void)caller;
+StatusOr<Attr> ArchiveImpl::DoLink(InodeId ino, InodeId new_parent, std::string_view new_name) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckName(new_name));
   std::lock_guard lock(mu_);
@@ -347,6 +352,10 @@ StatusOr<Attr> ArchiveImpl::Link(InodeId ino, InodeId new_parent, std::string_vi
   const int64_t now = NowNs();
   node.nlink += 1;
   node.ctime_ns = now;
+  if (!IsRegular(node.mode)) {
+    node.parent = new_parent;  // the last name, for audit paths
+    node.name = std::string(new_name);
+  }
   KvBatch batch;
   PutRecord(batch, InodeKey(ino), node);
   AddEntry(batch, new_parent, new_name, ino, node, now);
@@ -395,7 +404,7 @@ Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, con
   return Status::Ok();
 }
 
-Status ArchiveImpl::Unlink(InodeId parent, std::string_view name, const Caller& caller) {
+Status ArchiveImpl::DoUnlink(InodeId parent, std::string_view name, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard lock(mu_);
   InodeRecord dir;
@@ -425,8 +434,7 @@ Status ArchiveImpl::Unlink(InodeId parent, std::string_view name, const Caller& 
   return Status::Ok();
 }
 
-Status ArchiveImpl::RemoveDir(InodeId parent, std::string_view name, const Caller& caller) {
-  (void)caller;
+Status ArchiveImpl::DoRemoveDir(InodeId parent, std::string_view name) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   if (name == ".") return Status::Invalid("cannot remove .");
   if (name == "..") return Status(Code::kNotEmpty, "cannot remove ..");

@@ -8,14 +8,16 @@
 
 #include "store/archive_impl.h"
 #include "store/log.h"
+#include "store/subkeys.h"
 
 namespace medvfs::store {
 namespace {
 
-constexpr uint8_t kSealedRecordFormat = 1;
 constexpr uint32_t kSchemaVersion = 1;
 
-std::filesystem::path KeySlotPath(const std::filesystem::path& dir) { return dir / "keyslot"; }
+std::filesystem::path KeySlotPath(const std::filesystem::path& dir) {
+  return dir / kKeySlotFileName;
+}
 std::filesystem::path DatabasePath(const std::filesystem::path& dir) { return dir / "db"; }
 
 }  // namespace
@@ -61,7 +63,14 @@ StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& 
   } else if (::mkdir(dir.c_str(), 0700) != 0) {
     return StatusFromErrno(errno, "creating the archive directory");
   }
-  ::chmod(dir.c_str(), 0700);
+  // Patient data: only the archive's owner may enter, whatever the umask (RocksDB creates its
+  // files 0644 under the umask; the directories keep everyone else out of them).
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return StatusFromErrno(errno, "making the archive directory private");
+  }
+  if (::mkdir(DatabasePath(dir).c_str(), 0700) != 0) {
+    return StatusFromErrno(errno, "creating the database directory");
+  }
   std::string archive_id(16, '\0');
   RandomBytes(std::span<uint8_t>(reinterpret_cast<uint8_t*>(archive_id.data()), 16));
   SecretKey data_key;
@@ -69,11 +78,12 @@ StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& 
   KvOpenOptions kv_options;
   kv_options.create = true;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
-  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, options, dir);
+  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
   Caller creator;
   creator.uid = ::geteuid();
   creator.gid = ::getegid();
   MEDVFS_RETURN_IF_ERROR(archive->Initialize(creator));
+  MEDVFS_RETURN_IF_ERROR(archive->OpenAudit());
   return std::unique_ptr<Archive>(std::move(archive));
 }
 
@@ -85,23 +95,33 @@ StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& di
     return Status::NotFound("no archive at that path");
   }
   if (!Exists(dir)) return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
-  // The key is checked before the database is touched, so a wrong key writes nothing.
+  // The key is checked before the database is touched, so a wrong key writes nothing there;
+  // it is only noted in the plaintext failed-unlocks file, for the audit log's next open.
   SecretKey data_key;
   std::string archive_id;
-  MEDVFS_RETURN_IF_ERROR(UnlockKeySlot(KeySlotPath(dir), key, &data_key, &archive_id));
+  Status unlocked = UnlockKeySlot(KeySlotPath(dir), key, &data_key, &archive_id);
+  if (unlocked.code() == Code::kWrongKey && !options.no_writes) RecordFailedUnlock(dir);
+  MEDVFS_RETURN_IF_ERROR(unlocked);
+  // read_only keeps the database writable for audit entries; only no_writes opens it
+  // read-only (and then without its lock, beside a writer).
   KvOpenOptions kv_options;
-  kv_options.read_only = options.read_only;
+  kv_options.read_only = options.no_writes;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
-  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, options, dir);
+  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
   MEDVFS_RETURN_IF_ERROR(archive->Load());
+  MEDVFS_RETURN_IF_ERROR(archive->OpenAudit());
   return std::unique_ptr<Archive>(std::move(archive));
 }
 
 ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key,
-                         const ArchiveOptions& options, std::filesystem::path dir)
+                         std::string archive_id, const ArchiveOptions& options,
+                         std::filesystem::path dir)
     : kv_(std::move(kv)),
-      meta_key_(DeriveSubkey(data_key, "medvfs meta seal")),
-      name_key_(DeriveSubkey(data_key, "medvfs name hash")),
+      meta_key_(DeriveSubkey(data_key, kMetaSealLabel)),
+      name_key_(DeriveSubkey(data_key, kNameHashLabel)),
+      audit_key_(DeriveSubkey(data_key, kAuditChainLabel)),
+      high_water_key_(DeriveSubkey(data_key, kHighWaterLabel)),
+      archive_id_(std::move(archive_id)),
       chunks_(std::make_unique<ChunkStore>(kv_.get(), data_key)),
       options_(options),
       dir_(std::move(dir)) {}
@@ -122,7 +142,11 @@ ArchiveImpl::~ArchiveImpl() {
                        static_cast<unsigned long long>(ino), s.ToString().c_str());
     }
   }
-  if (!options_.read_only) kv_->SyncWal().IgnoreError();
+  if (options_.no_writes) return;
+  // Audit entries are appended without a sync (even on a read-only open): make them durable,
+  // then let the high-water mark follow.
+  kv_->SyncWal().IgnoreError();
+  RaiseHighWater();
 }
 
 std::string ArchiveImpl::Unsealed(std::string_view key, std::string_view value,
@@ -171,6 +195,8 @@ MEDVFS_RECORD_ACCESS(MetadataEvent)
 MEDVFS_RECORD_ACCESS(DicomTags)
 MEDVFS_RECORD_ACCESS(NoteEvent)
 MEDVFS_RECORD_ACCESS(PatientIndexRecord)
+MEDVFS_RECORD_ACCESS(AuditRecord)
+MEDVFS_RECORD_ACCESS(AuditHeadRecord)
 #undef MEDVFS_RECORD_ACCESS
 
 std::string ArchiveImpl::NameHash(std::string_view name) const {
@@ -205,11 +231,13 @@ Status ArchiveImpl::Load() {
                                            "; this medvfs reads schema " +
                                            std::to_string(kSchemaVersion));
   }
-  return Status::Ok();
+  return LoadAuditHead();
 }
 
 Status ArchiveImpl::CheckWritable() const {
-  if (options_.read_only) return Status::ReadOnly("the archive is open read-only");
+  if (options_.read_only || options_.no_writes) {
+    return Status::ReadOnly("the archive is open read-only");
+  }
   return Status::Ok();
 }
 
@@ -219,7 +247,7 @@ Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
 }
 
 Status ArchiveImpl::SyncAll() {
-  if (options_.read_only) return Status::Ok();
+  if (options_.no_writes) return Status::Ok();
   return kv_->SyncWal();
 }
 

@@ -93,8 +93,8 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
   return Status::Ok();
 }
 
-Status ArchiveImpl::Rename(InodeId parent, std::string_view name, InodeId new_parent,
-                           std::string_view new_name, unsigned int flags, const Caller& caller) {
+Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_parent,
+                             std::string_view new_name, unsigned int flags, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckName(new_name));
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
@@ -163,11 +163,12 @@ Status ArchiveImpl::Rename(InodeId parent, std::string_view name, InodeId new_pa
     RemoveEntry(batch, new_parent, new_name, now);
     AddEntry(batch, parent, name, dst_ino, dst, now);
     AddEntry(batch, new_parent, new_name, src_ino, src, now);
-    if (src_is_dir) {
+    // Directories (and nodes without a history, for audit paths) know their name.
+    if (!S_ISREG(src.mode)) {
       src.parent = new_parent;
       src.name = std::string(new_name);
     }
-    if (dst_is_dir) {
+    if (!S_ISREG(dst.mode)) {
       dst.parent = parent;
       dst.name = std::string(name);
     }
@@ -203,7 +204,7 @@ Status ArchiveImpl::Rename(InodeId parent, std::string_view name, InodeId new_pa
   }
   // The temporary name of a rename-over leaves no history (EraseHistory dropped its events).
   RemoveEntry(batch, parent, name, now, /*record_event=*/!renamed_over);
-  if (S_ISDIR(src.mode)) {
+  if (!S_ISREG(src.mode)) {
     src.parent = new_parent;
     src.name = std::string(new_name);
   }

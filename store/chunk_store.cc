@@ -2,6 +2,7 @@
 
 #include "store/compress.h"
 #include "store/log.h"
+#include "store/subkeys.h"
 
 namespace medvfs::store {
 namespace {
@@ -25,8 +26,8 @@ std::string ChunkKey(const ChunkId& id) {
 
 ChunkStore::ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes)
     : kv_(kv),
-      id_key_(DeriveSubkey(data_key, "medvfs chunk id")),
-      seal_key_(DeriveSubkey(data_key, "medvfs chunk seal")),
+      id_key_(DeriveSubkey(data_key, kChunkIdLabel)),
+      seal_key_(DeriveSubkey(data_key, kChunkSealLabel)),
       cache_capacity_(cache_bytes) {}
 
 ChunkId ChunkStore::IdOf(std::string_view plaintext) const {

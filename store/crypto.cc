@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -43,7 +44,36 @@ const unsigned char* Bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
-// --- Locked key pages -----------------------------------------------------------------------
+// --- Key memory ---------------------------------------------------------------------------
+
+// OpenSSL's secure heap for keys: 32 KiB (fits the 64 KiB RLIMIT_MEMLOCK that older kernels
+// give unprivileged users), in blocks of at least 32 bytes, so one key per block.
+constexpr size_t kSecureHeapSize = size_t{32} << 10;
+constexpr size_t kSecureHeapMinBlock = 32;
+static_assert(kKeySize == kSecureHeapMinBlock);
+// OpenSSL keeps its own copies of HMAC keys in the same heap and fails the HMAC (which we turn
+// into an abort) when it is full: our keys take at most half of it, then the fallback.
+constexpr size_t kSecureHeapKeyShare = kSecureHeapSize / 2;
+
+std::atomic<bool> g_force_fallback{false};
+
+// Sets up the secure heap once per process. CRYPTO_secure_malloc_init returns 1 when the
+// arena has its guard pages, is mlock()ed and excluded from core dumps, 2 when one of those
+// failed (typically mlock under a low RLIMIT_MEMLOCK) and 0 when there is no arena at all. A
+// half-protected arena is given back: the fallback locks page by page, which a low limit may
+// still allow.
+bool SecureHeapReady() {
+  static const bool ready = [] {
+    const int result = CRYPTO_secure_malloc_init(kSecureHeapSize, kSecureHeapMinBlock);
+    if (result == 1) return true;
+    if (result == 2) (void)CRYPTO_secure_malloc_done();
+    MEDVFS_LOG_INFO(
+        "OpenSSL's secure heap is unavailable (RLIMIT_MEMLOCK too low?); keys "
+        "are locked page by page where possible");
+    return false;
+  }();
+  return ready;
+}
 
 size_t PageSize() {
   static const size_t page = [] {
@@ -53,9 +83,9 @@ size_t PageSize() {
   return page;
 }
 
-// One page per key: page alignment lets us exclude it from core dumps, and no other data
-// shares the locked page.
-KeyArray* AllocateKey() {
+// The fallback: one page per key. Page alignment lets us exclude it from core dumps, and no
+// other data shares the locked page.
+KeyArray* AllocateKeyPage() {
   const size_t page = PageSize();
   void* block = nullptr;
   if (posix_memalign(&block, page, page) != 0 || block == nullptr) {
@@ -70,11 +100,24 @@ KeyArray* AllocateKey() {
   return new (block) KeyArray{};
 }
 
+KeyArray* AllocateKey() {
+  if (!g_force_fallback.load(std::memory_order_relaxed) && SecureHeapReady() &&
+      CRYPTO_secure_used() + kKeySize <= kSecureHeapKeyShare) {
+    void* block = CRYPTO_secure_zalloc(sizeof(KeyArray), OPENSSL_FILE, OPENSSL_LINE);
+    if (block != nullptr) return new (block) KeyArray{};
+  }
+  return AllocateKeyPage();
+}
+
 void FreeKey(KeyArray* key) {
   if (key == nullptr) return;
-  const size_t page = PageSize();
   OPENSSL_cleanse(key, sizeof(*key));
   key->~KeyArray();
+  if (CRYPTO_secure_allocated(key) != 0) {
+    CRYPTO_secure_clear_free(key, sizeof(KeyArray), OPENSSL_FILE, OPENSSL_LINE);
+    return;
+  }
+  const size_t page = PageSize();
   (void)munlock(key, page);
 #ifdef MADV_DODUMP
   (void)madvise(key, page, MADV_DODUMP);
@@ -191,6 +234,16 @@ SecretKey& SecretKey::operator=(const SecretKey& other) {
 }
 
 SecretKey::~SecretKey() { FreeKey(bytes_); }
+
+KeyMemory SecretKey::memory() const {
+  return CRYPTO_secure_allocated(bytes_) != 0 ? KeyMemory::kSecureHeap : KeyMemory::kOwnPage;
+}
+
+bool SecretKey::SecureHeapAvailable() { return SecureHeapReady(); }
+
+void SecretKey::ForceFallbackForTesting(bool force) {
+  g_force_fallback.store(force, std::memory_order_relaxed);
+}
 
 SecretKey SecretKey::Random() {
   SecretKey key;
@@ -373,6 +426,12 @@ void RandomBytes(std::span<uint8_t> buf) {
 
 void Wipe(void* data, size_t size) {
   if (data != nullptr && size > 0) OPENSSL_cleanse(data, size);
+}
+
+void WipeString(std::string* s) {
+  s->resize(s->capacity());  // within capacity: no reallocation, so no copy is left behind
+  Wipe(s->data(), s->size());
+  s->clear();
 }
 
 std::string HexEncode(std::span<const uint8_t> bytes) {

@@ -20,10 +20,22 @@ inline constexpr size_t kNonceSize = 12;
 inline constexpr size_t kTagSize = 16;
 inline constexpr size_t kSealOverhead = kNonceSize + kTagSize;
 
-// A 256-bit secret key. Locked in memory where possible and wiped on destruction.
+// Where the bytes of a SecretKey live.
+enum class KeyMemory : uint8_t {
+  // OpenSSL's secure heap: an mmap()ed arena with guard pages, mlock()ed and excluded from
+  // core dumps (MADV_DONTDUMP). Used when the arena could be set up with all of that.
+  kSecureHeap = 1,
+  // A page of its own, mlock()ed and MADV_DONTDUMP where the limits allow (best effort): the
+  // fallback when the secure heap is unavailable (RLIMIT_MEMLOCK too low) or half full.
+  kOwnPage = 2,
+};
+
+// A 256-bit secret key. Locked in memory where possible, excluded from core dumps, and wiped
+// on destruction (see KeyMemory). Memory locks are not inherited by fork(): a key allocated
+// before fork() is not locked in the child.
 class SecretKey {
  public:
-  SecretKey();
+  SecretKey();  // all zero
   SecretKey(const SecretKey& other);
   SecretKey& operator=(const SecretKey& other);
   ~SecretKey();
@@ -34,9 +46,17 @@ class SecretKey {
   const uint8_t* data() const { return bytes_->data(); }
   std::span<const uint8_t> bytes() const { return *bytes_; }
   uint8_t* mutable_data() { return bytes_->data(); }
+  KeyMemory memory() const;
+
+  // Whether OpenSSL's secure heap is set up for keys in this process (it is set up on first
+  // use; false when it could not be protected, see KeyMemory::kSecureHeap).
+  static bool SecureHeapAvailable();
+  // For tests: new keys take the fallback path as if the secure heap were unavailable.
+  // Keys that exist keep their memory. Default: false.
+  static void ForceFallbackForTesting(bool force);
 
  private:
-  // Heap-allocated so that the key never moves and can be mlock()ed.
+  // Never moves, so that the locked, undumpable memory it points to stays the only copy.
   std::array<uint8_t, kKeySize>* bytes_;
 };
 
@@ -93,6 +113,9 @@ void RandomBytes(std::span<uint8_t> buf);
 
 // Wipes memory in a way the compiler cannot drop.
 void Wipe(void* data, size_t size);
+// Wipes every byte a string owns (its whole capacity, also the in-object buffer of a short
+// string), then empties it. Use it on each copy of a secret held in a std::string.
+void WipeString(std::string* s);
 
 // Lowercase hex.
 std::string HexEncode(std::span<const uint8_t> bytes);

@@ -1,6 +1,7 @@
 #include "store/keys.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,13 +32,6 @@ constexpr std::string_view kAadPrefix = "medvfs-keyslot-v1";
 constexpr std::string_view kKeyFileKekInfo = "medvfs-keyfile-kek";
 constexpr std::string_view kScryptName = "scrypt";
 constexpr std::string_view kHkdfName = "hkdf-sha256";
-
-// Overwrites every byte the string owns, then empties it (the buffer stays allocated).
-void WipeString(std::string* s) {
-  s->resize(s->capacity());
-  Wipe(s->data(), s->size());
-  s->clear();
-}
 
 std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -246,6 +240,11 @@ class Fd {
     if (fd_ >= 0) ::close(fd_);
   }
   int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+  void Reset(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
   // Closes now, reporting the error that close(2) may carry for a written file.
   Status Close(const char* context) {
     const int fd = std::exchange(fd_, -1);
@@ -293,6 +292,7 @@ Status ReadWholeFile(const fs::path& path, size_t max_size, const char* what, st
   buffer.resize(used);
   WipeString(out);
   *out = std::move(buffer);
+  WipeString(&buffer);  // what a short buffer left in its in-object storage
   return Status::Ok();
 }
 
@@ -380,6 +380,22 @@ Status ReplaceFile(const fs::path& file, std::string_view contents) {
   return SyncDirectory(DirectoryOf(file));
 }
 
+// Serialises rewraps of one key slot: without it, two concurrent changes could both succeed
+// while only the later one's key remains. An flock on the directory, not on the file, since
+// the file is replaced. Readers (UnlockKeySlot) need no lock: the rename is atomic.
+Status LockSlotDirectory(const fs::path& file, Fd* lock) {
+  Fd fd(::open(DirectoryOf(file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return StatusFromErrno(errno, "cannot open the archive directory");
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return {Code::kBusy, "another process is changing this archive's key; try again later"};
+    }
+    return StatusFromErrno(errno, "cannot lock the archive directory");
+  }
+  lock->Reset(fd.Release());
+  return Status::Ok();
+}
+
 Status ReadSlot(const fs::path& file, KeySlot* slot) {
   std::string text;
   Status status = ReadWholeFile(file, kMaxSlotFileSize, "the key slot file", &text);
@@ -392,12 +408,17 @@ Status ReadSlot(const fs::path& file, KeySlot* slot) {
 
 // --- KeySource ------------------------------------------------------------------------------
 
+KeySource::KeySource(KeySourceKind kind, std::string* secret)
+    : kind_(kind), secret_(std::move(*secret)) {
+  WipeString(secret);  // a short string's bytes stay in its in-object buffer after the move
+}
+
 KeySource KeySource::Passphrase(std::string passphrase) {
-  return KeySource(KeySourceKind::kPassphrase, std::move(passphrase));
+  return KeySource(KeySourceKind::kPassphrase, &passphrase);
 }
 
 KeySource KeySource::KeyFileBytes(std::string bytes) {
-  return KeySource(KeySourceKind::kKeyFile, std::move(bytes));
+  return KeySource(KeySourceKind::kKeyFile, &bytes);
 }
 
 StatusOr<KeySource> KeySource::FromKeyFile(const std::filesystem::path& file) {
@@ -411,7 +432,7 @@ StatusOr<KeySource> KeySource::FromKeyFile(const std::filesystem::path& file) {
     WipeString(&bytes);
     return Status::Invalid("the key file must hold at least 32 bytes");
   }
-  return KeySource(KeySourceKind::kKeyFile, std::move(bytes));
+  return KeySource(KeySourceKind::kKeyFile, &bytes);
 }
 
 KeySource::KeySource(KeySource&& other) noexcept
@@ -463,6 +484,8 @@ Status UnlockKeySlot(const std::filesystem::path& file, const KeySource& source,
 
 Status RewrapKeySlot(const std::filesystem::path& file, const KeySource& old_source,
                      const KeySource& new_source, const KdfParams& params) {
+  Fd lock(-1);
+  MEDVFS_RETURN_IF_ERROR(LockSlotDirectory(file, &lock));
   KeySlot slot;
   MEDVFS_RETURN_IF_ERROR(ReadSlot(file, &slot));
   SecretKey key;

@@ -15,9 +15,14 @@
 
 namespace medvfs::store {
 
+// The key slot file's name in an archive directory.
+inline constexpr char kKeySlotFileName[] = "keyslot";
+
 enum class KeySourceKind : uint8_t { kPassphrase = 1, kKeyFile = 2 };
 
-// A passphrase, or the bytes of a key file. The secret is wiped when the object dies.
+// A passphrase, or the bytes of a key file. The secret is wiped when the object dies, and
+// the string it was made from is wiped when the object takes it over. Callers wipe their own
+// copies (WipeString in store/crypto.h).
 class KeySource {
  public:
   static KeySource Passphrase(std::string passphrase);
@@ -35,7 +40,8 @@ class KeySource {
   const std::string& secret() const { return secret_; }
 
  private:
-  KeySource(KeySourceKind kind, std::string secret) : kind_(kind), secret_(std::move(secret)) {}
+  // Takes the secret from *secret and wipes what is left there.
+  KeySource(KeySourceKind kind, std::string* secret);
   KeySourceKind kind_ = KeySourceKind::kPassphrase;
   std::string secret_;
 };
@@ -58,8 +64,13 @@ Status CreateKeySlot(const std::filesystem::path& file, const KeySource& source,
 Status UnlockKeySlot(const std::filesystem::path& file, const KeySource& source,
                      SecretKey* data_key, std::string* archive_id);
 
-// Rewraps the data key under `new_source` (new salt), atomically replacing the file.
-// kWrongKey when `old_source` does not unlock it.
+// Rewraps the data key under `new_source` (new salt, `params` for a passphrase), replacing
+// the file atomically: the new slot is written to a temporary file beside it (mode 0600),
+// fsync()ed, renamed over the file, and the directory is fsync()ed; a crash leaves the old or
+// the new slot, and at worst a stray ".keyslot.tmp-*" file that nothing reads. The kind may
+// change (passphrase <-> key file). kWrongKey when `old_source` does not unlock it; kBusy
+// when another rewrap of the same slot is under way (an flock on the slot's directory).
+// Writes nothing on failure. Opened archives are unaffected: they hold the data key.
 Status RewrapKeySlot(const std::filesystem::path& file, const KeySource& old_source,
                      const KeySource& new_source, const KdfParams& params);
 

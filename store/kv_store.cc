@@ -3,7 +3,9 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -123,6 +125,9 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 3;
   db_options.max_total_wal_size = 256 << 20;
+  if (options.strict_wal) {
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, MetaFamilyOptions(cache)},
       {kChunksFamilyName, ChunkFamilyOptions(cache)},
@@ -234,6 +239,31 @@ uint64_t KvStore::ApproximateSize(Family family) const {
   rep_->db->GetIntProperty(rep_->Handle(family), rocksdb::DB::Properties::kTotalBlobFileSize,
                            &blobs);
   return live + blobs;
+}
+
+std::vector<KvFile> KvStore::LiveFiles() const {
+  std::vector<KvFile> files;
+  for (auto* handle : rep_->handles) {
+    rocksdb::ColumnFamilyMetaData meta;
+    rep_->db->GetColumnFamilyMetaData(handle, &meta);
+    for (const auto& level : meta.levels) {
+      for (const auto& file : level.files) {
+        files.push_back({file.relative_filename, file.size, /*blob=*/false});
+      }
+    }
+    for (const auto& blob : meta.blob_files) {
+      files.push_back({blob.blob_file_name, blob.blob_file_size, /*blob=*/true});
+    }
+  }
+  return files;
+}
+
+Status KvStore::VerifyTableFile(const KvFile& file) const {
+  rocksdb::SstFileReader reader{rocksdb::Options()};
+  const std::string path = rep_->db->GetName() + "/" + file.name;
+  rocksdb::Status s = reader.Open(path);
+  if (s.ok()) s = reader.VerifyChecksum(rocksdb::ReadOptions());
+  return FromRocks(s, ("checking " + file.name).c_str());
 }
 
 }  // namespace medvfs::store

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/status.h"
 
@@ -38,6 +39,17 @@ class KvBatch {
 struct KvOpenOptions {
   bool create = false;     // create the database (fails if it exists)
   bool read_only = false;  // open without writing anything
+  // Fails the open with kCorruption when a write-ahead log record is damaged anywhere but in
+  // the torn last record a crash leaves (by default RocksDB stops replaying at the first
+  // damaged record and drops the rest silently). Default: false.
+  bool strict_wal = false;
+};
+
+// A table (.sst) or blob (.blob) file of the database.
+struct KvFile {
+  std::string name;  // e.g. "000012.sst", relative to the database directory
+  uint64_t size = 0;
+  bool blob = false;
 };
 
 class KvStore {
@@ -69,6 +81,14 @@ class KvStore {
   Status SyncWal();
   // Approximate live bytes of a family on disk.
   uint64_t ApproximateSize(Family family) const;
+
+  // --- Integrity (medvfs verify) ---
+  // The live table and blob files of both families.
+  std::vector<KvFile> LiveFiles() const;
+  // Checks every block checksum of one table file; kCorruption naming the file on a mismatch.
+  // (A blob file has no block checksums: the checksum of each blob record is checked when it
+  // is read, and a mismatch makes the read fail with kCorruption.)
+  Status VerifyTableFile(const KvFile& file) const;
 
  private:
   struct Rep;

@@ -201,6 +201,7 @@ std::string ChunkIndexKey(const ChunkId& id) {
   key.append(reinterpret_cast<const char*>(id.data()), id.size());
   return key;
 }
+std::string AuditKey(uint64_t seq) { return PrefixWithU64(kAuditPrefix, seq); }
 std::string MetaEventPrefix(HistoryId history) { return PrefixWithU64(kMetaEventPrefix, history); }
 std::string MetaEventKey(HistoryId history, uint64_t seq) {
   std::string key = MetaEventPrefix(history);

@@ -31,6 +31,8 @@ inline constexpr char kTagsPrefix = 'T';        // T history number -> DicomTags
 inline constexpr char kNotePrefix = 'N';        // N history number seq -> NoteEvent
 inline constexpr char kPatientPrefix = 'P';     // P patienthash studyhash ino -> PatientIndexRecord
 inline constexpr char kIndexedPrefix = 'Q';     // Q ino -> the PatientIndexRecord P holds for ino
+inline constexpr char kAuditPrefix = 'A';       // A seq -> AuditRecord (store/audit_chain.h)
+inline constexpr char kAuditHeadKey[] = "L";    // L -> AuditHeadRecord (last seq and chain MAC)
 
 inline constexpr size_t kNameHashSize = 16;
 inline constexpr size_t kExtentsPerGroup = 1024;
@@ -131,6 +133,7 @@ std::string PatientKey(std::string_view patient_hash, std::string_view study_has
 std::string PatientPrefix(std::string_view patient_hash, std::string_view study_hash);
 std::string IndexedKey(InodeId ino);
 std::string MetaEventKey(HistoryId history, uint64_t seq);
+std::string AuditKey(uint64_t seq);
 // Big-endian fixed 64-bit integer at `pos` of a key.
 uint64_t KeyU64(std::string_view key, size_t pos);
 

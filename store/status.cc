@@ -56,6 +56,8 @@ const char* CodeName(Code code) {
       return "TooManyLinks";
     case Code::kLoop:
       return "Loop";
+    case Code::kRolledBack:
+      return "RolledBack";
   }
   return "Unknown";
 }
@@ -173,6 +175,9 @@ int Status::ToErrno() const {
       return EMLINK;
     case Code::kLoop:
       return ELOOP;
+    case Code::kRolledBack:
+      // An archive older than it should be is refused like a damaged one.
+      return EIO;
   }
   return EIO;
 }

@@ -36,6 +36,7 @@ enum class Code {
   kCrossDevice,   // EXDEV
   kTooManyLinks,  // EMLINK
   kLoop,          // ELOOP
+  kRolledBack,    // the archive is older than the last state this host saw (see ArchiveOptions)
 };
 
 class [[nodiscard]] Status {
@@ -52,6 +53,7 @@ class [[nodiscard]] Status {
   static Status WrongKey(std::string m) { return {Code::kWrongKey, std::move(m)}; }
   static Status ReadOnly(std::string m) { return {Code::kReadOnly, std::move(m)}; }
   static Status NotSupported(std::string m) { return {Code::kNotSupported, std::move(m)}; }
+  static Status RolledBack(std::string m) { return {Code::kRolledBack, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

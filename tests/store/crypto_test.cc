@@ -1,9 +1,16 @@
 #include "store/crypto.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <array>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -232,6 +239,153 @@ TEST(SecretKeyTest, RandomKeysDiffer) {
   SecretKey a = SecretKey::Random();
   SecretKey b = SecretKey::Random();
   EXPECT_FALSE(std::equal(a.bytes().begin(), a.bytes().end(), b.bytes().begin()));
+}
+
+// The VmFlags of the mapping holding `address` in /proc/self/smaps (e.g. "rd wr mr mw me lo
+// dd"), or "" when there is none.
+std::string VmFlagsOf(const void* address) {
+  const auto where = reinterpret_cast<uintptr_t>(address);
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t start = 0;
+    uintptr_t end = 0;
+    char dash = 0;
+    std::istringstream header(line);
+    if (header >> std::hex >> start >> dash >> end && dash == '-' &&
+        line.find(':') > line.find(' ')) {
+      inside = start <= where && where < end;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8);
+  }
+  return "";
+}
+
+bool HasFlag(const std::string& flags, const std::string& flag) {
+  std::istringstream words(flags);
+  std::string word;
+  while (words >> word) {
+    if (word == flag) return true;
+  }
+  return false;
+}
+
+// mlock() of a few pages succeeds: root with CAP_IPC_LOCK, or a limit of at least 1 MiB.
+bool MlockAllowed() {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0) return false;
+  return limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= (rlim_t{1} << 20);
+}
+
+// Restores the default allocation when a test ends, whatever happens in it.
+struct ForceFallback {
+  ForceFallback() { SecretKey::ForceFallbackForTesting(true); }
+  ForceFallback(const ForceFallback&) = delete;
+  ForceFallback& operator=(const ForceFallback&) = delete;
+  ~ForceFallback() { SecretKey::ForceFallbackForTesting(false); }
+};
+
+bool SameBytes(const SecretKey& a, const SecretKey& b) {
+  return std::equal(a.bytes().begin(), a.bytes().end(), b.bytes().begin());
+}
+
+TEST(SecretKeyTest, LivesInTheSecureHeapLockedAndNotDumped) {
+  SecretKey key = SecretKey::Random();
+  if (!SecretKey::SecureHeapAvailable()) {
+    EXPECT_FALSE(MlockAllowed()) << "the secure heap should be set up when mlock is allowed";
+    GTEST_SKIP() << "OpenSSL's secure heap is unavailable here (RLIMIT_MEMLOCK)";
+  }
+  EXPECT_EQ(key.memory(), KeyMemory::kSecureHeap);
+  const std::string flags = VmFlagsOf(key.data());
+  ASSERT_FALSE(flags.empty()) << "no mapping holds the key";
+  EXPECT_TRUE(HasFlag(flags, "dd")) << flags;  // MADV_DONTDUMP
+  EXPECT_TRUE(HasFlag(flags, "lo")) << flags;  // mlock()ed
+}
+
+TEST(SecretKeyTest, FallbackPagesAreLockedAndNotDumped) {
+  ForceFallback fallback;
+  SecretKey key = SecretKey::Random();
+  EXPECT_EQ(key.memory(), KeyMemory::kOwnPage);
+  const std::string flags = VmFlagsOf(key.data());
+  ASSERT_FALSE(flags.empty()) << "no mapping holds the key";
+  EXPECT_TRUE(HasFlag(flags, "dd")) << flags;
+  if (MlockAllowed()) {
+    EXPECT_TRUE(HasFlag(flags, "lo")) << flags;
+  }
+}
+
+TEST(SecretKeyTest, CopiesBetweenSecureHeapAndFallbackKeys) {
+  SecretKey secure = SecretKey::Random();
+  std::unique_ptr<SecretKey> page;
+  {
+    ForceFallback fallback;
+    page = std::make_unique<SecretKey>(secure);  // a copy made without the secure heap
+    EXPECT_EQ(page->memory(), KeyMemory::kOwnPage);
+    EXPECT_TRUE(SameBytes(*page, secure));
+    SecretKey assigned;
+    assigned = secure;
+    EXPECT_TRUE(SameBytes(assigned, secure));
+    EXPECT_NE(assigned.data(), secure.data());
+  }
+  page->mutable_data()[0] ^= 1;
+  SecretKey back = *page;  // and back into the secure heap (when there is one)
+  if (SecretKey::SecureHeapAvailable()) {
+    EXPECT_EQ(back.memory(), KeyMemory::kSecureHeap);
+  }
+  EXPECT_TRUE(SameBytes(back, *page));
+  EXPECT_FALSE(SameBytes(back, secure));
+  secure = back;
+  EXPECT_TRUE(SameBytes(secure, *page));
+  // Keys of either kind work the same in the primitives.
+  std::string sealed;
+  ASSERT_OK(Seal(*page, "aad", "text", &sealed));
+  std::string plain;
+  ASSERT_OK(Unseal(back, "aad", sealed, &plain));
+  EXPECT_EQ(plain, "text");
+}
+
+TEST(SecretKeyTest, ManyKeysOverflowIntoFallbackAndLeaveOpenSslItsShare) {
+  // More keys than half the 32 KiB arena holds: the rest take the fallback, and OpenSSL's own
+  // secure allocations (HMAC keeps a copy of its key there) still succeed.
+  std::vector<SecretKey> keys(1500);
+  size_t in_heap = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    keys[i].mutable_data()[0] = static_cast<uint8_t>(i);
+    if (keys[i].memory() == KeyMemory::kSecureHeap) ++in_heap;
+  }
+  EXPECT_LT(in_heap, keys.size());
+  if (SecretKey::SecureHeapAvailable()) {
+    EXPECT_GT(in_heap, 0u);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_EQ(keys[i].data()[0], static_cast<uint8_t>(i));
+  }
+  // HmacSha256 aborts if OpenSSL cannot allocate its copy of the key.
+  const SecretKey last_copy = keys.back();
+  EXPECT_EQ(HmacSha256(keys.back(), "data"), HmacSha256(last_copy, "data"));
+  EXPECT_NE(HmacSha256(keys.front(), "data"), HmacSha256(last_copy, "data"));
+  std::vector<SecretKey> more(keys.begin(), keys.begin() + 100);  // copies still work
+  EXPECT_TRUE(SameBytes(more[99], keys[99]));
+}
+
+TEST(UtilTest, WipeStringWipesShortAndLongStrings) {
+  std::string short_secret = "pin 1234";  // in the string object itself
+  const char* short_bytes = short_secret.data();
+  const size_t short_capacity = short_secret.capacity();
+  WipeString(&short_secret);
+  EXPECT_TRUE(short_secret.empty());
+  EXPECT_EQ(short_secret.data(), short_bytes);  // the buffer stayed where it was
+  EXPECT_EQ(std::string(short_bytes, short_capacity), std::string(short_capacity, '\0'));
+
+  std::string long_secret(100, 'x');
+  const char* long_bytes = long_secret.data();
+  const size_t long_capacity = long_secret.capacity();
+  WipeString(&long_secret);
+  EXPECT_TRUE(long_secret.empty());
+  EXPECT_EQ(long_secret.data(), long_bytes);
+  EXPECT_EQ(std::string(long_bytes, long_capacity), std::string(long_capacity, '\0'));
 }
 
 // --- SHA-256 (FIPS 180-2 examples)

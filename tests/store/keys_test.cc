@@ -1,6 +1,9 @@
 #include "store/keys.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -311,6 +314,131 @@ TEST_F(KeysTest, DefaultKdfParamsWork) {
   std::string archive_id;
   ASSERT_OK(UnlockKeySlot(slot_, KeySource::Passphrase("pw"), &unlocked, &archive_id));
   EXPECT_EQ(KeyHex(unlocked), KeyHex(created));
+}
+
+TEST_F(KeysTest, RewrapSwitchesPassphraseToKeyFileAndBack) {
+  SecretKey created;
+  CreatePassphraseSlot(&created);
+  const KeySource key_file = KeySource::KeyFileBytes(std::string(40, 'q'));
+  ASSERT_OK(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"), key_file, kFastKdf));
+  SecretKey unlocked;
+  EXPECT_EQ(UnlockKeySlot(slot_, KeySource::Passphrase("correct horse"), &unlocked, nullptr).code(),
+            Code::kInvalid);  // a key file archive now
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(slot_), nullptr, false)["kind"], "keyfile");
+
+  // The old passphrase cannot start the next change either.
+  const std::string before = ReadFile(slot_);
+  EXPECT_EQ(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"), KeySource::Passphrase("x"),
+                          kFastKdf)
+                .code(),
+            Code::kInvalid);
+  EXPECT_EQ(ReadFile(slot_), before);
+
+  const KeySource other_file = KeySource::KeyFileBytes(std::string(40, 'r'));
+  EXPECT_EQ(RewrapKeySlot(slot_, other_file, KeySource::Passphrase("x"), kFastKdf).code(),
+            Code::kWrongKey);
+  ASSERT_OK(RewrapKeySlot(slot_, key_file, other_file, kFastKdf));  // key file -> key file
+  EXPECT_EQ(UnlockKeySlot(slot_, key_file, &unlocked, nullptr).code(), Code::kWrongKey);
+  ASSERT_OK(RewrapKeySlot(slot_, other_file, KeySource::Passphrase("battery staple"), kFastKdf));
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(slot_), nullptr, false)["kind"], "passphrase");
+  EXPECT_EQ(UnlockKeySlot(slot_, other_file, &unlocked, nullptr).code(), Code::kInvalid);
+  ASSERT_OK(UnlockKeySlot(slot_, KeySource::Passphrase("battery staple"), &unlocked, nullptr));
+  EXPECT_EQ(KeyHex(unlocked), KeyHex(created));  // the data key never changed
+  EXPECT_EQ(DirNames(dir()), std::vector<std::string>{"keyslot"});
+}
+
+TEST_F(KeysTest, RewrapRefusesAnEmptyOrShortNewSecret) {
+  SecretKey created;
+  CreatePassphraseSlot(&created);
+  const std::string before = ReadFile(slot_);
+  EXPECT_EQ(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"), KeySource::Passphrase(""),
+                          kFastKdf)
+                .code(),
+            Code::kInvalid);
+  EXPECT_EQ(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"),
+                          KeySource::KeyFileBytes(std::string(31, 'k')), kFastKdf)
+                .code(),
+            Code::kInvalid);
+  EXPECT_EQ(ReadFile(slot_), before);
+  EXPECT_EQ(DirNames(dir()), std::vector<std::string>{"keyslot"});
+}
+
+TEST_F(KeysTest, RewrapWritesA0600FileWhateverTheUmask) {
+  SecretKey created;
+  CreatePassphraseSlot(&created);
+  ASSERT_EQ(::chmod(slot_.c_str(), 0644), 0);  // widened by hand: the new file is 0600 again
+  const mode_t old_umask = ::umask(0);
+  Status status = RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"),
+                                KeySource::Passphrase("battery staple"), kFastKdf);
+  ::umask(old_umask);
+  ASSERT_OK(status);
+  struct stat st {};
+  ASSERT_EQ(::stat(slot_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST_F(KeysTest, RewrapReplacesTheFileRatherThanRewritingIt) {
+  SecretKey created;
+  CreatePassphraseSlot(&created);
+  const std::string before = ReadFile(slot_);
+  struct stat old_st {};
+  ASSERT_EQ(::stat(slot_.c_str(), &old_st), 0);
+  // A reader that opened the old file keeps reading the whole old slot: the new one was
+  // written elsewhere and renamed over it, so no one ever sees half a slot.
+  const int reader = ::open(slot_.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  ASSERT_OK(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"),
+                          KeySource::Passphrase("battery staple"), kFastKdf));
+  std::string old_text(before.size() + 16, '\0');
+  const ssize_t n = ::pread(reader, old_text.data(), old_text.size(), 0);
+  ::close(reader);
+  ASSERT_GE(n, 0);
+  old_text.resize(static_cast<size_t>(n));
+  EXPECT_EQ(old_text, before);
+  struct stat new_st {};
+  ASSERT_EQ(::stat(slot_.c_str(), &new_st), 0);
+  EXPECT_NE(new_st.st_ino, old_st.st_ino);
+  EXPECT_NE(ReadFile(slot_), before);
+}
+
+TEST_F(KeysTest, ALeftoverTempFileFromACrashIsIgnored) {
+  SecretKey created;
+  CreatePassphraseSlot(&created);
+  // What a crash between writing the temporary file and renaming it leaves: a complete new
+  // slot under the temporary name, and the old slot in place.
+  const fs::path stray = dir() / ".keyslot.tmp-0123456789abcdef";
+  fs::copy_file(slot_, stray);
+  ASSERT_OK(RewrapKeySlot(stray, KeySource::Passphrase("correct horse"),
+                          KeySource::Passphrase("battery staple"), kFastKdf));
+  // And a truncated one, as a crash during the write would leave.
+  const fs::path torn = dir() / ".keyslot.tmp-fedcba9876543210";
+  WriteFile(torn, ReadFile(slot_).substr(0, 40));
+  SecretKey unlocked;
+  ASSERT_OK(UnlockKeySlot(slot_, KeySource::Passphrase("correct horse"), &unlocked, nullptr));
+  EXPECT_EQ(KeyHex(unlocked), KeyHex(created));
+  EXPECT_EQ(
+      UnlockKeySlot(slot_, KeySource::Passphrase("battery staple"), &unlocked, nullptr).code(),
+      Code::kWrongKey);
+  ASSERT_OK(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"),
+                          KeySource::Passphrase("staple"), kFastKdf));
+  ASSERT_OK(UnlockKeySlot(slot_, KeySource::Passphrase("staple"), &unlocked, nullptr));
+  EXPECT_EQ(KeyHex(unlocked), KeyHex(created));
+}
+
+TEST_F(KeysTest, ConcurrentRewrapIsRefusedAndWritesNothing) {
+  SecretKey created;
+  CreatePassphraseSlot(&created);
+  const std::string before = ReadFile(slot_);
+  const int held = ::open(dir().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(::flock(held, LOCK_EX | LOCK_NB), 0);  // another passwd in progress
+  Status status = RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"),
+                                KeySource::Passphrase("battery staple"), kFastKdf);
+  EXPECT_EQ(status.code(), Code::kBusy) << status.ToString();
+  EXPECT_EQ(ReadFile(slot_), before);
+  ::close(held);
+  ASSERT_OK(RewrapKeySlot(slot_, KeySource::Passphrase("correct horse"),
+                          KeySource::Passphrase("battery staple"), kFastKdf));
 }
 
 TEST(KeySourceTest, MovesLeaveNoSecretBehind) {

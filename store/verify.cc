@@ -1,0 +1,654 @@
+// medvfs verify: every stored byte decrypted and checked, without a mount. The database is
+// read through KvStore with the same subkeys and record decoders as ArchiveImpl, so that a
+// damaged record is reported where it is instead of stopping the check.
+#include "store/verify.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+#include "store/archive.h"
+#include "store/chunk_store.h"
+#include "store/crypto.h"
+#include "store/kv_store.h"
+#include "store/records.h"
+#include "store/subkeys.h"
+
+namespace medvfs::store {
+namespace {
+
+using Severity = VerifyProblem::Severity;
+
+// Chunks read for verification are not kept: each is checked once per reference.
+constexpr uint64_t kChunkCacheBytes = 8ull << 20;
+// Directory depth beyond which a path is not followed further (a loop in damaged records).
+constexpr int kMaxDepth = 4096;
+
+std::string ChunkName(const ChunkId& id) { return "chunk " + HexEncode(id).substr(0, 16); }
+
+// True when another process holds the database's LOCK file (RocksDB locks it with fcntl for
+// every writable open; a read-only open takes no lock).
+bool DatabaseLocked(const std::filesystem::path& db) {
+  const int fd = ::open((db / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool locked = ::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  ::close(fd);
+  return locked;
+}
+
+// "failed authentication (altered or damaged)" from ChunkStore's "a chunk failed
+// authentication".
+std::string ChunkReason(const Status& status) {
+  const std::string& message = status.message();
+  if (!message.starts_with("a chunk ")) return "cannot be read: " + message;
+  std::string what = message.substr(8);
+  if (what.find("authentication") != std::string::npos) what += " (altered or damaged)";
+  return what;
+}
+
+// "chunk 5 of 9 failed authentication (altered or damaged)".
+std::string ChunkFailure(uint64_t index, uint64_t count, const Status& status) {
+  return "chunk " + std::to_string(index) + " of " + std::to_string(count) + " " +
+         ChunkReason(status);
+}
+
+struct DirName {
+  InodeId parent = 0;
+  std::string name;
+};
+
+class Verifier {
+ public:
+  Verifier(std::filesystem::path dir, const VerifyOptions& options, VerifyReport* report)
+      : dir_(std::move(dir)), options_(options), report_(*report) {}
+
+  Status Run(const KeySource& key) {
+    SecretKey data_key;
+    std::string archive_id;
+    MEDVFS_RETURN_IF_ERROR(UnlockKeySlot(dir_ / "keyslot", key, &data_key, &archive_id));
+    MEDVFS_RETURN_IF_ERROR(OpenDatabase());
+    meta_key_ = DeriveSubkey(data_key, kMetaSealLabel);
+    chunk_seal_key_ = DeriveSubkey(data_key, kChunkSealLabel);
+    chunks_ = std::make_unique<ChunkStore>(kv_.get(), data_key, kChunkCacheBytes);
+    CheckDatabaseFiles();
+    MEDVFS_RETURN_IF_ERROR(ScanRecords());
+    MEDVFS_RETURN_IF_ERROR(CheckVersions());
+    MEDVFS_RETURN_IF_ERROR(CheckChunkIndex());
+    CheckLeftoverExtents();
+    chunks_.reset();
+    kv_.reset();
+    CheckAuditChain(key);
+    return Status::Ok();
+  }
+
+ private:
+  void Report(Severity severity, std::string where, std::string what) {
+    (severity == Severity::kError ? report_.errors : report_.warnings)++;
+    if (report_.problems.size() >= options_.max_problems) {
+      ++report_.problems_dropped;
+      return;
+    }
+    report_.problems.push_back({severity, std::move(where), std::move(what)});
+  }
+  void Error(std::string where, std::string what) {
+    Report(Severity::kError, std::move(where), std::move(what));
+  }
+  void Progress(std::string_view phase, uint64_t done, uint64_t total, bool bytes) {
+    if (options_.progress) options_.progress({phase, done, total, bytes});
+  }
+
+  Status OpenDatabase() {
+    const std::filesystem::path db = dir_ / "db";
+    report_.archive_in_use = DatabaseLocked(db);
+    KvOpenOptions kv_options;
+    kv_options.read_only = true;
+    kv_options.strict_wal = true;
+    auto kv = KvStore::Open(db, kv_options);
+    if (!kv.ok() && kv.status().code() == Code::kCorruption) {
+      // A damaged log record: report it, and check what the rest of the database holds.
+      Error("database write-ahead log", kv.status().message());
+      kv_options.strict_wal = false;
+      kv = KvStore::Open(db, kv_options);
+    }
+    if (!kv.ok()) return kv.status();
+    kv_ = std::move(kv).value();
+    return Status::Ok();
+  }
+
+  void CheckDatabaseFiles() {
+    std::vector<KvFile> files = kv_->LiveFiles();
+    uint64_t total = 0;
+    for (const KvFile& file : files) total += file.size;
+    uint64_t done = 0;
+    for (const KvFile& file : files) {
+      ++report_.database_files;
+      report_.database_bytes += file.size;
+      if (!file.blob) {
+        Status s = kv_->VerifyTableFile(file);
+        if (!s.ok()) Error("database file " + file.name, s.message());
+      }
+      done += file.size;
+      Progress("database files", done, total, /*bytes=*/true);
+    }
+  }
+
+  // Opens a sealed record; on failure reports it at `where` and returns false.
+  // `noun` names the record in the message ("the version record failed ...").
+  bool OpenSealed(std::string_view key, std::string_view value, const SecretKey& seal,
+                  const std::string& where, std::string* plain, std::string_view noun = "record") {
+    if (value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat) {
+      Error(where, "the " + std::string(noun) + " has an unknown format byte");
+      return false;
+    }
+    if (!Unseal(seal, key, value.substr(1), plain).ok()) {
+      Error(where,
+            "the " + std::string(noun) + " failed authentication (altered, damaged or moved)");
+      return false;
+    }
+    return true;
+  }
+
+  template <typename Record>
+  bool OpenRecord(std::string_view key, std::string_view value, const SecretKey& seal,
+                  const std::string& where, Record* record, std::string_view noun = "record") {
+    std::string plain;
+    bool ok = OpenSealed(key, value, seal, where, &plain, noun);
+    if (ok && !Decode(plain, record).ok()) {
+      Error(where, "the " + std::string(noun) + " does not decode");
+      ok = false;
+    }
+    Wipe(plain.data(), plain.size());
+    if (ok) ++report_.records;
+    return ok;
+  }
+
+  // --- Pass 1: every meta record except versions, extents and the chunk index -----------
+  Status ScanRecords() {
+    uint64_t done = 0;
+    Status s = kv_->Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
+      CheckRecord(key, value);
+      Progress("records", ++done, 0, /*bytes=*/false);
+      return true;
+    });
+    if (!s.ok()) Error("database", "the records cannot be read to the end: " + s.message());
+    for (const auto& [ino, history, version] : file_inodes_) {
+      auto it = histories_.find(history);
+      if (it == histories_.end()) {
+        Error("inode " + std::to_string(ino) + " record",
+              "its history " + std::to_string(history) + " has no record");
+      } else if (version > it->second.last_version) {
+        Error(FileWhere(history, 0), "inode " + std::to_string(ino) + " names version " +
+                                         std::to_string(version) + ", the history ends at " +
+                                         std::to_string(it->second.last_version));
+      }
+    }
+    for (const auto& [parent, ino] : dirents_) {
+      if (!inodes_.contains(ino)) {
+        Error(DirWhere(parent),
+              "an entry names inode " + std::to_string(ino) + ", which has no record");
+      }
+    }
+    for (auto& [history, number, what] : deferred_) Error(FileWhere(history, number), what);
+    deferred_.clear();
+    report_.files = histories_.size();
+    return Status::Ok();
+  }
+
+  void CheckRecord(std::string_view key, std::string_view value) {
+    const char kind = key.empty() ? '\0' : key[0];
+    const bool has_u64 = key.size() >= 9;
+    const uint64_t first = has_u64 ? KeyU64(key, 1) : 0;
+    switch (kind) {
+      case 'S': {
+        SuperRecord super;
+        if (key == kSuperKey && OpenRecord(key, value, meta_key_, "super record", &super) &&
+            super.schema != 1) {
+          Error("super record", "unknown schema " + std::to_string(super.schema));
+        }
+        return;
+      }
+      case kInodePrefix: {
+        InodeRecord inode;
+        if (!OpenRecord(key, value, meta_key_, "inode " + std::to_string(first) + " record",
+                        &inode)) {
+          return;
+        }
+        inodes_.insert(first);
+        if (S_ISDIR(inode.mode)) dirs_[first] = {inode.parent, inode.name};
+        if (inode.history != 0) file_inodes_.push_back({first, inode.history, inode.version});
+        return;
+      }
+      case kDirentPrefix: {
+        DirentRecord entry;
+        if (OpenRecord(key, value, meta_key_,
+                       "directory entry record in inode " + std::to_string(first), &entry)) {
+          dirents_.emplace_back(first, entry.ino);
+        }
+        return;
+      }
+      case kNameEventPrefix:
+        Check<NameEventRecord>(key, value, "name event record in inode " + std::to_string(first));
+        return;
+      case kHistoryPrefix: {
+        HistoryRecord history;
+        if (OpenRecord(key, value, meta_key_, "history " + std::to_string(first) + " record",
+                       &history)) {
+          histories_[first] = std::move(history);
+        }
+        return;
+      }
+      case kVersionPrefix: {
+        // Checked and reported in pass 2; here only the content total for progress.
+        std::string plain;
+        VersionRecord version;
+        if (!value.empty() && Unseal(meta_key_, key, value.substr(1), &plain).ok() &&
+            Decode(plain, &version).ok()) {
+          content_total_ += version.info.size;
+        }
+        Wipe(plain.data(), plain.size());
+        return;
+      }
+      case kExtentPrefix:
+        extent_keys_.insert(std::string(key));
+        return;
+      case kChunkIndexPrefix:
+        return;  // pass 3
+      case kAuditPrefix:
+      case kAuditHeadKey[0]:
+        return;  // the audit chain, checked by the Archive (VerifyAuditChain)
+      case kMetaEventPrefix:
+        CheckFileRecord<MetadataEvent>(key, value, first, 0, "metadata event");
+        return;
+      case kTagsPrefix:
+        CheckFileRecord<DicomTags>(key, value, first, key.size() >= 17 ? KeyU64(key, 9) : 0,
+                                   "DICOM tags");
+        return;
+      case kNotePrefix:
+        CheckFileRecord<NoteEvent>(key, value, first, key.size() >= 17 ? KeyU64(key, 9) : 0,
+                                   "note");
+        return;
+      case kPatientPrefix:
+      case kIndexedPrefix:
+        Check<PatientIndexRecord>(key, value, "patient index record");
+        return;
+      default:
+        CheckUnknownRecord(key, value);
+        return;
+    }
+  }
+
+  template <typename Record>
+  void Check(std::string_view key, std::string_view value, const std::string& where) {
+    Record record;
+    OpenRecord(key, value, meta_key_, where, &record);
+  }
+
+  // A record of a file's history: a failure is reported under the file's path once every
+  // history record is known.
+  template <typename Record>
+  void CheckFileRecord(std::string_view key, std::string_view value, HistoryId history,
+                       uint64_t number, const char* what) {
+    std::string plain;
+    Record record;
+    Status s = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
+                   ? Status::Corruption("")
+                   : Unseal(meta_key_, key, value.substr(1), &plain);
+    if (!s.ok()) {
+      deferred_.push_back({history, number,
+                           std::string("the ") + what +
+                               " record failed authentication (altered, damaged or moved)"});
+    } else if (!Decode(plain, &record).ok()) {
+      deferred_.push_back(
+          {history, number, std::string("the ") + what + " record does not decode"});
+    } else {
+      ++report_.records;
+    }
+    Wipe(plain.data(), plain.size());
+  }
+
+  void CheckUnknownRecord(std::string_view key, std::string_view value) {
+    std::string printable = key.empty() ? std::string("(empty key)") : std::string(1, key[0]);
+    if (key.empty() || static_cast<unsigned char>(key[0]) < 0x21 ||
+        static_cast<unsigned char>(key[0]) > 0x7e) {
+      printable = "0x" + HexEncode(std::span<const uint8_t>(
+                             reinterpret_cast<const uint8_t*>(key.data()), key.empty() ? 0 : 1));
+    }
+    const std::string where = "record of unknown kind " + printable;
+    std::string plain;
+    if (!OpenSealed(key, value, meta_key_, where, &plain)) return;
+    Wipe(plain.data(), plain.size());
+    ++report_.records;
+    Report(Severity::kWarning, where, "opens, but this medvfs does not know the kind");
+  }
+
+  // --- Paths ---------------------------------------------------------------------------------
+  // "/a/b" for a directory ("" for the root).
+  std::string DirPath(InodeId dir) const {
+    std::vector<const std::string*> names;
+    for (int depth = 0; dir != kRootInode; ++depth) {
+      auto it = dirs_.find(dir);
+      if (it == dirs_.end() || depth > kMaxDepth) {
+        std::string path = "(directory " + std::to_string(dir) + ")";
+        for (auto name = names.rbegin(); name != names.rend(); ++name) path += "/" + **name;
+        return path;
+      }
+      names.push_back(&it->second.name);
+      dir = it->second.parent;
+    }
+    std::string path;
+    for (auto name = names.rbegin(); name != names.rend(); ++name) path += "/" + **name;
+    return path;
+  }
+
+  std::string DirWhere(InodeId dir) const {
+    std::string path = DirPath(dir);
+    return path.empty() ? "/" : path;
+  }
+
+  // "/ct/scan.dcm v3", or "/ct/scan.dcm" for number 0; "history 7 v3" without a history record.
+  std::string FileWhere(HistoryId history, uint64_t number) const {
+    auto it = histories_.find(history);
+    std::string where = it == histories_.end()
+                            ? "history " + std::to_string(history)
+                            : DirPath(it->second.last_parent) + "/" + it->second.last_name;
+    if (number != 0) where += " v" + std::to_string(number);
+    return where;
+  }
+
+  // --- Pass 2: versions and their content ----------------------------------------------------
+  Status CheckVersions() {
+    uint64_t done = 0;
+    Status s = kv_->Scan(Family::kMeta, std::string(1, kVersionPrefix),
+                         [&](std::string_view key, std::string_view value) {
+                           if (key.size() != 17) {
+                             CheckUnknownRecord(key, value);
+                           } else {
+                             CheckVersion(KeyU64(key, 1), KeyU64(key, 9), key, value, &done);
+                           }
+                           return true;
+                         });
+    if (!s.ok()) Error("database", "the version records cannot be read to the end: " + s.message());
+    FinishHistory();
+    for (const auto& [history, record] : histories_) {
+      if (record.last_version != 0 && !histories_seen_.contains(history)) {
+        Error(FileWhere(history, 0),
+              "all " + std::to_string(record.last_version) + " versions are missing");
+      }
+    }
+    return Status::Ok();
+  }
+
+  void CheckVersion(HistoryId history, uint64_t number, std::string_view key,
+                    std::string_view value, uint64_t* done) {
+    if (history != current_history_) {
+      FinishHistory();
+      current_history_ = history;
+      next_number_ = 1;
+      histories_seen_.insert(history);
+    }
+    const std::string where = FileWhere(history, number);
+    if (number > next_number_) {
+      Error(FileWhere(history, 0), "versions " + std::to_string(next_number_) + " to " +
+                                       std::to_string(number - 1) + " are missing");
+    }
+    next_number_ = number + 1;
+    ++report_.versions;
+    if (!histories_.contains(history)) Error(where, "the version has no history record");
+    VersionRecord version;
+    if (!OpenRecord(key, value, meta_key_, where, &version, "version record")) return;
+    if (version.info.number != number) {
+      Error(where, "the record holds version " + std::to_string(version.info.number));
+      return;
+    }
+    if (version.info.is_delete_marker()) {
+      if (version.extent_count != 0 || !version.group_offsets.empty()) {
+        Error(where, "a delete marker with content");
+      }
+      return;
+    }
+    CheckContent(history, version, where, done);
+  }
+
+  void FinishHistory() {
+    if (current_history_ == 0) return;
+    auto it = histories_.find(current_history_);
+    const uint64_t last = next_number_ - 1;
+    if (it != histories_.end() && last != it->second.last_version) {
+      Error(FileWhere(current_history_, 0),
+            last < it->second.last_version
+                ? "versions " + std::to_string(last + 1) + " to " +
+                      std::to_string(it->second.last_version) + " are missing"
+                : "version " + std::to_string(last) + " is beyond the history's last version " +
+                      std::to_string(it->second.last_version));
+    }
+    current_history_ = 0;
+  }
+
+  // Streams the version's chunks in order: each is checked by ChunkStore (seal, decompression,
+  // length, id) and hashed into the content's SHA-256.
+  void CheckContent(HistoryId history, const VersionRecord& version, const std::string& where,
+                    uint64_t* done) {
+    const uint64_t number = version.info.number;
+    Sha256 sha;
+    bool content_ok = true;
+    uint64_t offset = 0;
+    uint64_t index = 0;
+    for (uint32_t group = 0; group < version.group_offsets.size(); ++group) {
+      const std::string key = ExtentKey(history, number, group);
+      extent_keys_.erase(key);
+      const std::string group_where = where + " extent group " + std::to_string(group + 1) +
+                                      " of " + std::to_string(version.group_offsets.size());
+      std::string value;
+      Status s = kv_->Get(Family::kMeta, key, &value);
+      std::vector<Extent> extents;
+      if (s.code() == Code::kNotFound) {
+        Error(where, "extent group " + std::to_string(group + 1) + " is missing");
+        return;
+      }
+      if (!s.ok()) {
+        Error(group_where, "cannot be read: " + s.message());
+        return;
+      }
+      if (!OpenRecord(key, value, meta_key_, where, &extents,
+                      "extent group " + std::to_string(group + 1) + " record")) {
+        ++unreadable_extent_groups_;
+        return;
+      }
+      if (version.group_offsets[group] != offset) {
+        Error(group_where, "starts at byte " + std::to_string(version.group_offsets[group]) +
+                               ", its chunks end at " + std::to_string(offset));
+        return;
+      }
+      for (const Extent& extent : extents) {
+        ++index;
+        referenced_.push_back(extent.id);
+        std::shared_ptr<const std::string> plain;
+        s = chunks_->Get(extent.id, extent.length, &plain);
+        ++report_.chunk_reads;
+        if (s.ok()) {
+          if (content_ok) sha.Update(*plain);
+          report_.content_bytes += plain->size();
+        } else {
+          Error(where, ChunkFailure(index, version.extent_count, s));
+          content_ok = false;
+        }
+        offset += extent.length;
+        *done += extent.length;
+        Progress("content", *done, content_total_, /*bytes=*/true);
+      }
+    }
+    CompactReferences();
+    if (index != version.extent_count) {
+      Error(where, "its extents hold " + std::to_string(index) + " chunks, the version record " +
+                       std::to_string(version.extent_count));
+    } else if (offset != version.info.size) {
+      Error(where, "its chunks add up to " + std::to_string(offset) + " bytes, the version has " +
+                       std::to_string(version.info.size));
+    } else if (content_ok && sha.Finish() != version.info.sha256) {
+      Error(where, "the content does not match the version's SHA-256");
+    }
+  }
+
+  // Keeps the list of referenced chunk ids from growing with every shared reference.
+  void CompactReferences() {
+    if (referenced_.size() < 2 * compacted_size_ + 4096) return;
+    std::sort(referenced_.begin(), referenced_.end());
+    referenced_.erase(std::unique(referenced_.begin(), referenced_.end()), referenced_.end());
+    compacted_size_ = referenced_.size();
+  }
+
+  // --- Pass 3: the chunk index ---------------------------------------------------------------
+  Status CheckChunkIndex() {
+    std::sort(referenced_.begin(), referenced_.end());
+    referenced_.erase(std::unique(referenced_.begin(), referenced_.end()), referenced_.end());
+    auto next_referenced = referenced_.begin();
+    uint64_t done = 0;
+    Status s = kv_->Scan(
+        Family::kMeta, std::string(1, kChunkIndexPrefix),
+        [&](std::string_view key, std::string_view value) {
+          Progress("chunk index", ++done, referenced_.size(), /*bytes=*/false);
+          if (key.size() != 1 + sizeof(ChunkId)) {
+            CheckUnknownRecord(key, value);
+            return true;
+          }
+          ChunkId id;
+          std::copy(key.begin() + 1, key.end(), reinterpret_cast<char*>(id.data()));
+          for (; next_referenced != referenced_.end() && *next_referenced < id; ++next_referenced) {
+            Error(ChunkName(*next_referenced), "used by a version, missing from the chunk index");
+          }
+          const bool referenced = next_referenced != referenced_.end() && *next_referenced == id;
+          if (referenced) ++next_referenced;
+          ++report_.chunks;
+          ChunkIndexRecord index;
+          if (!OpenRecord(key, value, chunk_seal_key_, ChunkName(id) + " index record", &index)) {
+            return true;
+          }
+          if (referenced) return true;  // checked with the content that uses it
+          // With damaged extent groups, the chunks they list look unreferenced: counted, and
+          // summed up in one warning below.
+          ++report_.unreferenced_chunks;
+          if (unreadable_extent_groups_ == 0) {
+            Report(Severity::kWarning, ChunkName(id),
+                   "used by no version (left by an interrupted write?)");
+          }
+          std::shared_ptr<const std::string> plain;
+          Status got = chunks_->Get(id, index.plain_length, &plain);
+          if (!got.ok()) Error(ChunkName(id), ChunkReason(got));
+          return true;
+        });
+    if (!s.ok()) Error("database", "the chunk index cannot be read to the end: " + s.message());
+    for (; next_referenced != referenced_.end(); ++next_referenced) {
+      Error(ChunkName(*next_referenced), "used by a version, missing from the chunk index");
+    }
+    if (unreadable_extent_groups_ != 0 && report_.unreferenced_chunks != 0) {
+      Report(Severity::kWarning, "chunk index",
+             std::to_string(report_.unreferenced_chunks) +
+                 " chunks are used by no readable version (some extent groups are damaged)");
+    }
+    return Status::Ok();
+  }
+
+  // Extent groups no version claimed.
+  void CheckLeftoverExtents() {
+    for (const std::string& key : extent_keys_) {
+      const uint64_t history = key.size() >= 9 ? KeyU64(key, 1) : 0;
+      const uint64_t number = key.size() >= 17 ? KeyU64(key, 9) : 0;
+      const std::string where = FileWhere(history, number);
+      std::string value;
+      std::vector<Extent> extents;
+      if (!kv_->Get(Family::kMeta, key, &value).ok()) continue;
+      if (OpenRecord(key, value, meta_key_, where + " extent group", &extents)) {
+        Report(Severity::kWarning, where, "an extent group that no version record uses");
+      }
+    }
+  }
+
+  // --- The audit chain, through the Archive -----------------------------------------------
+  void CheckAuditChain(const KeySource& key) {
+    Progress("audit log", 0, 0, /*bytes=*/false);
+    ArchiveOptions options;
+    options.read_only = true;
+    options.no_writes = true;
+    auto archive = Archive::Open(dir_, key, options);
+    if (!archive.ok()) {
+      Error("audit log", "the archive does not open to check it: " + archive.status().message());
+      return;
+    }
+    auto chain = (*archive)->VerifyAuditChain();
+    if (!chain.ok()) {
+      Error("audit log", "cannot be checked: " + chain.status().message());
+      return;
+    }
+    report_.audit = *chain;
+    report_.audit_checked = true;
+    if (!chain->intact) {
+      Error("audit log", chain->problem.empty() ? "the chain is broken" : chain->problem);
+    }
+    Progress("audit log", 1, 1, /*bytes=*/false);
+  }
+
+  const std::filesystem::path dir_;
+  const VerifyOptions& options_;
+  VerifyReport& report_;
+  std::unique_ptr<KvStore> kv_;
+  SecretKey meta_key_;
+  SecretKey chunk_seal_key_;
+  std::unique_ptr<ChunkStore> chunks_;
+
+  // Pass 1.
+  std::set<InodeId> inodes_;
+  std::unordered_map<InodeId, DirName> dirs_;
+  std::map<HistoryId, HistoryRecord> histories_;
+  struct FileInode {
+    InodeId ino;
+    HistoryId history;
+    uint64_t version;
+  };
+  std::vector<FileInode> file_inodes_;
+  std::vector<std::pair<InodeId, InodeId>> dirents_;  // (directory, inode named)
+  struct Deferred {
+    HistoryId history;
+    uint64_t number;
+    std::string what;
+  };
+  std::vector<Deferred> deferred_;
+  std::set<std::string> extent_keys_;  // removed as versions claim them
+  uint64_t content_total_ = 0;
+
+  // Pass 2.
+  HistoryId current_history_ = 0;
+  uint64_t next_number_ = 1;
+  std::set<HistoryId> histories_seen_;
+  std::vector<ChunkId> referenced_;
+  size_t compacted_size_ = 0;
+  uint64_t unreadable_extent_groups_ = 0;
+};
+
+}  // namespace
+
+std::string VerifyProblem::ToString() const { return where + ": " + what; }
+
+StatusOr<VerifyReport> VerifyArchive(const std::filesystem::path& dir, const KeySource& key,
+                                     const VerifyOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return Status::NotFound("no archive at that path");
+  if (!Archive::Exists(dir)) {
+    return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
+  }
+  VerifyReport report;
+  Verifier verifier(dir, options, &report);
+  MEDVFS_RETURN_IF_ERROR(verifier.Run(key));
+  return report;
+}
+
+}  // namespace medvfs::store
