@@ -14,5 +14,8 @@ void RegisterStatsCommand(CLI::App& app);    // tools/cmd_stats.cc
 void RegisterTagsCommand(CLI::App& app);     // tools/cmd_tags.cc
 void RegisterNoteCommand(CLI::App& app);     // tools/cmd_note.cc
 void RegisterDiffCommand(CLI::App& app);     // tools/cmd_diff.cc
+void RegisterAuditCommand(CLI::App& app);    // tools/cmd_audit.cc
+void RegisterPasswdCommand(CLI::App& app);   // tools/cmd_passwd.cc
+void RegisterVerifyCommand(CLI::App& app);   // tools/cmd_verify.cc
 
 }  // namespace medvfs::tools

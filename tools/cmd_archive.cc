@@ -14,6 +14,9 @@ void RegisterArchiveCommands(CLI::App& app) {
   RegisterTagsCommand(app);
   RegisterNoteCommand(app);
   RegisterDiffCommand(app);
+  RegisterAuditCommand(app);
+  RegisterPasswdCommand(app);
+  RegisterVerifyCommand(app);
 }
 
 }  // namespace medvfs::tools

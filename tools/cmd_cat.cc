@@ -47,13 +47,15 @@ std::filesystem::path SourceThroughMount(const CatArgs& args, const FileTarget& 
 }
 
 std::unique_ptr<store::FileHandle> OpenCurrent(store::Archive& archive, const ArchiveFile& file,
-                                               const FileTarget& target) {
+                                               const FileTarget& target, uint64_t* version) {
   if (!file.record.live()) {
     Fail(target.display + " has been deleted",
          "see its versions with medvfs log, and read one with --version N");
   }
   auto handle = archive.Open(file.record.ino, O_RDONLY, CommandLineCaller());
   if (!handle.ok()) FailStatus(handle.status(), "cannot open " + target.display);
+  auto attr = archive.GetAttr(file.record.ino);
+  if (attr.ok()) *version = attr->version;
   return std::move(handle).value();
 }
 
@@ -77,7 +79,7 @@ std::unique_ptr<store::FileHandle> OpenNumbered(store::Archive& archive, const A
 
 std::unique_ptr<store::FileHandle> OpenAt(store::Archive& archive, const ArchiveFile& file,
                                           const CatArgs& args, const FileTarget& target,
-                                          int64_t at_ns) {
+                                          int64_t at_ns, uint64_t* version) {
   auto entries = archive.ListDirAt(file.dir, at_ns);
   if (!entries.ok()) FailStatus(entries.status(), "cannot read the directory of " + args.path);
   for (const store::DirEntryAt& entry : *entries) {
@@ -88,6 +90,7 @@ std::unique_ptr<store::FileHandle> OpenAt(store::Archive& archive, const Archive
     }
     auto handle = archive.OpenVersion(entry.history, entry.version);
     if (!handle.ok()) FailStatus(handle.status(), "cannot open " + args.path);
+    *version = entry.version;
     return std::move(handle).value();
   }
   Fail(args.path + " did not exist at " + args.at, "pick another time (see medvfs log)");
@@ -112,10 +115,12 @@ void CatInArchive(const CatArgs& args, const FileTarget& target, std::optional<i
   std::unique_ptr<store::Archive> archive =
       OpenArchiveOrFail(target.archive, args.key, /*read_only=*/true);
   ArchiveFile file = ResolveFileInArchiveOrFail(*archive, target);
+  uint64_t version = args.version;
   std::unique_ptr<store::FileHandle> handle =
       args.version != 0 ? OpenNumbered(*archive, file, target, args.version)
-      : at_ns           ? OpenAt(*archive, file, args, target, *at_ns)
-                        : OpenCurrent(*archive, file, target);
+      : at_ns           ? OpenAt(*archive, file, args, target, *at_ns, &version)
+                        : OpenCurrent(*archive, file, target, &version);
+  AuditCommandLineRead(*archive, target, "cat", version);
   store::Status read_status;
   CopyResult result = CopyHandleTo(*handle, STDOUT_FILENO, &read_status);
   if (!result.ok()) FailCopy(result, read_status, args.path);

@@ -203,6 +203,8 @@ void RunDiff(const DiffArgs& args) {
     b.version = ChooseVersion(*versions, spec_b, target, file.record.live());
     a.source = OpenInArchive(*archive, file, target, a.version);
     b.source = OpenInArchive(*archive, file, target, b.version);
+    AuditCommandLineRead(*archive, target, "diff", a.version.number);
+    AuditCommandLineRead(*archive, target, "diff", b.version.number);
   }
 
   store::DiffOptions options;

@@ -37,6 +37,7 @@ std::vector<store::VersionInfo> VersionsInArchive(const LogArgs& args, const Fil
   ArchiveFile file = ResolveFileInArchiveOrFail(*archive, target);
   auto versions = archive->ListVersions(file.record.history);
   if (!versions.ok()) FailStatus(versions.status(), "cannot read the history of " + target.display);
+  AuditCommandLineRead(*archive, target, "log", 0);
   return std::move(versions).value();
 }
 

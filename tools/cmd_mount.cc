@@ -22,6 +22,7 @@
 #include "fs/mount_options.h"
 #include "fs/session.h"
 #include "store/archive.h"
+#include "store/audit.h"
 #include "store/log.h"
 #include "tools/cli_error.h"
 #include "tools/commands.h"
@@ -46,6 +47,7 @@ struct MountArgs {
   std::string archive;
   std::string mountpoint;
   bool foreground = false;
+  bool accept_rollback = false;
   std::vector<std::string> options;
   KeyOptions key;
 };
@@ -97,6 +99,7 @@ MountPlan PlanMount(MountArgs& args) {
     const Status status = fs::ParseMountOptions(list, &plan.options);
     if (!status.ok()) Fail("bad mount option: " + status.message(), "see man medvfs-mount", 2);
   }
+  if (args.accept_rollback) plan.options.accept_rollback = true;
   // -o key_file= / passphrase_file= (fstab) stand in for the command-line flags.
   if (args.key.key_file.empty()) args.key.key_file = plan.options.key_file;
   if (args.key.passphrase_file.empty()) args.key.passphrase_file = plan.options.passphrase_file;
@@ -125,6 +128,10 @@ std::string OpenErrorLine(const Status& status, const MountPlan& plan) {
              (pid ? " (pid " + std::to_string(*pid) + ")" : std::string()) +
              "; unmount it or stop that process first";
     }
+    case store::Code::kRolledBack:
+      return "the archive " + plan.archive.string() +
+             " is older than the last state this host saw (a copy was put back over it); if "
+             "that restore is deliberate, mount with --accept-rollback (-o accept_rollback)";
     case store::Code::kCorruption:
       return "the archive " + plan.archive.string() +
              " failed its integrity check; run medvfs verify on it";
@@ -137,7 +144,9 @@ std::string OpenErrorLine(const Status& status, const MountPlan& plan) {
 store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& plan,
                                                                const store::KeySource& key) {
   store::ArchiveOptions options;
-  options.read_only = plan.options.read_only;
+  options.read_only = plan.options.read_only;  // the audit log is still appended
+  options.high_water_dir = store::DefaultHighWaterDir();
+  options.accept_rollback = plan.options.accept_rollback;
   const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
   while (true) {
     auto opened = store::Archive::Open(plan.archive, key, options);
@@ -170,6 +179,33 @@ void RemovePidFile(const stdfs::path& archive) {
   if (pid && *pid == getpid()) unlink(path.c_str());
 }
 
+// Records a mount or unmount with the daemon as caller. An audit failure is logged, never fatal.
+void RecordSessionEvent(store::Archive& archive, store::AuditOp op, std::string detail) {
+  store::AuditEvent event;
+  event.op = op;
+  event.uid = getuid();
+  event.gid = getgid();
+  event.pid = static_cast<uint32_t>(getpid());
+  event.program = "medvfs";
+  event.path = "/";
+  event.detail = std::move(detail);
+  const Status status = archive.RecordAudit(event);
+  if (!status.ok()) {
+    MEDVFS_LOG_ERROR("could not record the %s in the audit log: %s",
+                     std::string(store::AuditOpName(op)).c_str(), status.ToString().c_str());
+  }
+}
+
+// The options a mount records: what libfuse got, minus the archive path (fsname=), plus ours.
+std::string MountDetail(const MountPlan& plan) {
+  std::string detail = plan.options.read_only ? "ro" : "rw";
+  if (plan.options.allow_other) detail += ",allow_other";
+  if (plan.options.versions_visible) detail += ",versions=visible";
+  if (plan.options.accept_rollback) detail += ",accept_rollback";
+  for (const std::string& option : plan.options.fuse_options) detail += "," + option;
+  return detail;
+}
+
 // Opens, mounts and serves. `report` is called once, with "" when the mount is ready or with a
 // one-line error. Returns the exit code.
 template <typename Report>
@@ -182,6 +218,8 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   fs::FsConfig config;
   config.read_only = plan.options.read_only;
   config.versions_visible = plan.options.versions_visible;
+  // allow_other mounts run without default_permissions: the daemon checks and audits.
+  config.check_permissions = plan.options.allow_other;
   const std::string fuse_options = fs::FuseOptionString(plan.options, plan.archive.string());
   auto session = fs::MountedSession::Mount(**archive, config, fuse_options, plan.mountpoint);
   if (!session.ok()) {
@@ -193,9 +231,11 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
     return kExitFailure;
   }
   WritePidFile(plan.archive);
+  RecordSessionEvent(**archive, store::AuditOp::kMount, MountDetail(plan));
   report("");
   const Status served = (*session)->Run();
   session->reset();  // unmounts (if still mounted) before the archive closes
+  RecordSessionEvent(**archive, store::AuditOp::kUnmount, std::string());
   archive->reset();  // closes RocksDB cleanly
   RemovePidFile(plan.archive);
   if (!served.ok()) {
@@ -301,9 +341,12 @@ void RegisterMountCommand(CLI::App& app) {
   command
       ->add_option("-o", args->options,
                    "Mount options, comma-separated: ro, allow_other, versions=visible, "
-                   "passphrase_file=F, key_file=F, and FUSE options")
+                   "accept_rollback, passphrase_file=F, key_file=F, and FUSE options")
       ->allow_extra_args(false)
       ->type_name("OPT[,OPT...]");
+  command->add_flag("--accept-rollback", args->accept_rollback,
+                    "Mount an archive older than the last state this host saw (a deliberate "
+                    "restore from a backup); recorded in the audit log");
   AddKeyOptions(command, &args->key);
   command->callback([args] { RunMount(*args); });
 }

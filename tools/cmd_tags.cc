@@ -84,6 +84,7 @@ void TagsInArchive(const TagsArgs& args, const FileTarget& target) {
   const store::VersionInfo& version =
       PickVersionOrFail(*versions, target, file.record.live(), args.version);
   if (version.is_delete_marker()) FailMissingVersion(*versions, target, version.number);
+  AuditCommandLineRead(*archive, target, "tags", version.number);
   store::StatusOr<store::DicomTags> tags = archive->GetTags(file.record.history, version.number);
   if (!tags.ok()) {
     if (tags.status().code() == store::Code::kNotFound) FailNoTags(target, version.number);

@@ -7,7 +7,7 @@
 
 namespace medvfs::tools {
 
-// init, log, cat, restore, stats, tags, note, diff (tools/cmd_*.cc)
+// init, log, cat, restore, stats, tags, note, diff, verify, passwd, audit (tools/cmd_*.cc)
 void RegisterArchiveCommands(CLI::App& app);
 void RegisterMountCommands(CLI::App& app);  // mount, umount                 (tools/cmd_mount.cc)
 

@@ -1,17 +1,19 @@
 #include "tools/key_input.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
+#include <cstring>
+#include <string>
 #include <string_view>
-#include <utility>
 
 #include "store/crypto.h"
 
@@ -30,15 +32,44 @@ volatile std::sig_atomic_t g_prompt_signal = 0;
 
 extern "C" void OnPromptSignal(int sig) { g_prompt_signal = sig; }
 
-Status NoKeyGiven() {
-  return Status::Invalid(
-      "no key given and no terminal to ask on; set MEDVFS_PASSPHRASE, or use --passphrase-file F "
-      "or --key-file F");
+// What one kind of key is called where: the current key, or passwd's new one.
+struct KeyNames {
+  const char* env;       // the environment variable
+  const char* key_file;  // the options
+  const char* passphrase_file;
+  const char* prompt;      // the first prompt
+  const char* new_prompt;  // the first prompt when the passphrase is being chosen
+  const char* repeat;      // the confirming prompt
+  const char* no_key;      // "no key given" or "no new key given"
+};
+
+constexpr KeyNames kCurrentKey = {
+    "MEDVFS_PASSPHRASE", "--key-file",       "--passphrase-file",
+    "Passphrase: ",      "New passphrase: ", "Repeat the passphrase: ",
+    "no key given"};
+constexpr KeyNames kNewKey = {
+    "MEDVFS_NEW_PASSPHRASE", "--new-key-file",   "--new-passphrase-file",
+    "New passphrase: ",      "New passphrase: ", "Repeat the new passphrase: ",
+    "no new key given"};
+
+Status NoKeyGiven(const KeyNames& names) {
+  return Status::Invalid(std::string(names.no_key) + " and no terminal to ask on; set " +
+                         names.env + ", or use " + names.passphrase_file + " F or " +
+                         names.key_file + " F");
 }
 
 Status EmptyPassphrase() {
   return Status::Invalid("an empty passphrase is not allowed; choose a non-empty passphrase");
 }
+
+// A string that holds a secret for a moment and is wiped whatever way the scope is left.
+struct SecretString {
+  SecretString() = default;
+  SecretString(const SecretString&) = delete;
+  SecretString& operator=(const SecretString&) = delete;
+  ~SecretString() { store::WipeString(&value); }
+  std::string value;
+};
 
 // The terminal with echo off for as long as the object lives; signals that would kill the
 // process in between are caught so that echo is always switched back on first.
@@ -87,9 +118,9 @@ void WriteAll(int fd, std::string_view text) {
   }
 }
 
-// Reads one line from the terminal without echo. The bytes pass through a fixed buffer that
-// is wiped afterwards.
-StatusOr<std::string> PromptHidden(int fd, std::string_view prompt) {
+// Reads one line from the terminal without echo into *line. The bytes pass through a fixed
+// buffer that is wiped afterwards.
+Status PromptHidden(int fd, std::string_view prompt, std::string* line) {
   std::array<char, kMaxPassphrase> buffer;
   size_t length = 0;
   bool complete = false;
@@ -112,74 +143,121 @@ StatusOr<std::string> PromptHidden(int fd, std::string_view prompt) {
         break;
       }
       buffer[length++] = c;
+      store::Wipe(&c, sizeof(c));
     }
     WriteAll(fd, "\n");
   }
-  std::string line(buffer.data(), length);
+  if (complete && !interrupted) line->assign(buffer.data(), length);
   store::Wipe(buffer.data(), buffer.size());
   if (interrupted) return Status::Invalid("interrupted; run the command again");
   if (!complete) {
-    store::Wipe(line.data(), line.size());
     return Status::Invalid(length >= kMaxPassphrase
                                ? "the passphrase is too long; use at most 1023 characters"
                                : "no passphrase was entered; run the command again");
   }
-  return line;
+  return Status::Ok();
 }
 
-StatusOr<KeySource> PromptForPassphrase(bool confirm) {
-  int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return NoKeyGiven();
-  StatusOr<std::string> first = PromptHidden(fd, confirm ? "New passphrase: " : "Passphrase: ");
-  if (!first.ok()) {
-    close(fd);
-    return first.status();
+class TerminalFd {
+ public:
+  TerminalFd() : fd_(open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) {}
+  TerminalFd(const TerminalFd&) = delete;
+  TerminalFd& operator=(const TerminalFd&) = delete;
+  ~TerminalFd() {
+    if (fd_ >= 0) close(fd_);
   }
-  KeySource key = KeySource::Passphrase(std::move(first).value());
-  if (key.secret().empty()) {
-    close(fd);
-    return EmptyPassphrase();
-  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+StatusOr<KeySource> PromptForPassphrase(const KeyNames& names, bool confirm) {
+  TerminalFd tty;
+  if (tty.get() < 0) return NoKeyGiven(names);
+  SecretString first;
+  MEDVFS_RETURN_IF_ERROR(
+      PromptHidden(tty.get(), confirm ? names.new_prompt : names.prompt, &first.value));
+  if (first.value.empty()) return EmptyPassphrase();
   if (confirm) {
-    StatusOr<std::string> second = PromptHidden(fd, "Repeat the passphrase: ");
-    if (!second.ok()) {
-      close(fd);
-      return second.status();
-    }
-    KeySource again = KeySource::Passphrase(std::move(second).value());
-    if (again.secret() != key.secret()) {
-      close(fd);
+    SecretString second;
+    MEDVFS_RETURN_IF_ERROR(PromptHidden(tty.get(), names.repeat, &second.value));
+    if (second.value != first.value) {
       return Status::Invalid("the two passphrases differ; run the command again");
     }
   }
-  close(fd);
-  return key;
+  return KeySource::Passphrase(first.value);
 }
 
-StatusOr<KeySource> ReadPassphraseFile(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    return Status::Invalid("cannot read the passphrase file " + file +
-                           "; check the --passphrase-file path and its permissions");
+// The first line of a passphrase file, without its newline (and a CR before it). Read with
+// read(2) into buffers that are wiped, not through a stream whose buffer would not be.
+StatusOr<KeySource> ReadPassphraseFile(const std::string& file, const KeyNames& names) {
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::Invalid("cannot read the passphrase file " + file + "; check the " +
+                           names.passphrase_file + " path and its permissions");
   }
-  std::string contents;
-  contents.reserve(kMaxPassphraseFile);
+  SecretString contents;
+  contents.value.reserve(kMaxPassphraseFile);  // no reallocation, so no stray copy
   std::array<char, 4096> piece;
-  while (in && contents.size() < kMaxPassphraseFile) {
-    in.read(piece.data(), piece.size());
-    contents.append(piece.data(), static_cast<size_t>(in.gcount()));
+  bool failed = false;
+  while (contents.value.size() < kMaxPassphraseFile &&
+         contents.value.find('\n') == std::string::npos) {
+    const size_t want = std::min(piece.size(), kMaxPassphraseFile - contents.value.size());
+    const ssize_t n = read(fd, piece.data(), want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) failed = true;
+    if (n <= 0) break;
+    contents.value.append(piece.data(), static_cast<size_t>(n));
   }
   store::Wipe(piece.data(), piece.size());
-  size_t end = contents.find('\n');
-  if (end == std::string::npos) end = contents.size();
-  if (end > 0 && contents[end - 1] == '\r') --end;
-  std::string line(contents.data(), end);
-  store::Wipe(contents.data(), contents.size());
-  if (line.empty()) return EmptyPassphrase();
-  return KeySource::Passphrase(std::move(line));
+  close(fd);
+  if (failed) {
+    return Status::Invalid("cannot read the passphrase file " + file + "; check the " +
+                           names.passphrase_file + " path and its permissions");
+  }
+  size_t end = contents.value.find('\n');
+  if (end == std::string::npos) end = contents.value.size();
+  if (end > 0 && contents.value[end - 1] == '\r') --end;
+  if (end == 0) return EmptyPassphrase();
+  contents.value.resize(end);  // shrinking keeps the buffer, which SecretString wipes
+  return KeySource::Passphrase(contents.value);
+}
+
+StatusOr<KeySource> ReadAnyKey(const std::string& key_file, const std::string& passphrase_file,
+                               const KeyNames& names, bool confirm) {
+  if (!key_file.empty()) {
+    StatusOr<KeySource> key = KeySource::FromKeyFile(key_file);
+    if (!key.ok()) {
+      return Status::Invalid("cannot use the key file " + key_file + " (" + key.status().message() +
+                             "); give a readable file of at least 32 random bytes");
+    }
+    return key;
+  }
+  if (!passphrase_file.empty()) return ReadPassphraseFile(passphrase_file, names);
+  // The variable itself stays in the environment: it is the caller's, and mount.medvfs
+  // passes it on to medvfs.
+  if (const char* env = std::getenv(names.env); env != nullptr) {
+    if (*env == '\0') return EmptyPassphrase();
+    SecretString passphrase;
+    passphrase.value = env;
+    return KeySource::Passphrase(passphrase.value);
+  }
+  return PromptForPassphrase(names, confirm);
 }
 
 }  // namespace
+
+std::string HardenProcess() {
+  ::umask(077);
+  const char* allow = std::getenv("MEDVFS_ALLOW_CORE_DUMPS");
+  if (allow != nullptr && std::string_view(allow) == "1") return "";
+  if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    return "cannot disable core dumps (prctl: " + std::string(std::strerror(errno)) +
+           "); a crash could leave keys and patient data in a core file";
+  }
+  return "";
+}
 
 void AddKeyOptions(CLI::App* command, KeyOptions* options) {
   CLI::Option* key_file = command
@@ -193,23 +271,25 @@ void AddKeyOptions(CLI::App* command, KeyOptions* options) {
   key_file->excludes(passphrase_file);
 }
 
+void AddNewKeyOptions(CLI::App* command, NewKeyOptions* options) {
+  CLI::Option* key_file =
+      command
+          ->add_option("--new-key-file", options->key_file,
+                       "File whose bytes (at least 32) become the archive's key")
+          ->type_name("FILE");
+  CLI::Option* passphrase_file = command
+                                     ->add_option("--new-passphrase-file", options->passphrase_file,
+                                                  "File whose first line is the new passphrase")
+                                     ->type_name("FILE");
+  key_file->excludes(passphrase_file);
+}
+
 StatusOr<KeySource> ReadKey(const KeyOptions& options, bool confirm) {
-  if (!options.key_file.empty()) {
-    StatusOr<KeySource> key = KeySource::FromKeyFile(options.key_file);
-    if (!key.ok()) {
-      return Status::Invalid("cannot use the key file " + options.key_file + " (" +
-                             key.status().message() +
-                             "); give a readable file of at least 32 random bytes");
-    }
-    return key;
-  }
-  if (!options.passphrase_file.empty()) return ReadPassphraseFile(options.passphrase_file);
-  if (const char* env = std::getenv("MEDVFS_PASSPHRASE"); env != nullptr) {
-    std::string passphrase(env);
-    if (passphrase.empty()) return EmptyPassphrase();
-    return KeySource::Passphrase(std::move(passphrase));
-  }
-  return PromptForPassphrase(confirm);
+  return ReadAnyKey(options.key_file, options.passphrase_file, kCurrentKey, confirm);
+}
+
+StatusOr<KeySource> ReadNewKey(const NewKeyOptions& options) {
+  return ReadAnyKey(options.key_file, options.passphrase_file, kNewKey, /*confirm=*/true);
 }
 
 }  // namespace medvfs::tools

@@ -7,6 +7,7 @@
 
 #include "tools/cli_error.h"
 #include "tools/commands.h"
+#include "tools/key_input.h"
 
 #ifndef MEDVFS_VERSION
 #define MEDVFS_VERSION "unknown"
@@ -34,6 +35,10 @@ int ReportParseError(const CLI::App& app, const CLI::ParseError& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // umask 077 and no core dumps, before any key or patient data is touched (see key_input.h).
+  if (const std::string warning = medvfs::tools::HardenProcess(); !warning.empty()) {
+    std::cerr << "medvfs: warning: " << warning << std::endl;
+  }
   CLI::App app{"medvfs: a versioned, encrypted archive for medical images", "medvfs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", kVersionText, "Print the version and exit");

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/key_input.h"
+
 #ifndef MEDVFS_VERSION
 #define MEDVFS_VERSION "unknown"
 #endif
@@ -40,6 +42,11 @@ std::vector<std::string> MedvfsCandidates() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // umask 077 (inherited by medvfs) and no core dumps (see tools/key_input.h). exec() makes
+  // medvfs dumpable again, and it hardens itself first thing as well.
+  if (const std::string warning = medvfs::tools::HardenProcess(); !warning.empty()) {
+    std::cerr << "mount.medvfs: warning: " << warning << std::endl;
+  }
   std::vector<std::string> positional;
   std::string options;
   bool fake = false;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <system_error>
 
@@ -290,6 +291,31 @@ store::Caller CommandLineCaller() {
   caller.pid = static_cast<uint32_t>(getpid());
   caller.program = "medvfs";
   return caller;
+}
+
+bool RecordCommandLineAudit(store::Archive& archive, store::AuditEvent event,
+                            std::string_view what) {
+  const store::Caller caller = CommandLineCaller();
+  event.uid = caller.uid;
+  event.gid = caller.gid;
+  event.pid = caller.pid;
+  event.program = caller.program;
+  store::Status status = archive.RecordAudit(event);
+  if (status.ok()) return true;
+  std::cerr << "medvfs: warning: " << what << " could not be recorded in the audit log ("
+            << status.ToString() << ")" << std::endl;
+  return false;
+}
+
+void AuditCommandLineRead(store::Archive& archive, const FileTarget& target,
+                          std::string_view command, uint64_t version) {
+  store::AuditEvent event;
+  event.op = store::AuditOp::kCliRead;
+  event.path =
+      target.dir_in_archive == "/" ? "/" + target.name : target.dir_in_archive + "/" + target.name;
+  event.version = version;
+  event.detail = std::string(command);
+  RecordCommandLineAudit(archive, std::move(event), "the read");
 }
 
 }  // namespace medvfs::tools

@@ -100,4 +100,16 @@ ArchiveFile ResolveFileInArchiveOrFail(store::Archive& archive, const FileTarget
 // Who the command line acts as, for the versions and audit entries it makes.
 store::Caller CommandLineCaller();
 
+// Records `event` in the audit log as done by the command line (CommandLineCaller fills uid,
+// gid, pid and program). A failure to record is reported on stderr, naming `what`, and does not
+// stop the command; returns whether it was recorded.
+bool RecordCommandLineAudit(store::Archive& archive, store::AuditEvent event,
+                            std::string_view what);
+
+// Records in the audit log that `command` (e.g. "cat") read `version` of the target (0: no one
+// version, as for log) on an unmounted archive; through a mount the daemon records the reads
+// itself. A failure to record is reported on stderr and does not stop the command.
+void AuditCommandLineRead(store::Archive& archive, const FileTarget& target,
+                          std::string_view command, uint64_t version);
+
 }  // namespace medvfs::tools

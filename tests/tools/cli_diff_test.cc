@@ -32,11 +32,6 @@ std::string MissingTools() {
   return "";
 }
 
-std::string ReadBytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Width and height from a PNG's IHDR chunk; {0, 0} when it is not a PNG.
 std::pair<uint32_t, uint32_t> PngSize(const std::string& png) {
   if (png.size() < 24 || png.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 ||
@@ -142,7 +137,7 @@ TEST_F(CliDiffTest, LossyRecompressionDiffersInPixelsAndPicture) {
   const nlohmann::json* syntax = FindTag(diff, "TransferSyntaxUID");
   ASSERT_NE(syntax, nullptr) << diff["tags"].dump(2);
   EXPECT_EQ((*syntax)["tag_path"], "(0002,0010)");
-  EXPECT_EQ(PngSize(ReadBytes(png)), std::make_pair(3u * 64u, 64u));
+  EXPECT_EQ(PngSize(ReadAll(png)), std::make_pair(3u * 64u, 64u));
 }
 
 // rtdose.dcm: 15 frames of 10 x 10 unsigned 32-bit doses, Pixel Data last in the file. Five
@@ -150,7 +145,7 @@ TEST_F(CliDiffTest, LossyRecompressionDiffersInPixelsAndPicture) {
 TEST_F(CliDiffTest, MultiFramePictureShowsTheFirstDifferingFrame) {
   const std::filesystem::path rtdose = std::filesystem::path(kDicomSamples) / "rtdose.dcm";
   if (!std::filesystem::exists(rtdose)) GTEST_SKIP() << "rtdose.dcm is not installed";
-  std::string bytes = ReadBytes(rtdose);
+  std::string bytes = ReadAll(rtdose);
   constexpr size_t kFrameBytes = 10 * 10 * 4;
   ASSERT_GT(bytes.size(), 15 * kFrameBytes);
   const size_t frame3 = bytes.size() - 15 * kFrameBytes + 2 * kFrameBytes;
@@ -174,7 +169,7 @@ TEST_F(CliDiffTest, MultiFramePictureShowsTheFirstDifferingFrame) {
     EXPECT_EQ(frame["max_abs_difference"], is_changed_frame ? 1 : 0) << frame.dump();
   }
   EXPECT_EQ(diff["png_frame"], 3);
-  EXPECT_EQ(PngSize(ReadBytes(png)), std::make_pair(3u * 10u, 10u));
+  EXPECT_EQ(PngSize(ReadAll(png)), std::make_pair(3u * 10u, 10u));
 
   RunResult chosen = Medvfs(
       {"diff", InArchive("/dose.dcm"), "1", "2", "--json", "--png", png.string(), "--frame", "7"});
@@ -271,7 +266,7 @@ class CliDiffMountTest : public CliMountTest {
 
 TEST_F(CliDiffMountTest, DiffThroughTheMountAndTheDiffView) {
   const std::filesystem::path scan = mnt_ / "scan.dcm";
-  Save(scan, ReadBytes(kMrSmall));
+  Save(scan, ReadAll(kMrSmall));
   RunResult modify = RunProgram({FindProgram("dcmodify"), "-nb", "-m", "PatientName=Doe^Jane", "-i",
                                  "(0009,0010)=ACME", scan.string()});
   ASSERT_EQ(modify.exit_code, 0) << modify.err;
@@ -297,7 +292,7 @@ TEST_F(CliDiffMountTest, DiffThroughTheMountAndTheDiffView) {
   }
   EXPECT_EQ(view, Medvfs({"diff", scan.string(), "1", "2"}, NoKey()).out);
   EXPECT_EQ(std::filesystem::file_size(meta / "v2" / "diff"), view.size());
-  EXPECT_THAT(ReadBytes(meta / "v1" / "diff"), HasSubstr("first version"));
+  EXPECT_THAT(ReadAll(meta / "v1" / "diff"), HasSubstr("first version"));
   bool listed = false;
   for (const auto& entry : std::filesystem::directory_iterator(meta / "v2")) {
     listed = listed || entry.path().filename() == "diff";

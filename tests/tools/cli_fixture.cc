@@ -183,4 +183,9 @@ std::string SnapshotTree(const std::filesystem::path& root) {
   return out;
 }
 
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 }  // namespace medvfs::testing

@@ -81,4 +81,7 @@ void DcmodifyCopy(const std::filesystem::path& source, const std::filesystem::pa
 // mean the tree was not touched.
 std::string SnapshotTree(const std::filesystem::path& root);
 
+// The whole file; empty when it cannot be read.
+std::string ReadAll(const std::filesystem::path& path);
+
 }  // namespace medvfs::testing

@@ -1,4 +1,5 @@
 // The `medvfs` command line on unmounted archives, run as a subprocess.
+#include <algorithm>
 #include <fstream>
 #include <string>
 
@@ -16,6 +17,7 @@ namespace medvfs::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Sha(const std::string& content) { return store::HexEncode(store::Sha256Of(content)); }
 
@@ -151,7 +153,10 @@ TEST_F(CliTest, ShortKeyFileIsRefused) {
 TEST_F(CliTest, WrongPassphraseIsRefusedAndChangesNothing) {
   InitArchive();
   Populate({"write:/scan.dcm=first", "write:/scan.dcm=second"});
-  std::string before = SnapshotTree(archive_);
+  // The database and the key slot stay untouched; the refused attempt is only noted beside
+  // them (failed-unlocks), for the audit log at the next unlock.
+  const std::string before = SnapshotTree(archive_ / "db") + ReadAll(archive_ / "keyslot");
+  size_t attempts = 0;
   RunOptions wrong = Options();
   wrong.env["MEDVFS_PASSPHRASE"] = "not the passphrase";
   for (const std::vector<std::string>& args :
@@ -167,7 +172,12 @@ TEST_F(CliTest, WrongPassphraseIsRefusedAndChangesNothing) {
     EXPECT_TRUE(IsOneLineError(result)) << args[0];
     EXPECT_THAT(result.err, HasSubstr("the passphrase does not unlock this archive")) << args[0];
     EXPECT_TRUE(result.out.empty()) << args[0];
-    EXPECT_EQ(SnapshotTree(archive_), before) << args[0];
+    EXPECT_EQ(SnapshotTree(archive_ / "db") + ReadAll(archive_ / "keyslot"), before) << args[0];
+    ++attempts;
+    const std::string noted = ReadAll(archive_ / "failed-unlocks");
+    EXPECT_EQ(static_cast<size_t>(std::count(noted.begin(), noted.end(), '\n')), attempts);
+    EXPECT_THAT(noted, Not(HasSubstr("not the passphrase")));
+    EXPECT_THAT(noted, Not(HasSubstr("scan.dcm")));
   }
 }
 

@@ -7,6 +7,8 @@
 //     big:/a/f=BYTES       the same with BYTES bytes of PatternBytes, written in 1 MiB pieces
 //     file:/a/f=LOCAL      the same with the bytes of the local file LOCAL (e.g. a DICOM sample)
 //     rm:/a/f              unlink (leaves a delete marker)
+//     mv:/a/f=/b/g         rename
+//     chmod:/a/f=0640      change the permission bits (octal)
 // The key is MEDVFS_PASSPHRASE unless --key-file is given. Exits 0, or 1 with a reason.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -106,6 +108,18 @@ Status Apply(Archive& archive, std::string_view op) {
     return archive.MakeDir(parent->ino, parent->name, 0755, TestCaller()).status();
   }
   if (kind == "rm") return archive.Unlink(parent->ino, parent->name, TestCaller());
+  if (kind == "mv") {
+    auto to = ResolveParent(archive, value);
+    if (!to.ok()) return to.status();
+    return archive.Rename(parent->ino, parent->name, to->ino, to->name, 0, TestCaller());
+  }
+  if (kind == "chmod") {
+    auto attr = archive.Lookup(parent->ino, parent->name);
+    if (!attr.ok()) return attr.status();
+    medvfs::store::SetAttrRequest request;
+    request.mode = static_cast<uint32_t>(std::strtoul(std::string(value).c_str(), nullptr, 8));
+    return archive.SetAttr(attr->ino, request, TestCaller()).status();
+  }
   return Status::Invalid("unknown op");
 }
 

@@ -1,0 +1,114 @@
+// `medvfs verify`: exit codes and messages on a clean and on a damaged archive.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "store/kv_store.h"
+#include "tests/tools/cli_fixture.h"
+
+namespace medvfs::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class CliVerifyTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    InitArchive();
+    Populate({"mkdir:/ct", "big:/ct/scan.dcm=700000", "write:/report.txt=a short report",
+              "write:/report.txt=a second report", "write:/gone.txt=x", "rm:/gone.txt"});
+  }
+
+  // Flips one byte of the smallest stored chunk: report.txt's first version is the smallest.
+  void DamageSmallestChunk() {
+    auto kv = store::KvStore::Open(archive_ / "db", {});
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    std::string key;
+    std::string value;
+    ASSERT_TRUE((*kv)
+                    ->Scan(store::Family::kChunks, "",
+                           [&](std::string_view k, std::string_view v) {
+                             if (value.empty() || v.size() < value.size()) {
+                               key = k;
+                               value = v;
+                             }
+                             return true;
+                           })
+                    .ok());
+    ASSERT_FALSE(value.empty());
+    value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x01);
+    ASSERT_TRUE((*kv)->Put(store::Family::kChunks, key, value, /*sync=*/true).ok());
+  }
+};
+
+TEST_F(CliVerifyTest, CleanArchiveExitsZero) {
+  RunResult run = Medvfs({"verify", archive_.string()});
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_THAT(run.out, HasSubstr("no damage found"));
+  EXPECT_THAT(run.out, HasSubstr("checked: "));
+  EXPECT_THAT(run.out, Not(HasSubstr("error:")));
+  EXPECT_THAT(run.err, Not(HasSubstr("verify: content")));  // no progress when not a terminal
+
+  RunResult quiet = Medvfs({"verify", "--quiet", archive_.string()});
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.out, "");
+
+  RunResult json = Medvfs({"verify", "--json", archive_.string()});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  nlohmann::json parsed = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << json.out;
+  EXPECT_EQ(parsed["clean"], true);
+  EXPECT_EQ(parsed["errors"], 0);
+  EXPECT_EQ(parsed["files"], 3);
+  EXPECT_EQ(parsed["content_bytes"], 700000 + 14 + 15 + 1);
+}
+
+TEST_F(CliVerifyTest, DamagedChunkExitsOneAndNamesFileAndVersion) {
+  DamageSmallestChunk();
+  RunResult run = Medvfs({"verify", archive_.string()});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_THAT(run.out, HasSubstr("error: /gone.txt v1: chunk 1 of 1 failed authentication"));
+  EXPECT_THAT(run.out, HasSubstr("1 errors"));
+  EXPECT_THAT(run.out, Not(HasSubstr("/ct/scan.dcm")));
+
+  RunResult json = Medvfs({"verify", "--json", archive_.string()});
+  EXPECT_EQ(json.exit_code, 1) << json.err;
+  nlohmann::json parsed = nlohmann::json::parse(json.out, nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << json.out;
+  EXPECT_EQ(parsed["clean"], false);
+  ASSERT_EQ(parsed["problems"].size(), 1u) << json.out;
+  EXPECT_EQ(parsed["problems"][0]["where"], "/gone.txt v1");
+  EXPECT_EQ(parsed["problems"][0]["severity"], "error");
+
+  RunResult quiet = Medvfs({"verify", "-q", archive_.string()});
+  EXPECT_EQ(quiet.exit_code, 1);
+  EXPECT_THAT(quiet.out, HasSubstr("error: /gone.txt v1: chunk 1 of 1"));
+  EXPECT_THAT(quiet.out, Not(HasSubstr("checked:")));
+}
+
+TEST_F(CliVerifyTest, WrongKeyAndBadArguments) {
+  RunOptions wrong = Options();
+  wrong.env["MEDVFS_PASSPHRASE"] = "not the passphrase";
+  RunResult run = Medvfs({"verify", archive_.string()}, wrong);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_TRUE(IsOneLineError(run));
+  EXPECT_THAT(run.err, HasSubstr("passphrase"));
+
+  RunResult missing = Medvfs({"verify", (dir_ / "nowhere").string()});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_TRUE(IsOneLineError(missing));
+
+  RunResult usage = Medvfs({"verify"});
+  EXPECT_EQ(usage.exit_code, 2);
+  RunResult unknown = Medvfs({"verify", "--frobnicate", archive_.string()});
+  EXPECT_EQ(unknown.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace medvfs::testing
