@@ -91,7 +91,7 @@ void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr) {
   e.ino = attr.ino;
   e.attr = ToStat(attr);
   e.attr_timeout = fs.config().timeout_s;
-  e.entry_timeout = fs.config().timeout_s;
+  e.entry_timeout = EntryTimeout(fs);
   // A reply the kernel did not take (interrupted request) added no lookup.
   if (fuse_reply_entry(req, &e) != 0) fs.archive().Forget(attr.ino, 1);
 }
@@ -104,16 +104,23 @@ double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view) {
   return fs.config().timeout_s;
 }
 
+double EntryTimeout(const Filesystem& fs) {
+  // Under daemon-side checks a cached entry would let a path walk skip lookup, and with it
+  // the search permission check of the caller at hand.
+  return Enforcing(fs) ? 0.0 : fs.config().timeout_s;
+}
+
 double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view) {
   // What a name resolves to under .meta and @patients changes with the live tree.
   if (ResolvesAgainstLiveTree(view)) return 0.0;
-  return fs.config().timeout_s;
+  return EntryTimeout(fs);
 }
 
-store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view) {
+store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view,
+                             std::string audit_path) {
   MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
   fuse_entry_param e{};
-  e.ino = fs.nodes().Acquire(view);
+  e.ino = fs.nodes().Acquire(view, std::move(audit_path));
   e.attr = ToStat(attr);
   e.attr_timeout = ViewTimeout(fs, view);
   e.entry_timeout = ViewEntryTimeout(fs, view);
@@ -124,7 +131,7 @@ store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescripto
 bool IsReadOnlyOp(std::string_view op) {
   static constexpr std::string_view kReadOnly[] = {"lookup",    "getattr",  "statfs",   "opendir",
                                                    "readdir",   "read",     "readlink", "getxattr",
-                                                   "listxattr", "fsyncdir", "write"};
+                                                   "listxattr", "fsyncdir", "write",    "access"};
   // write only fills a pending version: the flush, fsync or release that commits it counts.
   for (std::string_view name : kReadOnly) {
     if (op == name) return true;
@@ -183,6 +190,7 @@ fuse_lowlevel_ops MakeOps() {
   AddFileOps(ops);
   AddLinkOps(ops);
   AddXattrOps(ops);
+  AddAccessOps(ops);
   return ops;
 }
 

@@ -57,6 +57,8 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
       options->read_only = false;
     } else if (option == "allow_other") {
       options->allow_other = true;
+    } else if (option == "accept_rollback") {
+      options->accept_rollback = true;
     } else if (option.starts_with("versions=")) {
       const std::string_view value = std::string_view(option).substr(9);
       if (value == "visible") {
@@ -80,8 +82,11 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
 }
 
 std::string FuseOptionString(const MountOptions& options, std::string_view archive_path) {
-  std::string out =
-      "default_permissions,fsname=" + EscapeOptionValue(archive_path) + ",subtype=medvfs";
+  // With allow_other the kernel must let every request through to the daemon, which checks
+  // permissions itself and records the denials; without it only the mounting user gets in and
+  // the kernel's own checks are enough (and cheaper).
+  std::string out = options.allow_other ? std::string() : std::string("default_permissions,");
+  out += "fsname=" + EscapeOptionValue(archive_path) + ",subtype=medvfs";
   if (options.read_only) out += ",ro";
   if (options.allow_other) out += ",allow_other";
   for (const std::string& option : options.fuse_options) {

@@ -13,9 +13,13 @@ struct MountOptions {
   // Mounts read-only: the archive is opened read-only and the kernel refuses writes with EROFS.
   // Default: false.
   bool read_only = false;
-  // Lets other users than the one mounting use the mount (POSIX permissions still apply, as
-  // default_permissions is always on). Default: false.
+  // Lets other users than the one mounting use the mount. POSIX permissions still apply: the
+  // daemon checks them itself (instead of the kernel's default_permissions) so that every
+  // denial is recorded in the audit log. Default: false.
   bool allow_other = false;
+  // Opens the archive even though it is older than the last state this host saw (a backup put
+  // back on purpose); the mount records that in the audit log. Default: false (refused).
+  bool accept_rollback = false;
   // versions=visible: readdir lists @version in every directory (and .meta in history
   // directories). Default: hidden.
   bool versions_visible = false;
@@ -33,9 +37,10 @@ struct MountOptions {
 // kInvalid for an empty key file name and bad values of versions=.
 store::Status ParseMountOptions(std::string_view list, MountOptions* options);
 
-// The option string given to libfuse: always default_permissions, fsname=<archive path>
-// and subtype=medvfs (so /proc/mounts shows "fuse.medvfs"), then ro and allow_other as set,
-// then the pass-through options. Commas and backslashes inside values are escaped.
+// The option string given to libfuse: fsname=<archive path> and subtype=medvfs (so
+// /proc/mounts shows "fuse.medvfs"), default_permissions unless allow_other (then the daemon
+// checks permissions itself, see fs/access.h), ro and allow_other as set, then the
+// pass-through options. Commas and backslashes inside values are escaped.
 std::string FuseOptionString(const MountOptions& options, std::string_view archive_path);
 
 }  // namespace medvfs::fs

@@ -2,17 +2,25 @@
 
 namespace medvfs::fs {
 
-uint64_t NodeTable::Acquire(const ViewDescriptor& view) {
+uint64_t NodeTable::Acquire(const ViewDescriptor& view, std::string audit_path) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_view_.find(view);
   if (it != by_view_.end()) {
-    ++by_id_[it->second].lookups;
+    Node& node = by_id_[it->second];
+    ++node.lookups;
+    if (!audit_path.empty()) node.audit_path = std::move(audit_path);
     return it->second;
   }
   const uint64_t id = next_id_++;
   by_view_.emplace(view, id);
-  by_id_.emplace(id, Node{view, 1});
+  by_id_.emplace(id, Node{view, 1, std::move(audit_path)});
   return id;
+}
+
+std::string NodeTable::AuditPath(uint64_t nodeid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_id_.find(nodeid);
+  return it == by_id_.end() ? std::string() : it->second.audit_path;
 }
 
 std::optional<ViewDescriptor> NodeTable::Get(uint64_t nodeid) const {

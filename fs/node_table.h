@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <unordered_map>
 
 #include "fs/views.h"
@@ -20,9 +21,12 @@ inline bool IsViewNode(uint64_t nodeid) { return nodeid >= kFirstViewNodeId; }
 class NodeTable {
  public:
   // The node id of `view`, allocated on first use; adds one lookup (one fuse_reply_entry).
-  uint64_t Acquire(const ViewDescriptor& view);
+  // `audit_path` (when not empty) replaces the path the audit log names the node by.
+  uint64_t Acquire(const ViewDescriptor& view, std::string audit_path = {});
   // The descriptor behind a view node id; nullopt if the kernel forgot it (or never had it).
   std::optional<ViewDescriptor> Get(uint64_t nodeid) const;
+  // The audit path given at the last Acquire ("" if none, or if the node is forgotten).
+  std::string AuditPath(uint64_t nodeid) const;
   // Drops `lookups` lookups; the node id is freed when none remain.
   void Forget(uint64_t nodeid, uint64_t lookups);
   size_t size() const;
@@ -31,6 +35,7 @@ class NodeTable {
   struct Node {
     ViewDescriptor view;
     uint64_t lookups = 0;
+    std::string audit_path;
   };
   // Lock order: a leaf; nothing else is locked while holding it.
   mutable std::mutex mu_;

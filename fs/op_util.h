@@ -17,9 +17,11 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/access.h"
 #include "fs/filesystem.h"
 #include "fs/views.h"
 #include "store/archive.h"
+#include "store/audit.h"
 #include "store/status.h"
 
 namespace medvfs::fs::internal {
@@ -73,13 +75,60 @@ store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid);
 
 // Replies an entry for a real node (attr.ino is the node id).
 void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr);
-// Registers `entry.view` in the node table and replies its entry.
-store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view);
+// Registers `view` in the node table (with the path the audit log names it by) and replies
+// its entry.
+store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view,
+                             std::string audit_path);
+// Entry timeout for real nodes: 0 when the daemon checks permissions (every path walk must
+// reach lookup), else the configured timeout.
+double EntryTimeout(const Filesystem& fs);
 // Attribute timeout for a view node: 0 for versions.tsv, history directories, metadata views
 // and the patient index, whose attributes change with the live file.
 double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view);
 // Entry timeout for a view node: 0 for metadata views and the patient index.
 double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view);
+
+// --- Permissions and audit (fs/ops_access.cc) --------------------------------------------
+// The daemon checks permissions itself (FsConfig::check_permissions).
+inline bool Enforcing(const Filesystem& fs) { return fs.config().check_permissions; }
+
+// The requester's credentials; supplementary groups are read (fuse_req_getgroups) on first need.
+Credentials CredentialsOf(fuse_req_t req);
+
+// Attributes of a real or a view node.
+store::StatusOr<store::Attr> NodeAttr(Filesystem& fs, fuse_ino_t node);
+
+// How the audit log names things. A real node: its path from the root ("/ct/a.dcm"). A view
+// node: the path of the live file or directory it shows (where it was last linked if deleted),
+// the view part going to the entry's detail and version (see man/medvfs-views.7); the
+// patient index: "/@patients/<PatientID>/<study>". "" when the store cannot tell.
+std::string AuditPathOf(Filesystem& fs, fuse_ino_t node);
+// `name` in directory `parent`.
+std::string AuditPathOf(Filesystem& fs, fuse_ino_t parent, std::string_view name);
+// The audit path of view `child`, found as `name` in view `parent` whose audit path is
+// `parent_path`.
+std::string ChildAuditPath(const ViewDescriptor& parent, const std::string& parent_path,
+                           const ViewEntry& child);
+// What reading view node `node` records: kReadVersion (version, detail "@version"), kReadMeta
+// (version, 0 for the current one; detail: "tags/PatientName", "dicom.json", "diff"...) or,
+// for a directory, kListDir (detail: the view, e.g. "@version", ".meta").
+store::AuditEvent ViewReadEvent(Filesystem& fs, fuse_ino_t node, const ViewDescriptor& view);
+
+// Records `event` (time: now) with the requester as caller. Never fails the operation: a
+// failure is logged, without the path, and dropped.
+void RecordAudit(fuse_req_t req, Filesystem& fs, store::AuditEvent event);
+
+// Passes `check` through; a denial (kAccess, kPermission) is recorded first, as `denied` with
+// the errno as result.
+store::Status AuditDenial(fuse_req_t req, Filesystem& fs, store::Status check,
+                          store::AuditEvent denied);
+
+// With Enforcing: `mask` (kMay* bits) on node `node` for the requester, a denial recorded as
+// `op` on the node's path (or on `name` inside it, when given) with `detail`. Ok without
+// Enforcing.
+store::Status RequireAccess(fuse_req_t req, Filesystem& fs, fuse_ino_t node, int mask,
+                            store::AuditOp op, std::string_view name = {},
+                            std::string_view detail = {});
 
 // Refusals shared by the namespace handlers.
 store::Status ViewIsReadOnly();
@@ -108,10 +157,11 @@ struct OpenDir {
 inline OpenDir* DirOf(fuse_file_info* fi) { return reinterpret_cast<OpenDir*>(fi->fh); }
 
 // Each operation family fills its part of the table.
-void AddAttrOps(fuse_lowlevel_ops& ops);   // fs/ops_attr.cc
-void AddDirOps(fuse_lowlevel_ops& ops);    // fs/ops_dir.cc
-void AddFileOps(fuse_lowlevel_ops& ops);   // fs/ops_file.cc
-void AddLinkOps(fuse_lowlevel_ops& ops);   // fs/ops_link.cc
-void AddXattrOps(fuse_lowlevel_ops& ops);  // fs/ops_xattr.cc
+void AddAttrOps(fuse_lowlevel_ops& ops);    // fs/ops_attr.cc
+void AddDirOps(fuse_lowlevel_ops& ops);     // fs/ops_dir.cc
+void AddFileOps(fuse_lowlevel_ops& ops);    // fs/ops_file.cc
+void AddLinkOps(fuse_lowlevel_ops& ops);    // fs/ops_link.cc
+void AddXattrOps(fuse_lowlevel_ops& ops);   // fs/ops_xattr.cc
+void AddAccessOps(fuse_lowlevel_ops& ops);  // fs/ops_access.cc
 
 }  // namespace medvfs::fs::internal

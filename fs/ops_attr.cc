@@ -1,6 +1,9 @@
 // getattr, setattr, statfs.
 #include <sys/statvfs.h>
 
+#include <cstdio>
+#include <string>
+
 #include "fs/op_util.h"
 
 namespace medvfs::fs::internal {
@@ -36,6 +39,13 @@ Status SetViewAttr(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, const struct 
   MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
   if (view.kind != ViewKind::kNoteFile) return ViewIsReadOnly();
   if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
+  if (Enforcing(fs) && fi == nullptr) {
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr current, ViewAttr(fs.archive(), view));
+    store::AuditEvent denied = ViewReadEvent(fs, ino, view);
+    denied.op = store::AuditOp::kTruncate;
+    MEDVFS_RETURN_IF_ERROR(AuditDenial(req, fs, CheckAccess(CredentialsOf(req), current, kMayWrite),
+                                       std::move(denied)));
+  }
   OpenFile* file = fi != nullptr ? FileOf(fi) : nullptr;
   MEDVFS_RETURN_IF_ERROR(TruncateNote(fs.archive(), view,
                                       file != nullptr ? file->handle.get() : nullptr,
@@ -70,13 +80,54 @@ store::SetAttrRequest ToRequest(const struct stat& attr, int to_set) {
   return request;
 }
 
+// With Enforcing: chmod, chown, truncate and utimens rules (fs/access.h), which may also drop
+// S_ISGID from request->mode. A denial is recorded as the change it refused.
+Status CheckSetAttrRequest(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, int to_set,
+                           bool through_handle, store::SetAttrRequest* request) {
+  if (!Enforcing(fs)) return Status::Ok();
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr current, fs.archive().GetAttr(ino));
+  AttrChange change;
+  change.mode = request->mode;
+  change.uid = request->uid;
+  change.gid = request->gid;
+  change.size = request->size.has_value();
+  change.size_through_handle = change.size && through_handle;
+  change.times = request->atime_ns.has_value() || request->mtime_ns.has_value();
+  change.times_now =
+      (to_set & FUSE_SET_ATTR_ATIME_NOW) != 0 && (to_set & FUSE_SET_ATTR_MTIME_NOW) != 0;
+  const Status check = CheckSetAttr(CredentialsOf(req), current, &change);
+  if (check.ok()) {
+    request->mode = change.mode;
+    return check;
+  }
+  store::AuditEvent denied;
+  denied.path = AuditPathOf(fs, ino);
+  if (request->uid || request->gid) {
+    denied.op = store::AuditOp::kChown;
+    denied.detail = std::to_string(request->uid.value_or(current.uid)) + ":" +
+                    std::to_string(request->gid.value_or(current.gid));
+  } else if (request->mode) {
+    char octal[16];
+    std::snprintf(octal, sizeof(octal), "%04o", *request->mode & 07777);
+    denied.op = store::AuditOp::kChmod;
+    denied.detail = octal;
+  } else if (request->size) {
+    denied.op = store::AuditOp::kTruncate;
+    denied.detail = std::to_string(*request->size);
+  } else {
+    denied.op = store::AuditOp::kSetTimes;
+  }
+  return AuditDenial(req, fs, check, std::move(denied));
+}
+
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   RunOp(req, "setattr", ino, [&]() -> Status {
     Filesystem& fs = Fs(req);
     if (IsViewNode(ino)) return SetViewAttr(req, fs, ino, *attr, to_set, fi);
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh,
-                            fs.archive().SetAttr(ino, ToRequest(*attr, to_set), CallerOf(req)));
+    store::SetAttrRequest request = ToRequest(*attr, to_set);
+    MEDVFS_RETURN_IF_ERROR(CheckSetAttrRequest(req, fs, ino, to_set, fi != nullptr, &request));
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh, fs.archive().SetAttr(ino, request, CallerOf(req)));
     // ftruncate on a handle joins that handle's pending version: its close commits it.
     if (fi != nullptr && (to_set & FUSE_SET_ATTR_SIZE)) FileOf(fi)->wrote = true;
     const struct stat st = ToStat(fresh);

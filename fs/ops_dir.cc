@@ -11,15 +11,23 @@ using store::Status;
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "lookup", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
+    // Search permission on the directory, as every step of a path walk needs.
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, parent, kMayExec, store::AuditOp::kListDir, name, "lookup"));
     if (IsViewNode(parent)) {
       MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, parent));
       MEDVFS_ASSIGN_OR_RETURN(ViewEntry child, ResolveViewChildCached(fs, view, name));
-      return ReplyViewEntry(req, fs, child.view);
+      return ReplyViewEntry(req, fs, child.view,
+                            ChildAuditPath(view, fs.nodes().AuditPath(parent), child));
     }
-    if (name == kVersionDirName) return ReplyViewEntry(req, fs, VersionRootOf(parent));
-    if (name == kMetaDirName) return ReplyViewEntry(req, fs, LiveMetaRootOf(parent));
+    if (name == kVersionDirName) {
+      return ReplyViewEntry(req, fs, VersionRootOf(parent), AuditPathOf(fs, parent));
+    }
+    if (name == kMetaDirName) {
+      return ReplyViewEntry(req, fs, LiveMetaRootOf(parent), AuditPathOf(fs, parent));
+    }
     if (parent == FUSE_ROOT_ID && name == kPatientsDirName) {
-      return ReplyViewEntry(req, fs, PatientsRoot());
+      return ReplyViewEntry(req, fs, PatientsRoot(), "/" + std::string(kPatientsDirName));
     }
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(parent, name));
     ReplyRealEntry(req, fs, attr);
@@ -50,6 +58,8 @@ void MakeDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   RunOp(req, "mkdir", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kMkdir, name));
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
                             fs.archive().MakeDir(parent, name, mode & 07777, CallerOf(req)));
     ReplyRealEntry(req, fs, attr);
@@ -61,6 +71,8 @@ void RemoveDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "rmdir", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kRmdir, name));
     MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveDir(parent, name, CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
@@ -103,15 +115,28 @@ void OpenDirectory(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     auto dir = std::make_unique<OpenDir>();
     // "." and "..": d_ino of ".." is not used by the kernel; the directory's own is harmless.
     uint64_t self = ino;
+    store::AuditEvent listed;
     if (IsViewNode(ino)) {
       MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
       self = StableViewIno(view);
+      listed = ViewReadEvent(fs, ino, view);
+    } else {
+      listed.op = store::AuditOp::kListDir;
+      listed.path = AuditPathOf(fs, ino);
+    }
+    if (Enforcing(fs)) {
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, NodeAttr(fs, ino));
+      MEDVFS_RETURN_IF_ERROR(
+          AuditDenial(req, fs, CheckAccess(CredentialsOf(req), attr, kMayRead), listed));
     }
     dir->items.push_back(DirItem{".", self, S_IFDIR});
     dir->items.push_back(DirItem{"..", self, S_IFDIR});
     MEDVFS_RETURN_IF_ERROR(IsViewNode(ino) ? ListViewDir(fs, ino, &dir->items)
                                            : ListRealDir(fs, ino, &dir->items));
     fi->fh = reinterpret_cast<uint64_t>(dir.get());
+    // Names are patient data: every listing is recorded (before the reply, so that an entry
+    // exists once the caller has the names).
+    RecordAudit(req, fs, std::move(listed));
     if (fuse_reply_open(req, fi) == 0) dir.release();
     return Status::Ok();
   });

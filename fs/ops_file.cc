@@ -16,11 +16,31 @@ namespace {
 using store::Status;
 
 bool OpensForWriting(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
+bool OpensForReading(int flags) { return (flags & O_ACCMODE) != O_WRONLY; }
+
+// What opening live file `attr` with `flags` records.
+store::AuditEvent LiveOpenEvent(Filesystem& fs, const store::Attr& attr, int flags) {
+  store::AuditEvent event;
+  event.op = OpensForWriting(flags) ? store::AuditOp::kOpenWrite : store::AuditOp::kOpenRead;
+  event.path = AuditPathOf(fs, attr.ino);
+  event.version = attr.version;
+  return event;
+}
+
+// With Enforcing: may the requester open live file `attr` with `flags`? A denial is recorded.
+Status CheckLiveOpen(fuse_req_t req, Filesystem& fs, const store::Attr& attr, int flags) {
+  if (!Enforcing(fs)) return Status::Ok();
+  const Status check = CheckAccess(CredentialsOf(req), attr, OpenMask(flags));
+  if (check.ok()) return check;
+  return AuditDenial(req, fs, check, LiveOpenEvent(fs, attr, flags));
+}
 
 void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   RunOp(req, "mknod", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kCreate, name));
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
                             fs.archive().MakeNode(parent, name, mode, rdev, CallerOf(req)));
     ReplyRealEntry(req, fs, attr);
@@ -32,14 +52,29 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
   RunOp(req, "create", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kCreate, name));
     store::Archive& archive = fs.archive();
     const store::Caller caller = CallerOf(req);
     auto made = archive.MakeNode(parent, name, S_IFREG | (mode & 07777), 0, caller);
+    bool existed = false;
     if (!made.ok() && made.status().code() == store::Code::kExists && !(fi->flags & O_EXCL)) {
       made = archive.Lookup(parent, name);  // created meanwhile by someone else: open it
+      existed = made.ok();
     }
     if (!made.ok()) return made.status();
     const store::Attr attr = *made;
+    if (existed) {
+      // An open of an existing file: its permissions apply, and it is recorded like an open
+      // (a new file's creation is the store's own entry).
+      const int open_flags = fi->flags & ~(O_CREAT | O_EXCL);
+      const Status allowed = CheckLiveOpen(req, fs, attr, open_flags);
+      if (!allowed.ok()) {
+        archive.Forget(attr.ino, 1);
+        return allowed;
+      }
+      RecordAudit(req, fs, LiveOpenEvent(fs, attr, open_flags));
+    }
     auto handle = archive.Open(attr.ino, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), caller);
     if (!handle.ok()) {
       archive.Forget(attr.ino, 1);
@@ -54,7 +89,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     e.ino = attr.ino;
     e.attr = ToStat(attr);
     e.attr_timeout = fs.config().timeout_s;
-    e.entry_timeout = fs.config().timeout_s;
+    e.entry_timeout = EntryTimeout(fs);
     fs.TrackFile(file.get());
     if (fuse_reply_create(req, &e, fi) == 0) {
       file.release();
@@ -71,6 +106,15 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
 Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi,
                 OpenFile* file) {
   MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+  store::AuditEvent event = ViewReadEvent(fs, ino, view);
+  if (Enforcing(fs)) {
+    // Each version carries the owner and mode the file had when it was made.
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
+    store::AuditEvent denied = event;
+    if (!OpensForReading(fi->flags)) denied.op = store::AuditOp::kOpenWrite;
+    MEDVFS_RETURN_IF_ERROR(AuditDenial(
+        req, fs, CheckAccess(CredentialsOf(req), attr, OpenMask(fi->flags)), std::move(denied)));
+  }
   if (OpensForWriting(fi->flags)) {
     if (view.kind != ViewKind::kNoteFile) return ViewIsReadOnly();
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
@@ -88,6 +132,8 @@ Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* 
   } else {
     fi->keep_cache = 1;  // a stored version never changes
   }
+  // A note opened only for writing is recorded by the store when its text is committed.
+  if (OpensForReading(fi->flags)) RecordAudit(req, fs, std::move(event));
   return Status::Ok();
 }
 
@@ -99,9 +145,13 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       MEDVFS_RETURN_IF_ERROR(OpenView(fs, req, ino, fi, file.get()));
     } else {
       file->writable = OpensForWriting(fi->flags);
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().GetAttr(ino));
+      MEDVFS_RETURN_IF_ERROR(CheckLiveOpen(req, fs, attr, fi->flags));
       if (file->writable && fs.config().read_only) return Status::ReadOnly("mounted read-only");
       file->opener = CallerOf(req);
       MEDVFS_ASSIGN_OR_RETURN(file->handle, fs.archive().Open(ino, fi->flags, file->opener));
+      // One entry per open(2), never per read.
+      RecordAudit(req, fs, LiveOpenEvent(fs, attr, fi->flags));
     }
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     fs.TrackFile(file.get());

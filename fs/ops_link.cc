@@ -1,17 +1,54 @@
 // symlink, readlink, link, unlink, rename.
 #include <linux/fs.h>
 
+#include <optional>
+
 #include "fs/op_util.h"
 
 namespace medvfs::fs::internal {
 namespace {
 
+using store::AuditOp;
 using store::Status;
+
+constexpr int kWriteAndSearch = kMayWrite | kMayExec;
+
+// The live node bound to `name` in `dir`, if any.
+store::StatusOr<std::optional<store::Attr>> LiveAttrOf(Filesystem& fs, fuse_ino_t dir,
+                                                       const char* name) {
+  auto record = fs.archive().ResolveName(dir, name);
+  if (!record.ok()) {
+    if (record.status().code() == store::Code::kNotFound) return std::optional<store::Attr>();
+    return record.status();
+  }
+  if (!record->live()) return std::optional<store::Attr>();
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().GetAttr(record->ino));
+  return std::optional<store::Attr>(attr);
+}
+
+// vfs_rename's checks beyond both directories' w and x (fs/access.h).
+Status CheckRenameSides(fuse_req_t req, Filesystem& fs, fuse_ino_t parent, const char* name,
+                        fuse_ino_t new_parent, const char* new_name, unsigned int flags) {
+  if (!Enforcing(fs) || parent == new_parent) return Status::Ok();
+  MEDVFS_ASSIGN_OR_RETURN(std::optional<store::Attr> source, LiveAttrOf(fs, parent, name));
+  if (!source) return Status::NotFound("no such entry");
+  MEDVFS_ASSIGN_OR_RETURN(std::optional<store::Attr> target, LiveAttrOf(fs, new_parent, new_name));
+  store::AuditEvent denied;
+  denied.op = AuditOp::kRename;
+  denied.path = AuditPathOf(fs, parent, name);
+  denied.target_path = AuditPathOf(fs, new_parent, new_name);
+  return AuditDenial(
+      req, fs,
+      CheckRenameNodes(CredentialsOf(req), *source, target, false, (flags & RENAME_EXCHANGE) != 0),
+      std::move(denied));
+}
 
 void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
   RunOp(req, "symlink", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kSymlink, name));
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
                             fs.archive().MakeSymlink(parent, name, target, CallerOf(req)));
     ReplyRealEntry(req, fs, attr);
@@ -41,6 +78,17 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
     if (IsViewNode(ino)) {
       return Status(store::Code::kCrossDevice, "history files cannot be linked into the tree");
     }
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, new_parent, kWriteAndSearch, AuditOp::kLink, new_name));
+    if (Enforcing(fs)) {
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr source, fs.archive().GetAttr(ino));
+      store::AuditEvent denied;
+      denied.op = AuditOp::kLink;
+      denied.path = AuditPathOf(fs, ino);
+      denied.target_path = AuditPathOf(fs, new_parent, new_name);
+      MEDVFS_RETURN_IF_ERROR(
+          AuditDenial(req, fs, CheckLinkSource(CredentialsOf(req), source), std::move(denied)));
+    }
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
                             fs.archive().Link(ino, new_parent, new_name, CallerOf(req)));
     ReplyRealEntry(req, fs, attr);
@@ -52,6 +100,8 @@ void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "unlink", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
+    // The sticky bit is the VFS's own check (may_delete, with its cached attributes).
+    MEDVFS_RETURN_IF_ERROR(RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kUnlink, name));
     MEDVFS_RETURN_IF_ERROR(fs.archive().Unlink(parent, name, CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
@@ -67,6 +117,10 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_
     if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
       return Status::Invalid("unsupported rename flags");  // RENAME_WHITEOUT
     }
+    MEDVFS_RETURN_IF_ERROR(RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kRename, name));
+    MEDVFS_RETURN_IF_ERROR(
+        RequireAccess(req, fs, new_parent, kWriteAndSearch, AuditOp::kRename, new_name));
+    MEDVFS_RETURN_IF_ERROR(CheckRenameSides(req, fs, parent, name, new_parent, new_name, flags));
     MEDVFS_RETURN_IF_ERROR(
         fs.archive().Rename(parent, name, new_parent, new_name, flags, CallerOf(req)));
     fuse_reply_err(req, 0);

@@ -8,12 +8,50 @@
 // attributes only, so that cp -a, rsync -X and getfattr -d copy nothing virtual.
 #include "fs/file_xattrs.h"
 #include "fs/op_util.h"
+#include "fs/view_detail.h"
 #include "store/log.h"
 
 namespace medvfs::fs::internal {
 namespace {
 
+using store::AuditOp;
 using store::Status;
+
+// With Enforcing: xattr_permission() for `name` on live node `ino`; a denial is recorded as
+// `op` (kReadMeta for reads) with the attribute's name as detail.
+Status CheckLiveXattr(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, std::string_view name,
+                      XattrAccess access, AuditOp op) {
+  if (!Enforcing(fs)) return Status::Ok();
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().GetAttr(ino));
+  store::AuditEvent denied;
+  denied.op = op;
+  denied.path = AuditPathOf(fs, ino);
+  denied.detail = op == AuditOp::kReadMeta ? "xattr " + std::string(name) : std::string(name);
+  return AuditDenial(req, fs, CheckXattr(CredentialsOf(req), attr, name, access),
+                     std::move(denied));
+}
+
+// With Enforcing: restoring through DIR/@version/NAME writes the file, so it needs w on the
+// file (its current, or for a deleted file its last, owner and mode), and, when the name is
+// gone, w and x on DIR to bring it back.
+Status CheckRestore(fuse_req_t req, Filesystem& fs, fuse_ino_t node, const ViewDescriptor& view) {
+  if (!Enforcing(fs) || view.kind != ViewKind::kHistory) return Status::Ok();
+  const Credentials creds = CredentialsOf(req);
+  MEDVFS_ASSIGN_OR_RETURN(
+      store::Attr guard, view_detail::GuardOfName(fs.archive(), view.ino, view.text, view.history));
+  Status check = CheckAccess(creds, guard, kMayWrite);
+  if (check.ok()) {
+    auto record = fs.archive().ResolveName(view.ino, view.text);
+    if (!record.ok() || !record->live()) {
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr dir, fs.archive().GetAttr(view.ino));
+      check = CheckAccess(creds, dir, kMayWrite | kMayExec);
+    }
+  }
+  store::AuditEvent denied;
+  denied.op = AuditOp::kRestore;
+  denied.path = fs.nodes().AuditPath(node);
+  return AuditDenial(req, fs, std::move(check), std::move(denied));
+}
 
 // The size-0 query protocol: with size 0 reply the length; ERANGE when the buffer is short.
 Status ReplyXattrValue(fuse_req_t req, const std::string& value, size_t size) {
@@ -47,6 +85,7 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
       if (name != kRestoreXattr) return ViewIsReadOnly();
       if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
       MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+      MEDVFS_RETURN_IF_ERROR(CheckRestore(req, fs, ino, view));
       MEDVFS_ASSIGN_OR_RETURN(
           store::Attr live,
           RestoreFromView(fs.archive(), view, std::string_view(value, size), CallerOf(req)));
@@ -56,6 +95,8 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
       return Status::Ok();
     }
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
+    MEDVFS_RETURN_IF_ERROR(
+        CheckLiveXattr(req, fs, ino, name, XattrAccess::kWrite, AuditOp::kSetXattr));
     if (IsVirtualXattr(name)) {
       MEDVFS_RETURN_IF_ERROR(SetVirtualXattr(fs.archive(), ino, name, std::string_view(value, size),
                                              flags, CallerOf(req)));
@@ -73,12 +114,21 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   RunOp(req, "getxattr", ino, [&]() -> Status {
     Filesystem& fs = Fs(req);
     if (IsViewNode(ino)) return Status(store::Code::kNoData, "views have no xattrs");
+    MEDVFS_RETURN_IF_ERROR(
+        CheckLiveXattr(req, fs, ino, name, XattrAccess::kRead, AuditOp::kReadMeta));
     std::string value;
     if (ino == FUSE_ROOT_ID && name == kStatsXattr) {
       MEDVFS_ASSIGN_OR_RETURN(store::ArchiveStats stats, fs.archive().Stats());
       value = FormatStatsJson(stats);
     } else if (IsVirtualXattr(name)) {
       MEDVFS_ASSIGN_OR_RETURN(value, GetVirtualXattr(fs.archive(), ino, name));
+      if (size != 0) {  // the value itself (user.dicom.PatientName...), not just its length
+        store::AuditEvent read;
+        read.op = AuditOp::kReadMeta;
+        read.path = AuditPathOf(fs, ino);
+        read.detail = "xattr " + std::string(name);
+        RecordAudit(req, fs, std::move(read));
+      }
     } else {
       MEDVFS_ASSIGN_OR_RETURN(value, fs.archive().GetXattr(ino, name));
     }
@@ -107,6 +157,8 @@ void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     Filesystem& fs = Fs(req);
     if (IsViewNode(ino)) return ViewIsReadOnly();
     if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
+    MEDVFS_RETURN_IF_ERROR(
+        CheckLiveXattr(req, fs, ino, name, XattrAccess::kWrite, AuditOp::kRemoveXattr));
     if (IsVirtualXattr(name)) {
       MEDVFS_RETURN_IF_ERROR(RemoveVirtualXattr(fs.archive(), ino, name, CallerOf(req)));
     } else {

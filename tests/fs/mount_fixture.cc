@@ -199,7 +199,7 @@ ProcResult MountTest::Mount(const std::string& options, const EnvChanges& env) {
     argv.push_back("-o");
     argv.push_back(options);
   }
-  EnvChanges full = {{"MEDVFS_PASSPHRASE", kPassphrase}};
+  EnvChanges full = {{"MEDVFS_PASSPHRASE", kPassphrase}, {"MEDVFS_STATE_DIR", StateDir()}};
   for (const auto& [key, value] : env) full[key] = value;
   return RunProgram(argv, full);
 }
@@ -236,7 +236,8 @@ pid_t MountTest::SpawnForeground(const std::string& options) {
     argv.push_back(options);
   }
   const pid_t pid =
-      StartProcess(argv, {{"MEDVFS_PASSPHRASE", kPassphrase}}, dir_ / "fg.out", dir_ / "fg.err");
+      StartProcess(argv, {{"MEDVFS_PASSPHRASE", kPassphrase}, {"MEDVFS_STATE_DIR", StateDir()}},
+                   dir_ / "fg.out", dir_ / "fg.err");
   if (pid > 0) spawned_.push_back(pid);
   return pid;
 }

@@ -55,6 +55,9 @@ class MountTest : public ::testing::Test {
   pid_t SpawnForeground(const std::string& options = "");
 
   std::filesystem::path P(const std::string& relative) const { return mnt_ / relative; }
+  // Where mounts keep their rollback high-water marks (MEDVFS_STATE_DIR): inside the test's
+  // temporary directory, never the host's.
+  std::string StateDir() const { return (dir_ / "state").string(); }
   std::filesystem::path Plain(const std::string& relative) const { return plain_ / relative; }
 
   std::filesystem::path dir_;

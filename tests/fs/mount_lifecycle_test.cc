@@ -91,8 +91,11 @@ TEST_F(MountLifecycleTest, ReadOnlyMountRefusesWrites) {
   EXPECT_EQ(ReadFile(P("f")), "two");
 }
 
+// The database and the key slot stay untouched; the attempt is only noted beside them
+// (failed-unlocks), to enter the audit log at the next unlock.
 TEST_F(MountLifecycleTest, WrongKeyIsRefusedAndWritesNothing) {
-  const auto before = Snapshot(archive_);
+  const auto before = Snapshot(archive_ / "db");
+  const std::string slot_before = ReadFile(archive_ / "keyslot");
   const ProcResult result = Mount("", {{"MEDVFS_PASSPHRASE", "not the passphrase"}});
   EXPECT_NE(result.exit_code, 0);
   EXPECT_TRUE(result.err.starts_with("medvfs: the passphrase does not unlock this archive"))
@@ -100,7 +103,11 @@ TEST_F(MountLifecycleTest, WrongKeyIsRefusedAndWritesNothing) {
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
   EXPECT_EQ(result.out, "");
   EXPECT_FALSE(IsMedvfsMount(mnt_));
-  EXPECT_EQ(Snapshot(archive_), before);
+  EXPECT_EQ(Snapshot(archive_ / "db"), before);
+  EXPECT_EQ(ReadFile(archive_ / "keyslot"), slot_before);
+  const std::string noted = ReadFile(archive_ / "failed-unlocks");
+  EXPECT_EQ(std::count(noted.begin(), noted.end(), '\n'), 1) << noted;
+  EXPECT_FALSE(Contains(noted, "not the passphrase"));
 }
 
 TEST_F(MountLifecycleTest, StaleMountIsExplained) {

@@ -17,6 +17,10 @@ TEST(MountOptionsTest, MedvfsOptions) {
   ASSERT_OK(ParseMountOptions("rw,versions=hidden", &options));
   EXPECT_FALSE(options.read_only);
   EXPECT_FALSE(options.versions_visible);
+  EXPECT_FALSE(options.accept_rollback);
+  ASSERT_OK(ParseMountOptions("accept_rollback", &options));
+  EXPECT_TRUE(options.accept_rollback);
+  EXPECT_TRUE(options.fuse_options.empty());  // ours: never handed to libfuse
 }
 
 TEST(MountOptionsTest, KeyFiles) {
@@ -59,9 +63,14 @@ TEST(MountOptionsTest, FuseOptionString) {
   options.allow_other = true;
   options.versions_visible = true;  // ours, not libfuse's
   options.passphrase_file = "/p";   // ditto
+  options.accept_rollback = true;   // ditto
   options.fuse_options = {"nosuid"};
+  // allow_other: the daemon checks permissions itself, so the kernel must not.
   EXPECT_EQ(FuseOptionString(options, "/srv/a,b\\c"),
-            "default_permissions,fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,allow_other,nosuid");
+            "fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,allow_other,nosuid");
+  options.allow_other = false;
+  EXPECT_EQ(FuseOptionString(options, "/srv/a,b\\c"),
+            "default_permissions,fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,nosuid");
 }
 
 }  // namespace

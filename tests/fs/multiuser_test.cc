@@ -1,0 +1,321 @@
+// Multi-user mounts (allow_other): the daemon enforces POSIX permissions itself, for every user,
+// and each denial lands in the audit log with the caller. Needs root (to create two users and
+// mount with allow_other) and useradd; skipped otherwise. The users are removed again even when
+// a test fails.
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/fs/audit_reader.h"
+#include "tests/fs/mount_fixture.h"
+
+namespace medvfs::fs_test {
+namespace {
+
+namespace stdfs = std::filesystem;
+using store::AuditOp;
+
+struct TestUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+class MultiUserTest : public MountTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: creates users and mounts with allow_other";
+    if (system("command -v useradd >/dev/null 2>&1 && command -v userdel >/dev/null 2>&1 && "
+               "command -v groupadd >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1") != 0) {
+      GTEST_SKIP() << "needs useradd, userdel, groupadd and setpriv";
+    }
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    const std::string prefix = "medvfs-t-" + std::to_string(getpid()) + "-";
+    group_ = prefix + "g";
+    ASSERT_EQ(RunProgram({"groupadd", group_}).exit_code, 0) << "groupadd failed";
+    group_made_ = true;
+    const group* g = getgrnam(group_.c_str());
+    ASSERT_NE(g, nullptr);
+    group_gid_ = g->gr_gid;
+    a_ = AddUser(prefix + "a", {});
+    b_ = AddUser(prefix + "b", {"-G", group_});
+    ASSERT_NE(a_.uid, 0u);
+    ASSERT_NE(b_.uid, 0u);
+    // The users must reach the mount point.
+    stdfs::permissions(dir_, stdfs::perms(0755));
+    stdfs::permissions(mnt_, stdfs::perms(0755));
+    stdfs::permissions(plain_, stdfs::perms(0755));
+  }
+
+  void TearDown() override {
+    MountTest::TearDown();
+    for (const std::string& name : users_) RunProgram({"userdel", name});
+    if (group_made_) RunProgram({"groupdel", group_});
+  }
+
+  TestUser AddUser(const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> argv = {"useradd", "--no-create-home", "--user-group", "--shell",
+                                     "/usr/sbin/nologin"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(name);
+    const ProcResult made = RunProgram(argv);
+    if (made.exit_code != 0) {
+      ADD_FAILURE() << "useradd " << name << " failed: " << made.err;
+      return {};
+    }
+    users_.push_back(name);
+    const passwd* pw = getpwnam(name.c_str());
+    if (pw == nullptr) return {};
+    return TestUser{name, pw->pw_uid, pw->pw_gid};
+  }
+
+  // Runs `fn` in a child process with `user`'s uid, gid and groups; returns what fn returned
+  // (an errno, 0 for success), or -1 if the child could not switch.
+  static int AsUser(const TestUser& user, const std::function<int()>& fn) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      if (initgroups(user.name.c_str(), user.gid) != 0 || setgid(user.gid) != 0 ||
+          setuid(user.uid) != 0) {
+        _exit(255);
+      }
+      _exit(fn());
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    const int code = WEXITSTATUS(status);
+    return code == 255 ? -1 : code;
+  }
+
+  // The errno of opening `path` with `flags` as `user` (0 if it opened).
+  static int OpenAs(const TestUser& user, const stdfs::path& path, int flags) {
+    return AsUser(user, [&] {
+      const int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
+      if (fd < 0) return errno;
+      close(fd);
+      return 0;
+    });
+  }
+
+  // A shell command line run as `user` through setpriv (so programs are what they are: cat,
+  // cp, mv...).
+  ProcResult ShellAs(const TestUser& user, const std::string& command) {
+    return RunProgram({"setpriv", "--reuid=" + user.name, "--regid=" + user.name, "--init-groups",
+                       "--", "sh", "-c", command},
+                      {{"HOME", "/"}});
+  }
+
+  // Mounts with allow_other and gives user A a 0755 directory /a.
+  void MountShared() {
+    ASSERT_NO_FATAL_FAILURE(MountOk("allow_other"));
+    ASSERT_EQ(mkdir(P("a").c_str(), 0755), 0) << ErrnoName(errno);
+    ASSERT_EQ(chown(P("a").c_str(), a_.uid, a_.gid), 0) << ErrnoName(errno);
+  }
+
+  std::vector<std::string> users_;
+  std::string group_;
+  bool group_made_ = false;
+  gid_t group_gid_ = 0;
+  TestUser a_;
+  TestUser b_;
+};
+
+TEST_F(MultiUserTest, OthersCannotReadAnOwnerOnlyFileNorItsHistoryAndTheDenialIsAudited) {
+  ASSERT_NO_FATAL_FAILURE(MountShared());
+  const stdfs::path secret = P("a/secret.txt");
+  ASSERT_EQ(ShellAs(a_, "umask 077 && printf one > " + secret.string() + " && printf two > " +
+                            secret.string())
+                .exit_code,
+            0);
+  struct stat st {};
+  ASSERT_EQ(stat(secret.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_uid, a_.uid);
+
+  // A reads; B gets EACCES, from the file, its versions and its metadata alike.
+  EXPECT_EQ(OpenAs(a_, secret, O_RDONLY), 0);
+  EXPECT_EQ(ShellAs(a_, "cat " + secret.string()).out, "two");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, secret, O_RDONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, secret, O_WRONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/@version/secret.txt/v1"), O_RDONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/@version/secret.txt/v2"), O_RDONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/@version/secret.txt"), O_RDONLY | O_DIRECTORY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/.meta/secret.txt/sha256"), O_RDONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/.meta/secret.txt/versions.tsv"), O_RDONLY)), "EACCES");
+  EXPECT_EQ(OpenAs(a_, P("a/@version/secret.txt/v1"), O_RDONLY), 0);
+  EXPECT_EQ(ShellAs(a_, "cat " + P("a/@version/secret.txt/v1").string()).out, "one");
+  EXPECT_EQ(AsUser(b_, [&] { return access(secret.c_str(), R_OK) == 0 ? 0 : errno; }), EACCES);
+  EXPECT_EQ(AsUser(a_, [&] { return access(secret.c_str(), R_OK | W_OK) == 0 ? 0 : errno; }), 0);
+  // The virtual attributes carry patient data: they need r too.
+  EXPECT_EQ(AsUser(b_,
+                   [&] {
+                     char buf[128];
+                     return getxattr(secret.c_str(), "user.medvfs.sha256", buf, sizeof(buf)) >= 0
+                                ? 0
+                                : errno;
+                   }),
+            EACCES);
+
+  // A 0644 file is B's to read (and its versions too), not to write.
+  ASSERT_EQ(ShellAs(a_, "umask 022 && printf pub > " + P("a/public.txt").string()).exit_code, 0);
+  EXPECT_EQ(ShellAs(b_, "cat " + P("a/public.txt").string()).out, "pub");
+  EXPECT_EQ(ShellAs(b_, "cat " + P("a/@version/public.txt/v1").string()).out, "pub");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/public.txt"), O_WRONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/public.txt"), O_RDONLY | O_TRUNC)), "EACCES");
+
+  // B cannot create, remove or rename in A's 0755 directory, nor chmod or chown A's files.
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/intruder.txt"), O_WRONLY | O_CREAT)), "EACCES");
+  EXPECT_EQ(ErrnoName(AsUser(b_, [&] { return mkdir(P("a/d").c_str(), 0755) ? errno : 0; })),
+            "EACCES");
+  EXPECT_EQ(ErrnoName(AsUser(b_, [&] { return unlink(P("a/public.txt").c_str()) ? errno : 0; })),
+            "EACCES");
+  EXPECT_EQ(
+      ErrnoName(AsUser(
+          b_,
+          [&] { return rename(P("a/public.txt").c_str(), P("a/p2.txt").c_str()) ? errno : 0; })),
+      "EACCES");
+  EXPECT_EQ(
+      ErrnoName(AsUser(b_, [&] { return chmod(P("a/public.txt").c_str(), 0666) ? errno : 0; })),
+      "EPERM");
+  EXPECT_EQ(ErrnoName(AsUser(
+                a_, [&] { return chown(P("a/public.txt").c_str(), b_.uid, -1) ? errno : 0; })),
+            "EPERM");
+  EXPECT_EQ(AsUser(a_, [&] { return chmod(P("a/public.txt").c_str(), 0640) ? errno : 0; }), 0);
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/public.txt"), O_RDONLY)), "EACCES");  // at once
+
+  // A supplementary group grants its bits (B is in group_, A's file is 0640 in group_).
+  ASSERT_EQ(chown(P("a/public.txt").c_str(), -1, group_gid_), 0);
+  EXPECT_EQ(ShellAs(b_, "cat " + P("a/public.txt").string()).out, "pub");
+
+  // A directory without x for B: nothing below it resolves for B.
+  ASSERT_EQ(AsUser(a_, [&] { return chmod(P("a").c_str(), 0700) ? errno : 0; }), 0);
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/public.txt"), O_RDONLY)), "EACCES");
+  EXPECT_EQ(ErrnoName(AsUser(b_, [&] { return chdir(P("a").c_str()) ? errno : 0; })), "EACCES");
+  EXPECT_EQ(OpenAs(a_, P("a/public.txt"), O_RDONLY), 0);
+
+  ASSERT_NO_FATAL_FAILURE(UmountOk());
+  const std::vector<store::AuditEntry> audit = ReadAudit(archive_);
+  const std::string log = DescribeAudit(audit);
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kOpenRead).Uid(b_.uid).Path("/a/secret.txt").Result(EACCES)))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kOpenWrite).Uid(b_.uid).Path("/a/secret.txt").Result(EACCES)))
+      << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch()
+                                   .Op(AuditOp::kOpenRead)
+                                   .Uid(a_.uid)
+                                   .Path("/a/secret.txt")
+                                   .Result(0)
+                                   .Program("cat")))
+      << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch()
+                                   .Op(AuditOp::kReadVersion)
+                                   .Uid(a_.uid)
+                                   .Path("/a/secret.txt")
+                                   .Result(0)
+                                   .Version(1)))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kCreate).Uid(b_.uid).Path("/a/intruder.txt").Result(EACCES)))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kChmod).Uid(b_.uid).Path("/a/public.txt").Result(EPERM)))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kChown).Uid(a_.uid).Path("/a/public.txt").Result(EPERM)))
+      << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch()
+                                   .Op(AuditOp::kOpenRead)
+                                   .Uid(b_.uid)
+                                   .Path("/a/public.txt")
+                                   .Result(0)
+                                   .Program("cat")))
+      << log;
+  // The refused walk into /a is recorded as a refused lookup in /a.
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kListDir).Uid(b_.uid).Path("/a/public.txt").Result(EACCES)))
+      << log;
+  // Nothing of the secret file's content or metadata was given to B.
+  for (const store::AuditEntry& entry : audit) {
+    if (entry.uid == b_.uid && entry.path == "/a/secret.txt") {
+      EXPECT_NE(entry.result, 0) << "B got at the secret file:\n" << log;
+    }
+  }
+}
+
+TEST_F(MultiUserTest, EveryActionOfAScriptedSessionIsAuditedWithItsCallerAndProgram) {
+  ASSERT_NO_FATAL_FAILURE(MountShared());
+  const stdfs::path source = Plain("source.txt");
+  ASSERT_EQ(WriteFile(source, "copied"), 0);
+  stdfs::permissions(source, stdfs::perms(0644));
+  const std::string dir = P("a").string();
+  ASSERT_EQ(ShellAs(a_, "printf first > " + dir + "/s.txt").exit_code, 0);
+  ASSERT_EQ(ShellAs(a_, "cp " + source.string() + " " + dir + "/s.txt").exit_code, 0);
+  ASSERT_EQ(ShellAs(a_, "cat " + dir + "/s.txt").out, "copied");
+  ASSERT_EQ(ShellAs(a_, "mv " + dir + "/s.txt " + dir + "/t.txt").exit_code, 0);
+  ASSERT_EQ(ShellAs(a_, "rm " + dir + "/t.txt").exit_code, 0);
+  const ProcResult restored =
+      ShellAs(a_, std::string(MEDVFS_BIN) + " restore " + dir + "/t.txt --version 1");
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  EXPECT_EQ(ReadFile(P("a/t.txt")), "first");
+  const ProcResult noted =
+      ShellAs(a_, std::string(MEDVFS_BIN) + " note " + dir + "/t.txt 'checked'");
+  ASSERT_EQ(noted.exit_code, 0) << noted.err;
+  ASSERT_NO_FATAL_FAILURE(UmountOk());
+
+  const std::vector<store::AuditEntry> audit = ReadAudit(archive_);
+  const std::string log = DescribeAudit(audit);
+  const uint32_t a = a_.uid;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch().Op(AuditOp::kMount).Uid(0u))) << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch().Op(AuditOp::kUnmount))) << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch().Op(AuditOp::kMkdir).Uid(0u).Path("/a"))) << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kCommit).Uid(a).Path("/a/s.txt").Program("sh").Version(1)))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kOpenWrite).Uid(a).Path("/a/s.txt").Result(0).Program("cp")))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kCommit).Uid(a).Path("/a/s.txt").Program("cp").Version(2)))
+      << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch()
+                                   .Op(AuditOp::kOpenRead)
+                                   .Uid(a)
+                                   .Path("/a/s.txt")
+                                   .Result(0)
+                                   .Program("cat")
+                                   .Version(2)))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kRename).Uid(a).Path("/a/s.txt").Result(0).Program("mv")))
+      << log;
+  EXPECT_TRUE(FindAudit(
+      audit, AuditMatch().Op(AuditOp::kUnlink).Uid(a).Path("/a/t.txt").Result(0).Program("rm")))
+      << log;
+  EXPECT_TRUE(
+      FindAudit(audit, AuditMatch().Op(AuditOp::kRestore).Uid(a).Result(0).Program("medvfs")))
+      << log;
+  EXPECT_TRUE(FindAudit(audit, AuditMatch().Op(AuditOp::kNote).Uid(a).Result(0).Program("medvfs")))
+      << log;
+  // One entry per open, not per read: cat opened s.txt once.
+  int cat_opens = 0;
+  for (const store::AuditEntry& entry : audit) {
+    if (entry.op == AuditOp::kOpenRead && entry.program == "cat") ++cat_opens;
+  }
+  EXPECT_EQ(cat_opens, 1) << log;
+}
+
+}  // namespace
+}  // namespace medvfs::fs_test

@@ -1,0 +1,91 @@
+// Tampering seen through a real mount: a file whose stored chunk was altered reads as EIO,
+// never as data; the other files read fine and the mount keeps serving.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "store/kv_store.h"
+#include "tests/fs/mount_fixture.h"
+
+namespace medvfs::fs_test {
+namespace {
+
+std::string RandomContent(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(size, '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+// Reads the whole file with read(2); returns 0 or the errno of the first failure.
+int ReadAll(const std::filesystem::path& path, std::string* out) {
+  out->clear();
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return errno;
+  char buffer[65536];
+  int err = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    if (n == 0) break;
+    out->append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return err;
+}
+
+class TamperTest : public MountTest {};
+
+TEST_F(TamperTest, DamagedChunkReadsAsEioAndTheMountKeepsServing) {
+  const std::string big = RandomContent(400000, 7);  // several chunks, all stored in blob files
+  const std::string small = "a short report";        // one chunk of a few dozen stored bytes
+  MountOk();
+  ASSERT_EQ(WriteFile(P("scan.dcm"), big), 0);
+  ASSERT_EQ(WriteFile(P("report.txt"), small), 0);
+  UmountOk();
+
+  {
+    // Flip one byte in every chunk of scan.dcm (the large ones), through RocksDB itself.
+    auto kv = store::KvStore::Open(archive_ / "db", {});
+    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+    std::vector<std::pair<std::string, std::string>> damaged;
+    ASSERT_TRUE((*kv)
+                    ->Scan(store::Family::kChunks, "",
+                           [&](std::string_view key, std::string_view value) {
+                             if (value.size() > 1000) damaged.emplace_back(key, value);
+                             return true;
+                           })
+                    .ok());
+    ASSERT_GE(damaged.size(), 2u);
+    for (auto& [key, value] : damaged) {
+      value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x01);
+      ASSERT_TRUE((*kv)->Put(store::Family::kChunks, key, value, /*sync=*/true).ok());
+    }
+  }
+
+  MountOk();
+  std::string read;
+  EXPECT_EQ(ReadAll(P("scan.dcm"), &read), EIO);
+  EXPECT_EQ(read.find(big.substr(0, 4096)), std::string::npos) << "damaged data was returned";
+  EXPECT_EQ(ReadAll(P("report.txt"), &read), 0);
+  EXPECT_EQ(read, small);
+  // Again, after the failure: the daemon is still there and still answers.
+  EXPECT_EQ(ReadAll(P("scan.dcm"), &read), EIO);
+  EXPECT_EQ(ReadFile(P("report.txt")), small);
+  const std::vector<std::string> names = ListDir(mnt_);
+  EXPECT_NE(std::find(names.begin(), names.end(), "scan.dcm"), names.end());
+  ASSERT_EQ(WriteFile(P("new.txt"), "still writable"), 0);
+  EXPECT_EQ(ReadFile(P("new.txt")), "still writable");
+  UmountOk();
+}
+
+}  // namespace
+}  // namespace medvfs::fs_test
