@@ -89,3 +89,10 @@ say "Unmount; the history stays readable with the key"
 run medvfs umount mnt
 printf '%s$ %s%s\n' "$bold" "medvfs cat archive::/CT_small.dcm --version 1 | cmp - CT_small.dcm" "$plain"
 medvfs cat archive::/CT_small.dcm --version 1 | cmp - "$sample" && echo "(identical: version 1 is the original file)"
+
+say "Who did what: the audit log, hash-chained inside the archive"
+run medvfs audit archive --path /CT_small.dcm
+run medvfs audit archive --verify
+
+say "Every stored byte checked, without mounting"
+run medvfs verify archive
