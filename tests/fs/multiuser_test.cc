@@ -315,6 +315,21 @@ TEST_F(MultiUserTest, EveryActionOfAScriptedSessionIsAuditedWithItsCallerAndProg
     if (entry.op == AuditOp::kOpenRead && entry.program == "cat") ++cat_opens;
   }
   EXPECT_EQ(cat_opens, 1) << log;
+
+  // What the administrator sees: medvfs audit names the same actions, and the chain holds.
+  const EnvChanges key = {{"MEDVFS_PASSPHRASE", kPassphrase}};
+  const ProcResult listed = RunProgram(
+      {MEDVFS_BIN, "audit", archive_.string(), "--path", "/a", "--uid", std::to_string(a)}, key);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  for (const char* line : {" cp ", " cat ", " mv ", " rm ", " medvfs "}) {
+    EXPECT_NE(listed.out.find(line), std::string::npos) << line << "\n" << listed.out;
+  }
+  for (const char* op : {"commit", "open-read", "rename", "unlink", "restore", "note"}) {
+    EXPECT_NE(listed.out.find(op), std::string::npos) << op << "\n" << listed.out;
+  }
+  const ProcResult verified = RunProgram({MEDVFS_BIN, "audit", archive_.string(), "--verify"}, key);
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  EXPECT_NE(verified.out.find("intact"), std::string::npos) << verified.out;
 }
 
 }  // namespace
