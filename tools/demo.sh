@@ -37,6 +37,8 @@ cd "$work"
 
 # The demo's key. Real archives take a passphrase at a prompt, or from a file or this variable.
 export MEDVFS_PASSPHRASE=demo
+# The throw-away archive's rollback high-water mark stays in the work directory too.
+export MEDVFS_STATE_DIR="$work/state"
 medvfs() { "$bin" "$@"; }
 
 if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi

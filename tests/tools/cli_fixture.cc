@@ -28,6 +28,9 @@ void CliTest::TearDown() {
 RunOptions CliTest::Options() const {
   RunOptions options;
   options.env["MEDVFS_PASSPHRASE"] = kPassphrase;
+  // Mounts keep their rollback high-water marks inside the test's directory, not in the host's
+  // /var/lib/medvfs.
+  options.env["MEDVFS_STATE_DIR"] = (dir_ / "state").string();
   options.working_dir = dir_.string();
   return options;
 }
