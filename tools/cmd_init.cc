@@ -15,13 +15,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// scrypt cost of `--kdf-cost fast`: cheap to guess, for tests and demos only.
-constexpr uint64_t kFastKdfN = uint64_t{1} << 14;
-
 struct InitArgs {
   std::string archive;
   KeyOptions key;
-  std::string kdf_cost = "default";
+  store::KdfParams kdf;
 };
 
 // Refuses, before asking for a passphrase, a path that Archive::Create would refuse.
@@ -49,7 +46,7 @@ void RunInit(const InitArgs& args) {
   store::StatusOr<store::KeySource> key = ReadKey(args.key, /*confirm=*/true);
   if (!key.ok()) FailMessage(key.status().message());
   store::ArchiveOptions options;
-  if (args.kdf_cost == "fast") options.kdf.n = kFastKdfN;
+  options.kdf = args.kdf;
   auto created = store::Archive::Create(archive, *key, options);
   if (!created.ok()) FailStatus(created.status(), "cannot create the archive " + args.archive);
   created->reset();  // closes the archive before we report success
@@ -65,12 +62,7 @@ void RegisterInitCommand(CLI::App& app) {
   CLI::App* command = app.add_subcommand("init", "Create an encrypted archive");
   command->add_option("ARCHIVE", args->archive, "Directory to create (new or empty)")->required();
   AddKeyOptions(command, &args->key);
-  command
-      ->add_option("--kdf-cost", args->kdf_cost,
-                   "Passphrase hashing cost: default (scrypt N=2^17), or fast (N=2^14; cheaper "
-                   "to guess, for tests and demos only)")
-      ->check(CLI::IsMember({"fast", "default"}))
-      ->type_name("fast|default");
+  AddKdfCostOption(command, "Passphrase hashing cost", &args->kdf);
   command->callback([args] { RunInit(*args); });
 }
 

@@ -25,14 +25,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// scrypt cost of `--kdf-cost fast` (as for medvfs init): for tests and demos only.
-constexpr uint64_t kFastKdfN = uint64_t{1} << 14;
-
 struct PasswdArgs {
   std::string archive;
   KeyOptions key;
   NewKeyOptions new_key;
-  std::string kdf_cost = "default";
+  store::KdfParams kdf;
 };
 
 // The archive directory named by ARCHIVE (the directory itself, or its mountpoint), and the
@@ -131,9 +128,7 @@ void RunPasswd(const PasswdArgs& args) {
   store::StatusOr<store::KeySource> new_key = ReadNewKey(args.new_key);
   if (!new_key.ok()) FailMessage(new_key.status().message());
 
-  store::KdfParams params;
-  if (args.kdf_cost == "fast") params.n = kFastKdfN;
-  store::Status rewrapped = store::RewrapKeySlot(slot, *old_key, *new_key, params);
+  store::Status rewrapped = store::RewrapKeySlot(slot, *old_key, *new_key, args.kdf);
   if (!rewrapped.ok()) FailRewrap(rewrapped, args.archive);
 
   const std::string detail =
@@ -153,12 +148,7 @@ void RegisterPasswdCommand(CLI::App& app) {
       ->required();
   AddKeyOptions(command, &args->key);
   AddNewKeyOptions(command, &args->new_key);
-  command
-      ->add_option("--kdf-cost", args->kdf_cost,
-                   "Hashing cost of a new passphrase: default (scrypt N=2^17), or fast (N=2^14; "
-                   "cheaper to guess, for tests and demos only)")
-      ->check(CLI::IsMember({"fast", "default"}))
-      ->type_name("fast|default");
+  AddKdfCostOption(command, "Hashing cost of a new passphrase", &args->kdf);
   command->callback([args] { RunPasswd(*args); });
 }
 

@@ -271,6 +271,22 @@ void AddKeyOptions(CLI::App* command, KeyOptions* options) {
   key_file->excludes(passphrase_file);
 }
 
+void AddKdfCostOption(CLI::App* command, std::string_view what, store::KdfParams* params) {
+  constexpr uint64_t kFastKdfN = uint64_t{1} << 14;
+  command
+      ->add_option_function<std::string>(
+          "--kdf-cost",
+          [params](const std::string& cost) {
+            *params = store::KdfParams{};
+            if (cost == "fast") params->n = kFastKdfN;
+          },
+          std::string(what) +
+              ": default (scrypt N=2^17), or fast (N=2^14; cheaper to guess, for tests and "
+              "demos only)")
+      ->check(CLI::IsMember({"fast", "default"}))
+      ->type_name("fast|default");
+}
+
 void AddNewKeyOptions(CLI::App* command, NewKeyOptions* options) {
   CLI::Option* key_file =
       command

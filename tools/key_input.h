@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -38,6 +39,11 @@ struct NewKeyOptions {
 void AddKeyOptions(CLI::App* command, KeyOptions* options);
 // Adds --new-key-file and --new-passphrase-file to a subcommand.
 void AddNewKeyOptions(CLI::App* command, NewKeyOptions* options);
+
+// Adds `--kdf-cost fast|default` (the scrypt cost of a passphrase the command wraps a key
+// under), described as `what`, to a subcommand; *params gets the chosen cost. `fast` is cheap
+// to guess: for tests and demos only.
+void AddKdfCostOption(CLI::App* command, std::string_view what, store::KdfParams* params);
 
 // Returns the key the user gave. Order: --key-file, --passphrase-file (first line, without
 // the newline), MEDVFS_PASSPHRASE, then a terminal prompt. With `confirm` (new archives), the
