@@ -20,7 +20,20 @@ namespace {
 namespace stdfs = std::filesystem;
 using store::AuditOp;
 
-using AuditMountTest = MountTest;
+class AuditMountTest : public MountTest {
+ protected:
+  // Copies the unmounted archive, writes b.txt through a mount (a newer state the host sees),
+  // then puts the older copy back in its place.
+  void PutBackAnOlderCopy() {
+    const stdfs::path old_copy = dir_ / "old-copy";
+    stdfs::copy(archive_, old_copy, stdfs::copy_options::recursive);
+    ASSERT_NO_FATAL_FAILURE(MountOk());
+    ASSERT_EQ(WriteFile(P("b.txt"), "two"), 0);
+    ASSERT_NO_FATAL_FAILURE(UmountOk());
+    stdfs::remove_all(archive_);
+    stdfs::rename(old_copy, archive_);
+  }
+};
 
 TEST_F(AuditMountTest, OpensAndViewReadsAreRecordedOncePerOpen) {
   ASSERT_NO_FATAL_FAILURE(MountOk());
@@ -123,14 +136,7 @@ TEST_F(AuditMountTest, AnArchivePutBackOverANewerStateIsRefusedUnlessAccepted) {
   ASSERT_NO_FATAL_FAILURE(MountOk());
   ASSERT_EQ(WriteFile(P("a.txt"), "one"), 0);
   ASSERT_NO_FATAL_FAILURE(UmountOk());
-  const stdfs::path old_copy = dir_ / "old-copy";
-  stdfs::copy(archive_, old_copy, stdfs::copy_options::recursive);
-
-  ASSERT_NO_FATAL_FAILURE(MountOk());
-  ASSERT_EQ(WriteFile(P("b.txt"), "two"), 0);
-  ASSERT_NO_FATAL_FAILURE(UmountOk());
-  stdfs::remove_all(archive_);
-  stdfs::rename(old_copy, archive_);
+  ASSERT_NO_FATAL_FAILURE(PutBackAnOlderCopy());
 
   const ProcResult refused = Mount();
   EXPECT_EQ(refused.exit_code, 1);
@@ -161,13 +167,7 @@ TEST_F(AuditMountTest, AnArchivePutBackOverANewerStateIsRefusedUnlessAccepted) {
 TEST_F(AuditMountTest, AcceptRollbackAlsoWorksAsAMountOption) {
   ASSERT_NO_FATAL_FAILURE(MountOk());
   ASSERT_NO_FATAL_FAILURE(UmountOk());
-  const stdfs::path old_copy = dir_ / "old-copy";
-  stdfs::copy(archive_, old_copy, stdfs::copy_options::recursive);
-  ASSERT_NO_FATAL_FAILURE(MountOk());
-  ASSERT_EQ(WriteFile(P("b.txt"), "two"), 0);
-  ASSERT_NO_FATAL_FAILURE(UmountOk());
-  stdfs::remove_all(archive_);
-  stdfs::rename(old_copy, archive_);
+  ASSERT_NO_FATAL_FAILURE(PutBackAnOlderCopy());
   EXPECT_EQ(Mount().exit_code, 1);
   ASSERT_NO_FATAL_FAILURE(MountOk("accept_rollback"));
   EXPECT_FALSE(stdfs::exists(P("b.txt")));
