@@ -33,6 +33,10 @@
 #include "store/keys.h"
 #include "store/status.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace medvfs::store {
 
 using InodeId = uint64_t;
@@ -203,6 +207,9 @@ struct ArchiveOptions {
   // Opens an archive older than its high-water mark anyway (a deliberate restore from a
   // backup), records kRollbackAccepted in the audit log and lowers the mark. Default: false.
   bool accept_rollback = false;
+  // For fault-injection tests only: the environment RocksDB does its file I/O through (see
+  // KvOpenOptions::env). Default: null, the real file system.
+  rocksdb::Env* storage_env = nullptr;
 };
 
 // Where medvfs mount keeps high-water marks: $MEDVFS_STATE_DIR if set, else

@@ -77,6 +77,7 @@ StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& 
   MEDVFS_RETURN_IF_ERROR(CreateKeySlot(KeySlotPath(dir), key, options.kdf, archive_id, &data_key));
   KvOpenOptions kv_options;
   kv_options.create = true;
+  kv_options.env = options.storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
   Caller creator;
@@ -106,6 +107,7 @@ StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& di
   // read-only (and then without its lock, beside a writer).
   KvOpenOptions kv_options;
   kv_options.read_only = options.no_writes;
+  kv_options.env = options.storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
   MEDVFS_RETURN_IF_ERROR(archive->Load());

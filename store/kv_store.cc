@@ -1,5 +1,7 @@
 #include "store/kv_store.h"
 
+#include "store/kv_store_rep.h"
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -69,17 +71,6 @@ void KvBatch::Delete(Family family, std::string_view key) {
   rep_->bytes += key.size();
 }
 
-struct KvStore::Rep {
-  rocksdb::DB* db = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
-  rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
-  ~Rep() {
-    if (db == nullptr) return;
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-    db->Close().PermitUncheckedError();
-    delete db;
-  }
-};
 
 namespace {
 
@@ -125,6 +116,7 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 3;
   db_options.max_total_wal_size = 256 << 20;
+  if (options.env != nullptr) db_options.env = options.env;
   if (options.strict_wal) {
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   }

@@ -14,6 +14,10 @@
 
 #include "store/status.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace medvfs::store {
 
 enum class Family : uint8_t { kMeta = 0, kChunks = 1 };
@@ -43,6 +47,9 @@ struct KvOpenOptions {
   // the torn last record a crash leaves (by default RocksDB stops replaying at the first
   // damaged record and drops the rest silently). Default: false.
   bool strict_wal = false;
+  // The environment RocksDB does its file I/O through; null for the default. Only tests set
+  // it (fault injection: dropping writes not yet synced, failing chosen writes).
+  rocksdb::Env* env = nullptr;
 };
 
 // A table (.sst) or blob (.blob) file of the database.

@@ -13,6 +13,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3-pydicom                          # sample DICOM files (CT_small.dcm) for the demo
   attr zstd clang-format                   # getfattr/setfattr, zstd tool, formatting
+  clang libclang-rt-14-dev                 # libFuzzer targets (tests/fuzz)
+  fio                                      # stress test: parallel I/O jobs on a mount
 )
 
 missing=()
