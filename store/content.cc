@@ -94,6 +94,29 @@ Status PendingContent::LoadPage(uint64_t index, std::string* page) {
 }
 
 StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
+  if (!failed_.ok()) return failed_;
+  auto read = ReadPending(offset, out);
+  if (!read.ok()) Fail(read.status()).IgnoreError();
+  return read;
+}
+
+Status PendingContent::Write(uint64_t offset, std::string_view data) {
+  if (!failed_.ok()) return failed_;
+  return Fail(WritePending(offset, data));
+}
+
+Status PendingContent::Truncate(uint64_t new_size) {
+  if (new_size == 0) failed_ = Status::Ok();  // starting over: nothing unknown is left
+  if (!failed_.ok()) return failed_;
+  return Fail(TruncatePending(new_size));
+}
+
+Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256) {
+  if (!failed_.ok()) return failed_;
+  return Fail(FinalizePending(content, sha256));
+}
+
+StatusOr<size_t> PendingContent::ReadPending(uint64_t offset, std::span<char> out) {
   if (offset >= size_) return size_t{0};
   const size_t total = static_cast<size_t>(std::min<uint64_t>(out.size(), size_ - offset));
   if (streaming_) {
@@ -133,7 +156,7 @@ StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
   return total;
 }
 
-Status PendingContent::Write(uint64_t offset, std::string_view data) {
+Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   if (data.empty()) return Status::Ok();
   if (streaming_ && offset == size_) {
     Status failed;
@@ -163,7 +186,7 @@ Status PendingContent::Write(uint64_t offset, std::string_view data) {
   return Status::Ok();
 }
 
-Status PendingContent::Truncate(uint64_t new_size) {
+Status PendingContent::TruncatePending(uint64_t new_size) {
   if (new_size == size_) return Status::Ok();
   if (new_size == 0) {
     base_.Clear();
@@ -228,7 +251,8 @@ Status PendingContent::Checkpoint() {
   };
   std::string buffer(1 << 20, '\0');
   for (uint64_t offset = start; offset < size_ && !resynced;) {
-    MEDVFS_ASSIGN_OR_RETURN(size_t n, Read(offset, std::span<char>(buffer.data(), buffer.size())));
+    MEDVFS_ASSIGN_OR_RETURN(size_t n,
+                            ReadPending(offset, std::span<char>(buffer.data(), buffer.size())));
     if (n == 0) return Status::IoError("content ended early while rechunking");
     chunker.Update(std::string_view(buffer.data(), n), emit);
     MEDVFS_RETURN_IF_ERROR(failed);
@@ -257,7 +281,7 @@ Status PendingContent::HashBase(Sha256Digest* sha256) {
   return Status::Ok();
 }
 
-Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256) {
+Status PendingContent::FinalizePending(ExtentList* content, Sha256Digest* sha256) {
   if (!streaming_) {
     MEDVFS_RETURN_IF_ERROR(Checkpoint());
     MEDVFS_RETURN_IF_ERROR(HashBase(sha256));

@@ -49,6 +49,9 @@ class PendingContent {
   PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes);
 
   uint64_t size() const { return size_; }
+  // After any failure (a chunk that could not be stored: a full disk, an I/O error) the
+  // pending content is no longer known to be whole, so every later call fails with that
+  // error, and no version can be made of it, until Truncate(0) starts over.
   StatusOr<size_t> Read(uint64_t offset, std::span<char> out);
   Status Write(uint64_t offset, std::string_view data);
   Status Truncate(uint64_t new_size);
@@ -57,6 +60,15 @@ class PendingContent {
   Status Finalize(ExtentList* content, Sha256Digest* sha256);
 
  private:
+  StatusOr<size_t> ReadPending(uint64_t offset, std::span<char> out);
+  Status WritePending(uint64_t offset, std::string_view data);
+  Status TruncatePending(uint64_t new_size);
+  Status FinalizePending(ExtentList* content, Sha256Digest* sha256);
+  // Remembers the first failure (see Read).
+  Status Fail(Status status) {
+    if (!status.ok() && failed_.ok()) failed_ = status;
+    return status;
+  }
   static constexpr uint64_t kPageSize = 64 * 1024;
   Status SwitchToOverlay();
   Status LoadPage(uint64_t index, std::string* page);
@@ -77,6 +89,7 @@ class PendingContent {
   // Overlay mode: base bytes at or beyond base_visible_ read as zeros (truncated away).
   uint64_t base_visible_;
   std::map<uint64_t, std::string> pages_;  // page index -> kPageSize bytes
+  Status failed_;                          // the first failure, if any
 };
 
 }  // namespace medvfs::store

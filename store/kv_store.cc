@@ -7,9 +7,12 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_manager.h>
 #include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+
+#include <sys/statvfs.h>
 
 #include <vector>
 
@@ -71,7 +74,6 @@ void KvBatch::Delete(Family family, std::string_view key) {
   rep_->bytes += key.size();
 }
 
-
 namespace {
 
 rocksdb::ColumnFamilyOptions MetaFamilyOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
@@ -117,6 +119,9 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   db_options.keep_log_file_num = 3;
   db_options.max_total_wal_size = 256 << 20;
   if (options.env != nullptr) db_options.env = options.env;
+  // Lets RocksDB put off a compaction it has no room for, and recover by itself from running
+  // out of space in a flush or compaction once room is made.
+  db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(db_options.env));
   if (options.strict_wal) {
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   }
@@ -125,6 +130,8 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
       {kChunksFamilyName, ChunkFamilyOptions(cache)},
   };
   auto rep = std::make_unique<Rep>();
+  rep->dir = dir;
+  rep->reserved_bytes = options.reserved_bytes;
   rocksdb::Status s;
   if (options.read_only) {
     s = rocksdb::DB::OpenForReadOnly(db_options, dir.string(), families, &rep->handles, &rep->db);
@@ -152,7 +159,42 @@ StatusOr<bool> KvStore::Contains(Family family, std::string_view key) const {
   return true;
 }
 
+namespace {
+
+constexpr size_t kDataBatchBytes = 64 << 10;
+
+}  // namespace
+
+Status KvStore::CheckWritable(size_t bytes) const {
+  if (rep_->write_failed.load(std::memory_order_acquire)) {
+    std::lock_guard lock(rep_->failure_mu);
+    return rep_->failure;
+  }
+  if (rep_->reserved_bytes == 0) return Status::Ok();
+  struct statvfs fs {};
+  if (::statvfs(rep_->dir.c_str(), &fs) != 0) return Status::Ok();  // RocksDB will tell
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const uint64_t reserve =
+      bytes >= kDataBatchBytes ? rep_->reserved_bytes : rep_->reserved_bytes / 2;
+  if (free_bytes >= reserve + bytes) return Status::Ok();
+  return Status(Code::kNoSpace, "the disk holding the archive is full (" +
+                                    std::to_string(free_bytes >> 20) + " MiB free, " +
+                                    std::to_string(reserve >> 20) +
+                                    " MiB kept for the database's own work); free some space");
+}
+
+Status KvStore::NoteWriteResult(Status status) {
+  if (status.ok() || rep_->write_failed.load(std::memory_order_acquire)) return status;
+  std::lock_guard lock(rep_->failure_mu);
+  rep_->failure = Status(status.code(), status.message() +
+                                            " (the archive takes no more changes until it is "
+                                            "opened again: unmount and mount it)");
+  rep_->write_failed.store(true, std::memory_order_release);
+  return status;
+}
+
 Status KvStore::Write(KvBatch& batch, bool sync) {
+  MEDVFS_RETURN_IF_ERROR(CheckWritable(batch.byte_size()));
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.rep_->ops) {
     auto s = op.is_delete ? wb.Delete(rep_->Handle(op.family), op.key)
@@ -161,14 +203,16 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
   }
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
-  return FromRocks(rep_->db->Write(write_options, &wb), "writing to the database");
+  return NoteWriteResult(FromRocks(rep_->db->Write(write_options, &wb), "writing to the database"));
 }
 
 Status KvStore::Put(Family family, std::string_view key, std::string_view value, bool sync) {
+  MEDVFS_RETURN_IF_ERROR(CheckWritable(key.size() + value.size()));
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
-  return FromRocks(rep_->db->Put(write_options, rep_->Handle(family), ToSlice(key), ToSlice(value)),
-                   "writing to the database");
+  return NoteWriteResult(
+      FromRocks(rep_->db->Put(write_options, rep_->Handle(family), ToSlice(key), ToSlice(value)),
+                "writing to the database"));
 }
 
 Status KvStore::Scan(
@@ -222,7 +266,13 @@ Status KvStore::SeekLast(Family family, std::string_view prefix, std::string_vie
   return Status::Ok();
 }
 
-Status KvStore::SyncWal() { return FromRocks(rep_->db->SyncWAL(), "syncing the log"); }
+Status KvStore::SyncWal() {
+  if (rep_->write_failed.load(std::memory_order_acquire)) {
+    std::lock_guard lock(rep_->failure_mu);
+    return rep_->failure;
+  }
+  return NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
+}
 
 uint64_t KvStore::ApproximateSize(Family family) const {
   uint64_t live = 0;

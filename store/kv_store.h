@@ -40,6 +40,9 @@ class KvBatch {
   std::unique_ptr<Rep> rep_;
 };
 
+// Two full memory tables (32 MiB each) to flush, plus room for the log, manifest and compaction.
+inline constexpr uint64_t kDefaultReservedBytes = 96ull << 20;
+
 struct KvOpenOptions {
   bool create = false;     // create the database (fails if it exists)
   bool read_only = false;  // open without writing anything
@@ -47,6 +50,13 @@ struct KvOpenOptions {
   // the torn last record a crash leaves (by default RocksDB stops replaying at the first
   // damaged record and drops the rest silently). Default: false.
   bool strict_wal = false;
+  // Data writes (batches of 64 KiB or more) are refused with kNoSpace while the file system
+  // holding the database has less than this much free space left after them, and every
+  // other write while it has less than half of it: RocksDB itself then never runs out of
+  // space (it needs room to flush its memory tables and compact), a full disk costs the
+  // writer ENOSPC rather than the database its ability to write, and small changes (deletions,
+  // audit entries) still go through first. Default: kDefaultReservedBytes.
+  uint64_t reserved_bytes = kDefaultReservedBytes;
   // The environment RocksDB does its file I/O through; null for the default. Only tests set
   // it (fault injection: dropping writes not yet synced, failing chosen writes).
   rocksdb::Env* env = nullptr;
@@ -71,6 +81,9 @@ class KvStore {
   // True if the key exists.
   StatusOr<bool> Contains(Family family, std::string_view key) const;
   // sync: the write-ahead log is fsync'ed before returning (a durable commit).
+  // kNoSpace when the disk is too full (see KvOpenOptions::reserved_bytes). After a write
+  // RocksDB failed (an I/O error), every later write and SyncWal fails with that error until
+  // the store is reopened; reads go on working.
   Status Write(KvBatch& batch, bool sync);
   Status Put(Family family, std::string_view key, std::string_view value, bool sync);
   // Calls visit(key, value) for every key starting with prefix, in key order, until it
@@ -100,6 +113,10 @@ class KvStore {
  private:
   struct Rep;
   explicit KvStore(std::unique_ptr<Rep> rep);
+  // Ok if a write of `bytes` may go ahead (no earlier failure, enough free space).
+  Status CheckWritable(size_t bytes) const;
+  // Passes `status` through; the first failure stops all later writes (see Write).
+  Status NoteWriteResult(Status status);
   std::unique_ptr<Rep> rep_;
 };
 

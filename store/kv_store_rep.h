@@ -4,6 +4,10 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
 #include <vector>
 
 #include "store/kv_store.h"
@@ -12,6 +16,13 @@ namespace medvfs::store {
 
 struct KvStore::Rep {
   rocksdb::DB* db = nullptr;
+  std::filesystem::path dir;
+  uint64_t reserved_bytes = 0;  // KvOpenOptions::reserved_bytes
+  // Set by the first failed write: RocksDB then refuses writes until reopened, and touching
+  // its failed log writer again (SyncWAL) trips an assertion in Debian's build.
+  std::atomic<bool> write_failed{false};
+  std::mutex failure_mu;
+  Status failure;                                     // guarded by failure_mu
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
   rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
   ~Rep() {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -64,9 +65,34 @@ std::string StaleMountAdvice(const std::string& mountpoint) {
          "), then mount again";
 }
 
+// A mount point whose daemon has died (killed, crashed, out of memory) answers every access
+// with ENOTCONN until it is unmounted. When it is a medvfs mount whose daemon is really gone,
+// it is detached here, so that mounting again after a crash needs no manual step; the archive
+// itself recovers when it is opened (RocksDB replays its log). Returns true if it was cleared.
+bool ClearStaleMount(const std::string& mountpoint) {
+  std::optional<MountEntry> entry;
+  for (const MountEntry& m : ReadMountInfo()) {
+    if (m.mountpoint == stdfs::path(mountpoint)) entry = m;  // the last one is the top
+  }
+  if (!entry || entry->fstype != kMedvfsFsType) return false;
+  // A daemon whose connection is gone is on its way out (just killed, still exiting): give it
+  // a moment. One that stays alive without answering is left alone.
+  if (const std::optional<pid_t> daemon = LiveDaemonPid(entry->source)) {
+    if (!WaitForExit(*daemon, std::chrono::seconds(5))) return false;
+  }
+  if (!DetachMount(mountpoint)) return false;
+  std::cerr << "medvfs: " << mountpoint
+            << " was left mounted by a medvfs daemon that died; cleared it (the archive "
+               "recovers its last committed state when it is opened)\n";
+  return true;
+}
+
 // Checks the mount point before asking for a key.
 void CheckMountpoint(const std::string& mountpoint, const stdfs::path& archive) {
   struct stat st {};
+  if (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN && ClearStaleMount(mountpoint)) {
+    errno = 0;
+  }
   if (stat(mountpoint.c_str(), &st) != 0) {
     const int err = errno;
     if (err == ENOTCONN) {

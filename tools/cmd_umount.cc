@@ -107,6 +107,20 @@ void RunUmount(const UmountArgs& args) {
 
 fs::path PidFilePath(const fs::path& archive) { return archive / "medvfs.pid"; }
 
+bool ProcessExited(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return true;
+  // A zombie (a child not yet reaped, in tests) counts as gone: it no longer holds anything.
+  const std::string stat = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close_paren = stat.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < stat.size() &&
+         stat[close_paren + 2] == 'Z';
+}
+
+bool DetachMount(const std::string& mountpoint) {
+  if (geteuid() == 0) return umount2(mountpoint.c_str(), MNT_DETACH) == 0;
+  return RunFusermount(mountpoint, /*lazy=*/true) == 0;
+}
+
 std::optional<pid_t> LiveDaemonPid(const fs::path& archive) {
   const std::string text = ReadSmallFile(PidFilePath(archive));
   if (text.empty()) return std::nullopt;
@@ -118,6 +132,7 @@ std::optional<pid_t> LiveDaemonPid(const fs::path& archive) {
   }
   if (value <= 1) return std::nullopt;
   const pid_t pid = static_cast<pid_t>(value);
+  if (ProcessExited(pid)) return std::nullopt;
   const std::string comm = ReadSmallFile("/proc/" + std::to_string(pid) + "/comm");
   if (comm != "medvfs" && comm != "mount.medvfs") return std::nullopt;  // stale file
   return pid;
@@ -126,12 +141,7 @@ std::optional<pid_t> LiveDaemonPid(const fs::path& archive) {
 bool WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    // A zombie (our own child, in tests) counts as gone: it no longer holds the archive.
-    const std::string stat = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
-    const size_t close_paren = stat.rfind(')');
-    const bool zombie = close_paren != std::string::npos && close_paren + 2 < stat.size() &&
-                        stat[close_paren + 2] == 'Z';
-    if ((kill(pid, 0) != 0 && errno == ESRCH) || zombie) return true;
+    if (ProcessExited(pid)) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -2,12 +2,14 @@
 // encryption at rest, with the built `medvfs` and `mount.medvfs`.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
@@ -110,20 +112,42 @@ TEST_F(MountLifecycleTest, WrongKeyIsRefusedAndWritesNothing) {
   EXPECT_FALSE(Contains(noted, "not the passphrase"));
 }
 
-TEST_F(MountLifecycleTest, StaleMountIsExplained) {
+TEST_F(MountLifecycleTest, StaleMountOfADeadDaemonIsClearedByTheNextMount) {
   MountOk();
+  ASSERT_EQ(WriteFile(P("before"), "saved"), 0);
   ASSERT_EQ(kill(daemon_pid_, SIGKILL), 0);  // the daemon this test started
   struct stat st {};
   ASSERT_TRUE(PollUntil([&] { return stat(mnt_.c_str(), &st) != 0 && errno == ENOTCONN; }, 10'000));
   daemon_pid_ = 0;
   const ProcResult again = Mount();
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(Contains(again.err, "left mounted by a medvfs daemon that died")) << again.err;
+  ASSERT_TRUE(IsMedvfsMount(mnt_));
+  daemon_pid_ = static_cast<pid_t>(std::stol(ReadFile(archive_ / "medvfs.pid")));
+  EXPECT_EQ(ReadFile(P("before")), "saved");
+  ASSERT_EQ(WriteFile(P("after"), "ok"), 0);
+  EXPECT_EQ(ReadFile(P("after")), "ok");
+  UmountOk();
+}
+
+// A dead mount that is not medvfs's is left alone, with the advice to unmount it.
+TEST_F(MountLifecycleTest, StaleForeignMountIsExplained) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make a foreign mount";
+  // A FUSE mount whose "daemon" is this test: it opens /dev/fuse, mounts, and closes the fd,
+  // which leaves the mount dead (ENOTCONN) like a crashed daemon.
+  const int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const std::string data = "fd=" + std::to_string(fd) + ",rootmode=40000,user_id=0,group_id=0";
+  ASSERT_EQ(mount("other", mnt_.c_str(), "fuse.otherfs", MS_NOSUID | MS_NODEV, data.c_str()), 0)
+      << std::strerror(errno);
+  close(fd);
+  struct stat st {};
+  ASSERT_TRUE(PollUntil([&] { return stat(mnt_.c_str(), &st) != 0 && errno == ENOTCONN; }, 10'000));
+  const ProcResult again = Mount();
   EXPECT_NE(again.exit_code, 0);
   EXPECT_TRUE(Contains(again.err, "not connected")) << again.err;
   EXPECT_TRUE(Contains(again.err, "medvfs umount " + mnt_.string())) << again.err;
-  UmountOk();
-  MountOk();
-  ASSERT_EQ(WriteFile(P("after"), "ok"), 0);
-  EXPECT_EQ(ReadFile(P("after")), "ok");
+  EXPECT_EQ(umount2(mnt_.c_str(), MNT_DETACH), 0);
 }
 
 TEST_F(MountLifecycleTest, ForegroundMountStopsCleanlyOnSigterm) {
