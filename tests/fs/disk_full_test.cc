@@ -1,0 +1,110 @@
+// A full disk under a mounted archive: the writer gets ENOSPC, the last committed version stays
+// intact and readable, and once space is freed the same mount takes new versions again.
+//
+// The archive lives on a 256 MiB tmpfs (root only), beside a 64 MiB ballast file that the test
+// deletes to free space.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "tests/fs/mount_fixture.h"
+
+#include "store/archive.h"
+
+namespace medvfs::fs_test {
+namespace {
+
+namespace stdfs = std::filesystem;
+
+std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string bytes(size, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng());
+  return bytes;
+}
+
+class DiskFullTest : public MountTest {
+ protected:
+  void SetUp() override {
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root";
+    small_ = dir_ / "small-disk";
+    stdfs::create_directory(small_);
+    ASSERT_EQ(mount("medvfs-test", small_.c_str(), "tmpfs", 0, "size=256m,mode=0700"), 0)
+        << std::strerror(errno);
+    tmpfs_mounted_ = true;
+    ASSERT_EQ(fs_test::WriteFile(small_ / "ballast", RandomBytes(64 << 20, 1)), 0);
+    // The fixture's archive is on the big disk: make the one under test on the small one.
+    archive_ = small_ / "archive";
+    store::ArchiveOptions options;
+    options.kdf.n = uint64_t{1} << 10;
+    auto created =
+        store::Archive::Create(archive_, store::KeySource::Passphrase(kPassphrase), options);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+  }
+
+  void TearDown() override {
+    MountTest::TearDown();  // the FUSE mount first: its daemon has files open on the tmpfs
+    if (tmpfs_mounted_ && umount2(small_.c_str(), 0) != 0) umount2(small_.c_str(), MNT_DETACH);
+  }
+
+  // Writes `size` incompressible bytes to NAME in 1 MiB writes; returns the errno of the first
+  // failing write or of close (0 if all went through).
+  int WriteUntilFull(const std::string& name, size_t size, uint32_t seed) {
+    const int fd = open(P(name).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return errno;
+    int err = 0;
+    for (size_t done = 0; done < size && err == 0; done += 1 << 20) {
+      const std::string block = RandomBytes(1 << 20, seed + static_cast<uint32_t>(done >> 20));
+      if (write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) {
+        err = errno;
+      }
+    }
+    if (close(fd) != 0 && err == 0) err = errno;
+    return err;
+  }
+
+  stdfs::path small_;
+  bool tmpfs_mounted_ = false;
+};
+
+TEST_F(DiskFullTest, WriterGetsEnospcAndTheArchiveKeepsWorking) {
+  MountOk();
+  const std::string kept = RandomBytes(300 << 10, 7);
+  ASSERT_EQ(WriteFile(P("kept.dat"), kept), 0);
+
+  // Far more than fits: the write or the close that commits must fail with ENOSPC.
+  EXPECT_EQ(ErrnoName(WriteUntilFull("fill.bin", size_t{400} << 20, 100)), "ENOSPC");
+
+  // The committed version is intact, through the live file and through @version; the mount
+  // answers; small changes (a rename, an unlink) still go through on a full disk.
+  EXPECT_TRUE(ReadFile(P("kept.dat")) == kept);
+  EXPECT_TRUE(ReadFile(P("@version/kept.dat/v1")) == kept);
+  EXPECT_EQ(ErrnoName(ErrnoOf(rename(P("kept.dat").c_str(), P("kept2.dat").c_str()))), "ok");
+  EXPECT_EQ(ErrnoName(ErrnoOf(unlink(P("fill.bin").c_str()))), "ok");
+  // Another large save is refused the same way, without damage.
+  EXPECT_EQ(ErrnoName(WriteUntilFull("second.bin", size_t{8} << 20, 200)), "ENOSPC");
+  EXPECT_TRUE(ReadFile(P("kept2.dat")) == kept);
+
+  // Free space beside the archive: the same mount takes new versions again.
+  ASSERT_EQ(unlink((small_ / "ballast").c_str()), 0);
+  const std::string after = RandomBytes(2 << 20, 9);
+  EXPECT_EQ(ErrnoName(WriteFile(P("after.dat"), after)), "ok");
+  EXPECT_EQ(ErrnoName(WriteFile(P("kept2.dat"), after)), "ok");
+  EXPECT_TRUE(ReadFile(P("after.dat")) == after);
+  EXPECT_TRUE(ReadFile(P("@version/kept2.dat/v2")) == after);
+  EXPECT_TRUE(ReadFile(P("@version/kept2.dat/v1")) == kept);
+
+  UmountOk();
+  const ProcResult verify = RunProgram({MEDVFS_BIN, "verify", archive_.string()},
+                                       {{"MEDVFS_PASSPHRASE", kPassphrase}}, 120);
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+}  // namespace
+}  // namespace medvfs::fs_test
