@@ -212,6 +212,49 @@ struct ArchiveOptions {
   rocksdb::Env* storage_env = nullptr;
 };
 
+// --- Backups (see Archive::Backup and RestoreBackup) ---
+
+struct BackupRequest {
+  // After the backup, delete the oldest backups of the directory so that this many remain
+  // (0: keep them all). Default: 0.
+  uint32_t keep = 0;
+  // Called as files are copied, with the bytes copied so far (about every 4 MiB), from the
+  // copying thread. Default: none.
+  std::function<void(uint64_t bytes_copied)> progress;
+  // Polled while files are copied; returning true stops the backup (kBusy). Default: none.
+  std::function<bool()> cancelled;
+};
+
+struct BackupResult {
+  uint32_t id = 0;         // the backup's number in its directory: 1, 2, 3 ...
+  int64_t time_s = 0;      // Unix seconds
+  uint64_t size = 0;       // bytes of all its database files, shared ones included
+  uint64_t new_bytes = 0;  // bytes this backup copied (files no earlier backup had)
+  uint32_t files = 0;
+};
+
+struct BackupEntry {
+  uint32_t id = 0;
+  int64_t time_s = 0;
+  uint64_t size = 0;
+  uint32_t files = 0;
+  std::string archive_id;  // hex, from the backup's key slot; empty if it carries none
+};
+
+struct RestoreBackupOptions {
+  std::optional<uint32_t> backup_id;  // Default: the latest backup.
+  // High-water marks to bring in line (see ArchiveOptions::high_water_dir and RestoreBackup).
+  // Default: empty, none touched.
+  std::filesystem::path high_water_dir;
+};
+
+struct RestoredBackup {
+  uint32_t id = 0;
+  int64_t time_s = 0;
+  uint64_t size = 0;
+  bool rollback_accepted = false;  // the host had seen a newer state of this archive
+};
+
 // Where medvfs mount keeps high-water marks: $MEDVFS_STATE_DIR if set, else
 // /var/lib/medvfs/high-water for root, else $XDG_STATE_HOME/medvfs/high-water (default
 // ~/.local/state/medvfs/high-water).
@@ -347,10 +390,46 @@ class Archive {
   // The path of a live node from the root, with a leading '/' ("/" for the root); for an
   // unlinked file, where it was last linked. kNotFound for unknown inodes.
   virtual StatusOr<std::string> PathOf(InodeId ino) = 0;
+
+  // --- Backup (store/archive_backup.cc) -----------------------------------------------------
+  // Adds a backup of the archive to the backup directory `dest` while the archive stays in
+  // use: a consistent point-in-time copy of the database holding every change acknowledged
+  // before the call, still encrypted (nothing is decrypted), plus the key slot as it is now.
+  // Incremental: database files already in `dest` are not copied again. `dest` is created
+  // (mode 0700; its parent must exist) or must be empty or a backup directory of this archive
+  // (kExists for another archive's, kInvalid inside the archive or around it); kBusy while
+  // another backup into it runs. A kBackup audit entry (caller, "to DEST") is recorded and
+  // synced first, so the backup holds its own record; a failure is recorded too.
+  // kReadOnly with ArchiveOptions::no_writes.
+  virtual StatusOr<BackupResult> Backup(const std::filesystem::path& dest,
+                                        const BackupRequest& request, const Caller& caller) = 0;
 };
 
 // Resolves a slash-separated path relative to the root to the live inode (no symlinks
 // followed), for the command line on an unmounted archive.
 StatusOr<Attr> LookupPath(Archive& archive, std::string_view path);
+
+// --- Backup directories (store/archive_backup.cc) ---------------------------------------------
+// The complete backups in `dest`, oldest first; kNotFound when it is no backup directory or
+// holds none. Needs no key.
+StatusOr<std::vector<BackupEntry>> ListBackups(const std::filesystem::path& dest);
+
+// Restores backup `options.backup_id` (default: the latest) of `dest` into a new archive
+// directory `archive_dir`, which must not exist (its parent must) or be an empty directory
+// (kNotEmpty otherwise; an existing archive is never overwritten). In order: the backup's key
+// slot is written and unlocked with `key` (kWrongKey, the passphrase of when the backup was
+// made), every file of the backup is checked against its checksum (kCorruption naming the file),
+// the database is restored, and the archive is opened, which records kRestoreBackup ("from DEST
+// backup N"). On failure nothing is left in `archive_dir`.
+//
+// A restored archive is older than the state the host may have seen of the same archive id;
+// the restore is the deliberate act --accept-rollback exists for, so with
+// options.high_water_dir set (what mounts use) the open accepts the rollback, which records
+// kRollbackAccepted and lowers the mark: the restored archive then mounts without
+// --accept-rollback, and a newer copy of the same archive on this host would need it.
+StatusOr<RestoredBackup> RestoreBackup(const std::filesystem::path& dest,
+                                       const std::filesystem::path& archive_dir,
+                                       const KeySource& key, const RestoreBackupOptions& options,
+                                       const Caller& caller);
 
 }  // namespace medvfs::store

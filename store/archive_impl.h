@@ -110,6 +110,8 @@ class ArchiveImpl final : public Archive {
                    const std::function<bool(const AuditEntry&)>& visit) override;
   StatusOr<AuditChainReport> VerifyAuditChain() override;
   StatusOr<std::string> PathOf(InodeId ino) override;
+  StatusOr<BackupResult> Backup(const std::filesystem::path& dest, const BackupRequest& request,
+                                const Caller& caller) override;  // archive_backup.cc
 
   // --- used by the file handles (archive_content.cc) ---
   StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,

@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 29> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 31> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -47,6 +47,8 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 29> kOpNames{{
     {AuditOp::kVerify, "verify"},
     {AuditOp::kAuditRead, "audit-read"},
     {AuditOp::kListDir, "list-dir"},
+    {AuditOp::kBackup, "backup"},
+    {AuditOp::kRestoreBackup, "restore-backup"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {
@@ -346,6 +348,10 @@ bool ParseFailedUnlock(std::string_view line, AuditEvent* event) {
   utc.tm_min = minute;
   utc.tm_sec = second;
   const time_t seconds = timegm(&utc);
+  // Only times that nanoseconds in an int64_t can hold (1678 to 2261): no overflow below.
+  // (Found by tests/fuzz/fuzz_records: a year "026" overflowed.)
+  constexpr int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+  if (seconds > kMaxSeconds || seconds < -kMaxSeconds) return false;
   *event = AuditEvent{};
   event->time_ns = static_cast<int64_t>(seconds) * 1'000'000'000 + nanos;
   event->uid = uid;

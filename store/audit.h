@@ -45,6 +45,9 @@ enum class AuditOp : uint8_t {
   kVerify = 27,            // medvfs verify ran; result is 0 when it found no problem
   kAuditRead = 28,         // the audit log was read (medvfs audit)
   kListDir = 29,           // a directory was listed (opendir)
+  kBackup = 30,            // medvfs backup, recorded before the copy (so the backup holds it);
+                           // detail: "to DEST"; a failure is recorded again with its errno
+  kRestoreBackup = 31,     // made by medvfs restore-backup; detail: "from DEST backup N"
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

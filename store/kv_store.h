@@ -110,6 +110,51 @@ class KvStore {
   // is read, and a mismatch makes the read fail with kCorruption.)
   Status VerifyTableFile(const KvFile& file) const;
 
+  // --- Backup (kv_backup.cc) ---
+  // Backups of the database in a backup directory, by RocksDB's BackupEngine: table and blob
+  // files are shared between the backups of one directory (each is copied once, so a backup
+  // after the first copies only what is new), and every backed-up file carries a checksum.
+  // The files are copied as they are: sealed values, never decrypted.
+  struct BackupOptions {
+    // Stored with the backup, returned by ListBackups (at most 64 KiB). Default: empty.
+    std::string metadata;
+    // Called as files are copied, with the bytes copied so far (about every 4 MiB), from the
+    // copying thread. Default: none.
+    std::function<void(uint64_t bytes_copied)> progress;
+    // Polled as files are copied; when it returns true the backup stops and CreateBackup
+    // returns kBusy (nothing half-made is left visible: the next backup or list cleans it up).
+    // Default: none.
+    std::function<bool()> cancelled;
+    // After a successful backup, delete the oldest backups of the directory so that this many
+    // remain (0: keep them all). Default: 0.
+    uint32_t keep = 0;
+  };
+  struct BackupInfo {
+    uint32_t id = 0;         // 1, 2, 3 ... in the order made
+    int64_t time_s = 0;      // when it was made (Unix seconds)
+    uint64_t size = 0;       // bytes of all its files (shared ones included)
+    uint64_t new_bytes = 0;  // CreateBackup only: bytes this backup copied (not shared)
+    uint32_t files = 0;
+    std::string metadata;
+  };
+  // Takes a consistent backup of the open database, while it is in use: the state of every
+  // write acknowledged before the call (the memory tables are flushed first; then table and
+  // blob files, the manifest, and the write-ahead log up to that point). Creates backup_dir
+  // (0700) if needed.
+  // REQUIRES: backup_dir lies outside the database directory; writable open.
+  Status CreateBackup(const std::filesystem::path& backup_dir, const BackupOptions& options,
+                      BackupInfo* created);
+  // The good backups of a directory, oldest first (kNotFound when it holds none).
+  static StatusOr<std::vector<BackupInfo>> ListBackups(const std::filesystem::path& backup_dir);
+  // Re-reads every file of a backup and checks its size and checksum; kCorruption naming the
+  // file on a mismatch, kNotFound for an unknown id.
+  static Status VerifyBackup(const std::filesystem::path& backup_dir, uint32_t id);
+  // Restores backup `id` into db_dir (which must not exist or be empty), checking checksums
+  // as it copies; a database KvStore::Open opens. On failure db_dir may hold part of the
+  // files: the caller removes it.
+  static Status RestoreBackup(const std::filesystem::path& backup_dir, uint32_t id,
+                              const std::filesystem::path& db_dir);
+
  private:
   struct Rep;
   explicit KvStore(std::unique_ptr<Rep> rep);

@@ -27,6 +27,7 @@
 #include "store/log.h"
 #include "tools/cli_error.h"
 #include "tools/commands.h"
+#include "tools/control_socket.h"
 #include "tools/key_input.h"
 #include "tools/mount_commands.h"
 #include "tools/target.h"
@@ -257,10 +258,13 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
     return kExitFailure;
   }
   WritePidFile(plan.archive);
+  // ARCHIVE/medvfs.sock: medvfs backup while mounted (tools/control_socket.h).
+  std::unique_ptr<ControlServer> control = StartControlServerOrLog(plan.archive, **archive);
   RecordSessionEvent(**archive, store::AuditOp::kMount, MountDetail(plan));
   report("");
   const Status served = (*session)->Run();
   session->reset();  // unmounts (if still mounted) before the archive closes
+  control.reset();   // stops a running backup and removes the socket
   RecordSessionEvent(**archive, store::AuditOp::kUnmount, std::string());
   archive->reset();  // closes RocksDB cleanly
   RemovePidFile(plan.archive);

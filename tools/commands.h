@@ -10,5 +10,7 @@ namespace medvfs::tools {
 // init, log, cat, restore, stats, tags, note, diff, verify, passwd, audit (tools/cmd_*.cc)
 void RegisterArchiveCommands(CLI::App& app);
 void RegisterMountCommands(CLI::App& app);  // mount, umount                 (tools/cmd_mount.cc)
+void RegisterBackupCommand(CLI::App& app);  // backup         (tools/cmd_backup.cc)
+void RegisterRestoreBackupCommand(CLI::App& app);  // restore-backup (tools/cmd_backup.cc)
 
 }  // namespace medvfs::tools

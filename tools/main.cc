@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   try {
     medvfs::tools::RegisterArchiveCommands(app);
     medvfs::tools::RegisterMountCommands(app);
+    medvfs::tools::RegisterBackupCommand(app);
+    medvfs::tools::RegisterRestoreBackupCommand(app);
     app.add_subcommand("version", "Print the version")->callback([] {
       std::cout << kVersionText << std::endl;
     });

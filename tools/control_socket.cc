@@ -1,0 +1,427 @@
+#include "tools/control_socket.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
+#include <cstring>
+#include <fstream>
+#include <list>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "store/log.h"
+
+namespace medvfs::tools {
+namespace stdfs = std::filesystem;
+using store::Code;
+using store::Status;
+
+namespace {
+
+constexpr char kSocketName[] = "medvfs.sock";
+// How long the daemon waits for a request line, and for a client to take a reply.
+constexpr int kRequestTimeoutMs = 5000;
+constexpr int kSendTimeoutS = 10;
+constexpr size_t kMaxLine = 8192;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// The address of dir/medvfs.sock: the path itself when it fits in sun_path, else the same
+// file reached through /proc/self/fd/N of `dir_fd` (an O_PATH descriptor of dir).
+bool MakeAddress(const stdfs::path& dir, int dir_fd, sockaddr_un* addr, socklen_t* length) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  std::string path = (dir / kSocketName).string();
+  if (path.size() >= sizeof(addr->sun_path)) {
+    path = "/proc/self/fd/" + std::to_string(dir_fd) + "/" + kSocketName;
+  }
+  if (path.size() >= sizeof(addr->sun_path)) return false;
+  std::memcpy(addr->sun_path, path.data(), path.size());
+  *length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return true;
+}
+
+bool SendLine(int fd, const std::string& line) {
+  std::string_view data = line;
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// No tab or line break may reach a field.
+std::string Field(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  }
+  return out;
+}
+
+std::vector<std::string_view> SplitTabs(std::string_view line) {
+  std::vector<std::string_view> fields;
+  size_t start = 0;
+  while (true) {
+    const size_t tab = line.find('\t', start);
+    fields.push_back(line.substr(start, tab == std::string_view::npos ? tab : tab - start));
+    if (tab == std::string_view::npos) return fields;
+    start = tab + 1;
+  }
+}
+
+template <typename T>
+bool ParseNumber(std::string_view text, T* value) {
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return error == std::errc() && end == text.data() + text.size() && !text.empty();
+}
+
+std::string ProcessName(pid_t pid) {
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+}  // namespace
+
+stdfs::path ControlSocketPath(const stdfs::path& archive) { return archive / kSocketName; }
+
+// --- the server ----------------------------------------------------------------------------
+
+struct ControlServer::State {
+  store::Archive* archive = nullptr;
+  stdfs::path archive_dir;
+  Fd dir_fd;     // O_PATH descriptor of the archive directory
+  Fd listen_fd;  // the listening socket
+  Fd wake_fd;    // an eventfd, readable once Stop() was called
+  ino_t socket_ino = 0;
+  std::atomic<bool> stopping{false};
+  std::thread acceptor;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex mu;              // Lock order: a leaf.
+  std::list<Worker> workers;  // GUARDED_BY(mu)
+  bool stopped = false;       // GUARDED_BY(mu)
+
+  void AcceptLoop();
+  void Serve(int fd, const ucred& peer);
+  // Reads one request line (without its '\n'); false on timeout, EOF, Stop or a long line.
+  bool ReadRequest(int fd, std::string* line);
+  void ReapWorkers();
+};
+
+void ControlServer::State::ReapWorkers() {
+  std::lock_guard lock(mu);
+  for (auto it = workers.begin(); it != workers.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = workers.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ControlServer::State::AcceptLoop() {
+  while (!stopping.load()) {
+    pollfd fds[2] = {{listen_fd.get(), POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      MEDVFS_LOG_ERROR("control socket: poll failed (errno %d); online backups stop", errno);
+      return;
+    }
+    if (fds[1].revents != 0 || stopping.load()) return;
+    const int fd = ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) ::poll(nullptr, 0, 100);
+      continue;
+    }
+    ucred peer{};
+    socklen_t length = sizeof(peer);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) {
+      ::close(fd);
+      continue;
+    }
+    const timeval send_timeout{kSendTimeoutS, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+    ReapWorkers();
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard lock(mu);
+    workers.push_back({std::thread([this, fd, peer, done] {
+                         Serve(fd, peer);
+                         ::close(fd);
+                         done->store(true);
+                       }),
+                       done});
+  }
+}
+
+bool ControlServer::State::ReadRequest(int fd, std::string* line) {
+  char buf[512];
+  int waited_ms = 0;
+  while (line->find('\n') == std::string::npos) {
+    if (line->size() > kMaxLine || waited_ms >= kRequestTimeoutMs) return false;
+    pollfd fds[2] = {{fd, POLLIN, 0}, {wake_fd.get(), POLLIN, 0}};
+    const int rc = ::poll(fds, 2, 250);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0 || fds[1].revents != 0) return false;
+    if (rc == 0) {
+      waited_ms += 250;
+      continue;
+    }
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    line->append(buf, static_cast<size_t>(n));
+  }
+  line->resize(line->find('\n'));
+  return true;
+}
+
+void ControlServer::State::Serve(int fd, const ucred& peer) {
+  auto reply_error = [fd](const Status& status) {
+    SendLine(fd, "error\t" + std::to_string(static_cast<int>(status.code())) + "\t" +
+                     Field(status.message()) + "\n");
+  };
+  std::string line;
+  if (!ReadRequest(fd, &line)) return;
+  const std::vector<std::string_view> fields = SplitTabs(line);
+  uint32_t keep = 0;
+  if (fields.size() != 3 || fields[0] != "backup" || fields[1].empty() || fields[1][0] != '/' ||
+      !ParseNumber(fields[2], &keep)) {
+    return reply_error(Status::Invalid("malformed request on the control socket"));
+  }
+  const stdfs::path dest(fields[1]);
+  store::Caller caller;
+  caller.uid = peer.uid;
+  caller.gid = peer.gid;
+  caller.pid = static_cast<uint32_t>(peer.pid);
+  caller.program = ProcessName(peer.pid);
+  if (peer.uid != 0 && peer.uid != ::geteuid()) {
+    // Only reachable if someone opened up the archive directory; refused and recorded.
+    store::AuditEvent event;
+    event.uid = caller.uid;
+    event.gid = caller.gid;
+    event.pid = caller.pid;
+    event.program = caller.program;
+    event.op = store::AuditOp::kBackup;
+    event.path = "/";
+    event.result = EACCES;
+    event.detail = "to " + dest.string() + ": refused on the control socket";
+    archive->RecordAudit(event).IgnoreError();
+    archive->SyncAll().IgnoreError();
+    return reply_error(Status(Code::kPermission,
+                              "only root and the user who mounted the archive may back it up "
+                              "through its mount"));
+  }
+  std::atomic<bool> client_gone{false};
+  store::BackupRequest request;
+  request.keep = keep;
+  request.progress = [fd, &client_gone](uint64_t bytes) {
+    if (!SendLine(fd, "progress\t" + std::to_string(bytes) + "\n")) client_gone = true;
+  };
+  request.cancelled = [this, &client_gone] { return stopping.load() || client_gone.load(); };
+  MEDVFS_LOG_INFO("backup requested on the control socket by uid %u pid %u", caller.uid,
+                  caller.pid);
+  auto result = archive->Backup(dest, request, caller);
+  if (!result.ok()) {
+    MEDVFS_LOG_WARNING("backup failed: %s", result.status().ToString().c_str());
+    Status status = result.status();
+    if (status.code() == Code::kBusy && stopping.load()) {
+      status = Status(Code::kBusy, "the archive is being unmounted; the backup was stopped");
+    }
+    return reply_error(status);
+  }
+  SendLine(fd, "ok\t" + std::to_string(result->id) + "\t" + std::to_string(result->new_bytes) +
+                   "\t" + std::to_string(result->size) + "\t" + std::to_string(result->files) +
+                   "\t" + std::to_string(result->time_s) + "\n");
+}
+
+ControlServer::ControlServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+ControlServer::~ControlServer() { Stop(); }
+
+store::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const stdfs::path& archive_dir,
+                                                                     store::Archive& archive) {
+  auto state = std::make_unique<State>();
+  state->archive = &archive;
+  state->archive_dir = archive_dir;
+  state->dir_fd.Reset(::open(archive_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (state->dir_fd.get() < 0) return store::StatusFromErrno(errno, "the archive directory");
+  sockaddr_un addr{};
+  socklen_t length = 0;
+  if (!MakeAddress(archive_dir, state->dir_fd.get(), &addr, &length)) {
+    return Status(Code::kNameTooLong, "the control socket's path is too long");
+  }
+  state->wake_fd.Reset(::eventfd(0, EFD_CLOEXEC));
+  state->listen_fd.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (state->wake_fd.get() < 0 || state->listen_fd.get() < 0) {
+    return store::StatusFromErrno(errno, "creating the control socket");
+  }
+  // The archive is open here, with its database lock: a socket file left behind is stale.
+  if (::unlinkat(state->dir_fd.get(), kSocketName, 0) != 0 && errno != ENOENT) {
+    return store::StatusFromErrno(errno, "removing a stale control socket");
+  }
+  if (::bind(state->listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
+    return store::StatusFromErrno(errno, "binding the control socket");
+  }
+  struct stat st {};
+  if (::fchmodat(state->dir_fd.get(), kSocketName, 0600, 0) != 0 ||
+      ::fstatat(state->dir_fd.get(), kSocketName, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    const Status failed = store::StatusFromErrno(errno, "securing the control socket");
+    ::unlinkat(state->dir_fd.get(), kSocketName, 0);
+    return failed;
+  }
+  state->socket_ino = st.st_ino;
+  if (::listen(state->listen_fd.get(), 8) != 0) {
+    const Status failed = store::StatusFromErrno(errno, "listening on the control socket");
+    ::unlinkat(state->dir_fd.get(), kSocketName, 0);
+    return failed;
+  }
+  State* raw = state.get();
+  state->acceptor = std::thread([raw] { raw->AcceptLoop(); });
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(state)));
+}
+
+void ControlServer::Stop() {
+  State& s = *state_;
+  {
+    std::lock_guard lock(s.mu);
+    if (s.stopped) return;
+    s.stopped = true;
+  }
+  s.stopping = true;
+  const uint64_t one = 1;
+  if (::write(s.wake_fd.get(), &one, sizeof(one)) < 0) {
+    // An eventfd write fails only on overflow; the flag alone stops the threads then.
+  }
+  if (s.acceptor.joinable()) s.acceptor.join();
+  std::list<State::Worker> workers;
+  {
+    std::lock_guard lock(s.mu);
+    workers.swap(s.workers);
+  }
+  for (auto& worker : workers) worker.thread.join();
+  s.listen_fd.Reset();
+  struct stat st {};
+  if (::fstatat(s.dir_fd.get(), kSocketName, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      st.st_ino == s.socket_ino) {
+    ::unlinkat(s.dir_fd.get(), kSocketName, 0);
+  }
+}
+
+std::unique_ptr<ControlServer> StartControlServerOrLog(const stdfs::path& archive_dir,
+                                                       store::Archive& archive) {
+  auto server = ControlServer::Start(archive_dir, archive);
+  if (!server.ok()) {
+    MEDVFS_LOG_WARNING("no control socket (%s): medvfs backup cannot back up while mounted",
+                       server.status().ToString().c_str());
+    return nullptr;
+  }
+  return std::move(server).value();
+}
+
+// --- the client ----------------------------------------------------------------------------
+
+store::StatusOr<RemoteBackup> RequestBackup(const stdfs::path& archive_dir, const stdfs::path& dest,
+                                            uint32_t keep,
+                                            const std::function<void(uint64_t)>& progress) {
+  const std::string dest_text = dest.string();
+  if (dest_text.find_first_of("\t\n\r") != std::string::npos || !dest.is_absolute()) {
+    return Status::Invalid(
+        "the backup directory's path must be absolute, without tabs or "
+        "line breaks");
+  }
+  Fd dir_fd(::open(archive_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) return store::StatusFromErrno(errno, "the archive directory");
+  sockaddr_un addr{};
+  socklen_t length = 0;
+  if (!MakeAddress(archive_dir, dir_fd.get(), &addr, &length)) {
+    return Status(Code::kNameTooLong, "the control socket's path is too long");
+  }
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return store::StatusFromErrno(errno, "creating a socket");
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
+    if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTSOCK) {
+      return Status::NotFound("no mount daemon listens on the archive's control socket");
+    }
+    if (errno == EACCES || errno == EPERM) {
+      return Status(Code::kPermission, "the archive's control socket may not be used by this user");
+    }
+    return store::StatusFromErrno(errno, "connecting to the archive's control socket");
+  }
+  if (!SendLine(fd.get(), "backup\t" + dest_text + "\t" + std::to_string(keep) + "\n")) {
+    return store::StatusFromErrno(errno, "sending the request to the mount daemon");
+  }
+  std::string buffer;
+  char chunk[4096];
+  while (true) {
+    size_t newline = buffer.find('\n');
+    while (newline != std::string::npos) {
+      const std::string line = buffer.substr(0, newline);
+      buffer.erase(0, newline + 1);
+      const std::vector<std::string_view> f = SplitTabs(line);
+      uint64_t bytes = 0;
+      if (f.size() == 2 && f[0] == "progress" && ParseNumber(f[1], &bytes)) {
+        if (progress) progress(bytes);
+      } else if (f.size() == 6 && f[0] == "ok") {
+        RemoteBackup out;
+        if (ParseNumber(f[1], &out.id) && ParseNumber(f[2], &out.new_bytes) &&
+            ParseNumber(f[3], &out.size) && ParseNumber(f[4], &out.files) &&
+            ParseNumber(f[5], &out.time_s)) {
+          return out;
+        }
+        return Status::IoError("the mount daemon's answer is malformed");
+      } else if (f.size() == 3 && f[0] == "error") {
+        int code = 0;
+        if (!ParseNumber(f[1], &code) || code <= 0 || code > static_cast<int>(Code::kRolledBack)) {
+          code = static_cast<int>(Code::kIoError);
+        }
+        return Status(static_cast<Code>(code), std::string(f[2]));
+      } else {
+        return Status::IoError("the mount daemon's answer is malformed");
+      }
+      newline = buffer.find('\n');
+    }
+    const ssize_t n = ::read(fd.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || buffer.size() > kMaxLine) {
+      return Status::IoError(
+          "the mount daemon closed the connection before answering (see the system log)");
+    }
+    buffer.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace medvfs::tools
