@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "store/archive_impl.h"
+#include "store/file_util.h"
 #include "store/log.h"
 
 namespace medvfs::store {
@@ -31,20 +32,6 @@ constexpr char kMarkerName[] = "medvfs-backup";
 constexpr char kLockName[] = "medvfs-backup.lock";
 constexpr char kMarkerMagic[] = "medvfs-backup 1\n";
 constexpr size_t kMaxKeySlotBytes = 16u << 10;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 stdfs::path NormalAbsolute(const stdfs::path& path) {
   std::error_code ec;
@@ -65,15 +52,8 @@ bool IsWithin(const stdfs::path& path, const stdfs::path& base) {
   return true;
 }
 
-void SyncDirectory(const stdfs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 StatusOr<std::string> ReadSmallFile(const stdfs::path& file, size_t limit) {
-  Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0) return StatusFromErrno(errno, "reading " + file.filename().string());
   std::string out;
   char buf[4096];
@@ -88,21 +68,11 @@ StatusOr<std::string> ReadSmallFile(const stdfs::path& file, size_t limit) {
   return out;
 }
 
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 // Writes `bytes` to `file` (mode 0600): a temporary file beside it, fsync'ed, renamed over it,
 // and the directory fsync'ed.
 Status WriteFileDurably(const stdfs::path& file, std::string_view bytes) {
   const stdfs::path temp = file.string() + ".tmp" + std::to_string(::getpid());
-  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return StatusFromErrno(errno, "writing " + file.filename().string());
   if (!WriteAll(fd.get(), bytes) || ::fsync(fd.get()) != 0 ||
       ::rename(temp.c_str(), file.c_str()) != 0) {
@@ -110,7 +80,7 @@ Status WriteFileDurably(const stdfs::path& file, std::string_view bytes) {
     ::unlink(temp.c_str());
     return failed;
   }
-  SyncDirectory(file.parent_path());
+  SyncDirectoryQuietly(file.parent_path());
   return Status::Ok();
 }
 
@@ -193,7 +163,7 @@ bool OnlyLockFile(const stdfs::path& dir) {
 // Creates `dest` (0700) if needed, takes its lock (held while `lock` lives) and checks that it
 // is, or becomes, the backup directory of `archive_id`.
 Status PrepareDestination(const stdfs::path& dest, const std::string& archive_id,
-                          std::unique_ptr<Fd>* lock) {
+                          std::unique_ptr<UniqueFd>* lock) {
   struct stat st {};
   if (::lstat(dest.c_str(), &st) != 0) {
     if (errno != ENOENT) return StatusFromErrno(errno, "the backup directory");
@@ -203,13 +173,13 @@ Status PrepareDestination(const stdfs::path& dest, const std::string& archive_id
       }
       return StatusFromErrno(errno, "creating the backup directory");
     }
-    SyncDirectory(dest.parent_path());
+    SyncDirectoryQuietly(dest.parent_path());
     st.st_uid = ::geteuid();
   } else if (!S_ISDIR(st.st_mode)) {
     return Status(Code::kNotDirectory, "the backup destination exists and is not a directory");
   }
   if (st.st_uid == ::geteuid() || ::geteuid() == 0) ::chmod(dest.c_str(), 0700);
-  auto fd = std::make_unique<Fd>(
+  auto fd = std::make_unique<UniqueFd>(
       ::open((dest / kLockName).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd->get() < 0) {
     if (errno == EACCES || errno == EPERM) {
@@ -263,7 +233,7 @@ StatusOr<BackupResult> ArchiveImpl::Backup(const stdfs::path& dest_arg,
         "the backup directory must lie outside the archive directory, and not contain it"));
   }
   const std::string archive_id = HexId(archive_id_);
-  std::unique_ptr<Fd> lock;
+  std::unique_ptr<UniqueFd> lock;
   if (Status s = PrepareDestination(dest, archive_id, &lock); !s.ok()) return failed(s);
   BackupMetadata metadata;
   metadata.archive_id = archive_id;
@@ -291,7 +261,7 @@ StatusOr<BackupResult> ArchiveImpl::Backup(const stdfs::path& dest_arg,
   KvStore::BackupInfo info;
   if (Status s = kv_->CreateBackup(dest, options, &info); !s.ok()) return failed(s);
   MakePrivate(dest);
-  SyncDirectory(dest);
+  SyncDirectoryQuietly(dest);
   MEDVFS_LOG_INFO("backup %u made (%llu bytes copied)", info.id,
                   static_cast<unsigned long long>(info.new_bytes));
   BackupResult result;
@@ -391,13 +361,13 @@ Status WriteAndUnlockKeySlot(const stdfs::path& dir, const std::string& bytes,
                              const KeySource& key) {
   const stdfs::path file = dir / kKeySlotFileName;
   {
-    Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (fd.get() < 0) return StatusFromErrno(errno, "writing the key slot");
     if (!WriteAll(fd.get(), bytes) || ::fsync(fd.get()) != 0) {
       return StatusFromErrno(errno, "writing the key slot");
     }
   }
-  SyncDirectory(dir);
+  SyncDirectoryQuietly(dir);
   SecretKey data_key;
   return UnlockKeySlot(file, key, &data_key, nullptr);
 }
@@ -451,7 +421,7 @@ StatusOr<RestoredBackup> RestoreBackup(const stdfs::path& dest, const stdfs::pat
   if (s.ok()) s = KvStore::RestoreBackup(dest, chosen.id, archive_dir / "db");
   if (s.ok()) {
     MakePrivate(archive_dir);
-    SyncDirectory(archive_dir);
+    SyncDirectoryQuietly(archive_dir);
     s = RecordRestore(archive_dir, key, dest, options, caller, &restored);
   }
   if (!s.ok()) {

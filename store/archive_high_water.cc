@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "store/archive_impl.h"
+#include "store/file_util.h"
 #include "store/log.h"
 
 namespace medvfs::store {
@@ -24,24 +25,6 @@ std::string ProgramName() {
   std::string name;
   std::getline(comm, name);
   return name;
-}
-
-// Writes all of data to fd.
-bool WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-void SyncDirectory(const std::filesystem::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 // Creates dir and its missing parents with mode 0700.
@@ -107,7 +90,7 @@ void RecordFailedUnlock(const std::filesystem::path& archive_dir) {
                      errno);
   }
   ::close(fd);
-  SyncDirectory(archive_dir);
+  SyncDirectoryQuietly(archive_dir);
 }
 
 Status ArchiveImpl::ImportFailedUnlocks() {
@@ -134,7 +117,7 @@ Status ArchiveImpl::ImportFailedUnlocks() {
   if (::unlink(file.c_str()) != 0 && errno != ENOENT) {
     return StatusFromErrno(errno, "removing the failed-unlocks file");
   }
-  SyncDirectory(dir_);
+  SyncDirectoryQuietly(dir_);
   return Status::Ok();
 }
 
@@ -168,7 +151,7 @@ Status ArchiveImpl::WriteHighWaterLocked(uint64_t seq) {
     ::unlink(temp.c_str());
     return StatusFromErrno(error, "writing the high-water mark");
   }
-  SyncDirectory(options_.high_water_dir);
+  SyncDirectoryQuietly(options_.high_water_dir);
   high_water_ = seq;
   return Status::Ok();
 }

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/file_util.h"
+
 namespace medvfs::store {
 namespace {
 
@@ -231,35 +233,10 @@ Status Unwrap(const KeySlot& slot, const KeySource& source, SecretKey* data_key)
 
 // --- Files ----------------------------------------------------------------------------------
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
-  void Reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-  // Closes now, reporting the error that close(2) may carry for a written file.
-  Status Close(const char* context) {
-    const int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) return StatusFromErrno(errno, context);
-    return Status::Ok();
-  }
-
- private:
-  int fd_;
-};
-
 // Reads a whole file of at most max_size bytes. Growth copies are wiped, since the file may
 // hold a secret. kTooBig when the file is larger.
 Status ReadWholeFile(const fs::path& path, size_t max_size, const char* what, std::string* out) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return StatusFromErrno(errno, std::string("cannot open ") + what);
   size_t capacity = 4096;
   struct stat st {};
@@ -314,7 +291,7 @@ fs::path DirectoryOf(const fs::path& file) {
 }
 
 Status SyncDirectory(const fs::path& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return StatusFromErrno(errno, "cannot open the archive directory");
   if (::fsync(fd.get()) != 0) return StatusFromErrno(errno, "cannot sync the archive directory");
   return Status::Ok();
@@ -322,7 +299,7 @@ Status SyncDirectory(const fs::path& dir) {
 
 // Creates `path` (which must not exist) with mode 0600 and durable contents.
 Status WriteNewFile(const fs::path& path, std::string_view contents) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd.get() < 0) return StatusFromErrno(errno, "cannot create the key slot file");
   Status status = Status::Ok();
   if (::fchmod(fd.get(), 0600) != 0) {  // exactly 0600, whatever the umask
@@ -383,8 +360,8 @@ Status ReplaceFile(const fs::path& file, std::string_view contents) {
 // Serialises rewraps of one key slot: without it, two concurrent changes could both succeed
 // while only the later one's key remains. An flock on the directory, not on the file, since
 // the file is replaced. Readers (UnlockKeySlot) need no lock: the rename is atomic.
-Status LockSlotDirectory(const fs::path& file, Fd* lock) {
-  Fd fd(::open(DirectoryOf(file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+Status LockSlotDirectory(const fs::path& file, UniqueFd* lock) {
+  UniqueFd fd(::open(DirectoryOf(file).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return StatusFromErrno(errno, "cannot open the archive directory");
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
@@ -484,7 +461,7 @@ Status UnlockKeySlot(const std::filesystem::path& file, const KeySource& source,
 
 Status RewrapKeySlot(const std::filesystem::path& file, const KeySource& old_source,
                      const KeySource& new_source, const KdfParams& params) {
-  Fd lock(-1);
+  UniqueFd lock(-1);
   MEDVFS_RETURN_IF_ERROR(LockSlotDirectory(file, &lock));
   KeySlot slot;
   MEDVFS_RETURN_IF_ERROR(ReadSlot(file, &slot));

@@ -1,0 +1,61 @@
+// Small POSIX file helpers shared by the .cc files of store/ that write files beside the
+// database (key slot, high-water marks, backup markers). Private to store/.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <string_view>
+#include <utility>
+
+#include "store/status.h"
+
+namespace medvfs::store {
+
+// An owned file descriptor, closed on destruction.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
+  void Reset(int fd) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+  // Closes now, reporting the error that close(2) may carry for a written file.
+  Status Close(const char* context) {
+    const int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) return StatusFromErrno(errno, context);
+    return Status::Ok();
+  }
+
+ private:
+  int fd_;
+};
+
+// Writes all of `data` to fd (retrying short writes and EINTR); false on an error.
+inline bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// fsyncs a directory so that the names created or renamed in it are durable. Best effort:
+// callers that must know use their own check.
+inline void SyncDirectoryQuietly(const std::filesystem::path& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() >= 0) ::fsync(fd.get());
+}
+
+}  // namespace medvfs::store
