@@ -23,6 +23,12 @@ bool Credentials::InGroup(uint32_t gid) const {
   return std::find(groups_->begin(), groups_->end(), gid) != groups_->end();
 }
 
+Status CheckSticky(const Credentials& creds, const store::Attr& dir, const store::Attr& entry) {
+  if (!(dir.mode & S_ISVTX) || creds.is_root()) return Status::Ok();
+  if (IsOwner(creds, entry) || IsOwner(creds, dir)) return Status::Ok();
+  return NotPermitted();
+}
+
 Status CheckAccess(const Credentials& creds, const store::Attr& attr, int mask) {
   mask &= kMayRead | kMayWrite | kMayExec;
   if (creds.is_root()) {
@@ -72,8 +78,8 @@ Status CheckSetAttr(const Credentials& creds, const store::Attr& current, AttrCh
     if (!root && !owner) {
       // Only the kernel's own "kill set-id bits" on a write by a non-owner: the same bits
       // minus S_ISUID/S_ISGID, by someone who may write the file.
-      const bool only_clears_setid =
-          (new_bits & ~old_bits) == 0 && ((old_bits ^ new_bits) & ~(S_ISUID | S_ISGID)) == 0;
+      const bool only_clears_setid = (new_bits & ~old_bits) == 0 &&
+                                     ((old_bits ^ new_bits) & ~uint32_t{S_ISUID | S_ISGID}) == 0;
       if (!only_clears_setid) return NotPermitted();
       MEDVFS_RETURN_IF_ERROR(CheckAccess(creds, current, kMayWrite));
     } else if (!root && !creds.InGroup(change->gid.value_or(current.gid))) {

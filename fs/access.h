@@ -6,7 +6,8 @@
 // (may_create, may_delete, vfs_rename, setattr_prepare, may_setattr, xattr_permission,
 // may_linkat) would have done. The VFS still enforces on its own, with its cached attributes:
 // the sticky bit of a directory (check_sticky), trusted.* xattrs, user.* xattrs on special
-// files, and immutable/append-only flags (which medvfs has none of).
+// files, and immutable/append-only flags (which medvfs has none of). Not the sticky bit: without
+// default_permissions the kernel leaves check_sticky to the file system (CheckSticky).
 //
 // Differences from the kernel (see man/medvfs-mount.1):
 // - "root" is uid 0: capabilities are not seen over FUSE, so a uid-0 process without
@@ -100,6 +101,12 @@ store::Status CheckXattr(const Credentials& creds, const store::Attr& attr, std:
 // only a regular file that is not set-uid, not set-gid-and-group-executable, and that they
 // may read and write. kPermission (EPERM) otherwise.
 store::Status CheckLinkSource(const Credentials& creds, const store::Attr& source);
+
+// check_sticky(): in a directory with the sticky bit (S_ISVTX, /tmp-style), only the owner of
+// an entry, the owner of the directory and root may unlink, rmdir or rename it away, rename
+// over it or exchange it. kPermission (EPERM) otherwise.
+store::Status CheckSticky(const Credentials& creds, const store::Attr& dir,
+                          const store::Attr& entry);
 
 // The checks of rename(2) beyond the directories' w and x: moving a directory to another
 // parent needs w on it (to rewrite its ".."), and so does the other side of an exchange when

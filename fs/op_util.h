@@ -130,6 +130,12 @@ store::Status RequireAccess(fuse_req_t req, Filesystem& fs, fuse_ino_t node, int
                             store::AuditOp op, std::string_view name = {},
                             std::string_view detail = {});
 
+// With Enforcing: the sticky-bit rule (CheckSticky) for removing, renaming away or replacing
+// the live entry `name` of `dir`, a denial recorded as `op` on its path. Ok without Enforcing,
+// when `dir` is not sticky, or when there is no such entry (the operation itself says ENOENT).
+store::Status RequireStickyAllows(fuse_req_t req, Filesystem& fs, fuse_ino_t dir,
+                                  std::string_view name, store::AuditOp op);
+
 // Refusals shared by the namespace handlers.
 store::Status ViewIsReadOnly();
 // EROFS when mounted read-only, EPERM for reserved names (IsViewName), EROFS for view parents.

@@ -209,6 +209,23 @@ Status RequireAccess(fuse_req_t req, Filesystem& fs, fuse_ino_t node, int mask, 
   return AuditDenial(req, fs, std::move(check), std::move(denied));
 }
 
+Status RequireStickyAllows(fuse_req_t req, Filesystem& fs, fuse_ino_t dir, std::string_view name,
+                           AuditOp op) {
+  if (!Enforcing(fs)) return Status::Ok();
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr dir_attr, NodeAttr(fs, dir));
+  if (!(dir_attr.mode & S_ISVTX)) return Status::Ok();
+  auto record = fs.archive().ResolveName(dir, name);
+  if (!record.ok() || !record->live()) return Status::Ok();
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr entry, fs.archive().GetAttr(record->ino));
+  Status check = CheckSticky(CredentialsOf(req), dir_attr, entry);
+  if (check.ok()) return check;
+  AuditEvent denied;
+  denied.op = op;
+  denied.path = AuditPathOf(fs, dir, name);
+  denied.detail = "sticky directory";
+  return AuditDenial(req, fs, std::move(check), std::move(denied));
+}
+
 void AddAccessOps(fuse_lowlevel_ops& ops) { ops.access = Access; }
 
 }  // namespace medvfs::fs::internal

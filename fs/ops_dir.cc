@@ -73,6 +73,7 @@ void RemoveDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kRmdir, name));
+    MEDVFS_RETURN_IF_ERROR(RequireStickyAllows(req, fs, parent, name, store::AuditOp::kRmdir));
     MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveDir(parent, name, CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();

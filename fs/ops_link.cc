@@ -100,8 +100,8 @@ void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "unlink", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
     if (IsViewNode(parent) || IsViewName(parent, name)) return ViewIsReadOnly();
-    // The sticky bit is the VFS's own check (may_delete, with its cached attributes).
     MEDVFS_RETURN_IF_ERROR(RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kUnlink, name));
+    MEDVFS_RETURN_IF_ERROR(RequireStickyAllows(req, fs, parent, name, AuditOp::kUnlink));
     MEDVFS_RETURN_IF_ERROR(fs.archive().Unlink(parent, name, CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
@@ -120,6 +120,9 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_
     MEDVFS_RETURN_IF_ERROR(RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kRename, name));
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, new_parent, kWriteAndSearch, AuditOp::kRename, new_name));
+    // may_delete() on both sides: the entry moved away, and the one replaced or exchanged.
+    MEDVFS_RETURN_IF_ERROR(RequireStickyAllows(req, fs, parent, name, AuditOp::kRename));
+    MEDVFS_RETURN_IF_ERROR(RequireStickyAllows(req, fs, new_parent, new_name, AuditOp::kRename));
     MEDVFS_RETURN_IF_ERROR(CheckRenameSides(req, fs, parent, name, new_parent, new_name, flags));
     MEDVFS_RETURN_IF_ERROR(
         fs.archive().Rename(parent, name, new_parent, new_name, flags, CallerOf(req)));

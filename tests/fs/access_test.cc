@@ -96,6 +96,18 @@ TEST(AccessTest, DirectoryOperations) {
   EXPECT_EQ(AccessCode(As(kBob, kOther), no_search, kMayWrite | kMayExec), Code::kAccess);
 }
 
+TEST(AccessTest, StickyDirectoryKeepsOthersEntries) {
+  const store::Attr sticky_dir = Node(S_IFDIR | 01777, /*uid=*/0, /*gid=*/0);
+  const store::Attr plain_dir = Node(S_IFDIR | 0777, 0, 0);
+  const store::Attr alices = Node(S_IFREG | 0666);
+  EXPECT_EQ(CheckSticky(As(kBob, kOther), sticky_dir, alices).code(), Code::kPermission);
+  EXPECT_TRUE(CheckSticky(As(kAlice, kStaff), sticky_dir, alices).ok());  // the entry's owner
+  EXPECT_TRUE(CheckSticky(As(0, 0), sticky_dir, alices).ok());
+  EXPECT_TRUE(CheckSticky(As(kBob, kOther), plain_dir, alices).ok());
+  const store::Attr bobs_sticky_dir = Node(S_IFDIR | 01777, kBob, kOther);
+  EXPECT_TRUE(CheckSticky(As(kBob, kOther), bobs_sticky_dir, alices).ok());  // the dir's owner
+}
+
 TEST(AccessTest, OpenMask) {
   EXPECT_EQ(OpenMask(O_RDONLY), kMayRead);
   EXPECT_EQ(OpenMask(O_WRONLY), kMayWrite);
