@@ -159,13 +159,13 @@ StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::Open(InodeId ino, int flags,
   }
   auto handle = std::unique_ptr<FileHandle>(new LiveHandle(this, ino, session, caller));
   if (flags & O_TRUNC) {
+    // Marks mtime and ctime for update even when the file is empty already (POSIX); an
+    // unchanged content makes no new version at the commit.
     std::lock_guard session_lock(session->mu);
-    if (session->content.size() != 0) {
-      MEDVFS_RETURN_IF_ERROR(session->content.Truncate(0));
-      session->dirty = true;
-      session->size = 0;
-      session->mtime_ns = NowNs();
-    }
+    if (session->content.size() != 0) MEDVFS_RETURN_IF_ERROR(session->content.Truncate(0));
+    session->dirty = true;
+    session->size = 0;
+    session->mtime_ns = NowNs();
   }
   return handle;
 }

@@ -82,12 +82,14 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
   // The old target inode loses its name; its history now lives on in src.
   dst.nlink -= 1;
   dst.ctime_ns = now;
-  dst.history = 0;
   if (dst.nlink == 0) {
+    // Gone, but programs that still have it open read on: its history and version still name
+    // its last content (versions never change), and an inode without links commits nothing.
     UpdatePatientIndex(batch, dst_ino, nullptr);
     batch.Delete(Family::kMeta, InodeKey(dst_ino));
     if (lookups_.contains(dst_ino) || sessions_.contains(dst_ino)) orphans_[dst_ino] = dst;
   } else {
+    dst.history = 0;
     PutRecord(batch, InodeKey(dst_ino), dst);
   }
   return Status::Ok();
@@ -97,7 +99,7 @@ Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_
                              std::string_view new_name, unsigned int flags, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckName(new_name));
-  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
+  if ((flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
       ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))) {
     return Status::Invalid("unsupported rename flags");
   }

@@ -56,12 +56,6 @@ constexpr KnownDifference kKnownDifferences[] = {
     {"times/truncate to the same size", kBothRuns,
      "truncate(2) to the current size leaves mtime unchanged (store TruncateClosed returns "
      "early); Linux file systems update it"},
-    {"times/open O_TRUNC of an empty file", kBothRuns,
-     "open(O_TRUNC) of an empty file leaves mtime and ctime unchanged (store Open skips the "
-     "truncation); POSIX requires both to be marked for update"},
-    {"rename/read the replaced open file", kBothRuns,
-     "a descriptor open on a file replaced by rename reads ENOENT: store RenameOver gives the "
-     "replaced inode history 0 while it is still open"},
     {"perm/exec script (0100)", kUserRun, kExecNeedsRead},
     {"perm/exec script (0111)", kUserRun, kExecNeedsRead},
     {"perm/exec binary (0111)", kUserRun, kExecNeedsRead},
