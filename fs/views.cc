@@ -308,8 +308,8 @@ uint64_t StableViewIno(const ViewDescriptor& view) {
   add(static_cast<uint64_t>(view.time_ns));
   for (const std::string* text : {&view.text, &view.keyword, &view.study}) {
     add(text->size());  // so that ("ab", "") and ("a", "b") differ
-    for (unsigned char c : *text) {
-      h = (h ^ c) * 0x100000001b3ull;
+    for (char c : *text) {
+      h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
     }
   }
   return Mix(h) | (uint64_t{1} << 63);

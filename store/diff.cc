@@ -121,9 +121,9 @@ Status CompareBytes(DiffSource& a, DiffSource& b, DiffResult* result) {
                             ReadRange(b, offset, std::min<uint64_t>(kReadBlock, longest - offset)));
     if (!bytes.first_difference) {
       const size_t common = std::min(block_a.size(), block_b.size());
-      const auto mismatch =
-          std::mismatch(block_a.begin(), block_a.begin() + common, block_b.begin());
-      if (mismatch.first != block_a.begin() + common) {
+      const auto end_a = block_a.begin() + static_cast<std::ptrdiff_t>(common);
+      const auto mismatch = std::mismatch(block_a.begin(), end_a, block_b.begin());
+      if (mismatch.first != end_a) {
         bytes.first_difference = offset + static_cast<uint64_t>(mismatch.first - block_a.begin());
       } else if (block_a.size() != block_b.size()) {
         bytes.first_difference = offset + common;
