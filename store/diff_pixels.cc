@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <new>
+#include <optional>
 #include <span>
 #include <sstream>
 #include <utility>
@@ -85,6 +87,49 @@ std::string TransferSyntaxUid(DcmFileFormat& format) {
   std::string text(uid.c_str());
   while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
   return text;
+}
+
+// The part of a file DCMTK may read: up to the end of its top-level Pixel Data element.
+// DCMTK's reader allocates what a length field claims before it finds the data short (4 GiB for
+// a 352-byte file; found by tests/fuzz/fuzz_dicom). ReadDicomFile's structure walk refuses such
+// lengths before Pixel Data; what follows Pixel Data (trailing garbage, in any tag order) is cut
+// off here. A deflated data set cannot be cut: it is read up to the first tag after Pixel Data.
+StatusOr<std::string_view> ReadablePart(std::string_view file) {
+  std::optional<dicom_detail::DicomFile> parsed;
+  try {
+    MEDVFS_ASSIGN_OR_RETURN(parsed, dicom_detail::ReadDicomFile(file, file.size()));
+  } catch (const std::bad_alloc&) {
+    return Status::Invalid("DICOM header too large to parse in memory");
+  }
+  const dicom_detail::PixelDataInfo& pixel = parsed->pixel;
+  OFString uid;
+  parsed->meta->findAndGetOFString(DCM_TransferSyntaxUID, uid);
+  if (!pixel.present || DcmXfer(uid.c_str()).getStreamCompression() != ESC_none) return file;
+  // The data set starts where reading the meta header ends, as in ReadDicomFile.
+  DcmMetaInfo meta;
+  MemoryStream in(file);
+  meta.transferInit();
+  const OFCondition cond = meta.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  meta.transferEnd();
+  if (cond.bad()) return Status::Invalid("DICOM meta header does not parse");
+  uint64_t end = static_cast<uint64_t>(in.tell()) + pixel.value_offset;
+  if (!pixel.encapsulated) {
+    end += pixel.length;
+  } else {
+    // Items up to the sequence delimiter (the walk found them complete).
+    while (end + 8 <= file.size()) {
+      const auto u16 = [&](uint64_t at) {
+        return static_cast<uint32_t>(static_cast<uint8_t>(file[at]) |
+                                     static_cast<uint8_t>(file[at + 1]) << 8);
+      };
+      const uint32_t tag = u16(end) << 16 | u16(end + 2);
+      const uint32_t length = u16(end + 4) | u16(end + 6) << 16;
+      end += 8;
+      if (tag != 0xFFFEE000) break;  // the sequence delimiter (FFFE,E0DD)
+      end += length;
+    }
+  }
+  return file.substr(0, static_cast<size_t>(std::min<uint64_t>(end, file.size())));
 }
 
 Status Jpeg2000NotSupported(std::string_view uid) {
@@ -580,10 +625,12 @@ FrameDifference CompareFrame(const FramePixels& a, const FramePixels& b, size_t 
 
 StatusOr<std::unique_ptr<DecodedPixels>> DecodeDicomPixels(std::string_view file) {
   MEDVFS_RETURN_IF_ERROR(PrepareDcmtk());
+  MEDVFS_ASSIGN_OR_RETURN(const std::string_view readable, ReadablePart(file));
   DcmFileFormat format;
-  MemoryStream in(file);
+  MemoryStream in(readable);
   format.transferInit();
-  const OFCondition cond = format.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  const OFCondition cond = format.readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                               DcmTagKey(0x7FE0, 0x0011));
   format.transferEnd();
   const std::string uid = TransferSyntaxUid(format);
   if (IsJpeg2000(uid)) return Jpeg2000NotSupported(uid);
