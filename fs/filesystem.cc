@@ -178,6 +178,9 @@ namespace {
 void Init(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
   if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // Live files are opened with keep_cache (fs/ops_file.cc): the kernel must drop cached pages
+  // whenever it sees a file's mtime or size change.
+  if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_EXPORT_SUPPORT);
   conn->max_write = 1u << 20;
 }

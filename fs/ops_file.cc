@@ -150,6 +150,11 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       if (file->writable && fs.config().read_only) return Status::ReadOnly("mounted read-only");
       file->opener = CallerOf(req);
       MEDVFS_ASSIGN_OR_RETURN(file->handle, fs.archive().Open(ino, fi->flags, file->opener));
+      // Every change to a live file's bytes passes through this mount's kernel page cache
+      // (write, truncate, O_TRUNC) or invalidates it (restore: ops_xattr.cc), and the kernel
+      // drops the cache itself when it sees a new mtime or size (auto_inval_data), so a
+      // reopen can keep what earlier reads cached.
+      fi->keep_cache = 1;
       // One entry per open(2), never per read.
       RecordAudit(req, fs, LiveOpenEvent(fs, attr, fi->flags));
     }

@@ -41,16 +41,24 @@ class ChunkStore {
   // Stores the chunk unless an equal one is stored already. Not synced: the commit that
   // references the chunk syncs the log, which makes every earlier write durable.
   Status Put(std::string_view plaintext, ChunkId* id);
-  // Reads a chunk into *plaintext. kCorruption if it fails authentication, does not
-  // decompress, has the wrong length, or does not hash to its id.
+  // Reads a chunk (through the cache). kCorruption if it fails authentication, does not
+  // decompress or has the wrong length. Authentication suffices to serve it: the seal's
+  // additional data binds the id, so only a holder of the key could have stored other bytes
+  // under it.
   Status Get(const ChunkId& id, uint32_t expected_length, std::shared_ptr<const std::string>* out);
+  // Get for `medvfs verify`: bypasses the cache and also recomputes the keyed hash, which
+  // catches a chunk sealed under the wrong id (a bug in a writer that had the key).
+  Status GetAndCheckId(const ChunkId& id, uint32_t expected_length,
+                       std::shared_ptr<const std::string>* out);
   // Sealed bytes of chunks stored by this process (a statistic).
   uint64_t bytes_written() const { return bytes_written_; }
   // Sum of the sealed sizes of every stored chunk, from the chunk index.
   Status SumStoredBytes(uint64_t* total) const;
 
  private:
-  Status ReadAndVerify(const ChunkId& id, uint32_t expected_length, std::string* plaintext);
+  enum class IdCheck { kSkip, kRecompute };
+  Status ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
+                       std::string* plaintext);
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
 
   KvStore* kv_;

@@ -473,7 +473,7 @@ class Verifier {
         ++index;
         referenced_.push_back(extent.id);
         std::shared_ptr<const std::string> plain;
-        s = chunks_->Get(extent.id, extent.length, &plain);
+        s = chunks_->GetAndCheckId(extent.id, extent.length, &plain);
         ++report_.chunk_reads;
         if (s.ok()) {
           if (content_ok) sha.Update(*plain);
@@ -542,7 +542,7 @@ class Verifier {
                    "used by no version (left by an interrupted write?)");
           }
           std::shared_ptr<const std::string> plain;
-          Status got = chunks_->Get(id, index.plain_length, &plain);
+          Status got = chunks_->GetAndCheckId(id, index.plain_length, &plain);
           if (!got.ok()) Error(ChunkName(id), ChunkReason(got));
           return true;
         });
