@@ -15,6 +15,7 @@ packages=(
   attr zstd clang-format                   # getfattr/setfattr, zstd tool, formatting
   clang libclang-rt-14-dev                 # libFuzzer targets (tests/fuzz)
   fio                                      # stress test: parallel I/O jobs on a mount
+  python3 gocryptfs bindfs gnuplot-nox     # bench/run: the script, its baselines, --plot
 )
 
 missing=()
