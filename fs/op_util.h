@@ -156,6 +156,11 @@ struct DirItem {
   std::string name;
   uint64_t ino = 0;   // st_ino
   uint32_t mode = 0;  // file type bits
+  // A child of a view directory: what readdirplus looks up. Real children are looked up by name.
+  std::optional<ViewDescriptor> view;
+  // Attributes may come with the name (readdirplus): false for "." and "..", and for the view
+  // roots shown by versions=visible (looked up separately).
+  bool with_attributes = true;
 };
 struct OpenDir {
   std::vector<DirItem> items;

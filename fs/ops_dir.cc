@@ -7,6 +7,7 @@ namespace medvfs::fs::internal {
 namespace {
 
 using store::Status;
+using store::StatusOr;
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "lookup", parent, [&]() -> Status {
@@ -86,16 +87,17 @@ Status ListRealDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) 
   MEDVFS_ASSIGN_OR_RETURN(auto entries, fs.archive().ReadDir(ino));
   for (store::DirEntry& entry : entries) {
     if (entry.name == "." || entry.name == "..") continue;
-    items->push_back(DirItem{std::move(entry.name), entry.ino, entry.mode & S_IFMT});
+    items->push_back(
+        DirItem{std::move(entry.name), entry.ino, entry.mode & S_IFMT, std::nullopt, true});
   }
   if (fs.config().versions_visible) {
-    items->push_back(
-        DirItem{std::string(kVersionDirName), StableViewIno(VersionRootOf(ino)), S_IFDIR});
-    items->push_back(
-        DirItem{std::string(kMetaDirName), StableViewIno(LiveMetaRootOf(ino)), S_IFDIR});
+    items->push_back(DirItem{std::string(kVersionDirName), StableViewIno(VersionRootOf(ino)),
+                             S_IFDIR, std::nullopt, false});
+    items->push_back(DirItem{std::string(kMetaDirName), StableViewIno(LiveMetaRootOf(ino)), S_IFDIR,
+                             std::nullopt, false});
     if (ino == FUSE_ROOT_ID) {
-      items->push_back(
-          DirItem{std::string(kPatientsDirName), StableViewIno(PatientsRoot()), S_IFDIR});
+      items->push_back(DirItem{std::string(kPatientsDirName), StableViewIno(PatientsRoot()),
+                               S_IFDIR, std::nullopt, false});
     }
   }
   return Status::Ok();
@@ -105,7 +107,8 @@ Status ListViewDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) 
   MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
   MEDVFS_ASSIGN_OR_RETURN(auto entries, ListViewCached(fs, view));
   for (ViewEntry& entry : entries) {
-    items->push_back(DirItem{std::move(entry.name), StableViewIno(entry.view), entry.mode});
+    const uint64_t child_ino = StableViewIno(entry.view);
+    items->push_back(DirItem{std::move(entry.name), child_ino, entry.mode, std::move(entry.view)});
   }
   return Status::Ok();
 }
@@ -130,8 +133,8 @@ void OpenDirectory(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       MEDVFS_RETURN_IF_ERROR(
           AuditDenial(req, fs, CheckAccess(CredentialsOf(req), attr, kMayRead), listed));
     }
-    dir->items.push_back(DirItem{".", self, S_IFDIR});
-    dir->items.push_back(DirItem{"..", self, S_IFDIR});
+    dir->items.push_back(DirItem{".", self, S_IFDIR, std::nullopt, false});
+    dir->items.push_back(DirItem{"..", self, S_IFDIR, std::nullopt, false});
     MEDVFS_RETURN_IF_ERROR(IsViewNode(ino) ? ListViewDir(fs, ino, &dir->items)
                                            : ListRealDir(fs, ino, &dir->items));
     fi->fh = reinterpret_cast<uint64_t>(dir.get());
@@ -163,6 +166,78 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   });
 }
 
+// One readdirplus entry that carries attributes: looks the child up (one lookup reference the
+// kernel will forget), or returns ino 0 when it is gone or has no attributes to give.
+StatusOr<fuse_entry_param> LookUpForListing(Filesystem& fs, fuse_ino_t dir_ino,
+                                            const std::optional<ViewDescriptor>& dir_view,
+                                            const DirItem& item) {
+  fuse_entry_param e{};
+  if (!item.with_attributes) return e;
+  if (item.view) {
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), *item.view));
+    const ViewEntry child{item.name, *item.view, item.mode};
+    e.attr = ToStat(attr);
+    e.attr_timeout = ViewTimeout(fs, *item.view);
+    e.entry_timeout = ViewEntryTimeout(fs, *item.view);
+    e.ino = fs.nodes().Acquire(*item.view,
+                               ChildAuditPath(*dir_view, fs.nodes().AuditPath(dir_ino), child));
+    return e;
+  }
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(dir_ino, item.name));
+  e.ino = attr.ino;
+  e.attr = ToStat(attr);
+  e.attr_timeout = fs.config().timeout_s;
+  e.entry_timeout = EntryTimeout(fs);
+  return e;
+}
+
+// readdir with each entry's attributes, so that `ls -l` and `ls -lR` need no LOOKUP per name
+// (a FUSE round trip each). Entries are looked up only once they are known to fit the reply.
+void ReadDirectoryPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  RunOp(req, "readdirplus", ino, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    const OpenDir* dir = DirOf(fi);
+    std::optional<ViewDescriptor> dir_view;
+    if (IsViewNode(ino)) {
+      MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+      dir_view = std::move(view);
+    }
+    // Attributes are what a lookup would give, which needs search permission on the directory
+    // (read permission, checked at opendir, gives only the names).
+    bool may_search = true;
+    if (Enforcing(fs)) {
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, NodeAttr(fs, ino));
+      may_search = CheckAccess(CredentialsOf(req), attr, kMayExec).ok();
+    }
+    std::string buf(size, '\0');
+    size_t used = 0;
+    std::vector<fuse_ino_t> looked_up;
+    for (size_t i = static_cast<size_t>(std::max<off_t>(off, 0)); i < dir->items.size(); ++i) {
+      const DirItem& item = dir->items[i];
+      const size_t need = fuse_add_direntry_plus(req, nullptr, 0, item.name.c_str(), nullptr, 0);
+      if (need > size - used) break;
+      fuse_entry_param e{};
+      if (may_search) {
+        StatusOr<fuse_entry_param> found = LookUpForListing(fs, ino, dir_view, item);
+        if (found.ok()) e = *found;  // gone meanwhile: the name without attributes
+      }
+      if (e.ino == 0) {
+        e.attr.st_ino = static_cast<ino_t>(item.ino);
+        e.attr.st_mode = item.mode;
+      } else {
+        looked_up.push_back(e.ino);
+      }
+      used += fuse_add_direntry_plus(req, buf.data() + used, size - used, item.name.c_str(), &e,
+                                     static_cast<off_t>(i + 1));
+    }
+    // A reply the kernel did not take (interrupted) added no lookups.
+    if (fuse_reply_buf(req, buf.data(), used) != 0) {
+      for (fuse_ino_t node : looked_up) ForgetOne(fs, node, 1);
+    }
+    return Status::Ok();
+  });
+}
+
 void ReleaseDirectory(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   delete DirOf(fi);
   fuse_reply_err(req, 0);
@@ -189,6 +264,7 @@ void AddDirOps(fuse_lowlevel_ops& ops) {
   ops.rmdir = RemoveDir;
   ops.opendir = OpenDirectory;
   ops.readdir = ReadDirectory;
+  ops.readdirplus = ReadDirectoryPlus;
   ops.releasedir = ReleaseDirectory;
   ops.fsyncdir = SyncDirectory;
 }
