@@ -30,6 +30,57 @@ ChunkStore::ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_by
       seal_key_(DeriveSubkey(data_key, kChunkSealLabel)),
       cache_capacity_(cache_bytes) {}
 
+ChunkStore::~ChunkStore() {
+  {
+    std::lock_guard lock(read_ahead_mu_);
+    stopping_ = true;
+  }
+  read_ahead_cv_.notify_all();
+  for (std::thread& thread : read_ahead_threads_) thread.join();
+}
+
+bool ChunkStore::Cached(const ChunkId& id) {
+  std::lock_guard lock(cache_mu_);
+  return cache_index_.contains(id);
+}
+
+void ChunkStore::ReadAhead(std::span<const Extent> extents) {
+  std::vector<Extent> wanted;
+  for (const Extent& extent : extents) {
+    if (!Cached(extent.id)) wanted.push_back(extent);
+  }
+  if (wanted.empty()) return;
+  {
+    std::lock_guard lock(read_ahead_mu_);
+    if (stopping_) return;
+    if (read_ahead_threads_.empty()) {
+      for (size_t i = 0; i < kReadAheadThreads; ++i) {
+        read_ahead_threads_.emplace_back([this] { ReadAheadLoop(); });
+      }
+    }
+    for (const Extent& extent : wanted) {
+      if (read_ahead_queue_.size() >= kMaxQueuedReads) break;
+      if (read_ahead_pending_.insert(extent.id).second) read_ahead_queue_.push_back(extent);
+    }
+  }
+  read_ahead_cv_.notify_all();
+}
+
+void ChunkStore::ReadAheadLoop() {
+  std::unique_lock lock(read_ahead_mu_);
+  while (true) {
+    read_ahead_cv_.wait(lock, [this] { return stopping_ || !read_ahead_queue_.empty(); });
+    if (stopping_) return;
+    const Extent extent = read_ahead_queue_.front();
+    read_ahead_queue_.pop_front();
+    lock.unlock();
+    std::shared_ptr<const std::string> ignored;
+    Get(extent.id, extent.length, &ignored).IgnoreError();  // the reader reports
+    lock.lock();
+    read_ahead_pending_.erase(extent.id);
+  }
+}
+
 ChunkId ChunkStore::IdOf(std::string_view plaintext) const {
   return HmacSha256(id_key_, plaintext);
 }

@@ -4,18 +4,25 @@
 // A chunk's id is HMAC-SHA-256(id key, plaintext): equal chunks get equal ids (deduplication)
 // but the id reveals nothing about the content to someone without the key. A stored chunk is
 //   [format byte][encoding byte: 0 raw, 1 zstd][Seal(chunk key, aad = "chunk" || id, payload)]
-// and a read checks both the seal and that the plaintext hashes to the id again.
+// and a read checks the seal (whose additional data binds the id); `medvfs verify` also checks
+// that the plaintext hashes to the id again.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "store/crypto.h"
 #include "store/kv_store.h"
@@ -36,6 +43,10 @@ class ChunkStore {
  public:
   // cache_bytes: plaintext chunks kept for reads. Default 32 MiB.
   ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes = 32ull << 20);
+  // Stops the read-ahead threads (waiting for the reads they are doing).
+  ~ChunkStore();
+  ChunkStore(const ChunkStore&) = delete;
+  ChunkStore& operator=(const ChunkStore&) = delete;
 
   ChunkId IdOf(std::string_view plaintext) const;
   // Stores the chunk unless an equal one is stored already. Not synced: the commit that
@@ -50,6 +61,15 @@ class ChunkStore {
   // catches a chunk sealed under the wrong id (a bug in a writer that had the key).
   Status GetAndCheckId(const ChunkId& id, uint32_t expected_length,
                        std::shared_ptr<const std::string>* out);
+  // Reads these chunks into the cache in the background, several at once, so that a
+  // sequential reader finds the next chunks ready: chunk keys are hashes, so a file's chunks
+  // lie in random order in the blob files and each read is a random read on the disk. Chunks
+  // already cached or queued are skipped; at most kMaxQueuedReads wait, the rest are dropped
+  // (read-ahead is a hint). Errors are left for the reader's own Get to report.
+  void ReadAhead(std::span<const Extent> extents);
+  static constexpr size_t kReadAheadThreads = 4;
+  static constexpr size_t kMaxQueuedReads = 64;
+
   // Sealed bytes of chunks stored by this process (a statistic).
   uint64_t bytes_written() const { return bytes_written_; }
   // Sum of the sealed sizes of every stored chunk, from the chunk index.
@@ -60,6 +80,8 @@ class ChunkStore {
   Status ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
                        std::string* plaintext);
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
+  bool Cached(const ChunkId& id);
+  void ReadAheadLoop();
 
   KvStore* kv_;
   SecretKey id_key_;
@@ -74,6 +96,14 @@ class ChunkStore {
   std::unordered_map<ChunkId, LruList::iterator, ChunkIdHash>
       cache_index_;           // GUARDED_BY(cache_mu_)
   uint64_t cache_bytes_ = 0;  // GUARDED_BY(cache_mu_)
+
+  // Read-ahead. Lock order: a leaf lock, never held with cache_mu_.
+  std::mutex read_ahead_mu_;
+  std::condition_variable read_ahead_cv_;
+  std::deque<Extent> read_ahead_queue_;                          // GUARDED_BY(read_ahead_mu_)
+  std::unordered_set<ChunkId, ChunkIdHash> read_ahead_pending_;  // GUARDED_BY(read_ahead_mu_)
+  bool stopping_ = false;                                        // GUARDED_BY(read_ahead_mu_)
+  std::vector<std::thread> read_ahead_threads_;                  // started by the first ReadAhead
 };
 
 }  // namespace medvfs::store

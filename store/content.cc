@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
+#include <system_error>
 
 namespace medvfs::store {
 
@@ -22,6 +24,15 @@ size_t ExtentList::IndexAt(uint64_t offset) const {
   return static_cast<size_t>(it - starts_.begin()) - 1;
 }
 
+namespace {
+// Writes at least this large hash the file on a second thread (see WritePending).
+constexpr size_t kParallelHashBytes = 256 * 1024;
+// FUSE's read-ahead window: reads this large come from a sequential reader.
+constexpr size_t kSequentialReadBytes = 128 * 1024;
+// How many chunks (~64 KiB each) to fetch ahead of such a read: ~2 MiB.
+constexpr size_t kReadAheadChunks = 32;
+}  // namespace
+
 StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_t offset,
                              std::span<char> out) {
   if (offset >= list.size()) return size_t{0};
@@ -38,6 +49,12 @@ StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_
     std::memcpy(out.data() + done, chunk->data() + in_chunk, n);
     done += n;
     ++index;
+  }
+  // A read of a whole read-ahead window is the kernel's sign of a sequential reader: fetch
+  // the chunks that follow while it consumes these (small random reads fetch nothing more).
+  if (out.size() >= kSequentialReadBytes && index < list.extents().size()) {
+    const size_t ahead = std::min(kReadAheadChunks, list.extents().size() - index);
+    chunks.ReadAhead(std::span<const Extent>(list.extents()).subspan(index, ahead));
   }
   return done;
 }
@@ -160,11 +177,28 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   if (data.empty()) return Status::Ok();
   if (streaming_ && offset == size_) {
     Status failed;
-    chunker_.Update(data, [&](std::string_view chunk) {
-      if (failed.ok()) failed = StoreChunk(chunk, &base_);
-    });
+    const auto store_chunks = [&] {
+      chunker_.Update(data, [&](std::string_view chunk) {
+        if (failed.ok()) failed = StoreChunk(chunk, &base_);
+      });
+    };
+    // The file's SHA-256 and the chunks' ids, seals and stores are independent passes over
+    // the same bytes: on a large write (FUSE sends up to 1 MiB) they run on two cores.
+    std::future<void> hashed;
+    if (data.size() >= kParallelHashBytes) {
+      try {
+        hashed = std::async(std::launch::async, [&] { stream_sha_.Update(data); });
+      } catch (const std::system_error&) {
+        // No thread to be had: hash below, on this one.
+      }
+    }
+    store_chunks();
+    if (hashed.valid()) {
+      hashed.get();
+    } else {
+      stream_sha_.Update(data);
+    }
     MEDVFS_RETURN_IF_ERROR(failed);
-    stream_sha_.Update(data);
     size_ += data.size();
     return Status::Ok();
   }
