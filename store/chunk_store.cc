@@ -117,7 +117,9 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id) {
 Status ChunkStore::ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
                                  std::string* plaintext) {
   std::string value;
-  Status s = kv_->Get(Family::kChunks, ChunkKey(id), &value);
+  Status s = id_check == IdCheck::kRecompute
+                 ? kv_->GetWithChecksums(Family::kChunks, ChunkKey(id), &value)
+                 : kv_->Get(Family::kChunks, ChunkKey(id), &value);
   if (s.code() == Code::kNotFound) {
     MEDVFS_LOG_ERROR("chunk %s is missing from the archive", HexEncode(id).substr(0, 16).c_str());
     return Status::Corruption("a chunk is missing");

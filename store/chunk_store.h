@@ -57,8 +57,9 @@ class ChunkStore {
   // additional data binds the id, so only a holder of the key could have stored other bytes
   // under it.
   Status Get(const ChunkId& id, uint32_t expected_length, std::shared_ptr<const std::string>* out);
-  // Get for `medvfs verify`: bypasses the cache and also recomputes the keyed hash, which
-  // catches a chunk sealed under the wrong id (a bug in a writer that had the key).
+  // Get for `medvfs verify`: bypasses the cache, has RocksDB check the blob's checksum, and
+  // recomputes the keyed hash, which catches a chunk sealed under the wrong id (a bug in a
+  // writer that had the key).
   Status GetAndCheckId(const ChunkId& id, uint32_t expected_length,
                        std::shared_ptr<const std::string>* out);
   // Reads these chunks into the cache in the background, several at once, so that a

@@ -143,12 +143,21 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
 }
 
 Status KvStore::Get(Family family, std::string_view key, std::string* value) const {
-  rocksdb::ReadOptions options;
   // Chunk values are sealed with AES-256-GCM, whose tag authenticates every byte (ChunkStore
   // reports any damage as a failed authentication). RocksDB's CRC32C of the same bytes would
   // be a second check, and an expensive one: Debian's portable librocksdb computes it without
   // SSE4.2, which was a quarter of the CPU of a cold read.
-  if (family == Family::kChunks) options.verify_checksums = false;
+  return GetValue(family, key, /*verify_checksums=*/family != Family::kChunks, value);
+}
+
+Status KvStore::GetWithChecksums(Family family, std::string_view key, std::string* value) const {
+  return GetValue(family, key, /*verify_checksums=*/true, value);
+}
+
+Status KvStore::GetValue(Family family, std::string_view key, bool verify_checksums,
+                         std::string* value) const {
+  rocksdb::ReadOptions options;
+  options.verify_checksums = verify_checksums;
   rocksdb::PinnableSlice pinned;
   auto s = rep_->db->Get(options, rep_->Handle(family), ToSlice(key), &pinned);
   if (s.IsNotFound()) return Status::NotFound("no such record");

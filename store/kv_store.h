@@ -77,7 +77,10 @@ class KvStore {
   ~KvStore();
 
   // kNotFound when absent.
+  // Chunk values are read without RocksDB's checksum check (their AES-GCM seal authenticates
+  // them); GetWithChecksums checks it too, for `medvfs verify`.
   Status Get(Family family, std::string_view key, std::string* value) const;
+  Status GetWithChecksums(Family family, std::string_view key, std::string* value) const;
   // True if the key exists.
   StatusOr<bool> Contains(Family family, std::string_view key) const;
   // sync: the write-ahead log is fsync'ed before returning (a durable commit).
@@ -160,6 +163,8 @@ class KvStore {
   explicit KvStore(std::unique_ptr<Rep> rep);
   // Ok if a write of `bytes` may go ahead (no earlier failure, enough free space).
   Status CheckWritable(size_t bytes) const;
+  Status GetValue(Family family, std::string_view key, bool verify_checksums,
+                  std::string* value) const;
   // Passes `status` through; the first failure stops all later writes (see Write).
   Status NoteWriteResult(Status status);
   std::unique_ptr<Rep> rep_;
