@@ -237,18 +237,21 @@ std::string MountDetail(const MountPlan& plan) {
 // RocksDB allocates its memtables in 4 MiB blocks and frees them after each flush; glibc would
 // return them to the kernel (mmap'd or trimmed) and fault every page in again for the next
 // memtable, which costs more than the copy itself in a virtual machine (~12% of the write
-// throughput measured by bench/run). Keeping freed blocks bounded by 128 MiB stays well inside
-// the daemon's 256 MiB memory budget (peak RSS is unchanged: the same blocks are reused).
-void KeepFreedMemoryMapped() {
+// throughput measured by bench/run). So blocks come from the heap and up to 32 MiB of free heap
+// is kept (one memtable's worth). Two arenas at most: glibc gives each thread that allocates
+// its own arena (FUSE workers, read-ahead, RocksDB), and every arena keeps its own free memory,
+// which took the daemon past its 256 MiB budget after a few GiB of mixed work.
+void TuneMallocForTheDaemon() {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_ARENA_MAX, 2);
 }
 
 // Opens, mounts and serves. `report` is called once, with "" when the mount is ready or with a
 // one-line error. Returns the exit code.
 template <typename Report>
 int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
-  KeepFreedMemoryMapped();
+  TuneMallocForTheDaemon();
   auto archive = OpenWithRetry(plan, key);
   if (!archive.ok()) {
     report(OpenErrorLine(archive.status(), plan));
