@@ -86,12 +86,17 @@ store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid) {
   return std::move(*view);
 }
 
-void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr) {
+fuse_entry_param RealEntry(const Filesystem& fs, const store::Attr& attr) {
   fuse_entry_param e{};
   e.ino = attr.ino;
   e.attr = ToStat(attr);
   e.attr_timeout = fs.config().timeout_s;
   e.entry_timeout = EntryTimeout(fs);
+  return e;
+}
+
+void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr) {
+  const fuse_entry_param e = RealEntry(fs, attr);
   // A reply the kernel did not take (interrupted request) added no lookup.
   if (fuse_reply_entry(req, &e) != 0) fs.archive().Forget(attr.ino, 1);
 }
@@ -116,14 +121,20 @@ double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view) {
   return EntryTimeout(fs);
 }
 
-store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view,
-                             std::string audit_path) {
+store::StatusOr<fuse_entry_param> AcquireViewEntry(Filesystem& fs, const ViewDescriptor& view,
+                                                   std::string audit_path) {
   MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
   fuse_entry_param e{};
   e.ino = fs.nodes().Acquire(view, std::move(audit_path));
   e.attr = ToStat(attr);
   e.attr_timeout = ViewTimeout(fs, view);
   e.entry_timeout = ViewEntryTimeout(fs, view);
+  return e;
+}
+
+store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view,
+                             std::string audit_path) {
+  MEDVFS_ASSIGN_OR_RETURN(fuse_entry_param e, AcquireViewEntry(fs, view, std::move(audit_path)));
   if (fuse_reply_entry(req, &e) != 0) fs.nodes().Forget(e.ino, 1);
   return store::Status::Ok();
 }

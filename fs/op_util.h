@@ -73,10 +73,15 @@ store::StatusOr<ViewEntry> ResolveViewChildCached(Filesystem& fs, const ViewDesc
 // The view behind a view node id (kNotFound if the kernel forgot it).
 store::StatusOr<ViewDescriptor> ViewOf(Filesystem& fs, fuse_ino_t nodeid);
 
-// Replies an entry for a real node (attr.ino is the node id).
+// The entry of a real node (attr.ino is the node id), with its timeouts.
+fuse_entry_param RealEntry(const Filesystem& fs, const store::Attr& attr);
+// Registers `view` in the node table (with the path the audit log names it by: one lookup
+// reference) and returns its entry, with its timeouts.
+store::StatusOr<fuse_entry_param> AcquireViewEntry(Filesystem& fs, const ViewDescriptor& view,
+                                                   std::string audit_path);
+// Replies RealEntry (the caller holds the lookup reference it adds).
 void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr);
-// Registers `view` in the node table (with the path the audit log names it by) and replies
-// its entry.
+// Replies AcquireViewEntry.
 store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view,
                              std::string audit_path);
 // Entry timeout for real nodes: 0 when the daemon checks permissions (every path walk must

@@ -171,24 +171,14 @@ void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
 StatusOr<fuse_entry_param> LookUpForListing(Filesystem& fs, fuse_ino_t dir_ino,
                                             const std::optional<ViewDescriptor>& dir_view,
                                             const DirItem& item) {
-  fuse_entry_param e{};
-  if (!item.with_attributes) return e;
+  if (!item.with_attributes) return fuse_entry_param{};
   if (item.view) {
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), *item.view));
     const ViewEntry child{item.name, *item.view, item.mode};
-    e.attr = ToStat(attr);
-    e.attr_timeout = ViewTimeout(fs, *item.view);
-    e.entry_timeout = ViewEntryTimeout(fs, *item.view);
-    e.ino = fs.nodes().Acquire(*item.view,
-                               ChildAuditPath(*dir_view, fs.nodes().AuditPath(dir_ino), child));
-    return e;
+    return AcquireViewEntry(fs, *item.view,
+                            ChildAuditPath(*dir_view, fs.nodes().AuditPath(dir_ino), child));
   }
   MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(dir_ino, item.name));
-  e.ino = attr.ino;
-  e.attr = ToStat(attr);
-  e.attr_timeout = fs.config().timeout_s;
-  e.entry_timeout = EntryTimeout(fs);
-  return e;
+  return RealEntry(fs, attr);
 }
 
 // readdir with each entry's attributes, so that `ls -l` and `ls -lR` need no LOOKUP per name

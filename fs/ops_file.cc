@@ -85,11 +85,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     file->writable = true;
     file->opener = caller;
     fi->fh = reinterpret_cast<uint64_t>(file.get());
-    fuse_entry_param e{};
-    e.ino = attr.ino;
-    e.attr = ToStat(attr);
-    e.attr_timeout = fs.config().timeout_s;
-    e.entry_timeout = EntryTimeout(fs);
+    const fuse_entry_param e = RealEntry(fs, attr);
     fs.TrackFile(file.get());
     if (fuse_reply_create(req, &e, fi) == 0) {
       file.release();
