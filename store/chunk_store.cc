@@ -39,15 +39,13 @@ ChunkStore::~ChunkStore() {
   for (std::thread& thread : read_ahead_threads_) thread.join();
 }
 
-bool ChunkStore::Cached(const ChunkId& id) {
-  std::lock_guard lock(cache_mu_);
-  return cache_index_.contains(id);
-}
-
 void ChunkStore::ReadAhead(std::span<const Extent> extents) {
   std::vector<Extent> wanted;
-  for (const Extent& extent : extents) {
-    if (!Cached(extent.id)) wanted.push_back(extent);
+  {
+    std::lock_guard lock(cache_mu_);
+    for (const Extent& extent : extents) {
+      if (!cache_index_.contains(extent.id)) wanted.push_back(extent);
+    }
   }
   if (wanted.empty()) return;
   {

@@ -81,7 +81,6 @@ class ChunkStore {
   Status ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
                        std::string* plaintext);
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
-  bool Cached(const ChunkId& id);
   void ReadAheadLoop();
 
   KvStore* kv_;

@@ -177,11 +177,6 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   if (data.empty()) return Status::Ok();
   if (streaming_ && offset == size_) {
     Status failed;
-    const auto store_chunks = [&] {
-      chunker_.Update(data, [&](std::string_view chunk) {
-        if (failed.ok()) failed = StoreChunk(chunk, &base_);
-      });
-    };
     // The file's SHA-256 and the chunks' ids, seals and stores are independent passes over
     // the same bytes: on a large write (FUSE sends up to 1 MiB) they run on two cores.
     std::future<void> hashed;
@@ -192,7 +187,9 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
         // No thread to be had: hash below, on this one.
       }
     }
-    store_chunks();
+    chunker_.Update(data, [&](std::string_view chunk) {
+      if (failed.ok()) failed = StoreChunk(chunk, &base_);
+    });
     if (hashed.valid()) {
       hashed.get();
     } else {
