@@ -36,23 +36,25 @@ namespace {
 using namespace medvfs::store;
 
 // Decode, then Encode/Decode/Encode: the second encoding must equal the first.
+template <typename Record, typename DecodeFn, typename EncodeFn>
+void RoundTripWith(std::string_view in, DecodeFn decode, EncodeFn encode) {
+  Record record;
+  if (!decode(in, &record).ok()) return;
+  const std::string once = encode(record);
+  Record again;
+  Check(decode(once, &again).ok(), "a re-encoded record decodes");
+  Check(encode(again) == once, "a record survives re-encoding");
+}
+
 template <typename Record>
 void RoundTrip(std::string_view in) {
-  Record record;
-  if (!Decode(in, &record).ok()) return;
-  const std::string once = Encode(record);
-  Record again;
-  Check(Decode(once, &again).ok(), "a re-encoded record decodes");
-  Check(Encode(again) == once, "a record survives re-encoding");
+  RoundTripWith<Record>(
+      in, [](std::string_view bytes, Record* out) { return Decode(bytes, out); },
+      [](const Record& record) { return Encode(record); });
 }
 
 void AuditEntryRoundTrip(std::string_view in) {
-  AuditEntry entry;
-  if (!DecodeAuditEntry(in, &entry).ok()) return;
-  const std::string once = EncodeAuditEntry(entry);
-  AuditEntry again;
-  Check(DecodeAuditEntry(once, &again).ok(), "a re-encoded audit entry decodes");
-  Check(EncodeAuditEntry(again) == once, "an audit entry survives re-encoding");
+  RoundTripWith<AuditEntry>(in, DecodeAuditEntry, EncodeAuditEntry);
 }
 
 void HighWater(std::string_view in) {
