@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "store/audit.h"
+#include "store/deid.h"
 #include "store/dicom.h"
 #include "store/keys.h"
 #include "store/status.h"
@@ -288,6 +289,9 @@ class Archive {
   static StatusOr<std::unique_ptr<Archive>> Open(const std::filesystem::path& dir,
                                                  const KeySource& key,
                                                  const ArchiveOptions& options = {});
+  // Checks `key` against the key slot of the archive at `dir` without opening its database
+  // (which a mount may hold): kWrongKey, recorded like a failed Open, when it does not unlock.
+  static Status CheckKey(const std::filesystem::path& dir, const KeySource& key);
   // True when dir looks like an archive (has a key slot file).
   static bool Exists(const std::filesystem::path& dir);
 
@@ -403,7 +407,23 @@ class Archive {
   // kReadOnly with ArchiveOptions::no_writes.
   virtual StatusOr<BackupResult> Backup(const std::filesystem::path& dest,
                                         const BackupRequest& request, const Caller& caller) = 0;
+  // --- De-identification (store/deid.h) -----------------------------------------------------
+  // A de-identifier keyed by this archive (a subkey of its data key), so that pseudonyms and
+  // remapped UIDs are the same in every view and export of the archive and nowhere else.
+  virtual std::unique_ptr<Deidentifier> NewDeidentifier(const DeidConfig& config) = 0;
 };
+
+// One patient of BuildDeidMap.
+struct PseudonymEntry {
+  std::string pseudonym;
+  std::string patient_id;  // as the files have it (surrounding spaces removed)
+  uint64_t versions = 0;   // DICOM versions (live, old and deleted files) with this PatientID
+};
+// Every PatientID of every DICOM version the archive holds (old versions and deleted files
+// included, as long as their directory lives), with its pseudonym under `deidentifier`, sorted
+// by pseudonym: what `medvfs deid-map` prints for re-identification.
+StatusOr<std::vector<PseudonymEntry>> BuildDeidMap(Archive& archive,
+                                                   const Deidentifier& deidentifier);
 
 // Resolves a slash-separated path relative to the root to the live inode (no symlinks
 // followed), for the command line on an unmounted archive.

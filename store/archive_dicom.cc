@@ -224,4 +224,8 @@ StatusOr<std::vector<IndexedFile>> ArchiveImpl::ListStudyFiles(std::string_view 
   return files;
 }
 
+std::unique_ptr<Deidentifier> ArchiveImpl::NewDeidentifier(const DeidConfig& config) {
+  return std::make_unique<Deidentifier>(deid_key_, config);
+}
+
 }  // namespace medvfs::store

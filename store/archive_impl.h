@@ -102,6 +102,7 @@ class ArchiveImpl final : public Archive {
                  const Caller& caller) override;
   StatusOr<std::vector<NoteEvent>> ListNotes(HistoryId history, uint64_t number) override;
   StatusOr<std::vector<std::string>> ListPatients() override;
+  std::unique_ptr<Deidentifier> NewDeidentifier(const DeidConfig& config) override;
   StatusOr<std::vector<std::string>> ListStudies(std::string_view patient_id) override;
   StatusOr<std::vector<IndexedFile>> ListStudyFiles(std::string_view patient_id,
                                                     std::string_view study) override;
@@ -261,6 +262,7 @@ class ArchiveImpl final : public Archive {
   SecretKey name_key_;
   SecretKey audit_key_;       // the chain's HMAC key
   SecretKey high_water_key_;  // the high-water mark's HMAC key
+  SecretKey deid_key_;        // pseudonyms and remapped UIDs (store/deid.h)
   std::string archive_id_;    // 16 bytes, from the key slot
   std::unique_ptr<ChunkStore> chunks_;
   ArchiveOptions options_;

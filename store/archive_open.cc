@@ -88,6 +88,15 @@ StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& 
   return std::unique_ptr<Archive>(std::move(archive));
 }
 
+Status Archive::CheckKey(const std::filesystem::path& dir, const KeySource& key) {
+  if (!Exists(dir)) return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
+  SecretKey data_key;
+  std::string archive_id;
+  Status unlocked = UnlockKeySlot(KeySlotPath(dir), key, &data_key, &archive_id);
+  if (unlocked.code() == Code::kWrongKey) RecordFailedUnlock(dir);
+  return unlocked;
+}
+
 StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& dir,
                                                  const KeySource& key,
                                                  const ArchiveOptions& options) {
@@ -123,6 +132,7 @@ ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key,
       name_key_(DeriveSubkey(data_key, kNameHashLabel)),
       audit_key_(DeriveSubkey(data_key, kAuditChainLabel)),
       high_water_key_(DeriveSubkey(data_key, kHighWaterLabel)),
+      deid_key_(DeriveSubkey(data_key, kDeidLabel)),
       archive_id_(std::move(archive_id)),
       chunks_(std::make_unique<ChunkStore>(kv_.get(), data_key)),
       options_(options),

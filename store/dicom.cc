@@ -179,6 +179,7 @@ class StructureWalker {
     std::string_view vr;  // empty in implicit VR and for items and delimiters
     uint32_t length = 0;
     size_t value = 0;  // offset of the value
+    size_t start = 0;  // offset of the tag
   };
 
   uint16_t U16(size_t at, Syntax syntax) const {
@@ -197,6 +198,7 @@ class StructureWalker {
   // The element header at `at`, or false if it does not fit before `end`.
   bool ReadHeader(size_t at, size_t end, Syntax syntax, Header* h) const {
     if (end - at < 8) return false;
+    h->start = at;
     h->tag = TagAt(at, syntax);
     const bool delimiter =
         h->tag == kItemTag || h->tag == kItemDelimitationTag || h->tag == kSequenceDelimitationTag;
@@ -320,6 +322,7 @@ class StructureWalker {
   void DescribePixelData(const Header& h, Syntax syntax, PixelDataInfo* pixel) {
     pixel->present = true;
     pixel->value_offset = h.value;
+    pixel->header_offset = h.start;
     pixel->encapsulated = h.length == kUndefinedLength;
     if (pixel->encapsulated) {
       pixel->vr = "OB";
@@ -392,13 +395,15 @@ Status Inflate(std::string_view deflated, std::string* out, bool* ended) {
   return Status::Ok();
 }
 
+// Reads the data set up to Pixel Data, or `whole`.
 std::unique_ptr<DcmDataset> ReadDataset(std::string_view data, E_TransferSyntax xfer,
-                                        Status* status) {
+                                        Status* status, bool whole = false) {
   auto dataset = std::make_unique<DcmDataset>();
   MemoryStream in(data);
   dataset->transferInit();
   const OFCondition cond =
-      dataset->readUntilTag(in, xfer, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
+      whole ? dataset->read(in, xfer, EGL_noChange, DCM_MaxReadLength)
+            : dataset->readUntilTag(in, xfer, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
   dataset->transferEnd();
   if (cond.bad()) {
     *status = InvalidFrom("DICOM data set does not parse", cond);
@@ -697,9 +702,10 @@ Status PrepareDataSet(std::string_view bytes, size_t meta_end, DcmMetaInfo& meta
 // Reads the data set and converts it to UTF-8 as dcm2json does: when a character set other
 // than UTF-8 or ASCII is declared. *charset: a copy of SpecificCharacterSet as the file has it.
 StatusOr<std::unique_ptr<DcmDataset>> ReadInUtf8(const DataSetBytes& set,
-                                                 std::unique_ptr<DcmElement>* charset) {
+                                                 std::unique_ptr<DcmElement>* charset,
+                                                 bool whole = false) {
   Status status;
-  std::unique_ptr<DcmDataset> dataset = ReadDataset(set.data(), set.xfer, &status);
+  std::unique_ptr<DcmDataset> dataset = ReadDataset(set.data(), set.xfer, &status, whole);
   if (dataset == nullptr) return status;
   DcmElement* element = nullptr;
   if (dataset->findAndGetElement(DCM_SpecificCharacterSet, element).good()) {
@@ -712,7 +718,7 @@ StatusOr<std::unique_ptr<DcmDataset>> ReadInUtf8(const DataSetBytes& set,
   if (convert && dataset->convertToUTF8().bad()) {
     // Not convertible (unknown character set, bytes invalid in it): keep the raw bytes, made
     // valid UTF-8 later. The conversion may have changed some values already: read again.
-    dataset = ReadDataset(set.data(), set.xfer, &status);
+    dataset = ReadDataset(set.data(), set.xfer, &status, whole);
     if (dataset == nullptr) return status;
   }
   return dataset;
@@ -755,7 +761,10 @@ StatusOr<DicomTags> Parse(std::string_view bytes, std::optional<uint64_t> file_s
 
 namespace dicom_detail {
 
-StatusOr<DicomFile> ReadDicomFile(std::string_view bytes, std::optional<uint64_t> file_size) {
+namespace {
+
+StatusOr<DicomFile> ReadFile(std::string_view bytes, std::optional<uint64_t> file_size,
+                             bool whole) {
   if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
   MEDVFS_RETURN_IF_ERROR(DcmtkReady());
   MEDVFS_RETURN_IF_ERROR(CheckMeta(bytes));
@@ -765,9 +774,22 @@ StatusOr<DicomFile> ReadDicomFile(std::string_view bytes, std::optional<uint64_t
   MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, file.meta.get(), &meta_end));
   DataSetBytes set;
   MEDVFS_RETURN_IF_ERROR(PrepareDataSet(bytes, meta_end, *file.meta, file_size, &set));
-  MEDVFS_ASSIGN_OR_RETURN(file.dataset, ReadInUtf8(set, &file.charset));
+  MEDVFS_ASSIGN_OR_RETURN(file.dataset, ReadInUtf8(set, &file.charset, whole));
   file.pixel = std::move(set.pixel);
+  file.data_offset = meta_end;
+  file.xfer = set.xfer;
+  file.inflated = !set.inflated.empty();
   return file;
+}
+
+}  // namespace
+
+StatusOr<DicomFile> ReadDicomFile(std::string_view bytes, std::optional<uint64_t> file_size) {
+  return ReadFile(bytes, file_size, /*whole=*/false);
+}
+
+StatusOr<DicomFile> ReadWholeDicomFile(std::string_view bytes, std::optional<uint64_t> file_size) {
+  return ReadFile(bytes, file_size, /*whole=*/true);
 }
 
 }  // namespace dicom_detail

@@ -43,10 +43,11 @@ inline constexpr int kMaxSequenceDepth = 128;
 struct PixelDataInfo {
   bool present = false;
   bool encapsulated = false;
-  bool complete = false;      // its whole value lies within the bytes
-  std::string vr;             // "OB" or "OW"
-  uint64_t length = 0;        // value bytes; for encapsulated data, the fragments' bytes
-  uint64_t value_offset = 0;  // where the value starts in the walked data
+  bool complete = false;       // its whole value lies within the bytes
+  std::string vr;              // "OB" or "OW"
+  uint64_t length = 0;         // value bytes; for encapsulated data, the fragments' bytes
+  uint64_t value_offset = 0;   // where the value starts in the walked data
+  uint64_t header_offset = 0;  // where the element (its tag) starts in the walked data
 };
 
 // A DICOM Part 10 file as DCMTK's objects, read up to its top-level Pixel Data.
@@ -58,12 +59,21 @@ struct DicomFile {
   // The top-level SpecificCharacterSet as the file has it (before the conversion), if any.
   std::unique_ptr<DcmElement> charset;
   PixelDataInfo pixel;
+  // Where the data set starts in the file (after the File Meta Information), its transfer
+  // syntax as read, and whether it was deflated (then `pixel` describes the inflated data and
+  // `xfer` is explicit VR little endian).
+  uint64_t data_offset = 0;
+  E_TransferSyntax xfer = EXS_Unknown;
+  bool inflated = false;
 };
 
 // Reads a file as ParseDicom (store/dicom.h) does, with the same checks and errors: `bytes`
 // is the start of the file, `file_size` the size of the whole file when known. May throw
 // (std::bad_alloc); callers catch.
 StatusOr<DicomFile> ReadDicomFile(std::string_view bytes, std::optional<uint64_t> file_size);
+// As ReadDicomFile, but the data set is read whole, Pixel Data and what follows it included
+// (for the de-identification of deflated files, whose pixels cannot be copied as bytes).
+StatusOr<DicomFile> ReadWholeDicomFile(std::string_view bytes, std::optional<uint64_t> file_size);
 
 // The fragments (items) of encapsulated pixel data that DCMTK read: Pixel Data inside a
 // sequence (an icon), as the top-level one is never read. nullptr for anything else. Owned by

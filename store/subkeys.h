@@ -15,6 +15,7 @@ inline constexpr std::string_view kChunkIdLabel = "medvfs chunk id";        // H
 inline constexpr std::string_view kChunkSealLabel = "medvfs chunk seal";    // chunks, chunk index
 inline constexpr std::string_view kAuditChainLabel = "medvfs audit chain";  // audit entry MACs
 inline constexpr std::string_view kHighWaterLabel = "medvfs high water";    // rollback marks
+inline constexpr std::string_view kDeidLabel = "medvfs deid";               // pseudonyms, UIDs
 
 // The format byte in front of every sealed meta record (and chunk index record); the seal
 // follows, with the record's key as additional data.
