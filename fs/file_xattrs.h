@@ -5,6 +5,9 @@
 //   user.medvfs.sha256       the current version's SHA-256, 64 hex digits
 //   user.medvfs.note         the current version's note (settable; removing it clears it)
 //   user.dicom.<Keyword>     the value of a main DICOM tag of the current version
+//   user.medvfs.anon_path    where the file's de-identified copy is: "@anon/<...>.dcm",
+//                            relative to the mount root (DICOM files shown in /@anon only;
+//                            answered by AnonView, fs/anon_views.h, not by GetVirtualXattr)
 //
 // The namespaces user.medvfs. and user.dicom. belong to medvfs on every node: nothing is
 // stored under them, and listxattr never lists them (so that cp -a, rsync -X and getfattr -d
@@ -23,6 +26,7 @@ namespace medvfs::fs {
 inline constexpr std::string_view kVersionXattr = "user.medvfs.version";
 inline constexpr std::string_view kSha256Xattr = "user.medvfs.sha256";
 inline constexpr std::string_view kNoteXattr = "user.medvfs.note";
+inline constexpr std::string_view kAnonPathXattr = "user.medvfs.anon_path";
 inline constexpr std::string_view kDicomXattrPrefix = "user.dicom.";
 
 // The keywords served as user.dicom.<Keyword>.

@@ -123,7 +123,7 @@ double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view) {
 
 store::StatusOr<fuse_entry_param> AcquireViewEntry(Filesystem& fs, const ViewDescriptor& view,
                                                    std::string audit_path) {
-  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttrOf(fs, view));
   fuse_entry_param e{};
   e.ino = fs.nodes().Acquire(view, std::move(audit_path));
   e.attr = ToStat(attr);
@@ -150,7 +150,20 @@ bool IsReadOnlyOp(std::string_view op) {
   return false;
 }
 
+store::StatusOr<store::Attr> ViewAttrOf(Filesystem& fs, const ViewDescriptor& view) {
+  if (IsAnonKind(view.kind)) return fs.anon().Attr(view);
+  return ViewAttr(fs.archive(), view);
+}
+
+store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFileOf(Filesystem& fs,
+                                                                   const ViewDescriptor& view) {
+  if (IsAnonKind(view.kind)) return fs.anon().Open(view);
+  return OpenViewFile(fs.archive(), view);
+}
+
 store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const ViewDescriptor& view) {
+  // /@anon keeps its own layout, under the same generation rule.
+  if (IsAnonKind(view.kind)) return fs.anon().List(view, fs.StableGeneration());
   if (view.kind != ViewKind::kStudy) {
     return ListView(fs.archive(), view, fs.config().versions_visible);
   }
@@ -165,6 +178,7 @@ store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const Vie
 
 store::StatusOr<ViewEntry> ResolveViewChildCached(Filesystem& fs, const ViewDescriptor& parent,
                                                   std::string_view name) {
+  if (IsAnonKind(parent.kind)) return fs.anon().Resolve(parent, name, fs.StableGeneration());
   if (parent.kind != ViewKind::kStudy) return ResolveViewChild(fs.archive(), parent, name);
   MEDVFS_ASSIGN_OR_RETURN(auto entries, ListViewCached(fs, parent));
   for (ViewEntry& entry : entries) {
@@ -210,6 +224,11 @@ fuse_lowlevel_ops MakeOps() {
 
 }  // namespace
 }  // namespace internal
+
+Filesystem::Filesystem(store::Archive& archive, FsConfig config)
+    : archive_(archive),
+      config_(std::move(config)),
+      anon_(archive, archive.NewDeidentifier(config_.deid)) {}
 
 Filesystem::~Filesystem() {
   std::lock_guard<std::mutex> lock(files_mu_);

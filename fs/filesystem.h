@@ -10,6 +10,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "fs/anon_views.h"
 #include "fs/listing_cache.h"
 #include "fs/node_table.h"
 #include "store/archive.h"
@@ -32,11 +33,16 @@ struct FsConfig {
   // Entries are then never cached (entry timeout 0), so that every path walk reaches lookup
   // with the caller's credentials. Default: false (the kernel checks).
   bool check_permissions = false;
+  // Serve /@anon only (a research workstation): the root lists `@anon` alone, and every other
+  // name and view is ENOENT. REQUIRES: read_only. Default: false.
+  bool anon_only = false;
+  // How /@anon de-identifies (-o deid_config=FILE). Default: the built-in DeidConfig{}.
+  store::DeidConfig deid;
 };
 
 class Filesystem {
  public:
-  Filesystem(store::Archive& archive, FsConfig config) : archive_(archive), config_(config) {}
+  Filesystem(store::Archive& archive, FsConfig config);
   // Commits and closes the files the kernel never released (an aborted connection).
   ~Filesystem();
   Filesystem(const Filesystem&) = delete;
@@ -46,6 +52,7 @@ class Filesystem {
   const FsConfig& config() const { return config_; }
   NodeTable& nodes() { return nodes_; }
   ListingCache& listings() { return listings_; }
+  AnonView& anon() { return anon_; }
   // Requests that may change the archive run between BeginChange and EndChange (RunOp and
   // release do that). A listing may be cached under the generation StableGeneration gave
   // before computing it, and served while StableGeneration still gives the same value: none
@@ -72,6 +79,7 @@ class Filesystem {
   const FsConfig config_;
   NodeTable nodes_;
   ListingCache listings_;
+  AnonView anon_;
   std::atomic<uint64_t> changing_{0};    // requests that may change the archive, in flight
   std::atomic<uint64_t> generation_{0};  // such requests done
   std::atomic<fuse_session*> session_{nullptr};

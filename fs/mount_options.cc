@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
+#include <system_error>
 
 namespace medvfs::fs {
 namespace {
@@ -46,6 +48,15 @@ std::string EscapeOptionValue(std::string_view value) {
   return out;
 }
 
+// The daemon works in / (tools/cmd_mount.cc): a relative name must mean what the user meant.
+Status SetDeidConfig(const std::string& file, MountOptions* options) {
+  if (file.empty()) return Status::Invalid("deid_config= is empty");
+  std::error_code ec;
+  const std::filesystem::path absolute = std::filesystem::absolute(file, ec);
+  options->deid_config = ec ? file : absolute.lexically_normal().string();
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseMountOptions(std::string_view list, MountOptions* options) {
@@ -74,10 +85,16 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
     } else if (option.starts_with("key_file=")) {
       options->key_file = option.substr(9);
       if (options->key_file.empty()) return Status::Invalid("key_file= is empty");
+    } else if (option == "anon_only") {
+      options->anon_only = true;
+    } else if (option.starts_with("deid_config=")) {
+      MEDVFS_RETURN_IF_ERROR(SetDeidConfig(option.substr(12), options));
     } else {
       options->fuse_options.push_back(option);
     }
   }
+  // A research workstation's mount shows de-identified data and must not change the archive.
+  if (options->anon_only) options->read_only = true;
   return Status::Ok();
 }
 
@@ -89,6 +106,8 @@ std::string FuseOptionString(const MountOptions& options, std::string_view archi
   out += "fsname=" + EscapeOptionValue(archive_path) + ",subtype=medvfs";
   if (options.read_only) out += ",ro";
   if (options.allow_other) out += ",allow_other";
+  if (options.anon_only) out += ",anon_only";
+  if (!options.deid_config.empty()) out += ",deid_config=" + EscapeOptionValue(options.deid_config);
   for (const std::string& option : options.fuse_options) {
     out += ',';
     out += EscapeOptionValue(option);

@@ -23,6 +23,14 @@ struct MountOptions {
   // versions=visible: readdir lists @version in every directory (and .meta in history
   // directories). Default: hidden.
   bool versions_visible = false;
+  // anon_only: the mount serves /@anon alone (a research workstation): the root lists `@anon`
+  // only and every other name is ENOENT. Implies ro. Default: false.
+  bool anon_only = false;
+  // deid_config=FILE: how /@anon de-identifies (store::LoadDeidConfig, man medvfs-deid.5),
+  // made absolute against the working directory at parse time (the daemon runs in /). The
+  // daemon reads it when it mounts; a file that does not parse fails the mount. Default: none
+  // (the built-in store::DeidConfig{}).
+  std::string deid_config;
   // Key sources for mounts without a terminal (fstab). Default: none.
   std::string passphrase_file;
   std::string key_file;
@@ -34,13 +42,15 @@ struct MountOptions {
 // earlier ones). A backslash escapes a comma. Options that only mean something to mount(8) or
 // fstab (defaults, auto, noauto, user, users, nouser, _netdev, nofail, x-*, comment=*) are
 // accepted and dropped; fsname= and subtype= are ignored because medvfs sets them itself.
-// kInvalid for an empty key file name and bad values of versions=.
+// anon_only sets read_only whatever comes after it (rw included). kInvalid for an empty key
+// file or deid_config name and bad values of versions=.
 store::Status ParseMountOptions(std::string_view list, MountOptions* options);
 
 // The option string given to libfuse: fsname=<archive path> and subtype=medvfs (so
 // /proc/mounts shows "fuse.medvfs"), default_permissions unless allow_other (then the daemon
-// checks permissions itself, see fs/access.h), ro and allow_other as set, then the
-// pass-through options. Commas and backslashes inside values are escaped.
+// checks permissions itself, see fs/access.h), ro and allow_other as set, anon_only and
+// deid_config=FILE when set (MountedSession::Mount takes them out again before libfuse sees
+// them), then the pass-through options. Commas and backslashes inside values are escaped.
 std::string FuseOptionString(const MountOptions& options, std::string_view archive_path);
 
 }  // namespace medvfs::fs

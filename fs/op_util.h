@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fs/access.h"
@@ -45,10 +46,13 @@ void ReplyError(fuse_req_t req, const char* op, uint64_t nodeid, const store::St
 // Filesystem::BeginChange and EndChange.
 bool IsReadOnlyOp(std::string_view op);
 
+// RunOp for an operation that changes the archive only sometimes: an open changes nothing
+// unless it may write, and counting every read-only open as a change would drop the cached
+// listings (fs/listing_cache.h, /@anon) at each file a reader opens.
 template <typename Body>
-void RunOp(fuse_req_t req, const char* op, uint64_t nodeid, Body&& body) {
+void RunOpThatMayChange(fuse_req_t req, const char* op, uint64_t nodeid, bool changes,
+                        Body&& body) {
   Filesystem& fs = Fs(req);  // taken before the body replies
-  const bool changes = !IsReadOnlyOp(op);
   if (changes) fs.BeginChange();
   store::Status status;
   bool replied = false;
@@ -64,7 +68,17 @@ void RunOp(fuse_req_t req, const char* op, uint64_t nodeid, Body&& body) {
   if (changes) fs.EndChange();
 }
 
-// The listing of view directory `view`, through Filesystem::listings() for the costly ones.
+template <typename Body>
+void RunOp(fuse_req_t req, const char* op, uint64_t nodeid, Body&& body) {
+  RunOpThatMayChange(req, op, nodeid, !IsReadOnlyOp(op), std::forward<Body>(body));
+}
+
+// ViewAttr and OpenViewFile, with /@anon answered by Filesystem::anon().
+store::StatusOr<store::Attr> ViewAttrOf(Filesystem& fs, const ViewDescriptor& view);
+store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFileOf(Filesystem& fs,
+                                                                   const ViewDescriptor& view);
+// The listing of view directory `view`, through Filesystem::listings() for the costly ones
+// (and Filesystem::anon() for /@anon).
 store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const ViewDescriptor& view);
 // The child `name` of view directory `parent` (ResolveViewChild, with the cache).
 store::StatusOr<ViewEntry> ResolveViewChildCached(Filesystem& fs, const ViewDescriptor& parent,
@@ -106,7 +120,8 @@ store::StatusOr<store::Attr> NodeAttr(Filesystem& fs, fuse_ino_t node);
 // How the audit log names things. A real node: its path from the root ("/ct/a.dcm"). A view
 // node: the path of the live file or directory it shows (where it was last linked if deleted),
 // the view part going to the entry's detail and version (see man/medvfs-views.7); the
-// patient index: "/@patients/<PatientID>/<study>". "" when the store cannot tell.
+// patient index: "/@patients/<PatientID>/<study>"; the de-identified view: its own path
+// ("/@anon/<pseudonym>/...", never the real file's). "" when the store cannot tell.
 std::string AuditPathOf(Filesystem& fs, fuse_ino_t node);
 // `name` in directory `parent`.
 std::string AuditPathOf(Filesystem& fs, fuse_ino_t parent, std::string_view name);
@@ -114,7 +129,8 @@ std::string AuditPathOf(Filesystem& fs, fuse_ino_t parent, std::string_view name
 // `parent_path`.
 std::string ChildAuditPath(const ViewDescriptor& parent, const std::string& parent_path,
                            const ViewEntry& child);
-// What reading view node `node` records: kReadVersion (version, detail "@version"), kReadMeta
+// What reading view node `node` records: kReadVersion (version, detail "@version", or "@anon"
+// for a de-identified file), kReadMeta
 // (version, 0 for the current one; detail: "tags/PatientName", "dicom.json", "diff"...) or,
 // for a directory, kListDir (detail: the view, e.g. "@version", ".meta").
 store::AuditEvent ViewReadEvent(Filesystem& fs, fuse_ino_t node, const ViewDescriptor& view);

@@ -70,6 +70,9 @@ std::string ViewDirDetail(const ViewDescriptor& view) {
       return std::string(kMetaDirName);
     case ViewKind::kTagsDir:
       return std::string(kMetaDirName) + "/" + std::string(kTagsDirName);
+    case ViewKind::kAnonRoot:
+    case ViewKind::kAnonDir:
+      return std::string(kAnonDirName);
     default:
       return std::string(kPatientsDirName);
   }
@@ -111,7 +114,7 @@ Credentials CredentialsOf(fuse_req_t req) {
 store::StatusOr<store::Attr> NodeAttr(Filesystem& fs, fuse_ino_t node) {
   if (!IsViewNode(node)) return fs.archive().GetAttr(node);
   MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, node));
-  return ViewAttr(fs.archive(), view);
+  return ViewAttrOf(fs, view);
 }
 
 std::string AuditPathOf(Filesystem& fs, fuse_ino_t node) {
@@ -162,6 +165,11 @@ AuditEvent ViewReadEvent(Filesystem& fs, fuse_ino_t node, const ViewDescriptor& 
       break;
     case ViewKind::kDiffFile:
       event.detail = std::string(kDiffName);
+      break;
+    case ViewKind::kAnonFile:
+      // Named by its @anon path (the audit path), so the entry shows what was handed out.
+      event.op = AuditOp::kReadVersion;
+      event.detail = std::string(kAnonDirName);
       break;
     default:
       event.op = AuditOp::kListDir;

@@ -16,7 +16,7 @@ void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
     Filesystem& fs = Fs(req);
     if (IsViewNode(ino)) {
       MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
-      MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttrOf(fs, view));
       const struct stat st = ToStat(attr);
       fuse_reply_attr(req, &st, ViewTimeout(fs, view));
       return Status::Ok();
@@ -40,7 +40,7 @@ Status SetViewAttr(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, const struct 
   if (view.kind != ViewKind::kNoteFile) return ViewIsReadOnly();
   if (fs.config().read_only) return Status::ReadOnly("mounted read-only");
   if (Enforcing(fs) && fi == nullptr) {
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr current, ViewAttr(fs.archive(), view));
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr current, ViewAttrOf(fs, view));
     store::AuditEvent denied = ViewReadEvent(fs, ino, view);
     denied.op = store::AuditOp::kTruncate;
     MEDVFS_RETURN_IF_ERROR(AuditDenial(req, fs, CheckAccess(CredentialsOf(req), current, kMayWrite),
@@ -51,7 +51,7 @@ Status SetViewAttr(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, const struct 
                                       file != nullptr ? file->handle.get() : nullptr,
                                       static_cast<uint64_t>(attr.st_size), CallerOf(req)));
   if (file != nullptr) file->wrote = true;
-  MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh, ViewAttr(fs.archive(), view));
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh, ViewAttrOf(fs, view));
   const struct stat st = ToStat(fresh);
   fuse_reply_attr(req, &st, ViewTimeout(fs, view));
   return Status::Ok();

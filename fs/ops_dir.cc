@@ -9,6 +9,11 @@ namespace {
 using store::Status;
 using store::StatusOr;
 
+// The root's /@anon, with the path the audit log names it by.
+Status ReplyAnonRoot(fuse_req_t req, Filesystem& fs) {
+  return ReplyViewEntry(req, fs, AnonRoot(), "/" + std::string(kAnonDirName));
+}
+
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   RunOp(req, "lookup", parent, [&]() -> Status {
     Filesystem& fs = Fs(req);
@@ -21,6 +26,11 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       return ReplyViewEntry(req, fs, child.view,
                             ChildAuditPath(view, fs.nodes().AuditPath(parent), child));
     }
+    if (fs.config().anon_only) {
+      // Nothing of the live tree is reachable: /@anon is the only way in.
+      if (parent == FUSE_ROOT_ID && name == kAnonDirName) return ReplyAnonRoot(req, fs);
+      return Status::NotFound("this mount serves @anon only");
+    }
     if (name == kVersionDirName) {
       return ReplyViewEntry(req, fs, VersionRootOf(parent), AuditPathOf(fs, parent));
     }
@@ -30,6 +40,7 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (parent == FUSE_ROOT_ID && name == kPatientsDirName) {
       return ReplyViewEntry(req, fs, PatientsRoot(), "/" + std::string(kPatientsDirName));
     }
+    if (parent == FUSE_ROOT_ID && name == kAnonDirName) return ReplyAnonRoot(req, fs);
     MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(parent, name));
     ReplyRealEntry(req, fs, attr);
     return Status::Ok();
@@ -81,9 +92,16 @@ void RemoveDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   });
 }
 
-// The listing of a real directory, with "@version" and ".meta" (and "@patients" in the root)
-// when versions=visible.
+// The listing of a real directory, with "@version" and ".meta" (and "@patients" and "@anon" in
+// the root) when versions=visible; with anon_only, the root holds "@anon" alone.
 Status ListRealDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) {
+  const DirItem anon{std::string(kAnonDirName), StableViewIno(AnonRoot()), S_IFDIR, std::nullopt,
+                     false};
+  if (fs.config().anon_only) {
+    if (ino != FUSE_ROOT_ID) return Status::NotFound("this mount serves @anon only");
+    items->push_back(anon);
+    return Status::Ok();
+  }
   MEDVFS_ASSIGN_OR_RETURN(auto entries, fs.archive().ReadDir(ino));
   for (store::DirEntry& entry : entries) {
     if (entry.name == "." || entry.name == "..") continue;
@@ -98,6 +116,7 @@ Status ListRealDir(Filesystem& fs, fuse_ino_t ino, std::vector<DirItem>* items) 
     if (ino == FUSE_ROOT_ID) {
       items->push_back(DirItem{std::string(kPatientsDirName), StableViewIno(PatientsRoot()),
                                S_IFDIR, std::nullopt, false});
+      items->push_back(anon);
     }
   }
   return Status::Ok();

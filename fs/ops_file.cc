@@ -105,7 +105,7 @@ Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* 
   store::AuditEvent event = ViewReadEvent(fs, ino, view);
   if (Enforcing(fs)) {
     // Each version carries the owner and mode the file had when it was made.
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttr(fs.archive(), view));
+    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttrOf(fs, view));
     store::AuditEvent denied = event;
     if (!OpensForReading(fi->flags)) denied.op = store::AuditOp::kOpenWrite;
     MEDVFS_RETURN_IF_ERROR(AuditDenial(
@@ -121,7 +121,7 @@ Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* 
                                                (fi->flags & O_APPEND) != 0));
     file->wrote = (fi->flags & O_TRUNC) != 0;  // emptied: the close records that
   } else {
-    MEDVFS_ASSIGN_OR_RETURN(file->handle, OpenViewFile(fs.archive(), view));
+    MEDVFS_ASSIGN_OR_RETURN(file->handle, OpenViewFileOf(fs, view));
   }
   if (IsGeneratedViewFile(view)) {
     fi->direct_io = 1;  // generated: its size may differ from the cached attribute
@@ -134,7 +134,7 @@ Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* 
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  RunOp(req, "open", ino, [&]() -> Status {
+  RunOpThatMayChange(req, "open", ino, OpensForWriting(fi->flags), [&]() -> Status {
     Filesystem& fs = Fs(req);
     auto file = std::make_unique<OpenFile>();
     if (IsViewNode(ino)) {

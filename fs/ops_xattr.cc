@@ -3,7 +3,8 @@
 // Some attributes are served here rather than by the store: user.medvfs.restore (settable on
 // DIR/@version/NAME: restores a version), user.medvfs.stats (readable on the mount root: the
 // archive's statistics as JSON), and the virtual attributes of live files (fs/file_xattrs.h:
-// user.medvfs.version, .sha256, .note and user.dicom.<Keyword>). None of them is listed: the
+// user.medvfs.version, .sha256, .note, .anon_path and user.dicom.<Keyword>). None of them is
+// listed: the
 // namespaces user.medvfs. and user.dicom. are medvfs's, and listxattr shows stored
 // attributes only, so that cp -a, rsync -X and getfattr -d copy nothing virtual.
 #include "fs/file_xattrs.h"
@@ -114,6 +115,8 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   RunOp(req, "getxattr", ino, [&]() -> Status {
     Filesystem& fs = Fs(req);
     if (IsViewNode(ino)) return Status(store::Code::kNoData, "views have no xattrs");
+    // The root's attributes (and stored ones anyone may have set) could name patients.
+    if (fs.config().anon_only) return Status(store::Code::kNoData, "this mount serves @anon only");
     MEDVFS_RETURN_IF_ERROR(
         CheckLiveXattr(req, fs, ino, name, XattrAccess::kRead, AuditOp::kReadMeta));
     std::string value;
@@ -121,7 +124,11 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
       MEDVFS_ASSIGN_OR_RETURN(store::ArchiveStats stats, fs.archive().Stats());
       value = FormatStatsJson(stats);
     } else if (IsVirtualXattr(name)) {
-      MEDVFS_ASSIGN_OR_RETURN(value, GetVirtualXattr(fs.archive(), ino, name));
+      if (name == kAnonPathXattr) {
+        MEDVFS_ASSIGN_OR_RETURN(value, fs.anon().PathOfLiveFile(ino, fs.StableGeneration()));
+      } else {
+        MEDVFS_ASSIGN_OR_RETURN(value, GetVirtualXattr(fs.archive(), ino, name));
+      }
       if (size != 0) {  // the value itself (user.dicom.PatientName...), not just its length
         store::AuditEvent read;
         read.op = AuditOp::kReadMeta;
@@ -140,7 +147,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   RunOp(req, "listxattr", ino, [&]() -> Status {
     Filesystem& fs = Fs(req);
     std::string names;
-    if (!IsViewNode(ino)) {
+    if (!IsViewNode(ino) && !fs.config().anon_only) {
       MEDVFS_ASSIGN_OR_RETURN(auto list, fs.archive().ListXattr(ino));
       for (const std::string& name : list) {
         if (IsVirtualXattr(name)) continue;  // never stored since medvfs owns the namespace

@@ -3,7 +3,9 @@
 #include <fuse_lowlevel.h>
 
 #include <cstdarg>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -55,6 +57,42 @@ std::string TakeLastFuseError(const char* fallback) {
   return out;
 }
 
+// The options FuseOptionString adds for medvfs itself (fs/mount_options.h), which libfuse must
+// not see.
+struct MedvfsOptions {
+  int anon_only = 0;
+  char* deid_config = nullptr;  // malloc'd by fuse_opt_parse
+};
+
+const fuse_opt kMedvfsOptions[] = {
+    {"anon_only", offsetof(MedvfsOptions, anon_only), 1},
+    {"deid_config=%s", offsetof(MedvfsOptions, deid_config), 0},
+    FUSE_OPT_END,
+};
+
+// Takes medvfs's own options out of `args` into *config: anon_only (which implies read-only)
+// and deid_config=FILE (read and parsed now, so that a bad file fails the mount).
+Status TakeMedvfsOptions(fuse_args* args, FsConfig* config) {
+  MedvfsOptions parsed;
+  if (fuse_opt_parse(args, &parsed, kMedvfsOptions, nullptr) != 0) {
+    std::free(parsed.deid_config);
+    return Status::Invalid(TakeLastFuseError("libfuse could not parse the mount options"));
+  }
+  const std::string file = parsed.deid_config != nullptr ? parsed.deid_config : "";
+  std::free(parsed.deid_config);
+  if (parsed.anon_only != 0) {
+    config->anon_only = true;
+    config->read_only = true;
+  }
+  if (file.empty()) return Status::Ok();
+  auto deid = store::LoadDeidConfig(file);
+  if (!deid.ok()) {
+    return Status::Invalid("deid_config=" + file + ": " + deid.status().message());
+  }
+  config->deid = std::move(deid).value();
+  return Status::Ok();
+}
+
 }  // namespace
 
 store::StatusOr<std::unique_ptr<MountedSession>> MountedSession::Mount(
@@ -62,13 +100,19 @@ store::StatusOr<std::unique_ptr<MountedSession>> MountedSession::Mount(
     const std::string& mountpoint) {
   fuse_set_log_func(FuseLog);
   std::unique_ptr<MountedSession> out(new MountedSession());
-  out->fs_ = std::make_unique<Filesystem>(archive, config);
   fuse_args args = FUSE_ARGS_INIT(0, nullptr);
   if (fuse_opt_add_arg(&args, "medvfs") != 0 || fuse_opt_add_arg(&args, "-o") != 0 ||
       fuse_opt_add_arg(&args, fuse_options.c_str()) != 0) {
     fuse_opt_free_args(&args);
     return Status::IoError("out of memory");
   }
+  FsConfig effective = config;
+  const Status taken = TakeMedvfsOptions(&args, &effective);
+  if (!taken.ok()) {
+    fuse_opt_free_args(&args);
+    return taken;
+  }
+  out->fs_ = std::make_unique<Filesystem>(archive, std::move(effective));
   out->session_ =
       fuse_session_new(&args, &LowLevelOps(), sizeof(fuse_lowlevel_ops), out->fs_.get());
   fuse_opt_free_args(&args);

@@ -15,7 +15,10 @@ class MountedSession {
   // Creates a session with `fuse_options` (a -o list, see FuseOptionString) and mounts it at
   // `mountpoint`. Requests queue in the kernel until Run() serves them, so the mount is usable
   // as soon as this returns. `archive` must outlive the session. kInvalid / kIoError carry
-  // libfuse's reason.
+  // libfuse's reason. The options FuseOptionString adds for medvfs itself are taken out of
+  // `fuse_options` first: anon_only sets FsConfig::anon_only and read_only, and
+  // deid_config=FILE is read into FsConfig::deid (kInvalid naming the file, and the line, when
+  // it cannot be read or parsed).
   static store::StatusOr<std::unique_ptr<MountedSession>> Mount(store::Archive& archive,
                                                                 const FsConfig& config,
                                                                 const std::string& fuse_options,

@@ -39,6 +39,9 @@ using view_detail::OwnerAttr;
 
 constexpr uint32_t kViewDirMode = S_IFDIR | 0555;
 
+// /@anon needs a de-identifier and its caches, which the mount holds (fs/anon_views.h).
+Status AnonNeedsItsIndex() { return Status::Invalid("the @anon view is answered by AnonView"); }
+
 // Mixes a 64-bit value (splitmix64 finaliser).
 uint64_t Mix(uint64_t x) {
   x ^= x >> 30;
@@ -135,6 +138,7 @@ uint32_t TypeOf(const ViewDescriptor& view) {
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:
     case ViewKind::kDiffFile:
+    case ViewKind::kAnonFile:
       return S_IFREG;
     case ViewKind::kTimeSymlink:
     case ViewKind::kPatientLink:
@@ -269,7 +273,8 @@ bool IsReservedName(std::string_view name) {
 }
 
 bool IsViewName(uint64_t parent, std::string_view name) {
-  return IsReservedName(name) || (parent == store::kRootInode && name == kPatientsDirName);
+  return IsReservedName(name) ||
+         (parent == store::kRootInode && (name == kPatientsDirName || name == kAnonDirName));
 }
 
 bool ViewDescriptor::is_dir() const { return TypeOf(*this) == S_IFDIR; }
@@ -297,6 +302,17 @@ ViewDescriptor PatientsRoot() {
   return view;
 }
 
+ViewDescriptor AnonRoot() {
+  ViewDescriptor view;
+  view.kind = ViewKind::kAnonRoot;
+  view.owner_dir = store::kRootInode;
+  return view;
+}
+
+bool IsAnonKind(ViewKind kind) {
+  return kind == ViewKind::kAnonRoot || kind == ViewKind::kAnonDir || kind == ViewKind::kAnonFile;
+}
+
 uint64_t StableViewIno(const ViewDescriptor& view) {
   uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the fields, then mixed
   auto add = [&h](uint64_t value) { h = Mix(h ^ value) * 0x100000001b3ull; };
@@ -316,6 +332,7 @@ uint64_t StableViewIno(const ViewDescriptor& view) {
 }
 
 StatusOr<Attr> ViewAttr(Archive& archive, const ViewDescriptor& view) {
+  if (IsAnonKind(view.kind)) return AnonNeedsItsIndex();
   Attr attr;
   if (view_detail::IsMetaKind(view.kind)) {
     MEDVFS_ASSIGN_OR_RETURN(attr, view_detail::MetaViewAttr(archive, view));
@@ -368,6 +385,7 @@ StatusOr<Attr> ViewAttr(Archive& archive, const ViewDescriptor& view) {
 StatusOr<ViewEntry> ResolveViewChild(Archive& archive, const ViewDescriptor& parent,
                                      std::string_view name) {
   if (!parent.is_dir()) return Status(store::Code::kNotDirectory, "view node is not a directory");
+  if (IsAnonKind(parent.kind)) return AnonNeedsItsIndex();
   if (view_detail::IsMetaKind(parent.kind))
     return view_detail::ResolveInMeta(archive, parent, name);
   if (view_detail::IsPatientKind(parent.kind)) {
@@ -390,6 +408,7 @@ StatusOr<ViewEntry> ResolveViewChild(Archive& archive, const ViewDescriptor& par
 StatusOr<std::vector<ViewEntry>> ListView(Archive& archive, const ViewDescriptor& view,
                                           bool show_hidden) {
   if (!view.is_dir()) return Status(store::Code::kNotDirectory, "view node is not a directory");
+  if (IsAnonKind(view.kind)) return AnonNeedsItsIndex();
   if (view_detail::IsMetaKind(view.kind)) return view_detail::ListMeta(archive, view);
   if (view_detail::IsPatientKind(view.kind)) return view_detail::ListPatients(archive, view);
   std::vector<ViewEntry> out;
@@ -434,6 +453,7 @@ StatusOr<std::vector<ViewEntry>> ListView(Archive& archive, const ViewDescriptor
 
 StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
                                                           const ViewDescriptor& view) {
+  if (IsAnonKind(view.kind)) return AnonNeedsItsIndex();
   const store::InodeId ino = StableViewIno(view);
   switch (view.kind) {
     case ViewKind::kVersionFile:
@@ -462,7 +482,9 @@ StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
 }
 
 bool IsGeneratedViewFile(const ViewDescriptor& view) {
-  return view.kind != ViewKind::kVersionFile && TypeOf(view) == S_IFREG;
+  // An @anon file shows one fixed version (a save makes another node): its content is fixed.
+  return view.kind != ViewKind::kVersionFile && view.kind != ViewKind::kAnonFile &&
+         TypeOf(view) == S_IFREG;
 }
 
 bool IsVolatileView(const ViewDescriptor& view) {
@@ -471,7 +493,8 @@ bool IsVolatileView(const ViewDescriptor& view) {
 }
 
 bool ResolvesAgainstLiveTree(const ViewDescriptor& view) {
-  return view_detail::IsMetaKind(view.kind) || view_detail::IsPatientKind(view.kind);
+  return view_detail::IsMetaKind(view.kind) || view_detail::IsPatientKind(view.kind) ||
+         IsAnonKind(view.kind);
 }
 
 StatusOr<std::string> ReadViewLink(const ViewDescriptor& view) {

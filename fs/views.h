@@ -14,10 +14,12 @@
 //                                      versions.tsv, sha256, note (dicom.json and tags/ only
 //                                      for DICOM content)
 //   /@patients/<PatientID>/<study>/    symlinks to the live DICOM files of a study
+//   /@anon/<pseudonym>/<study>/<series>/<SOPInstanceUID>.dcm
+//                                      the live DICOM files de-identified (fs/anon_views.h)
 //
 // Everything is read-only except the `note` files (fs/meta_views.cc). Views under a file
-// follow the file's current owner and read permissions; /@patients is 0550, owned like the
-// mount's root.
+// follow the file's current owner and read permissions; /@patients and /@anon are 0550, owned
+// like the mount's root.
 //
 // A view node is named by a ViewDescriptor. These are plain functions over store::Archive, so
 // tests call them without a mount; the FUSE handlers (fs/ops_*.cc) only translate.
@@ -41,6 +43,8 @@ inline constexpr std::string_view kMetaDirName = ".meta";
 inline constexpr std::string_view kVersionsTsvName = "versions.tsv";
 // At the mount root only: the patient index.
 inline constexpr std::string_view kPatientsDirName = "@patients";
+// At the mount root only: the de-identified view (fs/anon_views.h).
+inline constexpr std::string_view kAnonDirName = "@anon";
 // Entries of a metadata directory (DIR/.meta/NAME, DIR/@version/NAME/.meta/vN).
 inline constexpr std::string_view kDicomJsonName = "dicom.json";
 inline constexpr std::string_view kTagsDirName = "tags";
@@ -56,7 +60,7 @@ inline constexpr std::string_view kStatsXattr = "user.medvfs.stats";
 // True for the names a real entry may not be created under (in any directory).
 bool IsReservedName(std::string_view name);
 // True when `name` in directory `parent` (a real node id) is a view: @version and .meta
-// everywhere, @patients in the root. Such names can be neither created nor removed.
+// everywhere, @patients and @anon in the root. Such names can be neither created nor removed.
 bool IsViewName(uint64_t parent, std::string_view name);
 
 enum class ViewKind : uint8_t {
@@ -86,6 +90,11 @@ enum class ViewKind : uint8_t {
   // DIR/@version/NAME/.meta/vN/diff (fs/meta_views.cc): the text of `medvfs diff` of the
   // version before vN against vN.
   kDiffFile,
+  // The de-identified view (fs/anon_views.h), served by AnonView rather than the functions
+  // below: `text` is the path inside /@anon ("" for the root).
+  kAnonRoot,  // /@anon
+  kAnonDir,   // /@anon/<pseudonym>, .../<study>, .../<series>
+  kAnonFile,  // a live DICOM file de-identified: `ino`, `history`, `version` (fixed at lookup)
 };
 
 struct ViewDescriptor {
@@ -98,7 +107,8 @@ struct ViewDescriptor {
   uint64_t version = 0;          // kVersionFile
   int64_t time_ns = 0;           // kTimeDir
   // kHistory, kEmptyDir, kMetaDir and the metadata views of one file: NAME; kTimeSymlink,
-  // kPatientLink: the target; kPatient, kStudy: the PatientID.
+  // kPatientLink: the target; kPatient, kStudy: the PatientID; kAnonDir, kAnonFile: the path
+  // inside /@anon.
   std::string text;
   std::string keyword;  // kTagFile: the DICOM keyword
   std::string study;    // kStudy: the study directory's name
@@ -114,6 +124,11 @@ ViewDescriptor VersionRootOf(store::InodeId dir);
 ViewDescriptor LiveMetaRootOf(store::InodeId dir);
 // The descriptor of `/@patients`.
 ViewDescriptor PatientsRoot();
+// The descriptor of `/@anon`.
+ViewDescriptor AnonRoot();
+// True for the nodes of /@anon, which only AnonView (fs/anon_views.h) can answer: ViewAttr,
+// ResolveViewChild, ListView and OpenViewFile give kInvalid for them.
+bool IsAnonKind(ViewKind kind);
 
 // A stable st_ino for a view node (top bit set, so it never equals a real inode number): the
 // same descriptor always gets the same number, across lookups, forgets and remounts.
@@ -157,7 +172,7 @@ bool IsGeneratedViewFile(const ViewDescriptor& view);
 // True for view nodes whose attributes change as the live tree changes (a save, a chmod): the
 // kernel must not cache their attributes.
 bool IsVolatileView(const ViewDescriptor& view);
-// True for the metadata views and the patient index, whose names resolve to something else
+// True for the metadata views, the patient index and /@anon, whose names resolve to something else
 // after a save, rename or delete: the kernel must not cache their entries either.
 bool ResolvesAgainstLiveTree(const ViewDescriptor& view);
 

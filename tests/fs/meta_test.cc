@@ -454,7 +454,7 @@ TEST_F(MetaTest, VisibleVersionsListTheViewsAndReadOnlyMountsRefuseNotes) {
   UmountOk();
   MountOk("versions=visible,ro");
   const std::vector<std::string> root = ListDir(P(""));
-  EXPECT_EQ(root, (std::vector<std::string>{".meta", "@patients", "@version", "d"}));
+  EXPECT_EQ(root, (std::vector<std::string>{".meta", "@anon", "@patients", "@version", "d"}));
   EXPECT_EQ(ListDir(P("d")), (std::vector<std::string>{".meta", "@version", "ct.dcm"}));
   EXPECT_EQ(ReadFile(P("d/.meta/ct.dcm/tags/PatientID")), std::string(kCtPatientId) + "\n");
   EXPECT_EQ(WriteFile(P("d/.meta/ct.dcm/note"), "x"), EROFS);

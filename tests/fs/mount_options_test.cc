@@ -1,5 +1,7 @@
 #include "fs/mount_options.h"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "tests/store/test_util.h"
@@ -71,6 +73,40 @@ TEST(MountOptionsTest, FuseOptionString) {
   options.allow_other = false;
   EXPECT_EQ(FuseOptionString(options, "/srv/a,b\\c"),
             "default_permissions,fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,nosuid");
+}
+
+TEST(MountOptionsTest, AnonOnlyImpliesReadOnlyEvenAfterRw) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("anon_only", &options));
+  EXPECT_TRUE(options.anon_only);
+  EXPECT_TRUE(options.read_only);
+  ASSERT_OK(ParseMountOptions("rw", &options));
+  EXPECT_TRUE(options.read_only);  // anon_only still holds from the earlier list
+  MountOptions fresh;
+  ASSERT_OK(ParseMountOptions("anon_only,rw", &fresh));
+  EXPECT_TRUE(fresh.read_only);
+  EXPECT_TRUE(fresh.fuse_options.empty());  // ours, passed on by FuseOptionString
+}
+
+TEST(MountOptionsTest, DeidConfigIsMadeAbsolute) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("deid_config=/etc/medvfs/deid.conf", &options));
+  EXPECT_EQ(options.deid_config, "/etc/medvfs/deid.conf");
+  ASSERT_OK(ParseMountOptions("deid_config=conf/./deid.conf", &options));
+  EXPECT_EQ(options.deid_config,
+            (std::filesystem::current_path() / "conf/deid.conf").lexically_normal().string());
+  EXPECT_TRUE(options.fuse_options.empty());
+  const store::Status empty = ParseMountOptions("deid_config=", &options);
+  EXPECT_EQ(empty.code(), store::Code::kInvalid);
+  EXPECT_NE(empty.message().find("deid_config"), std::string::npos) << empty.message();
+}
+
+TEST(MountOptionsTest, FuseOptionStringCarriesAnonOptionsForTheSession) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("anon_only,deid_config=/a\\,b.conf", &options));
+  EXPECT_EQ(FuseOptionString(options, "/srv/archive"),
+            "default_permissions,fsname=/srv/archive,subtype=medvfs,ro,anon_only,"
+            "deid_config=/a\\,b.conf");
 }
 
 }  // namespace
