@@ -16,11 +16,14 @@
 #include <fstream>
 #include <list>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "store/crypto.h"
 #include "store/log.h"
 
 namespace medvfs::tools {
@@ -43,6 +46,12 @@ class Fd {
   Fd& operator=(const Fd&) = delete;
   ~Fd() { Reset(); }
   int get() const { return fd_; }
+  // Gives up ownership.
+  int Release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   void Reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
@@ -136,6 +145,11 @@ struct ControlServer::State {
 
   void AcceptLoop();
   void Serve(int fd, const ucred& peer);
+  void ServeBackup(int fd, const store::Caller& caller, const stdfs::path& dest, uint32_t keep);
+  void ServeDeidMap(int fd, const store::Caller& caller, const std::string& prefix);
+  // Refuses (replies, records `refused` as failed) a peer that is neither root nor the
+  // daemon's user; returns whether it did.
+  bool RefuseForeignPeer(int fd, const store::Caller& caller, store::AuditEvent refused);
   // Reads one request line (without its '\n'); false on timeout, EOF, Stop or a long line.
   bool ReadRequest(int fd, std::string* line);
   void ReapWorkers();
@@ -209,41 +223,70 @@ bool ControlServer::State::ReadRequest(int fd, std::string* line) {
   return true;
 }
 
-void ControlServer::State::Serve(int fd, const ucred& peer) {
-  auto reply_error = [fd](const Status& status) {
-    SendLine(fd, "error\t" + std::to_string(static_cast<int>(status.code())) + "\t" +
-                     Field(status.message()) + "\n");
-  };
-  std::string line;
-  if (!ReadRequest(fd, &line)) return;
-  const std::vector<std::string_view> fields = SplitTabs(line);
-  uint32_t keep = 0;
-  if (fields.size() != 3 || fields[0] != "backup" || fields[1].empty() || fields[1][0] != '/' ||
-      !ParseNumber(fields[2], &keep)) {
-    return reply_error(Status::Invalid("malformed request on the control socket"));
-  }
-  const stdfs::path dest(fields[1]);
+namespace {
+
+void ReplyError(int fd, const Status& status) {
+  SendLine(fd, "error\t" + std::to_string(static_cast<int>(status.code())) + "\t" +
+                   Field(status.message()) + "\n");
+}
+
+store::Caller CallerOf(const ucred& peer) {
   store::Caller caller;
   caller.uid = peer.uid;
   caller.gid = peer.gid;
   caller.pid = static_cast<uint32_t>(peer.pid);
   caller.program = ProcessName(peer.pid);
-  if (peer.uid != 0 && peer.uid != ::geteuid()) {
-    // Only reachable if someone opened up the archive directory; refused and recorded.
-    store::AuditEvent event;
-    event.uid = caller.uid;
-    event.gid = caller.gid;
-    event.pid = caller.pid;
-    event.program = caller.program;
-    event.op = store::AuditOp::kBackup;
-    event.path = "/";
-    event.result = EACCES;
-    event.detail = "to " + dest.string() + ": refused on the control socket";
-    archive->RecordAudit(event).IgnoreError();
-    archive->SyncAll().IgnoreError();
-    return reply_error(Status(Code::kPermission,
-                              "only root and the user who mounted the archive may back it up "
-                              "through its mount"));
+  return caller;
+}
+
+store::AuditEvent EventOf(const store::Caller& caller, store::AuditOp op, std::string detail) {
+  store::AuditEvent event;
+  event.uid = caller.uid;
+  event.gid = caller.gid;
+  event.pid = caller.pid;
+  event.program = caller.program;
+  event.op = op;
+  event.path = "/";
+  event.detail = std::move(detail);
+  return event;
+}
+
+}  // namespace
+
+void ControlServer::State::Serve(int fd, const ucred& peer) {
+  std::string line;
+  if (!ReadRequest(fd, &line)) return;
+  const std::vector<std::string_view> fields = SplitTabs(line);
+  const store::Caller caller = CallerOf(peer);
+  if (fields.size() == 3 && fields[0] == "backup" && !fields[1].empty() && fields[1][0] == '/') {
+    uint32_t keep = 0;
+    if (ParseNumber(fields[2], &keep)) return ServeBackup(fd, caller, stdfs::path(fields[1]), keep);
+  }
+  if (fields.size() == 2 && fields[0] == "deid-map") {
+    return ServeDeidMap(fd, caller, std::string(fields[1]));
+  }
+  ReplyError(fd, Status::Invalid("malformed request on the control socket"));
+}
+
+bool ControlServer::State::RefuseForeignPeer(int fd, const store::Caller& caller,
+                                             store::AuditEvent refused) {
+  if (caller.uid == 0 || caller.uid == ::geteuid()) return false;
+  // Only reachable if someone opened up the archive directory; refused and recorded.
+  refused.result = EACCES;
+  refused.detail += ": refused on the control socket";
+  archive->RecordAudit(refused).IgnoreError();
+  archive->SyncAll().IgnoreError();
+  ReplyError(fd, Status(Code::kPermission,
+                        "only root and the user who mounted the archive may use its control "
+                        "socket"));
+  return true;
+}
+
+void ControlServer::State::ServeBackup(int fd, const store::Caller& caller, const stdfs::path& dest,
+                                       uint32_t keep) {
+  if (RefuseForeignPeer(fd, caller,
+                        EventOf(caller, store::AuditOp::kBackup, "to " + dest.string()))) {
+    return;
   }
   std::atomic<bool> client_gone{false};
   store::BackupRequest request;
@@ -261,11 +304,36 @@ void ControlServer::State::Serve(int fd, const ucred& peer) {
     if (status.code() == Code::kBusy && stopping.load()) {
       status = Status(Code::kBusy, "the archive is being unmounted; the backup was stopped");
     }
-    return reply_error(status);
+    return ReplyError(fd, status);
   }
   SendLine(fd, "ok\t" + std::to_string(result->id) + "\t" + std::to_string(result->new_bytes) +
                    "\t" + std::to_string(result->size) + "\t" + std::to_string(result->files) +
                    "\t" + std::to_string(result->time_s) + "\n");
+}
+
+void ControlServer::State::ServeDeidMap(int fd, const store::Caller& caller,
+                                        const std::string& prefix) {
+  store::AuditEvent event = EventOf(caller, store::AuditOp::kCliRead, "deid-map");
+  if (RefuseForeignPeer(fd, caller, event)) return;
+  store::DeidConfig config;
+  config.pseudonym_prefix = prefix;
+  // Recorded and synced before any identity leaves the daemon.
+  Status recorded = archive->RecordAudit(event);
+  if (recorded.ok()) recorded = archive->SyncAll();
+  if (!recorded.ok()) return ReplyError(fd, recorded);
+  MEDVFS_LOG_INFO("deid-map requested on the control socket by uid %u pid %u", caller.uid,
+                  caller.pid);
+  auto entries = store::BuildDeidMap(*archive, *archive->NewDeidentifier(config));
+  if (!entries.ok()) return ReplyError(fd, entries.status());
+  for (const store::PseudonymEntry& entry : *entries) {
+    const std::span<const uint8_t> id(reinterpret_cast<const uint8_t*>(entry.patient_id.data()),
+                                      entry.patient_id.size());
+    if (!SendLine(fd, "entry\t" + entry.pseudonym + "\t" + store::HexEncode(id) + "\t" +
+                          std::to_string(entry.versions) + "\n")) {
+      return;
+    }
+  }
+  SendLine(fd, "ok\t" + std::to_string(entries->size()) + "\n");
 }
 
 ControlServer::ControlServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -354,15 +422,10 @@ std::unique_ptr<ControlServer> StartControlServerOrLog(const stdfs::path& archiv
 
 // --- the client ----------------------------------------------------------------------------
 
-store::StatusOr<RemoteBackup> RequestBackup(const stdfs::path& archive_dir, const stdfs::path& dest,
-                                            uint32_t keep,
-                                            const std::function<void(uint64_t)>& progress) {
-  const std::string dest_text = dest.string();
-  if (dest_text.find_first_of("\t\n\r") != std::string::npos || !dest.is_absolute()) {
-    return Status::Invalid(
-        "the backup directory's path must be absolute, without tabs or "
-        "line breaks");
-  }
+namespace {
+
+// Connects to the daemon's control socket of `archive_dir`.
+store::StatusOr<int> ConnectControlSocket(const stdfs::path& archive_dir) {
   Fd dir_fd(::open(archive_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (dir_fd.get() < 0) return store::StatusFromErrno(errno, "the archive directory");
   sockaddr_un addr{};
@@ -381,38 +444,36 @@ store::StatusOr<RemoteBackup> RequestBackup(const stdfs::path& archive_dir, cons
     }
     return store::StatusFromErrno(errno, "connecting to the archive's control socket");
   }
-  if (!SendLine(fd.get(), "backup\t" + dest_text + "\t" + std::to_string(keep) + "\n")) {
+  return fd.Release();
+}
+
+// Sends `request` and gives each reply line's fields to `on_line` until it returns a status
+// (the answer) or the daemon's "error" line ends the exchange.
+Status Exchange(
+    const stdfs::path& archive_dir, const std::string& request,
+    const std::function<std::optional<Status>(const std::vector<std::string_view>&)>& on_line) {
+  store::StatusOr<int> connected = ConnectControlSocket(archive_dir);
+  if (!connected.ok()) return connected.status();
+  Fd fd(*connected);
+  if (!SendLine(fd.get(), request)) {
     return store::StatusFromErrno(errno, "sending the request to the mount daemon");
   }
   std::string buffer;
   char chunk[4096];
   while (true) {
-    size_t newline = buffer.find('\n');
-    while (newline != std::string::npos) {
+    for (size_t newline = buffer.find('\n'); newline != std::string::npos;
+         newline = buffer.find('\n')) {
       const std::string line = buffer.substr(0, newline);
       buffer.erase(0, newline + 1);
       const std::vector<std::string_view> f = SplitTabs(line);
-      uint64_t bytes = 0;
-      if (f.size() == 2 && f[0] == "progress" && ParseNumber(f[1], &bytes)) {
-        if (progress) progress(bytes);
-      } else if (f.size() == 6 && f[0] == "ok") {
-        RemoteBackup out;
-        if (ParseNumber(f[1], &out.id) && ParseNumber(f[2], &out.new_bytes) &&
-            ParseNumber(f[3], &out.size) && ParseNumber(f[4], &out.files) &&
-            ParseNumber(f[5], &out.time_s)) {
-          return out;
-        }
-        return Status::IoError("the mount daemon's answer is malformed");
-      } else if (f.size() == 3 && f[0] == "error") {
+      if (f.size() == 3 && f[0] == "error") {
         int code = 0;
         if (!ParseNumber(f[1], &code) || code <= 0 || code > static_cast<int>(Code::kRolledBack)) {
           code = static_cast<int>(Code::kIoError);
         }
         return Status(static_cast<Code>(code), std::string(f[2]));
-      } else {
-        return Status::IoError("the mount daemon's answer is malformed");
       }
-      newline = buffer.find('\n');
+      if (std::optional<Status> answer = on_line(f)) return *answer;
     }
     const ssize_t n = ::read(fd.get(), chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
@@ -422,6 +483,64 @@ store::StatusOr<RemoteBackup> RequestBackup(const stdfs::path& archive_dir, cons
     }
     buffer.append(chunk, static_cast<size_t>(n));
   }
+}
+
+const Status kMalformedAnswer = Status::IoError("the mount daemon's answer is malformed");
+
+}  // namespace
+
+store::StatusOr<RemoteBackup> RequestBackup(const stdfs::path& archive_dir, const stdfs::path& dest,
+                                            uint32_t keep,
+                                            const std::function<void(uint64_t)>& progress) {
+  const std::string dest_text = dest.string();
+  if (dest_text.find_first_of("\t\n\r") != std::string::npos || !dest.is_absolute()) {
+    return Status::Invalid(
+        "the backup directory's path must be absolute, without tabs or "
+        "line breaks");
+  }
+  RemoteBackup out;
+  Status status =
+      Exchange(archive_dir, "backup\t" + dest_text + "\t" + std::to_string(keep) + "\n",
+               [&](const std::vector<std::string_view>& f) -> std::optional<Status> {
+                 uint64_t bytes = 0;
+                 if (f.size() == 2 && f[0] == "progress" && ParseNumber(f[1], &bytes)) {
+                   if (progress) progress(bytes);
+                   return std::nullopt;
+                 }
+                 if (f.size() == 6 && f[0] == "ok" && ParseNumber(f[1], &out.id) &&
+                     ParseNumber(f[2], &out.new_bytes) && ParseNumber(f[3], &out.size) &&
+                     ParseNumber(f[4], &out.files) && ParseNumber(f[5], &out.time_s)) {
+                   return Status::Ok();
+                 }
+                 return kMalformedAnswer;
+               });
+  if (!status.ok()) return status;
+  return out;
+}
+
+store::StatusOr<std::vector<store::PseudonymEntry>> RequestDeidMap(const stdfs::path& archive_dir,
+                                                                   const std::string& prefix) {
+  if (prefix.find_first_of("\t\n\r") != std::string::npos) {
+    return Status::Invalid("the pseudonym prefix may not hold tabs or line breaks");
+  }
+  std::vector<store::PseudonymEntry> entries;
+  Status status =
+      Exchange(archive_dir, "deid-map\t" + prefix + "\n",
+               [&](const std::vector<std::string_view>& f) -> std::optional<Status> {
+                 if (f.size() == 2 && f[0] == "ok") return Status::Ok();
+                 store::PseudonymEntry entry;
+                 if (f.size() != 4 || f[0] != "entry" || !ParseNumber(f[3], &entry.versions)) {
+                   return kMalformedAnswer;
+                 }
+                 store::StatusOr<std::string> id = store::HexDecode(f[2]);
+                 if (!id.ok()) return kMalformedAnswer;
+                 entry.pseudonym = std::string(f[1]);
+                 entry.patient_id = std::move(id).value();
+                 entries.push_back(std::move(entry));
+                 return std::nullopt;
+               });
+  if (!status.ok()) return status;
+  return entries;
 }
 
 }  // namespace medvfs::tools

@@ -11,6 +11,10 @@
 //   daemon: "progress\t<bytes copied>\n" ... (optional), then one of
 //           "ok\t<backup id>\t<bytes copied>\t<total bytes>\t<files>\t<unix time>\n"
 //           "error\t<store::Code number>\t<message>\n"
+//   client: "deid-map\t<pseudonym prefix>\n"            (medvfs deid-map on a mounted archive)
+//   daemon: "entry\t<pseudonym>\t<PatientID in hex>\t<versions>\n" ..., then
+//           "ok\t<entries>\n" or an "error" line; the request is audited (cli-read, "deid-map")
+//           and synced before the first entry is sent.
 // The backup runs on a thread of the daemon's own, beside the FUSE workers: reads and writes
 // through the mount go on meanwhile. A client that goes away stops its backup.
 #pragma once
@@ -19,6 +23,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "store/archive.h"
 #include "store/status.h"
@@ -70,5 +76,11 @@ struct RemoteBackup {
 store::StatusOr<RemoteBackup> RequestBackup(const std::filesystem::path& archive_dir,
                                             const std::filesystem::path& dest, uint32_t keep,
                                             const std::function<void(uint64_t)>& progress);
+
+// Asks the daemon serving `archive_dir` for store::BuildDeidMap with pseudonyms of `prefix`.
+// Errors as for RequestBackup. The caller checks the user's key first (store::Archive::CheckKey):
+// the daemon only checks who the peer is.
+store::StatusOr<std::vector<store::PseudonymEntry>> RequestDeidMap(
+    const std::filesystem::path& archive_dir, const std::string& prefix);
 
 }  // namespace medvfs::tools
