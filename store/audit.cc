@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 31> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 32> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -49,6 +49,7 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 31> kOpNames{{
     {AuditOp::kListDir, "list-dir"},
     {AuditOp::kBackup, "backup"},
     {AuditOp::kRestoreBackup, "restore-backup"},
+    {AuditOp::kDicomReceive, "dicom-receive"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {

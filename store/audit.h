@@ -48,6 +48,9 @@ enum class AuditOp : uint8_t {
   kBackup = 30,            // medvfs backup, recorded before the copy (so the backup holds it);
                            // detail: "to DEST"; a failure is recorded again with its errno
   kRestoreBackup = 31,     // made by medvfs restore-backup; detail: "from DEST backup N"
+  kDicomReceive = 32,      // medvfs receive stored an instance (version = the target's) or
+                           // refused an instance or association (result: the errno-like
+                           // reason); detail: peer AE title and host, SOP class, DIMSE status
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

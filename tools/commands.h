@@ -12,6 +12,7 @@ void RegisterArchiveCommands(CLI::App& app);
 void RegisterMountCommands(CLI::App& app);  // mount, umount                 (tools/cmd_mount.cc)
 void RegisterBackupCommand(CLI::App& app);  // backup         (tools/cmd_backup.cc)
 void RegisterRestoreBackupCommand(CLI::App& app);  // restore-backup (tools/cmd_backup.cc)
+void RegisterReceiveCommand(CLI::App& app);        // receive        (tools/cmd_receive.cc)
 void RegisterResearchCommands(CLI::App& app);  // export, deid-map   (tools/cmd_export.cc)
 
 }  // namespace medvfs::tools

@@ -16,6 +16,7 @@ packages=(
   clang libclang-rt-14-dev                 # libFuzzer targets (tests/fuzz)
   fio                                      # stress test: parallel I/O jobs on a mount
   python3 gocryptfs bindfs gnuplot-nox     # bench/run: the script, its baselines, --plot
+  orthanc curl                             # medvfs receive tests: a real PACS pushing studies
 )
 
 missing=()

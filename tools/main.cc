@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     medvfs::tools::RegisterMountCommands(app);
     medvfs::tools::RegisterBackupCommand(app);
     medvfs::tools::RegisterRestoreBackupCommand(app);
+    medvfs::tools::RegisterReceiveCommand(app);
     medvfs::tools::RegisterResearchCommands(app);
     app.add_subcommand("version", "Print the version")->callback([] {
       std::cout << kVersionText << std::endl;
