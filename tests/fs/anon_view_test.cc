@@ -24,31 +24,6 @@ const stdfs::path kSamples = "/usr/lib/python3/dist-packages/pydicom/data/test_f
 const std::vector<std::string> kDicomSamples = {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm",
                                                 "rtplan.dcm"};
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// The value `dcmdump -s +P TAG` prints for the first instance of TAG in `file` (without the
-// brackets); empty if it prints none.
-std::string Dcmdump(const std::string& tag, const stdfs::path& file) {
-  const ProcResult result = RunProgram({"dcmdump", "-s", "+P", tag, file.string()});
-  const std::string& out = result.out;
-  const size_t open = out.find('[');
-  const size_t hash = out.find('#', open);
-  if (open == std::string::npos || hash == std::string::npos) return "";
-  const size_t close = out.rfind(']', hash);
-  if (close == std::string::npos || close < open) return "";
-  return out.substr(open + 1, close - open - 1);
-}
-
-std::string Xattr(const stdfs::path& path, const std::string& name) {
-  std::string value(4096, '\0');
-  const ssize_t n = getxattr(path.c_str(), name.c_str(), value.data(), value.size());
-  if (n < 0) return "errno:" + ErrnoName(errno);
-  value.resize(static_cast<size_t>(n));
-  return value;
-}
-
 ssize_t ListXattrSize(const stdfs::path& path) {
   char names[4096];
   return llistxattr(path.c_str(), names, sizeof(names));

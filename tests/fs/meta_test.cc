@@ -30,32 +30,6 @@ constexpr const char* kCtPatientId = "1CT1";
 constexpr const char* kCtPatientName = "CompressedSamples^CT1";
 constexpr const char* kCtStudy = "20040119_e+1";
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// The value `dcmdump -s +P TAG` prints for the first instance of TAG in `file` (without the
-// brackets); empty if it prints none.
-std::string Dcmdump(const std::string& tag, const stdfs::path& file) {
-  const ProcResult result = RunProgram({"dcmdump", "-s", "+P", tag, file.string()});
-  const std::string& out = result.out;
-  const size_t open = out.find('[');
-  const size_t hash = out.find('#', open);
-  if (open == std::string::npos || hash == std::string::npos) return "";
-  const size_t close = out.rfind(']', hash);
-  if (close == std::string::npos || close < open) return "";
-  return out.substr(open + 1, close - open - 1);
-}
-
-// getxattr: the value, or the errno as "errno:NAME".
-std::string Xattr(const stdfs::path& path, const std::string& name) {
-  std::string value(4096, '\0');
-  const ssize_t n = getxattr(path.c_str(), name.c_str(), value.data(), value.size());
-  if (n < 0) return "errno:" + ErrnoName(errno);
-  value.resize(static_cast<size_t>(n));
-  return value;
-}
-
 std::vector<std::string> ListXattrNames(const stdfs::path& path) {
   std::string names(65536, '\0');
   const ssize_t n = llistxattr(path.c_str(), names.data(), names.size());

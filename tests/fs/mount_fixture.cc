@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -299,6 +300,29 @@ std::string ErrnoName(int err) {
   if (err == 0) return "ok";
   const char* name = strerrorname_np(err);
   return name != nullptr ? name : std::to_string(err);
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string Xattr(const stdfs::path& path, const std::string& name) {
+  std::string value(4096, '\0');
+  const ssize_t n = getxattr(path.c_str(), name.c_str(), value.data(), value.size());
+  if (n < 0) return "errno:" + ErrnoName(errno);
+  value.resize(static_cast<size_t>(n));
+  return value;
+}
+
+std::string Dcmdump(const std::string& tag, const stdfs::path& file) {
+  const ProcResult result = RunProgram({"dcmdump", "-s", "+P", tag, file.string()});
+  const std::string& out = result.out;
+  const size_t open = out.find('[');
+  const size_t hash = out.find('#', open);
+  if (open == std::string::npos || hash == std::string::npos) return "";
+  const size_t close = out.rfind(']', hash);
+  if (close == std::string::npos || close < open) return "";
+  return out.substr(open + 1, close - open - 1);
 }
 
 }  // namespace medvfs::fs_test

@@ -87,6 +87,12 @@ std::string ReadFile(const std::filesystem::path& path);
 int ErrnoOf(int rc);
 std::vector<std::string> ListDir(const std::filesystem::path& dir);  // sorted, no . and ..
 std::string ErrnoName(int err);
+bool Contains(const std::string& haystack, const std::string& needle);
+// getxattr: the value, or the errno as "errno:NAME".
+std::string Xattr(const std::filesystem::path& path, const std::string& name);
+// The value `dcmdump -s +P TAG` prints for the first instance of TAG in `file` (without the
+// brackets); empty if it prints none.
+std::string Dcmdump(const std::string& tag, const std::filesystem::path& file);
 
 // True when `needle` occurs in any zstd frame found inside `data` (at-rest checks: compressed
 // chunks must be encrypted too).

@@ -22,10 +22,6 @@ namespace {
 
 namespace stdfs = std::filesystem;
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // Names, sizes and modification times of everything under root.
 std::map<std::string, std::string> Snapshot(const stdfs::path& root) {
   std::map<std::string, std::string> out;

@@ -37,10 +37,6 @@ int64_t NowNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 class MountScenarioTest : public MountTest {
  protected:
   std::vector<store::VersionInfo> VersionsTsv(const std::string& history_dir) {

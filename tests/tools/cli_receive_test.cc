@@ -27,8 +27,6 @@
 
 #include "tests/tools/cli_fixture.h"
 
-extern char** environ;
-
 namespace medvfs::testing {
 namespace {
 
@@ -37,39 +35,6 @@ using ::testing::HasSubstr;
 
 constexpr const char* kAet = "MEDVFS";
 const fs::path kRawStore = fs::path(MEDVFS_TEST_SOURCE_DIR) / "dicom_raw_store.py";
-
-// Starts argv with `options.env` applied, stdout and stderr into `log`; returns the pid.
-pid_t Spawn(const std::vector<std::string>& argv, const RunOptions& options, const fs::path& log) {
-  std::map<std::string, std::string> env;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    std::string text(*entry);
-    const size_t eq = text.find('=');
-    if (eq != std::string::npos) env[text.substr(0, eq)] = text.substr(eq + 1);
-  }
-  for (const auto& [name, value] : options.env) {
-    if (value) {
-      env[name] = *value;
-    } else {
-      env.erase(name);
-    }
-  }
-  std::vector<std::string> env_text;
-  for (const auto& [name, value] : env) env_text.push_back(name + "=" + value);
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  dup2(fd, STDOUT_FILENO);
-  dup2(fd, STDERR_FILENO);
-  if (!options.working_dir.empty() && chdir(options.working_dir.c_str()) != 0) _exit(126);
-  std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  std::vector<char*> envp;
-  for (std::string& entry : env_text) envp.push_back(entry.data());
-  envp.push_back(nullptr);
-  execve(args[0], args.data(), envp.data());
-  _exit(127);
-}
 
 // The exit code of `pid` (-1: killed, or still running after `timeout`, then killed).
 int WaitExit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60)) {
@@ -100,7 +65,7 @@ class Receiver {
     log_ = log;
     std::vector<std::string> argv = {MEDVFS_BIN, "receive"};
     argv.insert(argv.end(), args.begin(), args.end());
-    pid_ = Spawn(argv, options, log);
+    pid_ = SpawnProgram(argv, options, log);
     const std::regex listening("listening on [0-9.]+:([0-9]+) ");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -439,7 +404,7 @@ TEST_F(ReceiveTest, TwoSendersAtOnce) {
   std::vector<pid_t> senders;
   for (const char* part : {"a", "b"}) {
     std::vector<std::string> argv = ScuArgs("storescu", {"+sd"}, {(dir_ / part).string()});
-    senders.push_back(Spawn(argv, RunOptions(), dir_ / (std::string("storescu_") + part)));
+    senders.push_back(SpawnProgram(argv, RunOptions(), dir_ / (std::string("storescu_") + part)));
   }
   for (size_t i = 0; i < senders.size(); ++i) {
     EXPECT_EQ(WaitExit(senders[i]), 0)
@@ -546,7 +511,8 @@ class Orthanc {
         {"Plugins", nlohmann::json::array()},
         {"DicomModalities", {{"medvfs", {kAet, "127.0.0.1", dicom_peer_port}}}}};
     Save(dir / "orthanc.json", config.dump(2));
-    pid_ = Spawn({kOrthanc, (dir / "orthanc.json").string()}, RunOptions(), dir / "orthanc.log");
+    pid_ = SpawnProgram({kOrthanc, (dir / "orthanc.json").string()}, RunOptions(),
+                        dir / "orthanc.log");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
       if (Curl({"-f", http_ + "/system"}).exit_code == 0) return true;

@@ -105,4 +105,13 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
   return result;
 }
 
+pid_t SpawnProgram(const std::vector<std::string>& argv, const RunOptions& options,
+                   const std::filesystem::path& log) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) _exit(126);
+  ExecChild(argv, options, fd, fd);
+}
+
 }  // namespace medvfs::testing

@@ -2,6 +2,9 @@
 // cannot prompt), with a chosen environment, and captures its output.
 #pragma once
 
+#include <sys/types.h>
+
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,5 +26,10 @@ struct RunOptions {
 };
 
 RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& options = {});
+
+// Starts argv (in its own session, stdin from /dev/null) with stdout and stderr appended to
+// `log`, and returns at once with its pid (-1 if fork failed). The caller waits for it.
+pid_t SpawnProgram(const std::vector<std::string>& argv, const RunOptions& options,
+                   const std::filesystem::path& log);
 
 }  // namespace medvfs::testing
