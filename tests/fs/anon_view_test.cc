@@ -7,13 +7,13 @@
 
 #include <algorithm>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "store/audit.h"
 #include "tests/fs/audit_reader.h"
 #include "tests/fs/mount_fixture.h"
+#include "tests/posix_regex.h"
 
 namespace medvfs::fs_test {
 namespace {
@@ -107,11 +107,11 @@ TEST_F(AnonViewTest, TreeIsPseudonymousAndEveryFileIsDeidentifiedDicom) {
 
   const std::vector<std::string> files = AnonFiles();
   ASSERT_EQ(files.size(), kDicomSamples.size()) << "the text file must not be shown";
-  const std::regex layout(
-      R"(@anon/ANON-[0-9a-f]{20}/[0-9]{8}_2\.25\.[0-9]+/[0-9]+_2\.25\.[0-9]+/2\.25\.[0-9]+\.dcm)");
+  const std::string layout =
+      R"(@anon/ANON-[0-9a-f]{20}/[0-9]{8}_2\.25\.[0-9]+/[0-9]+_2\.25\.[0-9]+/2\.25\.[0-9]+\.dcm)";
   std::string all_paths;
   for (const std::string& file : files) {
-    EXPECT_TRUE(std::regex_match(file, layout)) << file;
+    EXPECT_TRUE(medvfs::testing::RegexFullMatch(file, layout)) << file;
     all_paths += file + "\n";
   }
   for (const std::string& sample : kDicomSamples) {

@@ -4,6 +4,7 @@
 
 #include "store/deid_profile.h"
 #include "store/dicom.h"
+#include "tests/posix_regex.h"
 #include "tests/store/test_util.h"
 
 #include <algorithm>
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -152,7 +152,7 @@ TEST(DeidConfigTest, LoadsFiles) {
 TEST(DeidKeyedTest, PseudonymIsStableKeyedAndWellFormed) {
   Deidentifier deid(TestKey(1), DeidConfig{});
   const std::string p = deid.Pseudonym("12345");
-  EXPECT_TRUE(std::regex_match(p, std::regex("ANON-[0-9a-f]{20}"))) << p;
+  EXPECT_TRUE(medvfs::testing::RegexFullMatch(p, "ANON-[0-9a-f]{20}")) << p;
   EXPECT_EQ(p, deid.Pseudonym("  12345 "));
   EXPECT_NE(p, deid.Pseudonym("12346"));
   EXPECT_NE(p, Deidentifier(TestKey(2), DeidConfig{}).Pseudonym("12345"));
@@ -171,7 +171,7 @@ TEST(DeidKeyedTest, RemappedUidsAreValidAndDeterministic) {
   Deidentifier deid(TestKey(1), DeidConfig{});
   const std::string uid = "1.2.840.113619.2.55.3.604688119.868.1249343483.504";
   const std::string remapped = deid.RemapUid(uid);
-  EXPECT_TRUE(std::regex_match(remapped, std::regex("2\\.25\\.(0|[1-9][0-9]*)"))) << remapped;
+  EXPECT_TRUE(medvfs::testing::RegexFullMatch(remapped, "2\\.25\\.(0|[1-9][0-9]*)")) << remapped;
   EXPECT_LE(remapped.size(), 64u);
   EXPECT_EQ(remapped, deid.RemapUid(uid + std::string(1, '\0')));
   EXPECT_EQ(remapped, deid.RemapUid(uid + " "));

@@ -16,7 +16,6 @@
 #include <fstream>
 #include <map>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,6 +24,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/posix_regex.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {
@@ -66,13 +66,11 @@ class Receiver {
     std::vector<std::string> argv = {MEDVFS_BIN, "receive"};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = SpawnProgram(argv, options, log);
-    const std::regex listening("listening on [0-9.]+:([0-9]+) ");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
-      std::smatch match;
       const std::string text = ReadAll(log_);
-      if (std::regex_search(text, match, listening)) {
-        port_ = match[1];
+      if (auto port = RegexSearch(text, "listening on [0-9.]+:([0-9]+) ", 1)) {
+        port_ = *port;
         return true;
       }
       if (waitpid(pid_, nullptr, WNOHANG) == pid_) break;
