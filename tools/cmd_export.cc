@@ -113,22 +113,8 @@ void PrintSummary(const ExportCounts& counts, const std::string& dest) {
 
 // ---- Through a mount ---------------------------------------------------------------------
 
-void ExportOneThroughMount(const fs::path& file, const fs::path& mountpoint, ExportWriter& writer,
-                           ExportCounts* counts) {
-  std::string anon_path;
-  int err = GetXattr(file, std::string(kAnonPathXattr), &anon_path);
-  if (err == ENODATA) {
-    ++counts->not_dicom;
-    return;
-  }
-  if (err == 0 && !anon_path.starts_with(std::string(kAnonDirName) + "/")) err = EIO;
-  if (err == 0) {
-    const std::string relative = anon_path.substr(kAnonDirName.size() + 1);
-    err = writer.Write(relative, [&](int fd) {
-      CopyResult copy = CopyFileTo(mountpoint / anon_path, fd);
-      return copy.read_errno != 0 ? copy.read_errno : copy.write_errno;
-    });
-  }
+// Counts one file's outcome (0 or an errno), naming `file` on stderr when it failed.
+void CountCopy(const fs::path& file, int err, ExportCounts* counts) {
   if (err != 0) {
     ++counts->failed;
     std::cerr << "medvfs: cannot export " << file.string() << ": " << std::strerror(err)
@@ -139,22 +125,34 @@ void ExportOneThroughMount(const fs::path& file, const fs::path& mountpoint, Exp
   ShowProgress(*counts, false);
 }
 
+// Copies a de-identified file of the mount's @anon view to `relative` under DEST.
+void CopyAnonCopy(const fs::path& source, const std::string& relative, const fs::path& file,
+                  ExportWriter& writer, ExportCounts* counts) {
+  const int err = writer.Write(relative, [&](int fd) {
+    CopyResult copy = CopyFileTo(source, fd);
+    return copy.read_errno != 0 ? copy.read_errno : copy.write_errno;
+  });
+  CountCopy(file, err, counts);
+}
+
+void ExportOneThroughMount(const fs::path& file, const fs::path& mountpoint, ExportWriter& writer,
+                           ExportCounts* counts) {
+  std::string anon_path;
+  int err = GetXattr(file, std::string(kAnonPathXattr), &anon_path);
+  if (err == ENODATA) {
+    ++counts->not_dicom;
+    return;
+  }
+  if (err == 0 && !anon_path.starts_with(std::string(kAnonDirName) + "/")) err = EIO;
+  if (err != 0) return CountCopy(file, err, counts);
+  CopyAnonCopy(mountpoint / anon_path, anon_path.substr(kAnonDirName.size() + 1), file, writer,
+               counts);
+}
+
 // Files inside MOUNT/@anon are de-identified already: they are copied as they are.
 void ExportAnonFile(const fs::path& file, const fs::path& anon_root, ExportWriter& writer,
                     ExportCounts* counts) {
-  const std::string relative = file.lexically_relative(anon_root).string();
-  int err = writer.Write(relative, [&](int fd) {
-    CopyResult copy = CopyFileTo(file, fd);
-    return copy.read_errno != 0 ? copy.read_errno : copy.write_errno;
-  });
-  if (err != 0) {
-    ++counts->failed;
-    std::cerr << "medvfs: cannot export " << file.string() << ": " << std::strerror(err)
-              << std::endl;
-    return;
-  }
-  ++counts->exported;
-  ShowProgress(*counts, false);
+  CopyAnonCopy(file, file.lexically_relative(anon_root).string(), file, writer, counts);
 }
 
 void ExportThroughMount(const ExportArgs& args, const fs::path& path, const fs::path& mountpoint) {

@@ -13,6 +13,6 @@ void RegisterMountCommands(CLI::App& app);  // mount, umount                 (to
 void RegisterBackupCommand(CLI::App& app);  // backup         (tools/cmd_backup.cc)
 void RegisterRestoreBackupCommand(CLI::App& app);  // restore-backup (tools/cmd_backup.cc)
 void RegisterReceiveCommand(CLI::App& app);        // receive        (tools/cmd_receive.cc)
-void RegisterResearchCommands(CLI::App& app);  // export, deid-map   (tools/cmd_export.cc)
+void RegisterResearchCommands(CLI::App& app);      // export, deid-map   (tools/cmd_export.cc)
 
 }  // namespace medvfs::tools
