@@ -7,6 +7,7 @@
 // (a create or O_TRUNC without writes, writes from a shared mapping after the last close).
 #include <fcntl.h>
 
+#include "fs/file_commit.h"
 #include "fs/op_util.h"
 #include "store/log.h"
 
@@ -195,14 +196,7 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t 
 // version is durable.
 void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   RunOp(req, "flush", ino, [&]() -> Status {
-    OpenFile* file = FileOf(fi);
-    if (file->writable && file->wrote.exchange(false)) {
-      const Status status = file->handle->Flush(CallerOf(req));
-      if (!status.ok()) {
-        file->wrote = true;  // still pending: release retries
-        return status;
-      }
-    }
+    MEDVFS_RETURN_IF_ERROR(CommitOnClose(*FileOf(fi), CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
   });
@@ -230,11 +224,8 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* fi) {
   RunOp(req, "fsync", ino, [&]() -> Status {
-    OpenFile* file = FileOf(fi);
-    if (file->writable) {
-      MEDVFS_RETURN_IF_ERROR(file->handle->Sync(CallerOf(req)));
-      file->wrote = false;
-    }
+    // The mark of writes is taken before the sync, not cleared after it (fs/file_commit.h).
+    MEDVFS_RETURN_IF_ERROR(SyncOpenFile(*FileOf(fi), CallerOf(req)));
     fuse_reply_err(req, 0);
     return Status::Ok();
   });
