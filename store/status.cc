@@ -1,6 +1,8 @@
 #include "store/status.h"
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -199,5 +201,19 @@ Status StatusFromErrno(int err, std::string context) {
   // errno 0 (the caller lost the real error) falls to kIoError: never report success here.
   return Status(CodeFromErrno(err), std::move(message));
 }
+
+namespace internal {
+
+void StatusOrNoValue(const Status& status) {
+  const std::string line = "medvfs: internal error: StatusOr::value() on " +
+                           (status.ok() ? std::string("an ok status without a value")
+                                        : "an error (" + status.ToString() + ")") +
+                           "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace internal
 
 }  // namespace medvfs::store

@@ -73,6 +73,12 @@ class [[nodiscard]] Status {
 // Builds a Status from an errno value, e.g. after a failed open(2).
 Status StatusFromErrno(int err, std::string context);
 
+namespace internal {
+// Writes "StatusOr::value() on an error: <status>" to stderr and aborts. A Status message
+// carries no patient data (see the top of this file), so it is safe to print.
+[[noreturn]] void StatusOrNoValue(const Status& status);
+}  // namespace internal
+
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
@@ -82,16 +88,27 @@ class [[nodiscard]] StatusOr {
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  // REQUIRES: ok()
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T& operator*() & { return *value_; }
-  const T& operator*() const& { return *value_; }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
+  // REQUIRES: ok(). Otherwise (or when built from an ok Status without a value) the value
+  // accessors print the status and abort the process: a caller that did not check is a bug,
+  // and going on with a value that is not there would be worse.
+  T& value() & { return Checked(); }
+  const T& value() const& { return Checked(); }
+  T&& value() && { return std::move(Checked()); }
+  T& operator*() & { return Checked(); }
+  const T& operator*() const& { return Checked(); }
+  T* operator->() { return &Checked(); }
+  const T* operator->() const { return &Checked(); }
 
  private:
+  T& Checked() {
+    if (!value_.has_value()) internal::StatusOrNoValue(status_);
+    return *value_;
+  }
+  const T& Checked() const {
+    if (!value_.has_value()) internal::StatusOrNoValue(status_);
+    return *value_;
+  }
+
   Status status_;
   std::optional<T> value_;
 };

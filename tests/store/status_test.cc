@@ -137,6 +137,25 @@ TEST(StatusTest, Macros) {
   EXPECT_OK(Half(4));
 }
 
+// value() on an error used to read an empty std::optional (undefined behaviour: usually a
+// garbage value, sometimes a crash far away). It now stops at once and says why.
+TEST(StatusOrDeathTest, ValueOnAnErrorAbortsWithTheStatus) {
+  // Re-executes the test program for each death test instead of forking this one, which may
+  // have threads.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const StatusOr<int> error = Status::NotFound("inode 12");
+  EXPECT_DEATH((void)error.value(), "StatusOr::value\\(\\) on an error \\(NotFound: inode 12\\)");
+  StatusOr<std::string> text = Status::Corruption("block 3");
+  EXPECT_DEATH((void)text->size(), "Corruption: block 3");
+  EXPECT_DEATH((void)std::move(text).value(), "Corruption: block 3");
+  const StatusOr<int> no_value = Status::Ok();
+  EXPECT_DEATH((void)*no_value, "an ok status without a value");
+  // A value is still just returned.
+  StatusOr<std::string> fine = std::string("v");
+  EXPECT_EQ(fine.value(), "v");
+  EXPECT_EQ(fine->size(), 1u);
+}
+
 TEST(StatusTest, AssertOkPrintsTheStatus) {
   ::testing::AssertionResult result =
       test_util::IsOk("Open()", Status::Corruption("authentication failed"));
