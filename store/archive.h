@@ -208,6 +208,11 @@ struct ArchiveOptions {
   // Opens an archive older than its high-water mark anyway (a deliberate restore from a
   // backup), records kRollbackAccepted in the audit log and lowers the mark. Default: false.
   bool accept_rollback = false;
+  // Opens an archive whose write-ahead log is damaged (records that follow the damage are
+  // lost: committed changes may be among them) by replaying the log up to the damage, and
+  // records kWalDamageAccepted in the audit log. Without it, Open refuses such an archive with
+  // kCorruption naming the log file. Default: false.
+  bool accept_wal_damage = false;
   // For fault-injection tests only: the environment RocksDB does its file I/O through (see
   // KvOpenOptions::env). Default: null, the real file system.
   rocksdb::Env* storage_env = nullptr;

@@ -173,7 +173,18 @@ void ArchiveImpl::RaiseHighWater() {
 }
 
 Status ArchiveImpl::CheckHighWater() {
-  if (options_.high_water_dir.empty()) return Status::Ok();
+  if (options_.high_water_dir.empty()) {
+    if (!kv_->wal_damage_accepted()) return Status::Ok();
+    // No mark to check, but the accepted loss is recorded all the same.
+    AuditEvent event;
+    event.uid = static_cast<uint32_t>(::getuid());
+    event.gid = static_cast<uint32_t>(::getgid());
+    event.pid = static_cast<uint32_t>(::getpid());
+    event.program = ProgramName();
+    event.op = AuditOp::kWalDamageAccepted;
+    event.detail = kv_->wal_recovery_note();
+    return RecordAudit(event);
+  }
   const std::filesystem::path file = HighWaterFile();
   uint64_t head = 0;
   {
@@ -204,18 +215,36 @@ Status ArchiveImpl::CheckHighWater() {
                 "): it may be another or a rolled-back copy";
     }
   }
-  if (!problem.empty() && !options_.accept_rollback) {
+  // The database's own log tells a damaged log from a rollback: when the open had to cut the
+  // log (a torn tail, or damage the admin accepted), an archive behind the mark lost the
+  // commits it is missing there, and nobody put an older copy back.
+  const std::string& wal_note = kv_->wal_recovery_note();
+  const bool log_cut = !wal_note.empty();
+  if (!problem.empty() && log_cut && !kv_->wal_damage_accepted()) {
+    if (!options_.accept_wal_damage) {
+      return Status::Corruption(
+          "the end of the database's write-ahead log was damaged or lost: the archive is "
+          "missing changes this host saw committed (it reaches audit entry " +
+          std::to_string(head) + ", this host saw " + std::to_string(mark.seq) +
+          "). Restore the archive from a backup (medvfs restore-backup), or, to keep what is "
+          "left and lose those changes for good, open it with --accept-wal-damage (recorded in "
+          "the audit log)");
+    }
+  } else if (!problem.empty() && !log_cut && !options_.accept_rollback) {
     return Status::RolledBack(problem +
                               "; to mount a deliberately restored backup, use --accept-rollback");
   }
-  if (!problem.empty()) {
+  const bool damage_accepted =
+      kv_->wal_damage_accepted() || (!problem.empty() && log_cut && options_.accept_wal_damage);
+  if (!problem.empty() || damage_accepted) {
     AuditEvent event;
     event.uid = static_cast<uint32_t>(::getuid());
     event.gid = static_cast<uint32_t>(::getgid());
     event.pid = static_cast<uint32_t>(::getpid());
     event.program = ProgramName();
-    event.op = AuditOp::kRollbackAccepted;
+    event.op = damage_accepted ? AuditOp::kWalDamageAccepted : AuditOp::kRollbackAccepted;
     event.detail = "head " + std::to_string(head) + ", mark " + std::to_string(mark.seq);
+    if (damage_accepted) event.detail += "; " + wal_note;
     MEDVFS_RETURN_IF_ERROR(RecordAudit(event));
     std::lock_guard audit_lock(audit_mu_);
     head = audit_seq_;

@@ -4,10 +4,14 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include <atomic>
+#include <map>
+#include <optional>
 #include <system_error>
 
 #include "store/archive_impl.h"
 #include "store/log.h"
+#include "store/state_digest.h"
 #include "store/subkeys.h"
 
 namespace medvfs::store {
@@ -20,7 +24,17 @@ std::filesystem::path KeySlotPath(const std::filesystem::path& dir) {
 }
 std::filesystem::path DatabasePath(const std::filesystem::path& dir) { return dir / "db"; }
 
+Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch);
+
+// Test seam (FailRecordSealsForTesting): the next this-many record seals fail.
+std::atomic<int> failing_seals_for_testing{0};
+
 }  // namespace
+
+// For tests only: makes the next `count` seals of a meta record fail, as an out-of-memory
+// OpenSSL would (declared by the tests that use it).
+void FailRecordSealsForTesting(int count);
+void FailRecordSealsForTesting(int count) { failing_seals_for_testing.store(count); }
 
 int64_t NowNs() {
   timespec ts{};
@@ -116,6 +130,7 @@ StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& di
   // read-only (and then without its lock, beside a writer).
   KvOpenOptions kv_options;
   kv_options.read_only = options.no_writes;
+  kv_options.accept_wal_damage = options.accept_wal_damage;
   kv_options.env = options.storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
@@ -187,8 +202,18 @@ template <typename Record>
 void ArchiveImpl::PutRecord(KvBatch& batch, std::string_view key, const Record& record) const {
   std::string plain = Encode(record);
   std::string value(1, static_cast<char>(kSealedRecordFormat));
-  Seal(meta_key_, key, plain, &value).IgnoreError();  // sealing fails only on OOM
+  Status sealed = failing_seals_for_testing.load() > 0 && failing_seals_for_testing-- > 0
+                      ? Status::IoError("sealing failed (injected by a test)")
+                      : Seal(meta_key_, key, plain, &value);
   Wipe(plain.data(), plain.size());
+  if (!sealed.ok()) {
+    // Sealing fails only when OpenSSL cannot allocate; storing the bare format byte instead
+    // would leave a record that never opens again. The whole batch is refused instead.
+    MEDVFS_LOG_ERROR("a record (kind %c) could not be sealed: %s", key.empty() ? '?' : key[0],
+                     sealed.ToString().c_str());
+    batch.Fail(Status::IoError("a record could not be encrypted: " + sealed.message()));
+    return;
+  }
   batch.Put(Family::kMeta, key, value);
 }
 
@@ -230,6 +255,7 @@ Status ArchiveImpl::Initialize(const Caller& creator) {
   KvBatch batch;
   PutRecord(batch, InodeKey(kRootInode), root);
   PutRecord(batch, kSuperKey, super_);
+  MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
   return kv_->Write(batch, /*sync=*/true);
 }
 
@@ -255,8 +281,82 @@ Status ArchiveImpl::CheckWritable() const {
 
 Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
   PutRecord(batch, kSuperKey, super_);
+  MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
   return kv_->Write(batch, /*sync=*/false);
 }
+
+namespace {
+
+// The digest of the records present now (for an archive made before the digest existed).
+Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest) {
+  digest->fill(0);
+  return kv.Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
+    if (CoveredByStateDigest(key)) StateDigestAdd(digest, StateDigestTerm(digest_key, key, value));
+    return true;
+  });
+}
+
+// Adds the state digest record to a batch: the digest before it, less the terms of the
+// covered records the batch overwrites or deletes, plus those of the ones it puts.
+// REQUIRES: mu_ held by the caller (no other batch of covered records is in flight).
+Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch) {
+  MEDVFS_RETURN_IF_ERROR(batch.status());
+  const SecretKey digest_key = DeriveSubkey(meta_key, kStateDigestLabel);
+  StateDigest digest{};
+  std::string value;
+  Status s = kv.Get(Family::kMeta, kStateDigestKey, &value);
+  if (s.code() == Code::kNotFound) {
+    MEDVFS_LOG_INFO("the archive has no state digest yet: computing it from its records");
+    MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(kv, digest_key, &digest));
+  } else {
+    MEDVFS_RETURN_IF_ERROR(s);
+    std::string plain;
+    Status opened = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
+                        ? Status::Corruption("")
+                        : Unseal(meta_key, kStateDigestKey, value.substr(1), &plain);
+    if (!opened.ok()) {
+      MEDVFS_LOG_ERROR("the state digest record failed authentication (altered or damaged)");
+      opened = Status::Corruption("the state digest record failed authentication");
+    } else if (!DecodeStateDigest(plain, &digest)) {
+      opened = Status::Corruption("the state digest record does not decode");
+    }
+    Wipe(plain.data(), plain.size());
+    MEDVFS_RETURN_IF_ERROR(opened);
+  }
+  // What each covered key holds before the batch and after each of its operations.
+  std::map<std::string, std::optional<std::string>, std::less<>> current;
+  Status failed;
+  batch.ForEach([&](Family family, bool is_delete, std::string_view key, std::string_view put) {
+    if (family != Family::kMeta || !CoveredByStateDigest(key) || !failed.ok()) return;
+    auto it = current.find(key);
+    if (it == current.end()) {
+      std::string old;
+      Status got = kv.Get(Family::kMeta, key, &old);
+      if (got.code() == Code::kNotFound) {
+        it = current.emplace(std::string(key), std::nullopt).first;
+      } else if (!got.ok()) {
+        failed = got;
+        return;
+      } else {
+        it = current.emplace(std::string(key), std::move(old)).first;
+      }
+    }
+    if (it->second) StateDigestSubtract(&digest, StateDigestTerm(digest_key, key, *it->second));
+    if (is_delete) {
+      it->second.reset();
+    } else {
+      StateDigestAdd(&digest, StateDigestTerm(digest_key, key, put));
+      it->second = std::string(put);
+    }
+  });
+  MEDVFS_RETURN_IF_ERROR(failed);
+  std::string sealed(1, static_cast<char>(kSealedRecordFormat));
+  MEDVFS_RETURN_IF_ERROR(Seal(meta_key, kStateDigestKey, EncodeStateDigest(digest), &sealed));
+  batch.Put(Family::kMeta, kStateDigestKey, sealed);
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status ArchiveImpl::SyncAll() {
   if (options_.no_writes) return Status::Ok();

@@ -51,6 +51,8 @@ enum class AuditOp : uint8_t {
   kDicomReceive = 32,      // medvfs receive stored an instance (version = the target's) or
                            // refused an instance or association (result: the errno-like
                            // reason); detail: peer AE title and host, SOP class, DIMSE status
+  kWalDamageAccepted = 33,  // opened with a damaged write-ahead log replayed up to the damage
+                            // (--accept-wal-damage); detail: the log file and what was lost
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

@@ -14,6 +14,8 @@
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
+#include <system_error>
 #include <vector>
 
 namespace medvfs::store {
@@ -57,12 +59,24 @@ struct KvBatch::Rep {
   };
   std::vector<Op> ops;
   size_t bytes = 0;
+  Status failure;
 };
 
 KvBatch::KvBatch() : rep_(std::make_unique<Rep>()) {}
 KvBatch::~KvBatch() = default;
 size_t KvBatch::count() const { return rep_->ops.size(); }
 size_t KvBatch::byte_size() const { return rep_->bytes; }
+
+void KvBatch::Fail(Status status) {
+  if (rep_->failure.ok() && !status.ok()) rep_->failure = std::move(status);
+}
+
+const Status& KvBatch::status() const { return rep_->failure; }
+
+void KvBatch::ForEach(const std::function<void(Family family, bool is_delete, std::string_view key,
+                                               std::string_view value)>& visit) const {
+  for (const auto& op : rep_->ops) visit(op.family, op.is_delete, op.key, op.value);
+}
 
 void KvBatch::Put(Family family, std::string_view key, std::string_view value) {
   rep_->ops.push_back({family, false, std::string(key), std::string(value)});
@@ -108,6 +122,91 @@ rocksdb::ColumnFamilyOptions ChunkFamilyOptions(const std::shared_ptr<rocksdb::C
 KvStore::KvStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 KvStore::~KvStore() = default;
 
+namespace {
+
+struct OpenedDb {
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  void Close() {
+    if (db == nullptr) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    handles.clear();
+    db->Close().PermitUncheckedError();
+    delete db;
+    db = nullptr;
+  }
+};
+
+rocksdb::Status OpenDb(const std::filesystem::path& dir, rocksdb::DBOptions db_options,
+                       rocksdb::WALRecoveryMode mode, bool read_only,
+                       const std::vector<rocksdb::ColumnFamilyDescriptor>& families,
+                       OpenedDb* out) {
+  db_options.wal_recovery_mode = mode;
+  if (read_only) {
+    return rocksdb::DB::OpenForReadOnly(db_options, dir.string(), families, &out->handles,
+                                        &out->db);
+  }
+  return rocksdb::DB::Open(db_options, dir.string(), families, &out->handles, &out->db);
+}
+
+// The write-ahead log files of a database directory, in order ("000012.log").
+std::string WalFileNames(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.ends_with(".log") && name != "LOG") names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  std::string joined;
+  for (const auto& name : names) joined += (joined.empty() ? "" : ", ") + name;
+  return joined.empty() ? std::string("(none left)") : joined;
+}
+
+// What a failed strict replay means. RocksDB's strict mode (kAbsoluteConsistency) refuses any
+// flaw in the log, also the torn last record a crash or power cut leaves, which is normal.
+// The log is therefore replayed twice more, read-only (nothing on disk changes): up to the
+// first flaw (kPointInTimeRecovery, what a lenient open keeps) and past every flaw
+// (kSkipAnyCorruptedRecords). If skipping reaches further, valid records follow the flaw:
+// damage, and a lenient open would drop committed changes with it. If not, only the tail
+// is torn.
+struct WalCheck {
+  rocksdb::Status status;  // not ok: the database does not open even leniently
+  bool damaged = false;
+  uint64_t kept_seq = 0;  // last sequence number a lenient replay keeps
+  uint64_t all_seq = 0;   // last sequence number of any valid record
+};
+
+WalCheck CheckWal(const std::filesystem::path& dir, const rocksdb::DBOptions& db_options,
+                  const std::vector<rocksdb::ColumnFamilyDescriptor>& families) {
+  WalCheck check;
+  // Skipping first: on a database in use (verify beside a mount) the log only grows between
+  // the two replays, which can make the lenient one reach further, never the other way.
+  OpenedDb skipping;
+  rocksdb::Status s = OpenDb(dir, db_options, rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords,
+                             /*read_only=*/true, families, &skipping);
+  if (s.ok()) check.all_seq = skipping.db->GetLatestSequenceNumber();
+  skipping.Close();
+  OpenedDb lenient;
+  check.status = OpenDb(dir, db_options, rocksdb::WALRecoveryMode::kPointInTimeRecovery,
+                        /*read_only=*/true, families, &lenient);
+  if (check.status.ok()) check.kept_seq = lenient.db->GetLatestSequenceNumber();
+  lenient.Close();
+  if (!check.status.ok()) {
+    // Lenient replay fails (e.g. "SST file is ahead of WALs"): damage if skipping opens.
+    if (s.ok()) {
+      check.status = rocksdb::Status::OK();
+      check.damaged = true;
+    }
+    return check;
+  }
+  check.damaged = !s.ok() || check.all_seq > check.kept_seq;
+  return check;
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& dir,
                                                  const KvOpenOptions& options) {
   auto cache = rocksdb::NewLRUCache(32 << 20);
@@ -118,13 +217,13 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 3;
   db_options.max_total_wal_size = 256 << 20;
+  // Default: true; stated because it matters: a flaw RocksDB finds in its own files (a table
+  // file that fails its checks when opened, a failed write) stops it instead of going on.
+  db_options.paranoid_checks = true;
   if (options.env != nullptr) db_options.env = options.env;
   // Lets RocksDB put off a compaction it has no room for, and recover by itself from running
   // out of space in a flush or compaction once room is made.
   db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(db_options.env));
-  if (options.strict_wal) {
-    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  }
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, MetaFamilyOptions(cache)},
       {kChunksFamilyName, ChunkFamilyOptions(cache)},
@@ -132,22 +231,60 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   auto rep = std::make_unique<Rep>();
   rep->dir = dir;
   rep->reserved_bytes = options.reserved_bytes;
-  rocksdb::Status s;
-  if (options.read_only) {
-    s = rocksdb::DB::OpenForReadOnly(db_options, dir.string(), families, &rep->handles, &rep->db);
-  } else {
-    s = rocksdb::DB::Open(db_options, dir.string(), families, &rep->handles, &rep->db);
+  OpenedDb opened;
+  // A failed strict replay changes nothing on disk: RocksDB deletes logs only after their
+  // records are flushed into table files, which happens only once recovery has succeeded.
+  rocksdb::Status s = OpenDb(dir, db_options, rocksdb::WALRecoveryMode::kAbsoluteConsistency,
+                             options.read_only, families, &opened);
+  if (!s.ok() && s.IsCorruption() && !options.create) {
+    const std::string strict_error = s.ToString();
+    WalCheck check = CheckWal(dir, db_options, families);
+    if (!check.status.ok()) return FromRocks(check.status, "opening the database");
+    const std::string logs = WalFileNames(dir);
+    if (check.damaged) {
+      rep->wal_note = "the write-ahead log (" + logs + ") is damaged: " +
+                      (check.all_seq > check.kept_seq
+                           ? std::to_string(check.all_seq - check.kept_seq) +
+                                 " recorded changes follow the damage and would be lost"
+                           : std::string("the records after the damage do not replay")) +
+                      " (" + strict_error + ")";
+      if (!options.accept_wal_damage) {
+        return Status::Corruption(
+            rep->wal_note +
+            ". Committed versions may be in it; nothing has been changed. Restore the archive "
+            "from a backup (medvfs restore-backup), or, to keep what precedes the damage and "
+            "lose the rest for good, open it with --accept-wal-damage (recorded in the audit "
+            "log)");
+      }
+      rep->wal_damage_accepted = true;
+    } else {
+      rep->wal_note = "tail cut: the end of the write-ahead log (" + logs +
+                      ") was torn by a crash or power loss and is dropped";
+    }
+    opened = OpenedDb{};
+    s = OpenDb(dir, db_options, rocksdb::WALRecoveryMode::kPointInTimeRecovery, options.read_only,
+               families, &opened);
+    if (!s.ok() && rep->wal_damage_accepted) {
+      opened = OpenedDb{};
+      s = OpenDb(dir, db_options, rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords,
+                 options.read_only, families, &opened);
+    }
   }
   if (!s.ok()) return FromRocks(s, "opening the database");
+  rep->db = opened.db;
+  rep->handles = std::move(opened.handles);
   return std::unique_ptr<KvStore>(new KvStore(std::move(rep)));
 }
 
+const std::string& KvStore::wal_recovery_note() const { return rep_->wal_note; }
+bool KvStore::wal_damage_accepted() const { return rep_->wal_damage_accepted; }
+
 Status KvStore::Get(Family family, std::string_view key, std::string* value) const {
-  // Chunk values are sealed with AES-256-GCM, whose tag authenticates every byte (ChunkStore
-  // reports any damage as a failed authentication). RocksDB's CRC32C of the same bytes would
-  // be a second check, and an expensive one: Debian's portable librocksdb computes it without
-  // SSE4.2, which was a quarter of the CPU of a cold read.
-  return GetValue(family, key, /*verify_checksums=*/family != Family::kChunks, value);
+  // Chunk values are sealed with AES-256-GCM too, but skipping RocksDB's checksums there also
+  // skipped them for the table blocks that lead to the value: a damaged block was then parsed
+  // unchecked, and RocksDB aborted the process on it. The checksum of the blob itself is
+  // checked with them (the option covers both).
+  return GetValue(family, key, /*verify_checksums=*/true, value);
 }
 
 Status KvStore::GetWithChecksums(Family family, std::string_view key, std::string* value) const {
@@ -210,6 +347,7 @@ Status KvStore::NoteWriteResult(Status status) {
 
 Status KvStore::Write(KvBatch& batch, bool sync) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable(batch.byte_size()));
+  if (!batch.status().ok()) return batch.status();
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.rep_->ops) {
     auto s = op.is_delete ? wb.Delete(rep_->Handle(op.family), op.key)

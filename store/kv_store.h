@@ -31,8 +31,16 @@ class KvBatch {
   KvBatch& operator=(const KvBatch&) = delete;
   void Put(Family family, std::string_view key, std::string_view value);
   void Delete(Family family, std::string_view key);
+  // Marks the batch as failed (e.g. a value could not be sealed): KvStore::Write then refuses
+  // it with this status and writes nothing. The first failure is kept.
+  void Fail(Status status);
+  // Ok unless Fail was called.
+  const Status& status() const;
   size_t count() const;
   size_t byte_size() const;
+  // Calls visit for every operation in order (value is empty for a delete).
+  void ForEach(const std::function<void(Family family, bool is_delete, std::string_view key,
+                                        std::string_view value)>& visit) const;
 
  private:
   friend class KvStore;
@@ -46,16 +54,20 @@ inline constexpr uint64_t kDefaultReservedBytes = 96ull << 20;
 struct KvOpenOptions {
   bool create = false;     // create the database (fails if it exists)
   bool read_only = false;  // open without writing anything
-  // Fails the open with kCorruption when a write-ahead log record is damaged anywhere but in
-  // the torn last record a crash leaves (by default RocksDB stops replaying at the first
-  // damaged record and drops the rest silently). Default: false.
-  bool strict_wal = false;
   // Data writes (batches of 64 KiB or more) are refused with kNoSpace while the file system
   // holding the database has less than this much free space left after them, and every
   // other write while it has less than half of it: RocksDB itself then never runs out of
   // space (it needs room to flush its memory tables and compact), a full disk costs the
   // writer ENOSPC rather than the database its ability to write, and small changes (deletions,
   // audit entries) still go through first. Default: kDefaultReservedBytes.
+  // The write-ahead log is always replayed strictly first. If that fails, the log is read
+  // again twice, read-only, to tell a torn tail (the end of the last log, cut by a crash or
+  // power loss: nothing valid follows the cut; it is dropped, as it always was) from damage
+  // (valid records follow a damaged one: committed changes would be lost). Damage fails the
+  // open with kCorruption naming the log file, and nothing is changed on disk, unless this is
+  // set: then the log is replayed up to the damage and the rest is dropped (for a writable
+  // open, for good). Default: false.
+  bool accept_wal_damage = false;
   uint64_t reserved_bytes = kDefaultReservedBytes;
   // The environment RocksDB does its file I/O through; null for the default. Only tests set
   // it (fault injection: dropping writes not yet synced, failing chosen writes).
@@ -76,9 +88,16 @@ class KvStore {
                                                  const KvOpenOptions& options);
   ~KvStore();
 
+  // What the open found in the write-ahead log: empty when it replayed strictly; otherwise
+  // "tail cut: ..." for a torn tail, or the damage that accept_wal_damage let through.
+  const std::string& wal_recovery_note() const;
+  // True when the open had to drop records that follow damage (accept_wal_damage).
+  bool wal_damage_accepted() const;
+
   // kNotFound when absent.
-  // Chunk values are read without RocksDB's checksum check (their AES-GCM seal authenticates
-  // them); GetWithChecksums checks it too, for `medvfs verify`.
+  // Every read checks RocksDB's block (and blob) checksums: a damaged table block becomes
+  // kCorruption instead of being parsed (an unchecked damaged block can abort the process).
+  // GetWithChecksums is the same; it stays for the callers that name the check.
   Status Get(Family family, std::string_view key, std::string* value) const;
   Status GetWithChecksums(Family family, std::string_view key, std::string* value) const;
   // True if the key exists.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "store/kv_store.h"
@@ -24,6 +25,8 @@ struct KvStore::Rep {
   std::mutex failure_mu;
   Status failure;                                     // guarded by failure_mu
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
+  std::string wal_note;                               // KvStore::wal_recovery_note
+  bool wal_damage_accepted = false;                   // KvStore::wal_damage_accepted
   rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
   ~Rep() {
     if (db == nullptr) return;

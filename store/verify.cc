@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "store/crypto.h"
 #include "store/kv_store.h"
 #include "store/records.h"
+#include "store/state_digest.h"
 #include "store/subkeys.h"
 
 namespace medvfs::store {
@@ -78,6 +80,7 @@ class Verifier {
     MEDVFS_RETURN_IF_ERROR(UnlockKeySlot(dir_ / "keyslot", key, &data_key, &archive_id));
     MEDVFS_RETURN_IF_ERROR(OpenDatabase());
     meta_key_ = DeriveSubkey(data_key, kMetaSealLabel);
+    digest_key_ = DeriveSubkey(meta_key_, kStateDigestLabel);
     chunk_seal_key_ = DeriveSubkey(data_key, kChunkSealLabel);
     chunks_ = std::make_unique<ChunkStore>(kv_.get(), data_key, kChunkCacheBytes);
     CheckDatabaseFiles();
@@ -112,13 +115,22 @@ class Verifier {
     report_.archive_in_use = DatabaseLocked(db);
     KvOpenOptions kv_options;
     kv_options.read_only = true;
-    kv_options.strict_wal = true;
     auto kv = KvStore::Open(db, kv_options);
     if (!kv.ok() && kv.status().code() == Code::kCorruption) {
-      // A damaged log record: report it, and check what the rest of the database holds.
-      Error("database write-ahead log", kv.status().message());
-      kv_options.strict_wal = false;
-      kv = KvStore::Open(db, kv_options);
+      // A damaged log (valid records follow a damaged one): report it, and check what the
+      // database holds up to the damage. Read-only: nothing is dropped on disk.
+      kv_options.accept_wal_damage = true;
+      auto accepted = KvStore::Open(db, kv_options);
+      if (accepted.ok() && (*accepted)->wal_damage_accepted()) {
+        Error("database write-ahead log",
+              (*accepted)->wal_recovery_note() +
+                  "; committed versions may be among them. The check below covers the state "
+                  "before the damage. Restore from a backup, or mount with "
+                  "--accept-wal-damage to keep that state and lose the rest");
+      } else {
+        Error("database", kv.status().message());
+      }
+      kv = std::move(accepted);
     }
     if (!kv.ok()) return kv.status();
     kv_ = std::move(kv).value();
@@ -175,12 +187,19 @@ class Verifier {
   // --- Pass 1: every meta record except versions, extents and the chunk index -----------
   Status ScanRecords() {
     uint64_t done = 0;
+    StateDigest digest{};
     Status s = kv_->Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
+      if (CoveredByStateDigest(key)) {
+        StateDigestAdd(&digest, StateDigestTerm(digest_key_, key, value));
+      } else if (key == kStateDigestKey) {
+        stored_digest_ = std::string(value);
+      }
       CheckRecord(key, value);
       Progress("records", ++done, 0, /*bytes=*/false);
       return true;
     });
     if (!s.ok()) Error("database", "the records cannot be read to the end: " + s.message());
+    if (s.ok()) CheckStateDigest(digest);
     for (const auto& [ino, history, version] : file_inodes_) {
       auto it = histories_.find(history);
       if (it == histories_.end()) {
@@ -202,6 +221,36 @@ class Verifier {
     deferred_.clear();
     report_.files = histories_.size();
     return Status::Ok();
+  }
+
+  // The records present must add up to the digest the last change stored (state_digest.h).
+  void CheckStateDigest(const StateDigest& computed) {
+    const std::string where = "archive state";
+    if (!stored_digest_) {
+      Report(Severity::kWarning, where,
+             "no state digest record (an archive last changed by an older medvfs; the next "
+             "change adds it): records put back from an older copy or deleted cannot be found");
+      return;
+    }
+    std::string plain;
+    if (!OpenSealed(kStateDigestKey, *stored_digest_, meta_key_, where, &plain,
+                    "state digest record")) {
+      return;
+    }
+    StateDigest stored{};
+    const bool decoded = DecodeStateDigest(plain, &stored);
+    Wipe(plain.data(), plain.size());
+    if (!decoded) {
+      Error(where, "the state digest record does not decode");
+      return;
+    }
+    ++report_.records;
+    if (stored != computed) {
+      Error(where,
+            "the records do not add up to the archive's state digest: a record was put back "
+            "from an older copy, deleted, or mixed from another point in time (by someone "
+            "with write access to the archive directory; the files affected are not known)");
+    }
   }
 
   void CheckRecord(std::string_view key, std::string_view value) {
@@ -280,6 +329,10 @@ class Verifier {
       case kPatientPrefix:
       case kIndexedPrefix:
         Check<PatientIndexRecord>(key, value, "patient index record");
+        return;
+      case kStateDigestKey[0]:
+        if (key.size() == 1) return;  // checked by CheckStateDigest
+        CheckUnknownRecord(key, value);
         return;
       default:
         CheckUnknownRecord(key, value);
@@ -602,6 +655,8 @@ class Verifier {
   VerifyReport& report_;
   std::unique_ptr<KvStore> kv_;
   SecretKey meta_key_;
+  SecretKey digest_key_;
+  std::optional<std::string> stored_digest_;  // the sealed state digest record
   SecretKey chunk_seal_key_;
   std::unique_ptr<ChunkStore> chunks_;
 

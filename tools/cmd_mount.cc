@@ -51,6 +51,7 @@ struct MountArgs {
   std::string mountpoint;
   bool foreground = false;
   bool accept_rollback = false;
+  bool accept_wal_damage = false;
   std::vector<std::string> options;
   KeyOptions key;
 };
@@ -60,6 +61,7 @@ struct MountPlan {
   stdfs::path archive;     // absolute
   std::string mountpoint;  // absolute
   fs::MountOptions options;
+  bool accept_wal_damage = false;  // --accept-wal-damage
 };
 
 std::string StaleMountAdvice(const std::string& mountpoint) {
@@ -128,6 +130,7 @@ MountPlan PlanMount(MountArgs& args) {
     if (!status.ok()) Fail("bad mount option: " + status.message(), "see man medvfs-mount", 2);
   }
   if (args.accept_rollback) plan.options.accept_rollback = true;
+  plan.accept_wal_damage = args.accept_wal_damage;
   // -o key_file= / passphrase_file= (fstab) stand in for the command-line flags.
   if (args.key.key_file.empty()) args.key.key_file = plan.options.key_file;
   if (args.key.passphrase_file.empty()) args.key.passphrase_file = plan.options.passphrase_file;
@@ -161,6 +164,9 @@ std::string OpenErrorLine(const Status& status, const MountPlan& plan) {
              " is older than the last state this host saw (a copy was put back over it); if "
              "that restore is deliberate, mount with --accept-rollback (-o accept_rollback)";
     case store::Code::kCorruption:
+      if (status.message().find("write-ahead log") != std::string::npos) {
+        return "cannot open the archive " + plan.archive.string() + ": " + status.message();
+      }
       return "the archive " + plan.archive.string() +
              " failed its integrity check; run medvfs verify on it";
     default:
@@ -175,6 +181,7 @@ store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& 
   options.read_only = plan.options.read_only;  // the audit log is still appended
   options.high_water_dir = store::DefaultHighWaterDir();
   options.accept_rollback = plan.options.accept_rollback;
+  options.accept_wal_damage = plan.accept_wal_damage;
   const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
   while (true) {
     auto opened = store::Archive::Open(plan.archive, key, options);
@@ -230,6 +237,7 @@ std::string MountDetail(const MountPlan& plan) {
   if (plan.options.allow_other) detail += ",allow_other";
   if (plan.options.versions_visible) detail += ",versions=visible";
   if (plan.options.accept_rollback) detail += ",accept_rollback";
+  if (plan.accept_wal_damage) detail += ",accept_wal_damage";
   for (const std::string& option : plan.options.fuse_options) detail += "," + option;
   return detail;
 }
@@ -392,6 +400,9 @@ void RegisterMountCommand(CLI::App& app) {
   command->add_flag("--accept-rollback", args->accept_rollback,
                     "Mount an archive older than the last state this host saw (a deliberate "
                     "restore from a backup); recorded in the audit log");
+  command->add_flag("--accept-wal-damage", args->accept_wal_damage,
+                    "Mount an archive whose write-ahead log is damaged, keeping what precedes "
+                    "the damage and losing the rest for good; recorded in the audit log");
   AddKeyOptions(command, &args->key);
   command->callback([args] { RunMount(*args); });
 }
