@@ -1,9 +1,10 @@
 // medvfs mount ARCHIVE MOUNTPOINT [-f] [-o opt,...]: serves an archive through FUSE.
 //
-// Without -f the key is read here (so a terminal prompt works), then the process forks; the
-// child starts a new session, opens the archive (RocksDB's threads do not survive a fork, so
-// never before), mounts, writes ARCHIVE/medvfs.pid and reports "ok" or a one-line error over a
-// pipe. The parent exits only then, so the mount is usable as soon as the command returns.
+// Without -f the key is read here (so a terminal prompt works), then the process forks while
+// it still has one thread (checked); the child starts a new session, opens the archive
+// (RocksDB's threads do not survive a fork, so never before), mounts, writes ARCHIVE/medvfs.pid and
+// reports "ok" or a one-line error over a pipe. The parent exits only then, so the mount is usable
+// as soon as the command returns.
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
@@ -268,7 +269,8 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   fs::FsConfig config;
   config.read_only = plan.options.read_only;
   config.versions_visible = plan.options.versions_visible;
-  // allow_other mounts run without default_permissions: the daemon checks and audits.
+  // allow_other: the daemon checks permissions again after the kernel, and audits what it
+  // refuses (fs/access.h).
   config.check_permissions = plan.options.allow_other;
   const std::string fuse_options = fs::FuseOptionString(plan.options, plan.archive.string());
   auto session = fs::MountedSession::Mount(**archive, config, fuse_options, plan.mountpoint);
@@ -322,6 +324,17 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   _exit(code);
 }
 
+// The number of threads of this process (entries of /proc/self/task), 0 if unknown.
+int ThreadCount() {
+  std::error_code ec;
+  int count = 0;
+  for (stdfs::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++count;
+  }
+  return ec ? 0 : count;
+}
+
 // Waits for the daemon's one-line report; returns it ("" on EOF without a report).
 std::string ReadReport(int fd) {
   std::string text;
@@ -358,6 +371,16 @@ void RunMount(MountArgs& args) {
     return;
   }
 
+  // The daemon is this process forked, and the child goes on without exec: it opens the
+  // archive, mounts and serves. That is safe only because no thread exists yet: everything
+  // above (option parsing, the mount point checks, a possible fusermount3 run through
+  // posix_spawn, reading the key) runs on the main thread, and RocksDB, libfuse and the control
+  // socket start theirs in the child, after the fork. A thread started here would leave its
+  // locks (malloc's, RocksDB's) held forever in the child, so this is checked, not assumed.
+  if (const int threads = ThreadCount(); threads > 1) {
+    Fail("internal error: " + std::to_string(threads) + " threads before the daemon fork",
+         "mount with -f and report this");
+  }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) Fail("cannot create a pipe", std::strerror(errno));
   std::cout.flush();

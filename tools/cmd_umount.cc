@@ -1,5 +1,6 @@
 // medvfs umount MOUNTPOINT: unmounts, then waits until the daemon has closed the archive, so
 // that a remount right after works.
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
 #include "tools/cli_error.h"
 #include "tools/mount_commands.h"
 #include "tools/target.h"
+
+extern char** environ;
 
 namespace medvfs::tools {
 namespace fs = std::filesystem;
@@ -38,19 +41,16 @@ std::string ReadSmallFile(const fs::path& path) {
 }
 
 // Runs `fusermount3 -u [-z] MOUNTPOINT`; returns its exit status (127 if it cannot run).
+// posix_spawn, so that nothing runs between fork and exec whatever threads this process has.
 int RunFusermount(const std::string& mountpoint, bool lazy) {
   std::vector<std::string> argv = {"fusermount3", "-u"};
   if (lazy) argv.push_back("-z");
   argv.push_back(mountpoint);
-  const pid_t child = fork();
-  if (child < 0) return 127;
-  if (child == 0) {
-    std::vector<char*> cargv;
-    for (std::string& arg : argv) cargv.push_back(arg.data());
-    cargv.push_back(nullptr);
-    execvp(cargv[0], cargv.data());
-    _exit(127);
-  }
+  std::vector<char*> cargv;
+  for (std::string& arg : argv) cargv.push_back(arg.data());
+  cargv.push_back(nullptr);
+  pid_t child = -1;
+  if (posix_spawnp(&child, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) return 127;
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }

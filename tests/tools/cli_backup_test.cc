@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -376,26 +377,33 @@ TEST_F(CliBackupMountTest, OtherUsersAreRefusedOnTheSocket) {
   stdfs::permissions(dir_, stdfs::perms(0755));
   stdfs::permissions(archive_, stdfs::perms(0755));
   stdfs::permissions(archive_ / "medvfs.sock", stdfs::perms(0666));
+  // Everything the child needs is made before the fork: this process has RocksDB's threads
+  // running, so the child may only make raw system calls (no allocation, no locks). Raw
+  // setgid/setuid change the only thread there is; glibc's wrappers would signal the others.
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string socket_path = (archive_ / "medvfs.sock").string();
+  ASSERT_LT(socket_path.size(), sizeof(addr.sun_path));
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  const std::string request = "backup\t" + (dir_ / "theft").string() + "\t0\n";
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     close(pipe_fds[0]);
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    if (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setgid, 65534) != 0 ||
+        syscall(SYS_setuid, 65534) != 0) {
+      _exit(2);
+    }
     const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    const std::string path = (archive_ / "medvfs.sock").string();
-    std::memcpy(addr.sun_path, path.data(), path.size());
     if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) _exit(3);
-    const std::string request = "backup\t" + (dir_ / "theft").string() + "\t0\n";
     if (write(fd, request.data(), request.size()) < 0) _exit(4);
     char buf[512];
     ssize_t n = 0;
-    std::string reply;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) reply.append(buf, static_cast<size_t>(n));
-    if (write(pipe_fds[1], reply.data(), reply.size()) < 0) _exit(5);
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+      if (write(pipe_fds[1], buf, static_cast<size_t>(n)) != n) _exit(5);
+    }
     _exit(0);
   }
   close(pipe_fds[1]);

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -345,13 +346,19 @@ pid_t StartBlockedMedvfs(const fs::path& fifo, const fs::path& archive, uid_t ui
   std::vector<char*> arg_ptrs;
   for (std::string& a : args) arg_ptrs.push_back(a.data());
   arg_ptrs.push_back(nullptr);
+  const bool switch_user = uid != getuid();
+  // Between fork and exec only raw system calls: this process may have threads running (an
+  // archive opened in-process starts RocksDB's), and one of them may hold a lock the child
+  // would need. Raw setgid/setuid change the child's only thread; glibc's wrappers would try
+  // to signal threads that do not exist in the child.
   const pid_t pid = fork();
   if (pid != 0) return pid;
   const int null_fd = open("/dev/null", O_RDWR);
   dup2(null_fd, STDIN_FILENO);
   dup2(null_fd, STDOUT_FILENO);
   dup2(null_fd, STDERR_FILENO);
-  if (uid != getuid() && (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) {
+  if (switch_user && (syscall(SYS_setgroups, 0, nullptr) != 0 || syscall(SYS_setgid, uid) != 0 ||
+                      syscall(SYS_setuid, uid) != 0)) {
     _exit(126);
   }
   execve(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());

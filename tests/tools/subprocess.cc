@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,25 +35,55 @@ std::vector<std::string> BuildEnvironment(const RunOptions& options) {
   return out;
 }
 
-[[noreturn]] void ExecChild(const std::vector<std::string>& argv, const RunOptions& options,
-                            int out_fd, int err_fd) {
-  setsid();
-  int null_fd = open("/dev/null", O_RDONLY);
-  dup2(null_fd, STDIN_FILENO);
-  dup2(out_fd, STDOUT_FILENO);
-  dup2(err_fd, STDERR_FILENO);
-  if (!options.working_dir.empty() && chdir(options.working_dir.c_str()) != 0) _exit(127);
-  std::vector<std::string> env = BuildEnvironment(options);
-  std::vector<char*> env_ptrs;
-  for (std::string& e : env) env_ptrs.push_back(e.data());
-  env_ptrs.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> arg_ptrs;
-  for (std::string& a : args) arg_ptrs.push_back(a.data());
-  arg_ptrs.push_back(nullptr);
-  execve(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
-  _exit(127);
-}
+// Everything the child needs, built in the parent. The test process has RocksDB's threads
+// running (archives opened in-process), so nothing may allocate or take a lock between fork
+// and exec: posix_spawn does the redirections, the new session and the chdir itself.
+class Spawn {
+ public:
+  Spawn(const std::vector<std::string>& argv, const RunOptions& options)
+      : args_(argv), env_(BuildEnvironment(options)) {
+    for (std::string& a : args_) arg_ptrs_.push_back(a.data());
+    arg_ptrs_.push_back(nullptr);
+    for (std::string& e : env_) env_ptrs_.push_back(e.data());
+    env_ptrs_.push_back(nullptr);
+    posix_spawn_file_actions_init(&actions_);
+    posix_spawnattr_init(&attr_);
+    // Its own session: no controlling terminal, so nothing can prompt.
+    posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETSID);
+    posix_spawn_file_actions_addopen(&actions_, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    if (!options.working_dir.empty()) {
+      working_dir_ = options.working_dir;
+      posix_spawn_file_actions_addchdir_np(&actions_, working_dir_.c_str());
+    }
+  }
+  Spawn(const Spawn&) = delete;
+  Spawn& operator=(const Spawn&) = delete;
+  ~Spawn() {
+    posix_spawn_file_actions_destroy(&actions_);
+    posix_spawnattr_destroy(&attr_);
+  }
+
+  posix_spawn_file_actions_t* actions() { return &actions_; }
+
+  // The child's pid, or -1.
+  pid_t Start() {
+    pid_t pid = -1;
+    if (posix_spawn(&pid, arg_ptrs_[0], &actions_, &attr_, arg_ptrs_.data(), env_ptrs_.data()) !=
+        0) {
+      return -1;
+    }
+    return pid;
+  }
+
+ private:
+  std::vector<std::string> args_;
+  std::vector<std::string> env_;
+  std::vector<char*> arg_ptrs_;
+  std::vector<char*> env_ptrs_;
+  std::string working_dir_;
+  posix_spawn_file_actions_t actions_;
+  posix_spawnattr_t attr_;
+};
 
 // Reads both pipes until they close or the deadline passes; false on timeout.
 bool Drain(int out_fd, int err_fd, RunResult* result,
@@ -88,9 +119,17 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
   RunResult result;
   int out_pipe[2];
   int err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) return result;
-  pid_t pid = fork();
-  if (pid == 0) ExecChild(argv, options, out_pipe[1], err_pipe[1]);
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return result;
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    return result;
+  }
+  Spawn spawn(argv, options);
+  // dup2 clears close-on-exec on the copies; the originals close at exec.
+  posix_spawn_file_actions_adddup2(spawn.actions(), out_pipe[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(spawn.actions(), err_pipe[1], STDERR_FILENO);
+  const pid_t pid = spawn.Start();
   close(out_pipe[1]);
   close(err_pipe[1]);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(options.timeout_seconds);
@@ -107,11 +146,12 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
 
 pid_t SpawnProgram(const std::vector<std::string>& argv, const RunOptions& options,
                    const std::filesystem::path& log) {
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) _exit(126);
-  ExecChild(argv, options, fd, fd);
+  Spawn spawn(argv, options);
+  const std::string log_name = std::filesystem::absolute(log).string();  // before any chdir
+  posix_spawn_file_actions_addopen(spawn.actions(), STDOUT_FILENO, log_name.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(spawn.actions(), STDOUT_FILENO, STDERR_FILENO);
+  return spawn.Start();
 }
 
 }  // namespace medvfs::testing
