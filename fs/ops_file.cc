@@ -231,6 +231,37 @@ void Fsync(fuse_req_t req, fuse_ino_t ino, int /*datasync*/, fuse_file_info* fi)
   });
 }
 
+// fallocate(2). The archive preallocates nothing (space is taken when bytes are stored), so
+// mode 0 only extends the file to offset + length, with a hole that costs nothing to store;
+// FALLOC_FL_KEEP_SIZE alone changes nothing. Other modes (punching or zeroing ranges,
+// collapsing, inserting) get EOPNOTSUPP. Never EOPNOTSUPP for mode 0: the C library's
+// posix_fallocate would then write a byte into every block of the range itself.
+void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+               fuse_file_info* fi) {
+  RunOp(req, "fallocate", ino, [&]() -> Status {
+    Filesystem& fs = Fs(req);
+    OpenFile* file = FileOf(fi);
+    if (IsViewNode(ino)) return ViewIsReadOnly();
+    if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) {
+      return Status::NotSupported("fallocate mode not supported");
+    }
+    if (!file->writable) return Status(store::Code::kAccess, "handle not open for writing");
+    if (offset < 0 || length <= 0) return Status::Invalid("bad fallocate range");
+    const uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
+    if (mode == 0) {
+      MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().GetAttr(ino));
+      if (end > attr.size) {
+        store::SetAttrRequest request;
+        request.size = end;
+        MEDVFS_RETURN_IF_ERROR(fs.archive().SetAttr(ino, request, CallerOf(req)).status());
+        file->wrote = true;  // joins the handle's pending version, like ftruncate
+      }
+    }
+    fuse_reply_err(req, 0);
+    return Status::Ok();
+  });
+}
+
 }  // namespace
 
 void AddFileOps(fuse_lowlevel_ops& ops) {
@@ -242,6 +273,7 @@ void AddFileOps(fuse_lowlevel_ops& ops) {
   ops.flush = Flush;
   ops.release = Release;
   ops.fsync = Fsync;
+  ops.fallocate = Fallocate;
 }
 
 }  // namespace medvfs::fs::internal

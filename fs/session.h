@@ -29,8 +29,10 @@ class MountedSession {
   ~MountedSession();
 
   // Serves requests on up to `max_threads` threads until the file system is unmounted or
-  // SIGTERM, SIGINT or SIGHUP arrives.
-  store::Status Run(unsigned max_threads = 8);
+  // SIGTERM, SIGINT or SIGHUP arrives. Threads start only when every running one is busy, so
+  // a generous bound costs nothing, and a few slow requests (a commit hashing a large file)
+  // leave threads for everybody else. Default: 64.
+  store::Status Run(unsigned max_threads = 64);
 
  private:
   MountedSession() = default;

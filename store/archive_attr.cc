@@ -29,6 +29,10 @@ StatusOr<Attr> ArchiveImpl::DoSetAttr(InodeId ino, const SetAttrRequest& request
                                       const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   if (request.size.has_value()) {
+    if (*request.size > kMaxFileSize) {
+      return Status(Code::kTooBig, "a file can hold at most " + std::to_string(kMaxFileSize >> 30) +
+                                       " GiB (the archive's limit)");
+    }
     InodeRecord node;
     std::shared_ptr<WriteSession> session;
     {

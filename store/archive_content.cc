@@ -283,6 +283,9 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
     MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
     session->mtime_ns = 0;
   }
+  // The chunks stored so far are the version's now (or an equal version's): no longer the
+  // session's to release.
+  chunks_->Settle(session->content.TakeInserted());
   // Durable before close() or fsync() returns; outside mu_ so commits share the fsync.
   MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
   session->dirty = false;
@@ -313,11 +316,30 @@ void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>
                        static_cast<unsigned long long>(ino), s.ToString().c_str());
     }
   }
-  std::lock_guard lock(mu_);
-  if (--session->writers > 0) return;
-  auto it = sessions_.find(ino);
-  if (it != sessions_.end() && it->second == session) sessions_.erase(it);
-  if (!lookups_.contains(ino)) orphans_.erase(ino);
+  bool unlinked = false;
+  {
+    std::lock_guard lock(mu_);
+    if (--session->writers > 0) return;
+    auto it = sessions_.find(ino);
+    if (it != sessions_.end() && it->second == session) sessions_.erase(it);
+    unlinked = orphans_.contains(ino);
+    if (!lookups_.contains(ino)) orphans_.erase(ino);
+  }
+  if (!unlinked) return;
+  // The file was unlinked while open: what it wrote since its last commit is nobody's. The
+  // chunks no other writer was handed go now; the shared ones stay with their other users.
+  std::vector<ChunkId> written;
+  uint64_t owner = 0;
+  {
+    std::lock_guard session_lock(session->mu);
+    owner = session->content.owner();
+    written = session->content.TakeInserted();
+  }
+  auto released = chunks_->ReleaseFresh(owner, written);
+  if (!released.ok()) {
+    MEDVFS_LOG_ERROR("inode %llu: the chunks of the unlinked file could not be released: %s",
+                     static_cast<unsigned long long>(ino), released.status().ToString().c_str());
+  }
 }
 
 Status ArchiveImpl::TruncateClosed(InodeId ino, uint64_t size, const Caller& caller) {

@@ -44,7 +44,7 @@ void ChunkStore::ReadAhead(std::span<const Extent> extents) {
   {
     std::lock_guard lock(cache_mu_);
     for (const Extent& extent : extents) {
-      if (!cache_index_.contains(extent.id)) wanted.push_back(extent);
+      if (!IsHole(extent) && !cache_index_.contains(extent.id)) wanted.push_back(extent);
     }
   }
   if (wanted.empty()) return;
@@ -83,11 +83,24 @@ ChunkId ChunkStore::IdOf(std::string_view plaintext) const {
   return HmacSha256(id_key_, plaintext);
 }
 
-Status ChunkStore::Put(std::string_view plaintext, ChunkId* id) {
+Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, bool* inserted) {
   *id = IdOf(plaintext);
+  if (inserted != nullptr) *inserted = false;
   const std::string index_key = ChunkIndexKey(*id);
-  MEDVFS_ASSIGN_OR_RETURN(bool present, kv_->Contains(Family::kMeta, index_key));
-  if (present) return Status::Ok();
+  // Stored already (the common case of an unchanged chunk): nothing to seal. The check and
+  // the mark are one step under fresh_mu_, so ReleaseFresh never deletes a chunk handed out.
+  auto found = [&]() -> StatusOr<bool> {
+    MEDVFS_ASSIGN_OR_RETURN(bool present, kv_->Contains(Family::kMeta, index_key));
+    if (!present) return false;
+    auto it = fresh_.find(*id);
+    if (it != fresh_.end() && it->second != owner) it->second = kSharedOwner;
+    return true;
+  };
+  {
+    std::lock_guard lock(fresh_mu_);
+    MEDVFS_ASSIGN_OR_RETURN(bool present, found());
+    if (present) return Status::Ok();
+  }
 
   std::string compressed;
   MEDVFS_RETURN_IF_ERROR(Compress(plaintext, kZstdLevel, &compressed));
@@ -107,9 +120,46 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id) {
   KvBatch batch;
   batch.Put(Family::kChunks, ChunkKey(*id), value);
   batch.Put(Family::kMeta, index_key, sealed_index);
+  std::lock_guard lock(fresh_mu_);
+  MEDVFS_ASSIGN_OR_RETURN(bool present, found());  // stored meanwhile by another writer
+  if (present) return Status::Ok();
   MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  fresh_[*id] = owner == 0 ? kSharedOwner : owner;
   bytes_written_ += value.size();
+  if (inserted != nullptr) *inserted = true;
   return Status::Ok();
+}
+
+void ChunkStore::Settle(std::span<const ChunkId> ids) {
+  std::lock_guard lock(fresh_mu_);
+  for (const ChunkId& id : ids) fresh_.erase(id);
+}
+
+StatusOr<size_t> ChunkStore::ReleaseFresh(uint64_t owner, std::span<const ChunkId> ids) {
+  std::lock_guard lock(fresh_mu_);
+  KvBatch batch;
+  std::vector<ChunkId> released;
+  for (const ChunkId& id : ids) {
+    auto it = fresh_.find(id);
+    if (it == fresh_.end()) continue;  // settled, or released already
+    if (it->second == owner) {
+      batch.Delete(Family::kChunks, ChunkKey(id));
+      batch.Delete(Family::kMeta, ChunkIndexKey(id));
+      released.push_back(id);
+    }
+    fresh_.erase(it);
+  }
+  if (released.empty()) return size_t{0};
+  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  std::lock_guard cache_lock(cache_mu_);
+  for (const ChunkId& id : released) {
+    auto it = cache_index_.find(id);
+    if (it == cache_index_.end()) continue;
+    cache_bytes_ -= it->second->second->size();
+    lru_.erase(it->second);
+    cache_index_.erase(it);
+  }
+  return released.size();
 }
 
 Status ChunkStore::ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,

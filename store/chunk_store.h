@@ -39,6 +39,16 @@ struct ChunkIdHash {
   }
 };
 
+// An extent with the all-zero id is a hole: no chunk is stored for it and it reads as zeros
+// (see ExtentList in store/content.h). Nothing is ever read from or written to the chunk
+// store for it.
+inline bool IsHole(const Extent& extent) {
+  for (uint8_t byte : extent.id) {
+    if (byte != 0) return false;
+  }
+  return true;
+}
+
 class ChunkStore {
  public:
   // cache_bytes: plaintext chunks kept for reads. Default 32 MiB.
@@ -51,7 +61,16 @@ class ChunkStore {
   ChunkId IdOf(std::string_view plaintext) const;
   // Stores the chunk unless an equal one is stored already. Not synced: the commit that
   // references the chunk syncs the log, which makes every earlier write durable.
-  Status Put(std::string_view plaintext, ChunkId* id);
+  // `owner` names the writer (PendingContent::owner(), 0 for none); *inserted (if given) is
+  // set to whether this call stored the chunk. A chunk this process stored stays "fresh"
+  // (owned by its writer) until Settle; a Put of it by any other owner marks it shared.
+  Status Put(std::string_view plaintext, ChunkId* id, uint64_t owner = 0, bool* inserted = nullptr);
+  // The commit that references these chunks is written: they are no longer fresh.
+  void Settle(std::span<const ChunkId> ids);
+  // Deletes those of `ids` that are still fresh, owned by `owner` and never shared: nothing
+  // else can reference them (the chunks of a file deleted before a commit kept them). The
+  // others are left alone. Returns how many were deleted.
+  StatusOr<size_t> ReleaseFresh(uint64_t owner, std::span<const ChunkId> ids);
   // Reads a chunk (through the cache). kCorruption if it fails authentication, does not
   // decompress or has the wrong length. Authentication suffices to serve it: the seal's
   // additional data binds the id, so only a holder of the key could have stored other bytes
@@ -96,6 +115,13 @@ class ChunkStore {
   std::unordered_map<ChunkId, LruList::iterator, ChunkIdHash>
       cache_index_;           // GUARDED_BY(cache_mu_)
   uint64_t cache_bytes_ = 0;  // GUARDED_BY(cache_mu_)
+
+  // Chunks stored by this process and not yet settled by a commit: id -> owner, or
+  // kSharedOwner once another owner's Put returned it. Lock order: before cache_mu_, after
+  // any ArchiveImpl lock.
+  static constexpr uint64_t kSharedOwner = UINT64_MAX;
+  std::mutex fresh_mu_;
+  std::unordered_map<ChunkId, uint64_t, ChunkIdHash> fresh_;  // GUARDED_BY(fresh_mu_)
 
   // Read-ahead. Lock order: a leaf lock, never held with cache_mu_.
   std::mutex read_ahead_mu_;

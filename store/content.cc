@@ -1,6 +1,7 @@
 #include "store/content.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <future>
 #include <system_error>
@@ -11,6 +12,14 @@ void ExtentList::Append(const Extent& extent) {
   extents_.push_back(extent);
   starts_.push_back(size_);
   size_ += extent.length;
+}
+
+void ExtentList::AppendHole(uint64_t length) {
+  while (length > 0) {
+    const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(length, kMaxHoleExtent));
+    Append({ChunkId{}, n});
+    length -= n;
+  }
 }
 
 void ExtentList::Clear() {
@@ -31,6 +40,18 @@ constexpr size_t kParallelHashBytes = 256 * 1024;
 constexpr size_t kSequentialReadBytes = 128 * 1024;
 // How many chunks (~64 KiB each) to fetch ahead of such a read: ~2 MiB.
 constexpr size_t kReadAheadChunks = 32;
+// Zeros to hash for holes, a piece at a time.
+constexpr size_t kZeroPieceBytes = 1 << 20;
+
+uint64_t NextOwner() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
+Status TooBig() {
+  return Status(Code::kTooBig, "a file can hold at most " + std::to_string(kMaxFileSize >> 30) +
+                                   " GiB (the archive's limit)");
+}
 }  // namespace
 
 StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_t offset,
@@ -41,12 +62,16 @@ StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_
   size_t index = list.IndexAt(offset);
   while (offset + done < end) {
     const Extent& extent = list.extents()[index];
-    std::shared_ptr<const std::string> chunk;
-    MEDVFS_RETURN_IF_ERROR(chunks.Get(extent.id, extent.length, &chunk));
     const uint64_t in_chunk = offset + done - list.StartOf(index);
     const size_t n =
         static_cast<size_t>(std::min<uint64_t>(extent.length - in_chunk, end - offset - done));
-    std::memcpy(out.data() + done, chunk->data() + in_chunk, n);
+    if (IsHole(extent)) {
+      std::memset(out.data() + done, 0, n);
+    } else {
+      std::shared_ptr<const std::string> chunk;
+      MEDVFS_RETURN_IF_ERROR(chunks.Get(extent.id, extent.length, &chunk));
+      std::memcpy(out.data() + done, chunk->data() + in_chunk, n);
+    }
     done += n;
     ++index;
   }
@@ -65,11 +90,14 @@ PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max
       size_(base_.size()),
       max_dirty_bytes_(std::max<uint64_t>(max_dirty_bytes, kPageSize)),
       streaming_(base_.size() == 0),
-      base_visible_(base_.size()) {}
+      base_visible_(base_.size()),
+      owner_(NextOwner()) {}
 
 Status PendingContent::StoreChunk(std::string_view chunk, ExtentList* into) {
   ChunkId id;
-  MEDVFS_RETURN_IF_ERROR(chunks_->Put(chunk, &id));
+  bool inserted = false;
+  MEDVFS_RETURN_IF_ERROR(chunks_->Put(chunk, &id, owner_, &inserted));
+  if (inserted) inserted_.push_back(id);
   into->Append({id, static_cast<uint32_t>(chunk.size())});
   return Status::Ok();
 }
@@ -119,10 +147,12 @@ StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
 
 Status PendingContent::Write(uint64_t offset, std::string_view data) {
   if (!failed_.ok()) return failed_;
+  if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) return TooBig();
   return Fail(WritePending(offset, data));
 }
 
 Status PendingContent::Truncate(uint64_t new_size) {
+  if (new_size > kMaxFileSize) return TooBig();
   if (new_size == 0) failed_ = Status::Ok();  // starting over: nothing unknown is left
   if (!failed_.ok()) return failed_;
   return Fail(TruncatePending(new_size));
@@ -270,24 +300,43 @@ Status PendingContent::Checkpoint() {
   Status failed;
   bool resynced = false;
   uint64_t emitted_end = start;
-  auto emit = [&](std::string_view chunk) {
-    if (resynced || !failed.ok()) return;
-    failed = StoreChunk(chunk, &rebuilt);
-    emitted_end += chunk.size();
+  // Past the last change the content equals the old base: once a boundary lands on an old
+  // boundary, the old extents from there on are reused.
+  auto try_resync = [&] {
     if (emitted_end < last_change || emitted_end >= old_size) return;
     const size_t index = base_.IndexAt(emitted_end);
     if (base_.StartOf(index) != emitted_end) return;
     for (size_t i = index; i < base_.extents().size(); ++i) rebuilt.Append(base_.extents()[i]);
     resynced = true;
   };
-  std::string buffer(1 << 20, '\0');
+  auto emit = [&](std::string_view chunk) {
+    if (resynced || !failed.ok()) return;
+    failed = StoreChunk(chunk, &rebuilt);
+    emitted_end += chunk.size();
+    try_resync();
+  };
+  std::string buffer;
   for (uint64_t offset = start; offset < size_ && !resynced;) {
-    MEDVFS_ASSIGN_OR_RETURN(size_t n,
-                            ReadPending(offset, std::span<char>(buffer.data(), buffer.size())));
-    if (n == 0) return Status::IoError("content ended early while rechunking");
-    chunker.Update(std::string_view(buffer.data(), n), emit);
-    MEDVFS_RETURN_IF_ERROR(failed);
-    offset += n;
+    uint64_t run_end = 0;
+    if (HoleAt(offset, &run_end)) {
+      // A hole ends the chunk before it and costs no chunk itself.
+      chunker.Finish(emit);
+      MEDVFS_RETURN_IF_ERROR(failed);
+      if (resynced) break;
+      rebuilt.AppendHole(run_end - offset);
+      emitted_end = offset = run_end;
+      try_resync();
+      continue;
+    }
+    if (buffer.empty()) buffer.assign(1 << 20, '\0');
+    while (offset < run_end && !resynced) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), run_end - offset));
+      MEDVFS_ASSIGN_OR_RETURN(size_t n, ReadPending(offset, std::span<char>(buffer.data(), want)));
+      if (n == 0) return Status::IoError("content ended early while rechunking");
+      chunker.Update(std::string_view(buffer.data(), n), emit);
+      MEDVFS_RETURN_IF_ERROR(failed);
+      offset += n;
+    }
   }
   if (!resynced) chunker.Finish(emit);
   MEDVFS_RETURN_IF_ERROR(failed);
@@ -298,15 +347,64 @@ Status PendingContent::Checkpoint() {
   return Status::Ok();
 }
 
+bool PendingContent::HoleAt(uint64_t offset, uint64_t* end) const {
+  const uint64_t visible = std::min(base_visible_, base_.size());
+  // One step: the run at `at` up to the next page, extent or visibility boundary.
+  auto step = [&](uint64_t at, uint64_t* step_end) {
+    const uint64_t index = at / kPageSize;
+    auto page = pages_.lower_bound(index);
+    if (page != pages_.end() && page->first == index) {
+      *step_end = std::min(size_, (index + 1) * kPageSize);
+      return false;
+    }
+    const uint64_t next_page =
+        page == pages_.end() ? size_ : std::min(size_, page->first * kPageSize);
+    if (at >= visible) {
+      *step_end = next_page;
+      return true;
+    }
+    const size_t extent = base_.IndexAt(at);
+    *step_end =
+        std::min({next_page, visible, base_.StartOf(extent) + base_.extents()[extent].length});
+    return IsHole(base_.extents()[extent]);
+  };
+  if (!step(offset, end)) return false;
+  uint64_t next_end = 0;
+  while (*end < size_ && step(*end, &next_end)) *end = next_end;
+  return true;
+}
+
 Status PendingContent::HashBase(Sha256Digest* sha256) {
   Sha256 sha;
-  std::string buffer(1 << 20, '\0');
+  std::string buffer;
+  size_t index = 0;
   for (uint64_t offset = 0; offset < base_.size();) {
-    MEDVFS_ASSIGN_OR_RETURN(size_t n, ReadExtents(*chunks_, base_, offset,
-                                                  std::span<char>(buffer.data(), buffer.size())));
-    if (n == 0) return Status::IoError("content ended early while hashing");
-    sha.Update(std::string_view(buffer.data(), n));
-    offset += n;
+    // Holes are hashed as zeros (in memory: nothing is read for them).
+    while (index < base_.extents().size() && IsHole(base_.extents()[index])) {
+      static const std::string kZeros(kZeroPieceBytes, '\0');
+      for (uint64_t left = base_.extents()[index].length; left > 0;) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kZeros.size()));
+        sha.Update(std::string_view(kZeros.data(), n));
+        left -= n;
+      }
+      offset += base_.extents()[index].length;
+      ++index;
+    }
+    if (index == base_.extents().size()) break;
+    // Then the chunks up to the next hole.
+    size_t next = index;
+    while (next < base_.extents().size() && !IsHole(base_.extents()[next])) ++next;
+    const uint64_t data_end = next < base_.extents().size() ? base_.StartOf(next) : base_.size();
+    if (buffer.empty()) buffer.assign(1 << 20, '\0');
+    while (offset < data_end) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), data_end - offset));
+      MEDVFS_ASSIGN_OR_RETURN(
+          size_t n, ReadExtents(*chunks_, base_, offset, std::span<char>(buffer.data(), want)));
+      if (n == 0) return Status::IoError("content ended early while hashing");
+      sha.Update(std::string_view(buffer.data(), n));
+      offset += n;
+    }
+    index = next;
   }
   *sha256 = sha.Finish();
   return Status::Ok();

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/chunk_store.h"
@@ -17,10 +18,21 @@
 
 namespace medvfs::store {
 
+// The largest file size: 256 GiB. A version's extent list is held whole in memory while it
+// is open or read (~44 bytes per 64 KiB chunk: 176 MiB at 256 GiB, most of the daemon's
+// memory budget), and a commit hashes the whole content, holes included (as zeros in memory,
+// ~1.7 GB/s), so larger sizes are refused with kTooBig (EFBIG) at once.
+inline constexpr uint64_t kMaxFileSize = uint64_t{1} << 38;
+// The longest single hole extent: 2 GiB (the largest hole is 128 extents, one extent group).
+inline constexpr uint32_t kMaxHoleExtent = uint32_t{1} << 31;
+
 // The chunks of one content, in order, with their offsets. ~40 bytes per 64 KiB chunk.
+// Holes (IsHole: zeros never written as chunks) are extents too.
 class ExtentList {
  public:
   void Append(const Extent& extent);
+  // Appends `length` bytes of hole, as extents of at most kMaxHoleExtent bytes.
+  void AppendHole(uint64_t length);
   void Clear();
   uint64_t size() const { return size_; }
   const std::vector<Extent>& extents() const { return extents_; }
@@ -53,11 +65,20 @@ class PendingContent {
   // pending content is no longer known to be whole, so every later call fails with that
   // error, and no version can be made of it, until Truncate(0) starts over.
   StatusOr<size_t> Read(uint64_t offset, std::span<char> out);
+  // Writing or truncating beyond kMaxFileSize fails with kTooBig and changes nothing. Bytes
+  // between the old end and a write or truncate beyond it become a hole: they cost no chunk.
   Status Write(uint64_t offset, std::string_view data);
   Status Truncate(uint64_t new_size);
   // Stores every pending byte as chunks and returns the complete content with its SHA-256.
   // Afterwards the object continues from that content.
   Status Finalize(ExtentList* content, Sha256Digest* sha256);
+
+  // This writer's name for ChunkStore::Put (unique in the process).
+  uint64_t owner() const { return owner_; }
+  // The chunks this writer stored (new to the archive) since the last TakeInserted: the
+  // commit that references them settles them, and a file deleted before any commit
+  // references them releases them (ChunkStore::Settle, ReleaseFresh).
+  std::vector<ChunkId> TakeInserted() { return std::exchange(inserted_, {}); }
 
  private:
   StatusOr<size_t> ReadPending(uint64_t offset, std::span<char> out);
@@ -72,8 +93,14 @@ class PendingContent {
   static constexpr uint64_t kPageSize = 64 * 1024;
   Status SwitchToOverlay();
   Status LoadPage(uint64_t index, std::string* page);
-  // Stores the overlay as chunks; the result becomes the base.
+  // Stores the overlay as chunks; the result becomes the base. Zeros nobody wrote (beyond
+  // the visible base, or in the base's holes) become holes, not chunks.
   Status Checkpoint();
+  // True if [offset, end) of the pending content reads as zeros without holding written
+  // bytes (no overlay page, and the base is truncated away or a hole there); *end is the end
+  // of that maximal run, or of the run of written bytes that starts at offset.
+  // REQUIRES: overlay mode, offset < size_.
+  bool HoleAt(uint64_t offset, uint64_t* end) const;
   // SHA-256 of the base content (one read pass).
   Status HashBase(Sha256Digest* sha256);
   Status StoreChunk(std::string_view chunk, ExtentList* into);
@@ -90,6 +117,8 @@ class PendingContent {
   uint64_t base_visible_;
   std::map<uint64_t, std::string> pages_;  // page index -> kPageSize bytes
   Status failed_;                          // the first failure, if any
+  uint64_t owner_;
+  std::vector<ChunkId> inserted_;  // see TakeInserted
 };
 
 }  // namespace medvfs::store

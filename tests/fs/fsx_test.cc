@@ -1,7 +1,8 @@
 // An exerciser in the style of fsx (the file system exerciser of Apple and XFS): random writes
 // (holes beyond the end, sizes across the store's 16-256 KiB chunks and 64 KiB pages, writes
-// over 1 MiB), truncates up and down, reads, mmap reads and reads beyond the end, fsync, and
-// close/reopen, on two files of the mount, each checked against an in-memory model. Every
+// over 1 MiB), truncates up and down, fallocate (extending, and punching, which is refused),
+// reads, mmap reads and reads beyond the end, fsync, and close/reopen, on two files of the
+// mount, each checked against an in-memory model. Every
 // content version a close or fsync committed is read back through DIR/@version/NAME/ and
 // compared with the model saved at that commit; the mount is remounted once half way.
 //
@@ -255,6 +256,32 @@ class Exerciser {
     return true;
   }
 
+  // fallocate: mode 0 extends the file to the end of the range (a hole, joining the handle's
+  // pending version like ftruncate) and changes nothing inside it; punching holes is not
+  // offered (EOPNOTSUPP).
+  bool Fallocate(FileModel& f) {
+    const uint64_t off = Below(kMaxFileSize);
+    const uint64_t len = Between(1, kMaxFileSize - off);
+    const bool punch = Below(4) == 0;
+    Log(f, std::string(punch ? "punch hole" : "fallocate") + " off=" + std::to_string(off) +
+               " len=" + std::to_string(len));
+    if (punch) {
+      const int rc = fallocate(f.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                               static_cast<off_t>(off), static_cast<off_t>(len));
+      if (rc == 0 || errno != EOPNOTSUPP)
+        return Fail("punch hole: " + ErrnoName(rc == 0 ? 0 : errno));
+      return true;
+    }
+    if (fallocate(f.fd, 0, static_cast<off_t>(off), static_cast<off_t>(len)) != 0) {
+      return Fail("fallocate: " + ErrnoName(errno));
+    }
+    if (f.content.size() < off + len) {
+      f.content.resize(off + len, '\0');
+      f.changed = f.handle_wrote = true;
+    }
+    return true;
+  }
+
   // A version is committed: a new one unless the content equals the current version's.
   void Commit(FileModel& f) {
     f.changed = f.handle_wrote = false;
@@ -322,6 +349,7 @@ class Exerciser {
     if (r < 74) return Close(f);
     if (r < 78) return Fsync(f);
     if (r < 86) return MmapRead(f);
+    if (r < 90) return Fallocate(f);
     return Read(f, f.fd, f.content.size() + Below(1 << 20), Between(1, 4096));  // beyond the end
   }
 

@@ -18,6 +18,10 @@
 
 #include "tests/fs/mount_fixture.h"
 
+#include "store/archive.h"
+#include "store/crypto.h"
+#include "store/verify.h"
+
 namespace medvfs::fs_test {
 namespace {
 
@@ -405,6 +409,77 @@ TEST_F(MountTest, PosixResultsSurviveARemount) {
     on_plain.RecContent(name, name);
   }
   EXPECT_EQ(on_mount.lines(), on_plain.lines());
+}
+
+// Issue 16, item 5 (pjdfstest ftruncate/12): a size beyond the archive's limit (256 GiB) is
+// EFBIG at once, through every way of asking; growing a file (truncate, fallocate, a write
+// past the end) makes holes that read as zeros, hash right, and store no chunk.
+TEST_F(MountTest, HugeSizesAreEfbigAndGrowingAFileMakesFreeHoles) {
+  MountOk();
+  const std::string f = P("sparse.dat").string();
+  ASSERT_EQ(WriteFile(f, "head"), 0);
+  EXPECT_EQ(ErrnoName(ErrnoOf(truncate(f.c_str(), 999'999'999'999'999))), "EFBIG");
+  EXPECT_EQ(ErrnoName(ErrnoOf(truncate(f.c_str(), off_t{1} << 40))), "EFBIG");  // 1 TiB
+  const int fd = open(f.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << ErrnoName(errno);
+  EXPECT_EQ(ErrnoName(ErrnoOf(ftruncate(fd, 999'999'999'999'999))), "EFBIG");
+  EXPECT_EQ(ErrnoName(ErrnoOf(static_cast<int>(pwrite(fd, "x", 1, 999'999'999'999'999)))), "EFBIG");
+  EXPECT_EQ(ErrnoName(posix_fallocate(fd, 0, 999'999'999'999'999)), "EFBIG");
+
+  constexpr off_t kGiB = off_t{1} << 30;
+  EXPECT_EQ(ErrnoName(ErrnoOf(ftruncate(fd, kGiB))), "ok");
+  EXPECT_EQ(ErrnoName(ErrnoOf(fallocate(fd, 0, kGiB, 1 << 20))), "ok");
+  EXPECT_EQ(ErrnoName(ErrnoOf(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, kGiB * 4))), "ok");
+  EXPECT_EQ(ErrnoName(ErrnoOf(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096))),
+            "EOPNOTSUPP");
+  const off_t tail_at = kGiB + (1 << 20) + 100;
+  EXPECT_EQ(pwrite(fd, "tail", 4, tail_at), 4);
+  EXPECT_EQ(close(fd), 0);
+
+  struct stat st {};
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, tail_at + 4);
+  const int rd = open(f.c_str(), O_RDONLY);
+  ASSERT_GE(rd, 0);
+  std::string middle(1 << 16, 'x');
+  EXPECT_EQ(pread(rd, middle.data(), middle.size(), kGiB / 2), static_cast<ssize_t>(middle.size()));
+  EXPECT_EQ(middle, std::string(1 << 16, '\0'));
+  char tail[8] = {};
+  EXPECT_EQ(pread(rd, tail, sizeof(tail), tail_at - 4), 8);
+  EXPECT_EQ(std::string(tail, 8), std::string(4, '\0') + "tail");
+  close(rd);
+
+  // The version's SHA-256 is the one of the same bytes written in full.
+  store::Sha256 sha;
+  sha.Update("head");
+  const std::string zeros(1 << 20, '\0');
+  for (uint64_t left = static_cast<uint64_t>(tail_at) - 4; left > 0;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
+    sha.Update(std::string_view(zeros.data(), n));
+    left -= n;
+  }
+  sha.Update("tail");
+  const store::Sha256Digest digest = sha.Finish();
+  EXPECT_EQ(Xattr(f, "user.medvfs.sha256"), store::HexEncode(digest));
+
+  // And back to the small file.
+  EXPECT_EQ(ErrnoName(ErrnoOf(truncate(f.c_str(), 4))), "ok");
+  EXPECT_EQ(ReadFile(f), "head");
+  UmountOk();
+
+  // Nothing of the gigabyte of zeros was stored.
+  auto archive = store::Archive::Open(archive_, store::KeySource::Passphrase(kPassphrase), {});
+  ASSERT_TRUE(archive.ok()) << archive.status().ToString();
+  auto stats = (*archive)->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  EXPECT_LT(stats->stored_bytes, 64u << 10);
+  archive->reset();
+  // Every version reads back whole with a handful of chunks (zeros written as data would be
+  // 4096 chunks of 256 KiB per version).
+  auto report = store::VerifyArchive(archive_, store::KeySource::Passphrase(kPassphrase));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->clean());
+  EXPECT_LT(report->chunk_reads, 20u);
 }
 
 }  // namespace

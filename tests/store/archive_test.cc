@@ -10,6 +10,7 @@
 
 #include "store/archive_impl.h"
 #include "store/kv_store.h"
+#include "store/verify.h"
 #include "store/views.h"
 #include "tests/store/test_util.h"
 
@@ -393,6 +394,101 @@ TEST_F(ArchiveTest, ReadOnlyArchiveRefusesChanges) {
   EXPECT_EQ(archive_->MakeDir(kRootInode, "d", 0755, caller_).status().code(), Code::kReadOnly);
   ASSERT_OK_AND_ASSIGN(Attr x, archive_->Lookup(kRootInode, "x"));
   EXPECT_EQ(ReadLive(x.ino), "x");
+}
+
+// Issue 16, item 5: a size beyond the format's limit is refused at once; growing a file makes
+// a hole that stores no chunk, commits, reads as zeros, hashes right and verifies clean.
+TEST_F(ArchiveTest, TruncateBeyondTheLimitIsEfbigAndGrowingMakesAFreeHole) {
+  const std::string head = RandomBytes(5000, 16);
+  const InodeId ino = Save(kRootInode, "big.dcm", head);
+  SetAttrRequest huge;
+  huge.size = 999'999'999'999'999;
+  EXPECT_EQ(archive_->SetAttr(ino, huge, caller_).status().code(), Code::kTooBig);
+
+  ASSERT_OK_AND_ASSIGN(ArchiveStats before, archive_->Stats());
+  constexpr uint64_t kGrown = uint64_t{256} << 20;
+  SetAttrRequest grow;
+  grow.size = kGrown;
+  ASSERT_OK(archive_->SetAttr(ino, grow, caller_).status());
+  ASSERT_OK_AND_ASSIGN(ArchiveStats after, archive_->Stats());
+  EXPECT_LE(after.chunks, before.chunks + 1) << "at most the re-cut head";
+  EXPECT_LT(after.stored_bytes - before.stored_bytes, 10'000u);
+
+  ASSERT_OK_AND_ASSIGN(Attr attr, archive_->GetAttr(ino));
+  EXPECT_EQ(attr.size, kGrown);
+  ASSERT_OK_AND_ASSIGN(VersionInfo grown, archive_->GetVersion(attr.history, attr.version));
+  Sha256 sha;
+  sha.Update(head);
+  const std::string zeros(1 << 20, '\0');
+  for (uint64_t left = kGrown - head.size(); left > 0;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
+    sha.Update(std::string_view(zeros.data(), n));
+    left -= n;
+  }
+  EXPECT_EQ(grown.sha256, sha.Finish());
+
+  // A write after the hole reads back, with zeros before it.
+  {
+    ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(ino, O_RDWR, caller_));
+    ASSERT_OK(handle->Write(kGrown - 3, "end").status());
+    ASSERT_OK(handle->Flush(caller_));
+  }
+  Reopen();
+  {
+    ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(ino, O_RDONLY, caller_));
+    std::string tail(4096, 'x');
+    ASSERT_OK_AND_ASSIGN(size_t n, handle->Read(kGrown - 4096, std::span<char>(tail)));
+    EXPECT_EQ(n, 4096u);
+    EXPECT_EQ(tail, std::string(4093, '\0') + "end");
+    std::string start(head.size() + 10, 'x');
+    ASSERT_OK_AND_ASSIGN(n, handle->Read(0, std::span<char>(start)));
+    EXPECT_EQ(start, head + std::string(10, '\0'));
+  }
+  // And back: the small file again.
+  SetAttrRequest shrink;
+  shrink.size = head.size();
+  ASSERT_OK(archive_->SetAttr(ino, shrink, caller_).status());
+  EXPECT_EQ(ReadLive(ino), head);
+  ASSERT_OK_AND_ASSIGN(attr, archive_->GetAttr(ino));
+  EXPECT_EQ(ReadVersion(attr.history, attr.version - 1).size(), kGrown);
+  archive_.reset();
+  ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
+  EXPECT_TRUE(report.clean()) << (report.problems.empty() ? "" : report.problems[0].ToString());
+  EXPECT_EQ(report.unreferenced_chunks, 0u);
+  // Four versions of at most two chunks each: no chunk of zeros was ever stored or read (the
+  // zeros of 256 MiB written as data would be 1024 chunks of 256 KiB).
+  EXPECT_LE(report.chunk_reads, 8u);
+}
+
+// Issue 16, item 8: a file written, unlinked while open, then closed leaves no chunk that
+// nothing references; chunks another open file was handed meanwhile stay.
+TEST_F(ArchiveTest, ChunksOfAFileUnlinkedWhileOpenGoWithItsLastClose) {
+  const std::string kept = RandomBytes(300'000, 21);
+  Save(kRootInode, "kept.dat", kept);
+  const std::string lost = RandomBytes(2 << 20, 22);
+  const std::string shared = RandomBytes(1 << 20, 23);
+  ASSERT_OK_AND_ASSIGN(Attr gone,
+                       archive_->MakeNode(kRootInode, "gone.dat", S_IFREG | 0644, 0, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr other,
+                       archive_->MakeNode(kRootInode, "other.dat", S_IFREG | 0644, 0, caller_));
+  ASSERT_OK_AND_ASSIGN(auto other_handle, archive_->Open(other.ino, O_WRONLY, caller_));
+  {
+    ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(gone.ino, O_WRONLY, caller_));
+    ASSERT_OK(handle->Write(0, shared).status());        // streamed: its chunks are stored now
+    ASSERT_OK(other_handle->Write(0, shared).status());  // the same chunks, handed to another
+    ASSERT_OK(handle->Write(shared.size(), lost).status());
+    ASSERT_OK(archive_->Unlink(kRootInode, "gone.dat", caller_));
+    ASSERT_OK(handle->Write(shared.size() + lost.size(), "more after the unlink").status());
+  }
+  ASSERT_OK(other_handle->Flush(caller_));
+  other_handle.reset();
+  ASSERT_OK_AND_ASSIGN(Attr other_now, archive_->Lookup(kRootInode, "other.dat"));
+  EXPECT_TRUE(ReadLive(other_now.ino) == shared);
+  archive_.reset();
+  ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
+  EXPECT_TRUE(report.clean()) << (report.problems.empty() ? "" : report.problems[0].ToString());
+  EXPECT_EQ(report.unreferenced_chunks, 0u);
+  EXPECT_EQ(report.warnings, 0u) << (report.problems.empty() ? "" : report.problems[0].ToString());
 }
 
 }  // namespace
