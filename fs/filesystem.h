@@ -33,6 +33,9 @@ struct FsConfig {
   // Entries are then never cached (entry timeout 0), so that every path walk reaches lookup
   // with the caller's credentials. Default: false (the kernel checks).
   bool check_permissions = false;
+  // A read whose audit entry cannot be recorded goes on (the failure is logged) instead of
+  // being refused with ENOSPC or EIO (-o audit_failure=allow). Default: false (refused).
+  bool audit_failure_allow = false;
   // Serve /@anon only (a research workstation): the root lists `@anon` alone, and every other
   // name and view is ENOENT. REQUIRES: read_only. Default: false.
   bool anon_only = false;

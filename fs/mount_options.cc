@@ -79,6 +79,12 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
       } else {
         return Status::Invalid("versions= takes 'visible' or 'hidden'");
       }
+    } else if (option.starts_with("audit_failure=")) {
+      const std::string_view value = std::string_view(option).substr(14);
+      if (value != "refuse" && value != "allow") {
+        return Status::Invalid("audit_failure= takes 'refuse' or 'allow'");
+      }
+      options->audit_failure_allow = value == "allow";
     } else if (option.starts_with("passphrase_file=")) {
       options->passphrase_file = option.substr(16);
       if (options->passphrase_file.empty()) return Status::Invalid("passphrase_file= is empty");

@@ -23,6 +23,11 @@ struct MountOptions {
   // versions=visible: readdir lists @version in every directory (and .meta in history
   // directories). Default: hidden.
   bool versions_visible = false;
+  // audit_failure=refuse|allow: a read of patient data (an open for reading of a live file,
+  // a version or a .meta file) whose audit entry cannot be recorded (a full disk, an I/O
+  // error) is refused with ENOSPC or EIO, or, with allow, goes on with the failure logged.
+  // Default: refuse (the audit log never silently misses a read).
+  bool audit_failure_allow = false;
   // anon_only: the mount serves /@anon alone (a research workstation): the root lists `@anon`
   // only and every other name is ENOENT. Implies ro. Default: false.
   bool anon_only = false;
@@ -43,7 +48,7 @@ struct MountOptions {
 // fstab (defaults, auto, noauto, user, users, nouser, _netdev, nofail, x-*, comment=*) are
 // accepted and dropped; fsname= and subtype= are ignored because medvfs sets them itself.
 // anon_only sets read_only whatever comes after it (rw included). kInvalid for an empty key
-// file or deid_config name and bad values of versions=.
+// file or deid_config name and bad values of versions= and audit_failure=.
 store::Status ParseMountOptions(std::string_view list, MountOptions* options);
 
 // The option string given to libfuse: fsname=<archive path> and subtype=medvfs (so

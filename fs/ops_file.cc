@@ -28,6 +28,31 @@ store::AuditEvent LiveOpenEvent(Filesystem& fs, const store::Attr& attr, int fla
   return event;
 }
 
+// Records the open of a file: a read of patient data when it opens for reading. A read whose
+// entry cannot be recorded (a full disk, an I/O error) is refused, ENOSPC or EIO, so that the
+// audit log never silently misses one, unless the mount says audit_failure=allow (then the
+// failure is logged and the read goes on). An open that only writes, or truncates (nothing
+// stored before can be read through it), has had its effect already: its failure is logged.
+Status AuditOpen(fuse_req_t req, Filesystem& fs, store::AuditEvent event, int flags) {
+  if (!OpensForReading(flags) || (flags & O_TRUNC) || fs.config().audit_failure_allow) {
+    RecordAudit(req, fs, std::move(event));
+    return Status::Ok();
+  }
+  const store::Caller caller = CallerOf(req);
+  event.uid = caller.uid;
+  event.gid = caller.gid;
+  event.pid = caller.pid;
+  event.program = caller.program;
+  const Status status = fs.archive().RecordAudit(event);
+  if (status.ok()) return status;
+  MEDVFS_LOG_ERROR(
+      "a read by uid %u, pid %u was refused: its audit entry could not be "
+      "recorded (%s)",
+      event.uid, event.pid, status.ToString().c_str());
+  if (status.code() == store::Code::kNoSpace) return status;
+  return Status::IoError("the read could not be recorded in the audit log");
+}
+
 // With Enforcing: may the requester open live file `attr` with `flags`? A denial is recorded.
 Status CheckLiveOpen(fuse_req_t req, Filesystem& fs, const store::Attr& attr, int flags) {
   if (!Enforcing(fs)) return Status::Ok();
@@ -74,7 +99,11 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
         archive.Forget(attr.ino, 1);
         return allowed;
       }
-      RecordAudit(req, fs, LiveOpenEvent(fs, attr, open_flags));
+      const Status audited = AuditOpen(req, fs, LiveOpenEvent(fs, attr, open_flags), open_flags);
+      if (!audited.ok()) {
+        archive.Forget(attr.ino, 1);
+        return audited;
+      }
     }
     auto handle = archive.Open(attr.ino, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), caller);
     if (!handle.ok()) {
@@ -130,7 +159,9 @@ Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* 
     fi->keep_cache = 1;  // a stored version never changes
   }
   // A note opened only for writing is recorded by the store when its text is committed.
-  if (OpensForReading(fi->flags)) RecordAudit(req, fs, std::move(event));
+  if (OpensForReading(fi->flags)) {
+    MEDVFS_RETURN_IF_ERROR(AuditOpen(req, fs, std::move(event), fi->flags));
+  }
   return Status::Ok();
 }
 
@@ -153,7 +184,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       // reopen can keep what earlier reads cached.
       fi->keep_cache = 1;
       // One entry per open(2), never per read.
-      RecordAudit(req, fs, LiveOpenEvent(fs, attr, fi->flags));
+      MEDVFS_RETURN_IF_ERROR(AuditOpen(req, fs, LiveOpenEvent(fs, attr, fi->flags), fi->flags));
     }
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     fs.TrackFile(file.get());

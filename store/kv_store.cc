@@ -1,6 +1,7 @@
 #include "store/kv_store.h"
 
 #include "store/kv_store_rep.h"
+#include "store/records.h"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -315,9 +316,40 @@ namespace {
 
 constexpr size_t kDataBatchBytes = 64 << 10;
 
+// Reserve tiers (KvOpenOptions::reserved_bytes is divided by these).
+constexpr unsigned kDataTier = 1;
+constexpr unsigned kChangeTier = 2;
+constexpr unsigned kReleaseTier = 4;
+
+bool IsAuditKey(std::string_view key) {
+  return !key.empty() && (key[0] == kAuditPrefix || key == kAuditHeadKey);
+}
+
+// Content chunks and large batches are data; a batch that deletes a record is a deletion or
+// rename (unlink, rmdir, rename; also a commit that moves a DICOM file's patient index entry,
+// whose chunks passed the data tier already); a batch of audit records only is an audit
+// entry; everything else is a change.
+template <typename Ops>
+unsigned TierOf(size_t bytes, const Ops& ops) {
+  if (bytes >= kDataBatchBytes) return kDataTier;
+  bool deletes = false;
+  bool audit_only = !ops.empty();
+  for (const auto& op : ops) {
+    if (op.family == Family::kChunks) return kDataTier;
+    deletes = deletes || op.is_delete;
+    audit_only = audit_only && IsAuditKey(op.key);
+  }
+  return deletes || audit_only ? kReleaseTier : kChangeTier;
+}
+
+unsigned TierOf(Family family, std::string_view key, size_t bytes) {
+  if (family == Family::kChunks || bytes >= kDataBatchBytes) return kDataTier;
+  return IsAuditKey(key) ? kReleaseTier : kChangeTier;
+}
+
 }  // namespace
 
-Status KvStore::CheckWritable(size_t bytes) const {
+Status KvStore::CheckWritable(size_t bytes, unsigned tier) const {
   if (rep_->write_failed.load(std::memory_order_acquire)) {
     std::lock_guard lock(rep_->failure_mu);
     return rep_->failure;
@@ -325,9 +357,15 @@ Status KvStore::CheckWritable(size_t bytes) const {
   if (rep_->reserved_bytes == 0) return Status::Ok();
   struct statvfs fs {};
   if (::statvfs(rep_->dir.c_str(), &fs) != 0) return Status::Ok();  // RocksDB will tell
-  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
-  const uint64_t reserve =
-      bytes >= kDataBatchBytes ? rep_->reserved_bytes : rep_->reserved_bytes / 2;
+  uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  // What the memory tables hold is in the log already and takes the same room again when
+  // they are flushed: count it as used.
+  uint64_t unflushed = 0;
+  if (rep_->db->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables,
+                                         &unflushed)) {
+    free_bytes -= std::min(free_bytes, unflushed);
+  }
+  const uint64_t reserve = rep_->reserved_bytes / std::max(tier, 1u);
   if (free_bytes >= reserve + bytes) return Status::Ok();
   return Status(Code::kNoSpace, "the disk holding the archive is full (" +
                                     std::to_string(free_bytes >> 20) + " MiB free, " +
@@ -346,7 +384,8 @@ Status KvStore::NoteWriteResult(Status status) {
 }
 
 Status KvStore::Write(KvBatch& batch, bool sync) {
-  MEDVFS_RETURN_IF_ERROR(CheckWritable(batch.byte_size()));
+  MEDVFS_RETURN_IF_ERROR(
+      CheckWritable(batch.byte_size(), TierOf(batch.byte_size(), batch.rep_->ops)));
   if (!batch.status().ok()) return batch.status();
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.rep_->ops) {
@@ -360,7 +399,8 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
 }
 
 Status KvStore::Put(Family family, std::string_view key, std::string_view value, bool sync) {
-  MEDVFS_RETURN_IF_ERROR(CheckWritable(key.size() + value.size()));
+  MEDVFS_RETURN_IF_ERROR(
+      CheckWritable(key.size() + value.size(), TierOf(family, key, key.size() + value.size())));
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   return NoteWriteResult(

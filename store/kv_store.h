@@ -54,12 +54,6 @@ inline constexpr uint64_t kDefaultReservedBytes = 96ull << 20;
 struct KvOpenOptions {
   bool create = false;     // create the database (fails if it exists)
   bool read_only = false;  // open without writing anything
-  // Data writes (batches of 64 KiB or more) are refused with kNoSpace while the file system
-  // holding the database has less than this much free space left after them, and every
-  // other write while it has less than half of it: RocksDB itself then never runs out of
-  // space (it needs room to flush its memory tables and compact), a full disk costs the
-  // writer ENOSPC rather than the database its ability to write, and small changes (deletions,
-  // audit entries) still go through first. Default: kDefaultReservedBytes.
   // The write-ahead log is always replayed strictly first. If that fails, the log is read
   // again twice, read-only, to tell a torn tail (the end of the last log, cut by a crash or
   // power loss: nothing valid follows the cut; it is dropped, as it always was) from damage
@@ -68,6 +62,15 @@ struct KvOpenOptions {
   // set: then the log is replayed up to the damage and the rest is dropped (for a writable
   // open, for good). Default: false.
   bool accept_wal_damage = false;
+  // Free space kept, in three tiers: data writes (content chunks, batches of 64 KiB or more)
+  // are refused with kNoSpace while the file system holding the database would have less than
+  // this much free space left after them; other changes (creates, mkdir, chmod, metadata)
+  // while it would have less than half; deletions, renames and audit entries (a few hundred
+  // bytes each) while it would have less than a quarter. Free space counts the memory tables
+  // not yet flushed as used (a flush writes them out again). RocksDB itself then never runs
+  // out of space (it needs room to flush and compact), a full disk costs the writer ENOSPC
+  // rather than the database its ability to write, and a user can still delete to make room
+  // and every read can still be audited. Default: kDefaultReservedBytes.
   uint64_t reserved_bytes = kDefaultReservedBytes;
   // The environment RocksDB does its file I/O through; null for the default. Only tests set
   // it (fault injection: dropping writes not yet synced, failing chosen writes).
@@ -180,8 +183,10 @@ class KvStore {
  private:
   struct Rep;
   explicit KvStore(std::unique_ptr<Rep> rep);
-  // Ok if a write of `bytes` may go ahead (no earlier failure, enough free space).
-  Status CheckWritable(size_t bytes) const;
+  // Ok if a write of `bytes` may go ahead (no earlier failure, enough free space above the
+  // reserve divided by `tier`: 1 data, 2 other changes, 4 deletions, renames and audit
+  // entries; see KvOpenOptions::reserved_bytes).
+  Status CheckWritable(size_t bytes, unsigned tier) const;
   Status GetValue(Family family, std::string_view key, bool verify_checksums,
                   std::string* value) const;
   // Passes `status` through; the first failure stops all later writes (see Write).

@@ -269,6 +269,7 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   fs::FsConfig config;
   config.read_only = plan.options.read_only;
   config.versions_visible = plan.options.versions_visible;
+  config.audit_failure_allow = plan.options.audit_failure_allow;
   // allow_other: the daemon checks permissions again after the kernel, and audits what it
   // refuses (fs/access.h).
   config.check_permissions = plan.options.allow_other;

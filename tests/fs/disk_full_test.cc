@@ -5,6 +5,8 @@
 // deletes to free space.
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -69,8 +71,26 @@ class DiskFullTest : public MountTest {
     return err;
   }
 
+  // Fills the small disk with ballast (fallocate'd, so it costs no writing) until about
+  // `free_bytes` are left.
+  void LeaveFree(uint64_t free_bytes) {
+    struct statvfs fs {};
+    ASSERT_EQ(statvfs(small_.c_str(), &fs), 0);
+    const uint64_t now = uint64_t{fs.f_bavail} * fs.f_frsize;
+    if (now <= free_bytes) return;
+    const stdfs::path file = small_ / ("fill" + std::to_string(++fills_));
+    const int fd = open(file.c_str(), O_WRONLY | O_CREAT, 0600);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    EXPECT_EQ(posix_fallocate(fd, 0, static_cast<off_t>(now - free_bytes)), 0);
+    close(fd);
+  }
+  void RemoveFills() {
+    for (int i = 1; i <= fills_; ++i) unlink((small_ / ("fill" + std::to_string(i))).c_str());
+  }
+
   stdfs::path small_;
   bool tmpfs_mounted_ = false;
+  int fills_ = 0;
 };
 
 TEST_F(DiskFullTest, WriterGetsEnospcAndTheArchiveKeepsWorking) {
@@ -104,6 +124,51 @@ TEST_F(DiskFullTest, WriterGetsEnospcAndTheArchiveKeepsWorking) {
   const ProcResult verify = RunProgram({MEDVFS_BIN, "verify", archive_.string()},
                                        {{"MEDVFS_PASSPHRASE", kPassphrase}}, 120);
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// Issue 16, item 6. The reserve (96 MiB) has three tiers: data writes need all of it, other
+// changes (mkdir) half, deletions, renames and audit entries a quarter. Below half a user can
+// still make room (rm, mv) and read with every read audited; below a quarter a read that
+// cannot be audited is refused, by default. No saved version is damaged.
+TEST_F(DiskFullTest, BelowTheReserveDeletesAndRenamesWorkAndUnauditedReadsAreRefused) {
+  MountOk();
+  const std::string kept = RandomBytes(300 << 10, 7);
+  ASSERT_EQ(WriteFile(P("kept.dat"), kept), 0);
+  ASSERT_EQ(WriteFile(P("victim.dat"), "delete me"), 0);
+  ASSERT_EQ(mkdir(P("d").c_str(), 0755), 0);
+
+  LeaveFree(40 << 20);  // between a quarter and half of the reserve (less the memory tables)
+  EXPECT_EQ(ErrnoName(ErrnoOf(mkdir(P("d2").c_str(), 0755))), "ENOSPC");
+  EXPECT_EQ(ErrnoName(WriteFile(P("new.dat"), RandomBytes(1 << 20, 8))), "ENOSPC");
+  EXPECT_EQ(ErrnoName(ErrnoOf(rename(P("kept.dat").c_str(), P("d/kept.dat").c_str()))), "ok");
+  EXPECT_EQ(ErrnoName(ErrnoOf(unlink(P("victim.dat").c_str()))), "ok");
+  EXPECT_TRUE(ReadFile(P("d/kept.dat")) == kept);
+
+  LeaveFree(12 << 20);  // below a quarter: not even an audit entry fits
+  const int fd = open(P("d/kept.dat").c_str(), O_RDONLY);
+  EXPECT_EQ(fd < 0 ? ErrnoName(errno) : std::string("opened"), "ENOSPC");
+  if (fd >= 0) close(fd);
+  const int old = open(P("d/@version/kept.dat/v1").c_str(), O_RDONLY);
+  EXPECT_EQ(old < 0 ? ErrnoName(errno) : std::string("opened"), "ENOSPC");
+  if (old >= 0) close(old);
+
+  RemoveFills();
+  EXPECT_TRUE(ReadFile(P("d/kept.dat")) == kept);
+  EXPECT_EQ(ErrnoName(ErrnoOf(mkdir(P("d2").c_str(), 0755))), "ok");
+  UmountOk();
+  const ProcResult verify = RunProgram({MEDVFS_BIN, "verify", archive_.string()},
+                                       {{"MEDVFS_PASSPHRASE", kPassphrase}}, 120);
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+TEST_F(DiskFullTest, AuditFailureAllowLetsUnauditedReadsThrough) {
+  MountOk("audit_failure=allow");
+  const std::string kept = RandomBytes(300 << 10, 7);
+  ASSERT_EQ(WriteFile(P("kept.dat"), kept), 0);
+  LeaveFree(12 << 20);
+  EXPECT_TRUE(ReadFile(P("kept.dat")) == kept);
+  RemoveFills();
+  UmountOk();
 }
 
 }  // namespace
