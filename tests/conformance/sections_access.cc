@@ -25,7 +25,9 @@ long OpenClose(const std::string& path, int flags) {
 
 long Access(const std::string& path, int mode) { return access(path.c_str(), mode); }
 
-// Runs `path` with execve in a child: "exit N", or the errno of execve.
+// Runs `path` with execve in a child: "exit N", or the errno of execve. The child makes only
+// async-signal-safe calls (open, dup2, execve, write, _exit) on what the parent prepared, so
+// the fork is safe whatever threads this process has.
 std::string ExecResult(const std::string& path) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return "pipe: " + ErrnoName(errno);

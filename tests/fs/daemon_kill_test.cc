@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/fs/mount_fixture.h"
@@ -54,32 +56,44 @@ int EnvInt(const char* name, int fallback) {
   return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
 }
 
-// The writer, in a child process: saves until the mount fails under it, appending
-// "NAME NUMBER" to `acknowledged` after each close() that returned 0. Every fourth save is
-// fsync'ed before close, every fifth goes through a temporary name renamed over the target
-// (what editors and PACS tools do).
-[[noreturn]] void RunWriter(const stdfs::path& mnt, const stdfs::path& acknowledged, int first) {
-  const int log = open(acknowledged.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if (log < 0) _exit(2);
-  for (int i = first;; ++i) {
+// The writer, on a thread of its own (a forked child of this threaded process could deadlock
+// in malloc before it wrote anything): saves until the mount fails under it or `stop` is set,
+// appending "NAME NUMBER" to `acknowledged` after each close() that returned 0. Every fourth
+// save is fsync'ed before close, every fifth goes through a temporary name renamed over the
+// target (what editors and PACS tools do). 0 when it stopped that way, else what went wrong.
+int RunWriter(const stdfs::path& mnt, const stdfs::path& acknowledged, int first,
+              const std::atomic<bool>& stop) {
+  const int log = open(acknowledged.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) return 2;
+  int result = 0;
+  for (int i = first; !stop; ++i) {
     const std::string content = SaveContent(i);
     const bool via_rename = i % 5 == 4;
     const stdfs::path target = mnt / FileName(i);
     const stdfs::path written = via_rename ? mnt / (".tmp-" + FileName(i)) : target;
-    const int fd = open(written.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) _exit(0);
-    for (size_t done = 0; done < content.size();) {
+    const int fd = open(written.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) break;
+    bool failed = false;
+    for (size_t done = 0; done < content.size() && !failed;) {
       const ssize_t n =
           write(fd, content.data() + done, std::min<size_t>(content.size() - done, 128 << 10));
-      if (n <= 0) _exit(0);
-      done += static_cast<size_t>(n);
+      failed = n <= 0;
+      if (!failed) done += static_cast<size_t>(n);
     }
-    if (i % 4 == 3 && fsync(fd) != 0) _exit(0);
-    if (close(fd) != 0) _exit(0);
-    if (via_rename && rename(written.c_str(), target.c_str()) != 0) _exit(0);
+    if (failed || (i % 4 == 3 && fsync(fd) != 0)) {
+      close(fd);
+      break;
+    }
+    if (close(fd) != 0) break;
+    if (via_rename && rename(written.c_str(), target.c_str()) != 0) break;
     const std::string line = FileName(i) + " " + std::to_string(i) + "\n";
-    if (write(log, line.data(), line.size()) != static_cast<ssize_t>(line.size())) _exit(3);
+    if (write(log, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      result = 3;
+      break;
+    }
   }
+  close(log);
+  return result;
 }
 
 class DaemonKillTest : public MountTest {
@@ -158,16 +172,17 @@ class DaemonKillTest : public MountTest {
     int next_save = 0;
     for (int round = 0; round < rounds; ++round) {
       const std::string where = "round " + std::to_string(round);
-      const pid_t writer = fork();
-      ASSERT_GE(writer, 0);
-      if (writer == 0) RunWriter(mnt_, log, next_save);
+      std::atomic<bool> stop{false};
+      int writer_result = -1;
+      std::thread writer([&] { writer_result = RunWriter(mnt_, log, next_save, stop); });
       // Long enough for several saves in most rounds, sometimes in the middle of the first.
       const int delay_ms = std::uniform_int_distribution<int>(20, 700)(rng);
       usleep(static_cast<useconds_t>(delay_ms) * 1000);
-      ASSERT_EQ(kill(daemon_pid_, SIGKILL), 0);
-      int status = 0;
-      ASSERT_EQ(waitpid(writer, &status, 0), writer);
-      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << where << ": writer failed";
+      const int killed = kill(daemon_pid_, SIGKILL);
+      if (killed != 0) stop = true;
+      writer.join();
+      ASSERT_EQ(killed, 0);
+      ASSERT_EQ(writer_result, 0) << where << ": writer failed";
       waitpid(daemon_pid_, nullptr, WNOHANG);  // not our child; the kill is enough
       ASSERT_TRUE(PollUntil([&] { return kill(daemon_pid_, 0) != 0; }, 10'000));
       daemon_pid_ = 0;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -53,7 +54,10 @@ std::vector<std::string> MakeEnv(const EnvChanges& changes) {
   return out;
 }
 
-// fork + exec with stdout/stderr redirected to the given files.
+// Starts argv (looked up in PATH) with stdout/stderr redirected to the given files, in its own
+// session (no controlling terminal: nothing can prompt). posix_spawn, not fork: this process
+// may have threads (RocksDB's, once a test opened an archive in-process), and a forked child
+// that allocated before exec could deadlock on a lock one of them held.
 pid_t StartProcess(const std::vector<std::string>& argv, const EnvChanges& env,
                    const stdfs::path& out_file, const stdfs::path& err_file) {
   std::vector<std::string> env_strings = MakeEnv(env);
@@ -62,18 +66,21 @@ pid_t StartProcess(const std::vector<std::string>& argv, const EnvChanges& env,
   cargv.push_back(nullptr);
   for (std::string& e : env_strings) cenv.push_back(e.data());
   cenv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  setsid();  // no controlling terminal: nothing can prompt
-  const int in = open("/dev/null", O_RDONLY);
-  const int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  const int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (in < 0 || out < 0 || err < 0) _exit(126);
-  dup2(in, 0);
-  dup2(out, 1);
-  dup2(err, 2);
-  execvpe(cargv[0], cargv.data(), cenv.data());
-  _exit(127);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(), cenv.data()) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return pid;
 }
 
 int WaitWithTimeout(pid_t pid, int timeout_s) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/views.h"
+#include "tests/fs/as_user.h"
 #include "tests/fs/mount_fixture.h"
 
 namespace medvfs::fs_test {
@@ -307,17 +308,10 @@ TEST_F(MountScenarioTest, LargeDirectoryListsEveryEntryOnce) {
   EXPECT_EQ(ListDir(P("many")), want);
 }
 
-// Runs `body` in a child process as user and group 65534 (nobody); returns its exit code.
+// Runs `body` as user and group 65534 (nobody), on a thread of its own (tests/fs/as_user.h).
 template <typename Body>
 int AsNobody(Body&& body) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(99);
-    _exit(body());
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return RunAsNobody(std::forward<Body>(body));
 }
 
 // What user nobody can do under `base`: one errno per step, packed into a string.
