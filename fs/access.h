@@ -1,13 +1,16 @@
 // POSIX permission checks the daemon makes itself on multi-user mounts.
 //
-// A mount with allow_other runs without the kernel's default_permissions, so that every request
-// reaches the daemon with the caller's credentials and every denial can be written to the audit
-// log. These functions then do what the kernel's generic_permission() and the VFS around it
-// (may_create, may_delete, vfs_rename, setattr_prepare, may_setattr, xattr_permission,
-// may_linkat) would have done. The VFS still enforces on its own, with its cached attributes:
-// the sticky bit of a directory (check_sticky), trusted.* xattrs, user.* xattrs on special
-// files, and immutable/append-only flags (which medvfs has none of). Not the sticky bit: without
-// default_permissions the kernel leaves check_sticky to the file system (CheckSticky).
+// Every mount has the kernel check permissions (default_permissions, see fs/mount_options.h):
+// only the kernel can, for FIFOs, sockets and device nodes, whose opens and connects never
+// reach the daemon. On allow_other mounts the daemon checks every request that does reach it
+// again, with the caller's credentials, and writes each denial to the audit log: that is what
+// catches the views, whose rules are not the modes they show (a version, a .meta file, a
+// virtual xattr), and it keeps the checks whole should the kernel's be missing. What the
+// kernel refuses first never reaches the daemon and is not audited. These functions do what
+// the kernel's generic_permission() and the VFS around it (may_create, may_delete, vfs_rename,
+// setattr_prepare, may_setattr, xattr_permission, may_linkat, check_sticky) do. The VFS alone
+// enforces trusted.* xattrs, user.* xattrs on special files, and immutable/append-only flags
+// (which medvfs has none of).
 //
 // Differences from the kernel (see man/medvfs-mount.1):
 // - "root" is uid 0: capabilities are not seen over FUSE, so a uid-0 process without

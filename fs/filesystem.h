@@ -28,8 +28,8 @@ struct FsConfig {
   // Attribute and entry timeout for real nodes and view directories, in seconds. Write
   // handlers always return fresh attributes. Default: 1.
   double timeout_s = 1.0;
-  // The daemon checks POSIX permissions itself (fs/access.h) and records every denial in the
-  // audit log: for allow_other mounts, which run without the kernel's default_permissions.
+  // The daemon checks POSIX permissions itself (fs/access.h), after the kernel, and records
+  // every denial it makes in the audit log: for allow_other mounts.
   // Entries are then never cached (entry timeout 0), so that every path walk reaches lookup
   // with the caller's credentials. Default: false (the kernel checks).
   bool check_permissions = false;

@@ -36,7 +36,7 @@ bool IsMountHelperOnly(std::string_view option) {
   if (std::find(kDropped.begin(), kDropped.end(), option) != kDropped.end()) return true;
   return option.starts_with("x-") || option.starts_with("user=") ||
          option.starts_with("comment=") || option.starts_with("fsname=") ||
-         option.starts_with("subtype=") || option == "default_permissions";
+         option.starts_with("subtype=");
 }
 
 std::string EscapeOptionValue(std::string_view value) {
@@ -68,6 +68,8 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
       options->read_only = false;
     } else if (option == "allow_other") {
       options->allow_other = true;
+    } else if (option == "default_permissions") {
+      // Always on (FuseOptionString): accepted, so that fstab lines that say it keep working.
     } else if (option == "accept_rollback") {
       options->accept_rollback = true;
     } else if (option.starts_with("versions=")) {
@@ -105,10 +107,13 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
 }
 
 std::string FuseOptionString(const MountOptions& options, std::string_view archive_path) {
-  // With allow_other the kernel must let every request through to the daemon, which checks
-  // permissions itself and records the denials; without it only the mounting user gets in and
-  // the kernel's own checks are enough (and cheaper).
-  std::string out = options.allow_other ? std::string() : std::string("default_permissions,");
+  // The kernel checks permissions on every mount (default_permissions). Only the kernel can:
+  // without it, opening a FIFO, socket or device node and connecting to a socket never reach
+  // the daemon (fuse_permission() lets them through unasked), so another user could use
+  // root's 0600 FIFO. With allow_other the daemon checks again on top (fs/access.h), for the
+  // views whose rules differ from the modes they show and to audit what it refuses; what the
+  // kernel refuses first never reaches the daemon, so it is not audited.
+  std::string out = "default_permissions,";
   out += "fsname=" + EscapeOptionValue(archive_path) + ",subtype=medvfs";
   if (options.read_only) out += ",ro";
   if (options.allow_other) out += ",allow_other";

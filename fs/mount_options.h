@@ -13,9 +13,10 @@ struct MountOptions {
   // Mounts read-only: the archive is opened read-only and the kernel refuses writes with EROFS.
   // Default: false.
   bool read_only = false;
-  // Lets other users than the one mounting use the mount. POSIX permissions still apply: the
-  // daemon checks them itself (instead of the kernel's default_permissions) so that every
-  // denial is recorded in the audit log. Default: false.
+  // Lets other users than the one mounting use the mount. POSIX permissions apply: the kernel
+  // checks them (default_permissions, always on), and the daemon checks them again on top
+  // (fs/access.h), including its views' own rules, recording every denial it makes in the
+  // audit log. Default: false.
   bool allow_other = false;
   // Opens the archive even though it is older than the last state this host saw (a backup put
   // back on purpose); the mount records that in the audit log. Default: false (refused).
@@ -46,14 +47,16 @@ struct MountOptions {
 // Parses one comma-separated option list, as given to -o, into *options (later lists override
 // earlier ones). A backslash escapes a comma. Options that only mean something to mount(8) or
 // fstab (defaults, auto, noauto, user, users, nouser, _netdev, nofail, x-*, comment=*) are
-// accepted and dropped; fsname= and subtype= are ignored because medvfs sets them itself.
+// accepted and dropped; fsname= and subtype= are ignored because medvfs sets them itself, and
+// default_permissions because it is always on.
 // anon_only sets read_only whatever comes after it (rw included). kInvalid for an empty key
 // file or deid_config name and bad values of versions= and audit_failure=.
 store::Status ParseMountOptions(std::string_view list, MountOptions* options);
 
-// The option string given to libfuse: fsname=<archive path> and subtype=medvfs (so
-// /proc/mounts shows "fuse.medvfs"), default_permissions unless allow_other (then the daemon
-// checks permissions itself, see fs/access.h), ro and allow_other as set, anon_only and
+// The option string given to libfuse: default_permissions always (the kernel's permission
+// checks are the only ones that cover FIFOs, sockets and device nodes; with allow_other the
+// daemon checks again, see fs/access.h), fsname=<archive path> and subtype=medvfs (so
+// /proc/mounts shows "fuse.medvfs"), ro and allow_other as set, anon_only and
 // deid_config=FILE when set (MountedSession::Mount takes them out again before libfuse sees
 // them), then the pass-through options. Commas and backslashes inside values are escaped.
 std::string FuseOptionString(const MountOptions& options, std::string_view archive_path);

@@ -1,7 +1,9 @@
 // access, and the permission and audit helpers the other handlers share (fs/op_util.h).
 //
 // Without default_permissions the kernel sends FUSE_ACCESS for access(2), faccessat(2) and
-// chdir(2); with it, the kernel answers those itself and this handler is never called.
+// chdir(2); with it (every medvfs mount since default_permissions is always set, see
+// fs/mount_options.h), the kernel answers those itself and this handler is not called. It
+// stays, complete, for a session mounted without it.
 #include <unistd.h>
 
 #include <cstdio>

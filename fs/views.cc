@@ -96,7 +96,9 @@ StatusOr<Attr> HistoryDirAttr(Archive& archive, const ViewDescriptor& view) {
   Attr attr = DirAttr(archive, view);
   MEDVFS_ASSIGN_OR_RETURN(Attr guard,
                           view_detail::GuardOfName(archive, view.ino, view.text, view.history));
-  attr.mode = S_IFDIR | view_detail::ReadAndSearch(guard.mode);
+  // With the file's write bits: restoring (user.medvfs.restore on this directory) writes the
+  // file, and the kernel's default_permissions asks w on the directory for that setxattr.
+  attr.mode = S_IFDIR | view_detail::ReadAndSearch(guard.mode) | (guard.mode & 0222);
   attr.uid = guard.uid;
   attr.gid = guard.gid;
   return attr;

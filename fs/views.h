@@ -142,8 +142,10 @@ struct ViewEntry {
 
 // Attributes of a view node; `ino` is StableViewIno(view). Directories are 0555 owned by the
 // owner of view.owner_dir, except a file's history directory (DIR/@version/NAME), which follows
-// the file's current owner and read permissions (r becomes r-x; the last version's if the file
-// is gone), so that a chmod also guards the file's past. Version files carry the version's owner
+// the file's current owner and read and write permissions (r becomes r-x; the last version's if
+// the file is gone), so that a chmod also guards the file's past and whoever may write the file
+// may restore it (the kernel checks w on the directory for user.medvfs.restore); nothing can
+// be created in it. Version files carry the version's owner
 // and permission bits minus every write bit (under @<time>, also minus what the live file no
 // longer grants). The metadata views of a file (DIR/@version/NAME/.meta and everything under
 // DIR/.meta/NAME) follow the file's current owner and read permissions like its history

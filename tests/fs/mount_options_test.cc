@@ -67,12 +67,28 @@ TEST(MountOptionsTest, FuseOptionString) {
   options.passphrase_file = "/p";   // ditto
   options.accept_rollback = true;   // ditto
   options.fuse_options = {"nosuid"};
-  // allow_other: the daemon checks permissions itself, so the kernel must not.
+  // allow_other: the kernel checks too (the daemon checks again on top).
   EXPECT_EQ(FuseOptionString(options, "/srv/a,b\\c"),
-            "fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,allow_other,nosuid");
+            "default_permissions,fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,allow_other,nosuid");
   options.allow_other = false;
   EXPECT_EQ(FuseOptionString(options, "/srv/a,b\\c"),
             "default_permissions,fsname=/srv/a\\,b\\\\c,subtype=medvfs,ro,nosuid");
+}
+
+// default_permissions used to be accepted and dropped, so that on an allow_other mount nothing
+// checked FIFOs, sockets and device nodes (their opens never reach the daemon). Given or not,
+// the kernel gets it, once.
+TEST(MountOptionsTest, DefaultPermissionsReachesTheKernelWithOrWithoutAllowOther) {
+  for (const char* list : {"allow_other,default_permissions", "allow_other", "default_permissions",
+                           "default_permissions,allow_other,ro"}) {
+    SCOPED_TRACE(list);
+    MountOptions options;
+    ASSERT_OK(ParseMountOptions(list, &options));
+    EXPECT_TRUE(options.fuse_options.empty());
+    const std::string fuse = FuseOptionString(options, "/srv/archive");
+    EXPECT_EQ(fuse.rfind("default_permissions,", 0), 0u) << fuse;
+    EXPECT_EQ(fuse.find("default_permissions", 1), std::string::npos) << fuse;
+  }
 }
 
 TEST(MountOptionsTest, AnonOnlyImpliesReadOnlyEvenAfterRw) {

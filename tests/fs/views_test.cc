@@ -200,13 +200,14 @@ TEST_F(ViewsTest, HistoryDirectoryFollowsTheFilesCurrentPermissions) {
   ASSERT_OK_AND_ASSIGN(ViewEntry history,
                        ResolveViewChild(*archive_, VersionRootOf(store::kRootInode), "scan.dcm"));
   ASSERT_OK_AND_ASSIGN(Attr before, ViewAttr(*archive_, history.view));
-  EXPECT_EQ(before.mode, static_cast<uint32_t>(S_IFDIR | 0555));
+  // Write bits too: whoever may write the file may restore it through this directory.
+  EXPECT_EQ(before.mode, static_cast<uint32_t>(S_IFDIR | 0755));
   EXPECT_EQ(before.uid, caller_.uid);
   store::SetAttrRequest chmod;
   chmod.mode = 0640;
   ASSERT_OK(archive_->SetAttr(ino, chmod, caller_));
   ASSERT_OK_AND_ASSIGN(Attr after, ViewAttr(*archive_, history.view));
-  EXPECT_EQ(after.mode, static_cast<uint32_t>(S_IFDIR | 0550));
+  EXPECT_EQ(after.mode, static_cast<uint32_t>(S_IFDIR | 0750));
   // Under @<time>, a version file also loses what the live file no longer grants.
   const std::string now = "@" + store::FormatTimeNs(int64_t{4102444800} * 1'000'000'000);
   ASSERT_OK_AND_ASSIGN(ViewEntry then,
