@@ -316,18 +316,16 @@ void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>
                        static_cast<unsigned long long>(ino), s.ToString().c_str());
     }
   }
-  bool unlinked = false;
   {
     std::lock_guard lock(mu_);
     if (--session->writers > 0) return;
     auto it = sessions_.find(ino);
     if (it != sessions_.end() && it->second == session) sessions_.erase(it);
-    unlinked = orphans_.contains(ino);
     if (!lookups_.contains(ino)) orphans_.erase(ino);
   }
-  if (!unlinked) return;
-  // The file was unlinked while open: what it wrote since its last commit is nobody's. The
-  // chunks no other writer was handed go now; the shared ones stay with their other users.
+  // What the session stored since its last commit is referenced by nothing now: the file was
+  // unlinked while open, or its last commit failed (a full disk). The chunks no other writer
+  // was handed go; the shared ones stay with their other users.
   std::vector<ChunkId> written;
   uint64_t owner = 0;
   {
@@ -335,9 +333,10 @@ void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>
     owner = session->content.owner();
     written = session->content.TakeInserted();
   }
+  if (written.empty()) return;
   auto released = chunks_->ReleaseFresh(owner, written);
   if (!released.ok()) {
-    MEDVFS_LOG_ERROR("inode %llu: the chunks of the unlinked file could not be released: %s",
+    MEDVFS_LOG_ERROR("inode %llu: the chunks of an uncommitted write could not be released: %s",
                      static_cast<unsigned long long>(ino), released.status().ToString().c_str());
   }
 }

@@ -124,7 +124,7 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
   MEDVFS_ASSIGN_OR_RETURN(bool present, found());  // stored meanwhile by another writer
   if (present) return Status::Ok();
   MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-  fresh_[*id] = owner == 0 ? kSharedOwner : owner;
+  if (owner != 0) fresh_[*id] = owner;  // a writer without a name never releases
   bytes_written_ += value.size();
   if (inserted != nullptr) *inserted = true;
   return Status::Ok();

@@ -62,8 +62,8 @@ class ChunkStore {
   // Stores the chunk unless an equal one is stored already. Not synced: the commit that
   // references the chunk syncs the log, which makes every earlier write durable.
   // `owner` names the writer (PendingContent::owner(), 0 for none); *inserted (if given) is
-  // set to whether this call stored the chunk. A chunk this process stored stays "fresh"
-  // (owned by its writer) until Settle; a Put of it by any other owner marks it shared.
+  // set to whether this call stored the chunk. A chunk a named writer stored stays "fresh"
+  // (owned by it) until Settle; a Put of it by any other owner marks it shared.
   Status Put(std::string_view plaintext, ChunkId* id, uint64_t owner = 0, bool* inserted = nullptr);
   // The commit that references these chunks is written: they are no longer fresh.
   void Settle(std::span<const ChunkId> ids);

@@ -325,21 +325,23 @@ bool IsAuditKey(std::string_view key) {
   return !key.empty() && (key[0] == kAuditPrefix || key == kAuditHeadKey);
 }
 
-// Content chunks and large batches are data; a batch that deletes a record is a deletion or
-// rename (unlink, rmdir, rename; also a commit that moves a DICOM file's patient index entry,
-// whose chunks passed the data tier already); a batch of audit records only is an audit
-// entry; everything else is a change.
+// Content chunks are data; a batch that deletes a record is a deletion or rename (unlink,
+// rmdir, rename, releasing the chunks of a write nothing references, however large; also a
+// commit that moves a DICOM file's patient index entry, whose chunks passed the data tier
+// already); a batch of audit records only is an audit entry; other large batches are data,
+// and everything else is a change.
 template <typename Ops>
 unsigned TierOf(size_t bytes, const Ops& ops) {
-  if (bytes >= kDataBatchBytes) return kDataTier;
   bool deletes = false;
   bool audit_only = !ops.empty();
   for (const auto& op : ops) {
-    if (op.family == Family::kChunks) return kDataTier;
+    if (op.family == Family::kChunks && !op.is_delete) return kDataTier;
     deletes = deletes || op.is_delete;
     audit_only = audit_only && IsAuditKey(op.key);
   }
-  return deletes || audit_only ? kReleaseTier : kChangeTier;
+  if (deletes) return kReleaseTier;
+  if (bytes >= kDataBatchBytes) return kDataTier;
+  return audit_only ? kReleaseTier : kChangeTier;
 }
 
 unsigned TierOf(Family family, std::string_view key, size_t bytes) {

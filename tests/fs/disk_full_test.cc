@@ -124,6 +124,8 @@ TEST_F(DiskFullTest, WriterGetsEnospcAndTheArchiveKeepsWorking) {
   const ProcResult verify = RunProgram({MEDVFS_BIN, "verify", archive_.string()},
                                        {{"MEDVFS_PASSPHRASE", kPassphrase}}, 120);
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  // The chunks of the refused saves went with their files' last close.
+  EXPECT_FALSE(Contains(verify.out + verify.err, "interrupted write")) << verify.out;
 }
 
 // Issue 16, item 6. The reserve (96 MiB) has three tiers: data writes need all of it, other
