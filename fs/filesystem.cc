@@ -116,8 +116,12 @@ double EntryTimeout(const Filesystem& fs) {
 }
 
 double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view) {
-  // What a name resolves to under .meta and @patients changes with the live tree.
-  if (ResolvesAgainstLiveTree(view)) return 0.0;
+  // What a name resolves to under .meta and @patients changes with the live tree; so does the
+  // history that DIR/@version/NAME shows (a new file under NAME may carry another one).
+  if (ResolvesAgainstLiveTree(view) || view.kind == ViewKind::kHistory ||
+      view.kind == ViewKind::kEmptyDir) {
+    return 0.0;
+  }
   return EntryTimeout(fs);
 }
 

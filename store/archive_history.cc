@@ -162,6 +162,7 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
     TouchDir(batch, history.last_parent, dir, now, 0);
     history.live_ino = ino;
   }
+  history.fresh = false;
   ExtentList extents;
   MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, source, &extents));
   VersionRecord restored;

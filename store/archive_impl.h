@@ -221,13 +221,29 @@ class ArchiveImpl final : public Archive {
   void RemoveEntry(KvBatch& batch, InodeId parent, std::string_view name, int64_t now,
                    bool record_event = true);
   // Drops one link of a non-directory; writes a delete marker when it was the last.
-  Status DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, const Caller& caller,
-                  int64_t now);
+  // `parent`/`name`: the link being dropped (where a deleted file was last seen).
+  Status DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, InodeId parent,
+                  std::string_view name, const Caller& caller, int64_t now);
   Status WriteBatchLocked(KvBatch& batch);
-  // The file that carried `history` was renamed away and its old name is being reused: the
-  // name keeps the history, and the moved file gets a new one starting from its content.
-  Status TakeOverMovedHistory(KvBatch& batch, HistoryId history_id, const HistoryRecord& history,
-                              int64_t now);
+  // --- history identity (archive_identity.cc) ---
+  // The history a new regular file created as `name` in `parent` carries, written to batch:
+  // the name's last file when it was deleted there, a copy of the name's versions when its
+  // file was just moved to a backup name (x.dcm -> x.dcm.bak, then a new x.dcm), else a new
+  // history. Never a history that a live inode carries.
+  StatusOr<HistoryId> HistoryForNewFile(KvBatch& batch, InodeId parent, std::string_view name,
+                                        InodeId ino);
+  // A new history holding copies of versions 1..up_to of `from` (records only: the chunks are
+  // shared), with their extents, tags and notes.
+  Status CopyHistoryPrefix(KvBatch& batch, HistoryId from, uint64_t up_to, HistoryId to);
+  // Deletes the events that bound `name` in `parent` to `history` (the name leaves no trace).
+  Status EraseNameEvents(KvBatch& batch, InodeId parent, std::string_view name, HistoryId history);
+  // The last event of a name; kNotFound if it never existed.
+  Status LastNameEvent(InodeId parent, std::string_view name, NameEventRecord* event);
+  // A history whose only name was a temporary one: born for its inode under its current
+  // name, never renamed, linked or continued, with at most one content version.
+  static bool IsTemporary(const HistoryRecord& history) {
+    return history.fresh && history.last_version <= 1;
+  }
   void TouchDir(KvBatch& batch, InodeId dir, InodeRecord& record, int64_t now, int nlink_delta);
   Status LoadVersion(HistoryId history, uint64_t number, VersionRecord* record);
   Status LoadExtents(HistoryId history, const VersionRecord& record, ExtentList* list);
@@ -237,10 +253,17 @@ class ArchiveImpl final : public Archive {
                            const Caller& caller, int64_t now);
   // Deletes every record of a history (a rename-over's temporary file).
   Status EraseHistory(KvBatch& batch, HistoryId history, InodeId parent, std::string_view name);
+  // Sets *src_name_kept: the source name keeps its history (false: it was a temporary name
+  // and its history is gone, its one version now the target's newest).
   Status RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src, InodeId dst_ino,
                     InodeRecord& dst, InodeId src_parent, std::string_view src_name,
                     InodeId new_parent, std::string_view new_name, const Caller& caller,
-                    int64_t now);
+                    int64_t now, bool* src_name_kept);
+  // A plain rename of a regular file: updates its history's names; returns whether the source
+  // name keeps its events (false for a temporary name, whose events are erased).
+  StatusOr<bool> MoveHistory(KvBatch& batch, const InodeRecord& src, InodeId src_ino,
+                             InodeId parent, std::string_view name, InodeId new_parent,
+                             std::string_view new_name);
   StatusOr<std::shared_ptr<WriteSession>> SessionFor(InodeId ino, bool create);
   // DICOM (archive_dicom.cc). ParseContentTags reads the content's header (never the whole
   // pixel data) and parses it; nullopt for anything that is not DICOM or does not parse.
@@ -292,5 +315,9 @@ class ArchiveImpl final : public Archive {
 void RecordFailedUnlock(const std::filesystem::path& archive_dir);
 
 int64_t NowNs();
+
+// Whether `candidate` is a backup name of `name` (archive_identity.cc): `name` plus any suffix
+// (x.dcm.bak, x.dcm~, x.dcm.~1~), or `name` with its extension replaced by .bak, .old, .orig.
+bool IsBackupName(std::string_view candidate, std::string_view name);
 
 }  // namespace medvfs::store

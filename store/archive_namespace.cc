@@ -166,6 +166,11 @@ void ArchiveImpl::RemoveEntry(KvBatch& batch, InodeId parent, std::string_view n
   last.name = std::string(name);
   last.time_ns = now;
   last.removed = true;
+  // How many of the history's versions the name held (what a copy made for it takes along).
+  HistoryRecord history;
+  if (last.history != 0 && GetRecord(HistoryKey(last.history), &history).ok()) {
+    last.version = history.last_version;
+  }
   PutRecord(batch, NameEventKey(parent, hash, AllocateSeq()), last);
 }
 
@@ -202,29 +207,7 @@ StatusOr<Attr> ArchiveImpl::DoMakeNode(InodeId parent, std::string_view name, ui
   }
   KvBatch batch;
   if (IsRegular(mode)) {
-    // A name whose last file was deleted continues that file's history; so does a name
-    // whose file was just renamed away (the "rename the original to a backup, write a new
-    // file" save of dcmodify, emacs and vim).
-    HistoryRecord history;
-    HistoryId reuse = 0;
-    auto resolved = ResolveName(parent, name);  // does not take mu_
-    if (resolved.ok() && resolved->history != 0 && !resolved->live() &&
-        GetRecord(HistoryKey(resolved->history), &history).ok()) {
-      if (history.live_ino == 0) {
-        reuse = resolved->history;
-      } else if (TakeOverMovedHistory(batch, resolved->history, history, now).ok()) {
-        reuse = resolved->history;
-      }
-    }
-    if (reuse == 0) {
-      history = HistoryRecord{};
-      reuse = AllocateHistory();
-    }
-    history.live_ino = ino;
-    history.last_parent = parent;
-    history.last_name = std::string(name);
-    node.history = reuse;
-    PutRecord(batch, HistoryKey(reuse), history);
+    MEDVFS_ASSIGN_OR_RETURN(node.history, HistoryForNewFile(batch, parent, name, ino));
   }
   PutRecord(batch, InodeKey(ino), node);
   AddEntry(batch, parent, name, ino, node, now);
@@ -232,48 +215,6 @@ StatusOr<Attr> ArchiveImpl::DoMakeNode(InodeId parent, std::string_view name, ui
   MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
   CountLookup(ino);
   return ToAttr(ino, node);
-}
-
-Status ArchiveImpl::TakeOverMovedHistory(KvBatch& batch, HistoryId history_id,
-                                         const HistoryRecord& history, int64_t now) {
-  const InodeId moved_ino = history.live_ino;
-  InodeRecord moved;
-  MEDVFS_RETURN_IF_ERROR(LoadInode(moved_ino, &moved));
-  if (!IsRegular(moved.mode) || moved.nlink != 1 || moved.history != history_id ||
-      sessions_.contains(moved_ino)) {
-    return Status::Invalid("the moved file keeps its history");
-  }
-  // The moved file starts a history of its own, whose first version is its content now.
-  const HistoryId fresh = AllocateHistory();
-  HistoryRecord fresh_history;
-  fresh_history.live_ino = moved_ino;
-  fresh_history.last_parent = history.last_parent;
-  fresh_history.last_name = history.last_name;
-  if (moved.version > 0) {
-    VersionRecord current;
-    MEDVFS_RETURN_IF_ERROR(LoadVersion(history_id, moved.version, &current));
-    ExtentList extents;
-    MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, current, &extents));
-    VersionRecord first = current;
-    first.info.number = 1;
-    first.info.sop_instance_uid_reused = false;
-    PutVersion(batch, fresh, first, extents);
-    CopyTags(batch, history_id, moved.version, fresh, 1);
-    fresh_history.last_version = 1;
-    moved.version = 1;
-  }
-  moved.history = fresh;
-  PutRecord(batch, InodeKey(moved_ino), moved);
-  PutRecord(batch, HistoryKey(fresh), fresh_history);
-  NameEventRecord rebound;
-  rebound.name = history.last_name;
-  rebound.time_ns = now;
-  rebound.ino = moved_ino;
-  rebound.history = fresh;
-  rebound.mode = moved.mode;
-  const std::string hash = NameHash(history.last_name);
-  PutRecord(batch, NameEventKey(history.last_parent, hash, AllocateSeq()), rebound);
-  return Status::Ok();
 }
 
 StatusOr<Attr> ArchiveImpl::DoMakeDir(InodeId parent, std::string_view name, uint32_t mode,
@@ -357,6 +298,12 @@ StatusOr<Attr> ArchiveImpl::DoLink(InodeId ino, InodeId new_parent, std::string_
     node.name = std::string(new_name);
   }
   KvBatch batch;
+  HistoryRecord history;
+  if (IsRegular(node.mode) && node.history != 0 &&
+      GetRecord(HistoryKey(node.history), &history).ok() && history.fresh) {
+    history.fresh = false;  // two names now: neither is a temporary one
+    PutRecord(batch, HistoryKey(node.history), history);
+  }
   PutRecord(batch, InodeKey(ino), node);
   AddEntry(batch, new_parent, new_name, ino, node, now);
   TouchDir(batch, new_parent, dir, now, 0);
@@ -365,8 +312,8 @@ StatusOr<Attr> ArchiveImpl::DoLink(InodeId ino, InodeId new_parent, std::string_
   return ToAttr(ino, node);
 }
 
-Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, const Caller& caller,
-                             int64_t now) {
+Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, InodeId parent,
+                             std::string_view name, const Caller& caller, int64_t now) {
   node.nlink -= 1;
   node.ctime_ns = now;
   if (node.nlink > 0) {
@@ -377,6 +324,8 @@ Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, con
     HistoryRecord history;
     MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
     history.live_ino = 0;
+    history.last_parent = parent;  // where a restore brings it back
+    history.last_name = std::string(name);
     if (history.last_version > 0) {
       VersionRecord marker;
       marker.info.number = ++history.last_version;
@@ -421,14 +370,9 @@ Status ArchiveImpl::DoUnlink(InodeId parent, std::string_view name, const Caller
     HistoryRecord history;
     MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
     leaves_history = history.last_version > 0;
-    if (leaves_history) {
-      history.last_parent = parent;
-      history.last_name = std::string(name);
-      PutRecord(batch, HistoryKey(node.history), history);
-    }
   }
   RemoveEntry(batch, parent, name, now, leaves_history);
-  MEDVFS_RETURN_IF_ERROR(DropLink(batch, entry.ino, node, caller, now));
+  MEDVFS_RETURN_IF_ERROR(DropLink(batch, entry.ino, node, parent, name, caller, now));
   TouchDir(batch, parent, dir, now, 0);
   MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
   return Status::Ok();

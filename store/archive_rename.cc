@@ -35,7 +35,7 @@ Status ArchiveImpl::EraseHistory(KvBatch& batch, HistoryId history, InodeId pare
 Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src, InodeId dst_ino,
                                InodeRecord& dst, InodeId src_parent, std::string_view src_name,
                                InodeId new_parent, std::string_view new_name, const Caller& caller,
-                               int64_t now) {
+                               int64_t now, bool* src_name_kept) {
   const HistoryId target = dst.history;
   HistoryRecord target_history;
   MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(target), &target_history));
@@ -71,8 +71,23 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
   } else {
     new_version = 0;  // the renamed file's first commit will continue the target's history
   }
-  MEDVFS_RETURN_IF_ERROR(EraseHistory(batch, src.history, src_parent, src_name));
+  // The source's own history: a temporary name's goes (its one version is the target's
+  // newest now); any other stays whole under the source name, carried by no file, like a
+  // deleted file's (nothing but prune destroys versions).
+  HistoryRecord source_history;
+  MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(src.history), &source_history));
+  *src_name_kept = !IsTemporary(source_history);
+  if (*src_name_kept) {
+    source_history.live_ino = 0;
+    source_history.last_parent = src_parent;
+    source_history.last_name = std::string(src_name);
+    source_history.fresh = false;
+    PutRecord(batch, HistoryKey(src.history), source_history);
+  } else {
+    MEDVFS_RETURN_IF_ERROR(EraseHistory(batch, src.history, src_parent, src_name));
+  }
   src.history = target;
+  target_history.fresh = false;
   src.version = new_version;
   src.ctime_ns = now;
   target_history.live_ino = src_ino;
@@ -93,6 +108,29 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
     PutRecord(batch, InodeKey(dst_ino), dst);
   }
   return Status::Ok();
+}
+
+StatusOr<bool> ArchiveImpl::MoveHistory(KvBatch& batch, const InodeRecord& src, InodeId src_ino,
+                                        InodeId parent, std::string_view name, InodeId new_parent,
+                                        std::string_view new_name) {
+  HistoryRecord history;
+  MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(src.history), &history));
+  // A new file leaving its first name for another that is not a backup of it (rsync's
+  // .name.XXXXXX, a tool's out.tmp) arrives from a temporary name: the name leaves no trace,
+  // and the history is as if born under the new name. A move to a backup name keeps the
+  // name's history, for the new file that the save writes next (HistoryForNewFile).
+  const bool to_backup = parent == new_parent && IsBackupName(new_name, name);
+  const bool temporary_name = IsTemporary(history) && !to_backup;
+  if (temporary_name) {
+    MEDVFS_RETURN_IF_ERROR(EraseNameEvents(batch, parent, name, src.history));
+  } else {
+    history.fresh = false;
+  }
+  history.live_ino = src_ino;
+  history.last_parent = new_parent;
+  history.last_name = std::string(new_name);
+  PutRecord(batch, HistoryKey(src.history), history);
+  return !temporary_name;
 }
 
 Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_parent,
@@ -175,6 +213,16 @@ Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_
       dst.name = std::string(name);
     }
     src.ctime_ns = dst.ctime_ns = now;
+    for (const InodeRecord* node : {&src, &dst}) {
+      HistoryRecord history;
+      if (S_ISREG(node->mode) && node->history != 0 && node->nlink == 1 &&
+          GetRecord(HistoryKey(node->history), &history).ok()) {
+        history.fresh = false;
+        history.last_parent = node == &src ? new_parent : parent;
+        history.last_name = std::string(node == &src ? new_name : name);
+        PutRecord(batch, HistoryKey(node->history), history);
+      }
+    }
     PutRecord(batch, InodeKey(src_ino), src);
     PutRecord(batch, InodeKey(dst_ino), dst);
     if (parent == new_parent) {
@@ -188,6 +236,7 @@ Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_
 
   int dst_dir_nlink_delta = 0;
   bool renamed_over = false;
+  bool src_name_kept = true;
   if (dst_exists) {
     const InodeId dst_ino = dst_entry->ino;
     if (S_ISDIR(dst.mode)) {
@@ -198,28 +247,25 @@ Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_
     } else if (S_ISREG(src.mode) && S_ISREG(dst.mode) && src.nlink == 1 && dst.nlink == 1 &&
                src.history != 0 && dst.history != 0) {
       MEDVFS_RETURN_IF_ERROR(RenameOver(batch, src_ino, src, dst_ino, dst, parent, name, new_parent,
-                                        new_name, caller, now));
+                                        new_name, caller, now, &src_name_kept));
       renamed_over = true;
     } else {
-      MEDVFS_RETURN_IF_ERROR(DropLink(batch, dst_ino, dst, caller, now));
+      // The name leaves the target's history (as an unlink would) before it binds the source.
+      RemoveEntry(batch, new_parent, new_name, now);
+      MEDVFS_RETURN_IF_ERROR(DropLink(batch, dst_ino, dst, new_parent, new_name, caller, now));
     }
   }
-  // The temporary name of a rename-over leaves no history (EraseHistory dropped its events).
-  RemoveEntry(batch, parent, name, now, /*record_event=*/!renamed_over);
+  if (!renamed_over && S_ISREG(src.mode) && src.history != 0 && src.nlink == 1) {
+    MEDVFS_ASSIGN_OR_RETURN(src_name_kept,
+                            MoveHistory(batch, src, src_ino, parent, name, new_parent, new_name));
+  }
+  // A temporary name leaves no history (its events were erased above).
+  RemoveEntry(batch, parent, name, now, /*record_event=*/src_name_kept);
   if (!S_ISREG(src.mode)) {
     src.parent = new_parent;
     src.name = std::string(new_name);
   }
   src.ctime_ns = now;
-  if (!renamed_over && S_ISREG(src.mode) && src.history != 0 && src.nlink == 1) {
-    HistoryRecord history;
-    if (GetRecord(HistoryKey(src.history), &history).ok()) {
-      history.live_ino = src_ino;
-      history.last_parent = new_parent;
-      history.last_name = std::string(new_name);
-      PutRecord(batch, HistoryKey(src.history), history);
-    }
-  }
   PutRecord(batch, InodeKey(src_ino), src);
   AddEntry(batch, new_parent, new_name, src_ino, src, now);
   if (parent == new_parent) {

@@ -102,6 +102,9 @@ class Reader {
     std::memcpy(out, in_.data(), n);
     in_.remove_prefix(n);
   }
+  // True when fields remain: fields added to a record later are read only when present, so
+  // records written before them still open.
+  bool HasMore() const { return ok_ && !in_.empty(); }
   Status Finish(const char* what) const {
     if (!ok_) return Status::Corruption(std::string("malformed ") + what + " record");
     return Status::Ok();
@@ -282,6 +285,7 @@ std::string Encode(const NameEventRecord& r) {
       .Varint(r.mode)
       .Bytes(r.symlink_target)
       .U8(r.removed ? 1 : 0)
+      .Varint(r.version)
       .Take();
 }
 Status Decode(std::string_view in, NameEventRecord* r) {
@@ -293,6 +297,7 @@ Status Decode(std::string_view in, NameEventRecord* r) {
   r->mode = rd.U32();
   r->symlink_target = rd.Bytes();
   r->removed = rd.U8() != 0;
+  r->version = rd.HasMore() ? rd.Varint() : 0;
   return rd.Finish("name event");
 }
 
@@ -302,6 +307,7 @@ std::string Encode(const HistoryRecord& r) {
       .Varint(r.live_ino)
       .Varint(r.last_parent)
       .Bytes(r.last_name)
+      .U8(r.fresh ? 1 : 0)
       .Take();
 }
 Status Decode(std::string_view in, HistoryRecord* r) {
@@ -310,6 +316,7 @@ Status Decode(std::string_view in, HistoryRecord* r) {
   r->live_ino = rd.Varint();
   r->last_parent = rd.Varint();
   r->last_name = rd.Bytes();
+  r->fresh = rd.HasMore() && rd.U8() != 0;
   return rd.Finish("history");
 }
 

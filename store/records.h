@@ -77,6 +77,10 @@ struct NameEventRecord {
   uint32_t mode = 0;
   std::string symlink_target;
   bool removed = false;
+  // Regular files: the history's last version number when the event was written. On a
+  // removal, the versions 1..version are the ones the name held (a name that a file left by
+  // rename keeps exactly those; see ArchiveImpl::HistoryForNewFile).
+  uint64_t version = 0;
 };
 
 struct HistoryRecord {
@@ -84,6 +88,9 @@ struct HistoryRecord {
   InodeId live_ino = 0;     // the inode carrying this history now, 0 when deleted
   InodeId last_parent = 0;  // where the file was last linked (for restore after delete)
   std::string last_name;
+  // Born new for its inode under last_name, and since then never renamed, linked, or
+  // continued by another file: the name it has may be a temporary one (see archive_rename.cc).
+  bool fresh = false;
 };
 
 struct Extent {
