@@ -1,4 +1,7 @@
 // `medvfs verify`: exit codes and messages on a clean and on a damaged archive.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,6 +93,46 @@ TEST_F(CliVerifyTest, DamagedChunkExitsOneAndNamesFileAndVersion) {
   EXPECT_EQ(quiet.exit_code, 1);
   EXPECT_THAT(quiet.out, HasSubstr("error: /gone.txt v1: chunk 1 of 1"));
   EXPECT_THAT(quiet.out, Not(HasSubstr("checked:")));
+}
+
+// A flipped byte in the write-ahead log, with committed versions after it: verify names the
+// log, and a mount refuses without calling it a rollback (and without dropping the log).
+TEST_F(CliVerifyTest, DamagedWriteAheadLogIsNamedAndTheMountRefuses) {
+  std::vector<std::filesystem::path> logs;
+  for (const auto& entry : std::filesystem::directory_iterator(archive_ / "db")) {
+    if (entry.path().extension() == ".log") logs.push_back(entry.path());
+  }
+  ASSERT_EQ(logs.size(), 1u);
+  std::string bytes;
+  {
+    std::ifstream in(logs[0], std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(bytes.size(), 200000u) << "the populate run's versions should be in the log";
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
+  {
+    std::ofstream out(logs[0], std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  const std::string log_name = logs[0].filename().string();
+
+  RunResult run = Medvfs({"verify", archive_.string()});
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
+  EXPECT_THAT(run.out, HasSubstr("error: database write-ahead log: the write-ahead log (" +
+                                 log_name + ") is damaged"));
+  EXPECT_THAT(run.out, HasSubstr("committed versions may be among them"));
+
+  if (!FuseAvailable()) GTEST_SKIP() << "no FUSE here: the mount half is skipped";
+  const std::filesystem::path mnt = dir_ / "mnt";
+  std::filesystem::create_directories(mnt);
+  RunResult mount = Medvfs({"mount", archive_.string(), mnt.string()});
+  if (mount.exit_code == 0) Medvfs({"umount", mnt.string()});
+  EXPECT_NE(mount.exit_code, 0);
+  EXPECT_TRUE(IsOneLineError(mount));
+  EXPECT_THAT(mount.err, HasSubstr("write-ahead log (" + log_name + ") is damaged"));
+  EXPECT_THAT(mount.err, HasSubstr("--accept-wal-damage"));
+  EXPECT_THAT(mount.err, Not(HasSubstr("roll")));
+  EXPECT_TRUE(std::filesystem::exists(logs[0]));
 }
 
 TEST_F(CliVerifyTest, WrongKeyAndBadArguments) {
