@@ -226,7 +226,8 @@ Status ArchiveImpl::CheckHighWater() {
           "the end of the database's write-ahead log was damaged or lost: the archive is "
           "missing changes this host saw committed (it reaches audit entry " +
           std::to_string(head) + ", this host saw " + std::to_string(mark.seq) +
-          "). Restore the archive from a backup (medvfs restore-backup), or, to keep what is "
+          "); the log as it was is kept in " + (dir_ / "db-log-before-recovery").string() +
+          ". Restore the archive from a backup (medvfs restore-backup), or, to keep what is "
           "left and lose those changes for good, open it with --accept-wal-damage (recorded in "
           "the audit log)");
     }

@@ -1,6 +1,7 @@
 #include "store/kv_store.h"
 
 #include "store/kv_store_rep.h"
+#include "store/log.h"
 #include "store/records.h"
 
 #include <rocksdb/cache.h>
@@ -13,7 +14,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <system_error>
@@ -206,6 +210,40 @@ WalCheck CheckWal(const std::filesystem::path& dir, const rocksdb::DBOptions& db
   return check;
 }
 
+// Beside the database directory DB, "DB-log-before-recovery" holds a copy of the write-ahead
+// logs as they were before the last writable open cut a torn tail (named in
+// archive_high_water.cc's message and in medvfs-format(5)).
+constexpr char kLogCopySuffix[] = "-log-before-recovery";
+
+std::filesystem::path LogCopyDir(const std::filesystem::path& dir) {
+  return dir.parent_path() / (dir.filename().string() + kLogCopySuffix);
+}
+
+void KeepLogsBeforeCut(const std::filesystem::path& dir) {
+  const std::filesystem::path keep = LogCopyDir(dir);
+  std::error_code ec;
+  std::filesystem::remove_all(keep, ec);
+  if (::mkdir(keep.c_str(), 0700) != 0) {
+    MEDVFS_LOG_ERROR(
+        "the write-ahead log could not be copied before its torn end is cut "
+        "(errno %d)",
+        errno);
+    return;
+  }
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() != ".log") continue;
+    std::error_code copy_ec;
+    std::filesystem::copy_file(it->path(), keep / it->path().filename(), copy_ec);
+    if (copy_ec) {
+      MEDVFS_LOG_ERROR("the write-ahead log could not be copied before its torn end is cut: %s",
+                       copy_ec.message().c_str());
+      std::filesystem::remove_all(keep, copy_ec);
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& dir,
@@ -261,6 +299,10 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
     } else {
       rep->wal_note = "tail cut: the end of the write-ahead log (" + logs +
                       ") was torn by a crash or power loss and is dropped";
+      // A writable recovery flushes the logs and deletes them. Should the archive turn out
+      // to have lost synced changes with the tail (its high-water mark tells), the logs as
+      // they were are the evidence: one copy is kept, replaced by the next cut.
+      if (!options.read_only) KeepLogsBeforeCut(dir);
     }
     opened = OpenedDb{};
     s = OpenDb(dir, db_options, rocksdb::WALRecoveryMode::kPointInTimeRecovery, options.read_only,
@@ -386,9 +428,9 @@ Status KvStore::NoteWriteResult(Status status) {
 }
 
 Status KvStore::Write(KvBatch& batch, bool sync) {
+  if (!batch.status().ok()) return batch.status();
   MEDVFS_RETURN_IF_ERROR(
       CheckWritable(batch.byte_size(), TierOf(batch.byte_size(), batch.rep_->ops)));
-  if (!batch.status().ok()) return batch.status();
   rocksdb::WriteBatch wb;
   for (const auto& op : batch.rep_->ops) {
     auto s = op.is_delete ? wb.Delete(rep_->Handle(op.family), op.key)

@@ -195,6 +195,10 @@ TEST_F(DamageTest, LostCommittedLogTailIsNotCalledARollback) {
   EXPECT_NE(opened.status().message().find("write-ahead log"), std::string::npos)
       << opened.status().ToString();
   EXPECT_FALSE(MentionsRollback(opened.status().message())) << opened.status().ToString();
+  // The recovery flushed and deleted the log; the copy taken before it is the evidence.
+  const std::filesystem::path copy = path() / "db-log-before-recovery" / logs[0].filename();
+  EXPECT_NE(opened.status().message().find("db-log-before-recovery"), std::string::npos);
+  EXPECT_EQ(test_util::ReadFile(copy), bytes);
 }
 
 TEST_F(DamageTest, FlippedChunkFamilyTableByteIsCorruptionNotAnAbort) {
