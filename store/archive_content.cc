@@ -271,6 +271,10 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
       version.info.file_gid = node.gid;
       PutVersion(batch, node.history, version, content);
       PutRecord(batch, HistoryKey(node.history), history);
+      // A scratch file keeps only its current version.
+      if (history.scratch && node.version > 0) {
+        MEDVFS_RETURN_IF_ERROR(DropVersion(batch, node.history, node.version));
+      }
       if (tags) PutRecord(batch, TagsKey(node.history, version.info.number), *tags);
       UpdatePatientIndex(batch, ino, tags ? &*tags : nullptr);
       node.version = version.info.number;

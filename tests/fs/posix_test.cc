@@ -482,5 +482,28 @@ TEST_F(MountTest, HugeSizesAreEfbigAndGrowingAFileMakesFreeHoles) {
   EXPECT_LT(report->chunk_reads, 20u);
 }
 
+// Issue 16, item 8, through a mount: a file written, unlinked while open and then closed
+// leaves no chunk behind that nothing references ("left by an interrupted write").
+TEST_F(MountTest, AFileUnlinkedWhileOpenLeavesNoChunkBehind) {
+  MountOk();
+  ASSERT_EQ(WriteFile(P("kept.dat"), std::string(100'000, 'k')), 0);
+  const std::string f = P("scratch.dat").string();
+  const int fd = open(f.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  ASSERT_GE(fd, 0) << ErrnoName(errno);
+  std::string block(1 << 20, '\0');
+  for (size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>((i * 7919) >> 3);
+  EXPECT_EQ(write(fd, block.data(), block.size()), static_cast<ssize_t>(block.size()));
+  EXPECT_EQ(unlink(f.c_str()), 0);
+  block[0] = 'x';  // a chunk of its own after the unlink
+  EXPECT_EQ(write(fd, block.data(), block.size()), static_cast<ssize_t>(block.size()));
+  EXPECT_EQ(close(fd), 0);
+  UmountOk();
+  auto report = store::VerifyArchive(archive_, store::KeySource::Passphrase(kPassphrase));
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->clean());
+  EXPECT_EQ(report->unreferenced_chunks, 0u);
+  EXPECT_EQ(report->warnings, 0u);
+}
+
 }  // namespace
 }  // namespace medvfs::fs_test
