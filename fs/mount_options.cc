@@ -93,6 +93,17 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
     } else if (option.starts_with("key_file=")) {
       options->key_file = option.substr(9);
       if (options->key_file.empty()) return Status::Invalid("key_file= is empty");
+    } else if (option.starts_with("scratch=")) {
+      std::vector<std::string> patterns;
+      std::string_view rest = std::string_view(option).substr(8);
+      while (!rest.empty()) {
+        const size_t colon = rest.find(':');
+        const std::string_view pattern = rest.substr(0, colon);
+        if (!pattern.empty()) patterns.emplace_back(pattern);
+        if (colon == std::string_view::npos) break;
+        rest.remove_prefix(colon + 1);
+      }
+      options->scratch_patterns = std::move(patterns);
     } else if (option == "anon_only") {
       options->anon_only = true;
     } else if (option.starts_with("deid_config=")) {

@@ -1,6 +1,7 @@
 // The `-o` options of `medvfs mount` and `mount.medvfs` (and of /etc/fstab lines).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,10 @@ struct MountOptions {
   // daemon reads it when it mounts; a file that does not parse fails the mount. Default: none
   // (the built-in store::DeidConfig{}).
   std::string deid_config;
+  // scratch=PATTERN[:PATTERN...]: the names of scratch files (fnmatch(3) patterns; swap and
+  // lock files), which keep only their current version and leave nothing once deleted;
+  // `scratch=` alone: none. Default: unset, store::DefaultScratchPatterns().
+  std::optional<std::vector<std::string>> scratch_patterns;
   // Key sources for mounts without a terminal (fstab). Default: none.
   std::string passphrase_file;
   std::string key_file;

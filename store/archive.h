@@ -188,6 +188,13 @@ struct FsStats {
   uint64_t name_max = 255;
 };
 
+// The default scratch patterns: vim's swap files (.NAME.swp ... .swa) and its write probe
+// 4913, emacs's auto-save files (#NAME#), Microsoft Office's owner files (~$NAME) and
+// LibreOffice's lock files (.~lock.NAME#).
+inline std::vector<std::string> DefaultScratchPatterns() {
+  return {".*.sw[a-p]", "4913", "#*#", "~$*", ".~lock.*#"};
+}
+
 struct ArchiveOptions {
   // Refuses every change of the namespace, history and notes with kReadOnly; the audit log is
   // still appended (a read-only mount records its reads). Default: false.
@@ -213,6 +220,11 @@ struct ArchiveOptions {
   // records kWalDamageAccepted in the audit log. Without it, Open refuses such an archive with
   // kCorruption naming the log file. Default: false.
   bool accept_wal_damage = false;
+  // Names (fnmatch(3) patterns, matched against the last path component) of scratch files:
+  // editor swap and lock files, probes. A regular file created under such a name keeps only
+  // its current version, and nothing at all once it is deleted (see medvfs-views(7)).
+  // Default: DefaultScratchPatterns().
+  std::vector<std::string> scratch_patterns = DefaultScratchPatterns();
   // For fault-injection tests only: the environment RocksDB does its file I/O through (see
   // KvOpenOptions::env). Default: null, the real file system.
   rocksdb::Env* storage_env = nullptr;

@@ -9,6 +9,7 @@
 //     versions the name held, so both files show the common past and diverge from there;
 //   - any other new file starts a new history;
 //   - a temporary name leaves no history (see archive_rename.cc for when a name is one).
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include "store/archive_impl.h"
@@ -46,6 +47,17 @@ StatusOr<HistoryId> ArchiveImpl::HistoryForNewFile(KvBatch& batch, InodeId paren
                                                    std::string_view name, InodeId ino) {
   HistoryRecord history;
   HistoryId id = 0;
+  if (IsScratchName(name)) {
+    // A scratch file (a swap or lock file) never continues or copies another history.
+    id = AllocateHistory();
+    history.fresh = true;
+    history.scratch = true;
+    history.live_ino = ino;
+    history.last_parent = parent;
+    history.last_name = std::string(name);
+    PutRecord(batch, HistoryKey(id), history);
+    return id;
+  }
   NameEventRecord last;
   Status found = LastNameEvent(parent, name, &last);
   if (!found.ok() && found.code() != Code::kNotFound) return found;
@@ -110,6 +122,48 @@ Status ArchiveImpl::EraseNameEvents(KvBatch& batch, InodeId parent, std::string_
                                         }
                                         return true;
                                       });
+}
+
+bool ArchiveImpl::IsScratchName(std::string_view name) const {
+  const std::string text(name);
+  for (const std::string& pattern : options_.scratch_patterns) {
+    if (::fnmatch(pattern.c_str(), text.c_str(), 0) == 0) return true;
+  }
+  return false;
+}
+
+Status ArchiveImpl::DropVersion(KvBatch& batch, HistoryId history, uint64_t number) {
+  VersionRecord version;
+  Status s = LoadVersion(history, number, &version);
+  if (s.code() == Code::kNotFound) return Status::Ok();
+  MEDVFS_RETURN_IF_ERROR(s);
+  for (uint32_t group = 0; group < version.group_offsets.size(); ++group) {
+    std::vector<Extent> extents;
+    Status got = GetRecord(ExtentKey(history, number, group), &extents);
+    if (got.code() == Code::kNotFound) continue;
+    MEDVFS_RETURN_IF_ERROR(got);
+    PutRecord(batch, DroppedExtentKey(history, number, group), extents);
+    batch.Delete(Family::kMeta, ExtentKey(history, number, group));
+  }
+  batch.Delete(Family::kMeta, VersionKey(history, number));
+  batch.Delete(Family::kMeta, TagsKey(history, number));
+  return kv_->Scan(Family::kMeta, NotePrefix(history, number),
+                   [&](std::string_view key, std::string_view) {
+                     batch.Delete(Family::kMeta, key);
+                     return true;
+                   });
+}
+
+Status ArchiveImpl::EraseScratchHistory(KvBatch& batch, HistoryId history,
+                                        const HistoryRecord& record) {
+  std::vector<uint64_t> numbers;  // only the current one, normally
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
+      VersionPrefix(history), [&](std::string_view, const VersionRecord& version) {
+        numbers.push_back(version.info.number);
+        return true;
+      }));
+  for (uint64_t number : numbers) MEDVFS_RETURN_IF_ERROR(DropVersion(batch, history, number));
+  return EraseHistory(batch, history, record.last_parent, record.last_name);
 }
 
 }  // namespace medvfs::store

@@ -240,10 +240,18 @@ class ArchiveImpl final : public Archive {
   // The last event of a name; kNotFound if it never existed.
   Status LastNameEvent(InodeId parent, std::string_view name, NameEventRecord* event);
   // A history whose only name was a temporary one: born for its inode under its current
-  // name, never renamed, linked or continued, with at most one content version.
+  // name, never renamed, linked or continued, with at most one content version; or a scratch
+  // file's.
   static bool IsTemporary(const HistoryRecord& history) {
-    return history.fresh && history.last_version <= 1;
+    return history.scratch || (history.fresh && history.last_version <= 1);
   }
+  // Whether `name` matches options_.scratch_patterns.
+  bool IsScratchName(std::string_view name) const;
+  // Removes version `number` of a scratch file's history (its records; its extent groups move
+  // to kDroppedExtentPrefix for garbage collection). A missing version is no error.
+  Status DropVersion(KvBatch& batch, HistoryId history, uint64_t number);
+  // Drops every version of a deleted scratch file and erases its history and name events.
+  Status EraseScratchHistory(KvBatch& batch, HistoryId history, const HistoryRecord& record);
   void TouchDir(KvBatch& batch, InodeId dir, InodeRecord& record, int64_t now, int nlink_delta);
   Status LoadVersion(HistoryId history, uint64_t number, VersionRecord* record);
   Status LoadExtents(HistoryId history, const VersionRecord& record, ExtentList* list);

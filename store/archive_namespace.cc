@@ -326,7 +326,10 @@ Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, Ino
     history.live_ino = 0;
     history.last_parent = parent;  // where a restore brings it back
     history.last_name = std::string(name);
-    if (history.last_version > 0) {
+    if (history.scratch) {
+      // A deleted scratch file leaves nothing.
+      MEDVFS_RETURN_IF_ERROR(EraseScratchHistory(batch, node.history, history));
+    } else if (history.last_version > 0) {
       VersionRecord marker;
       marker.info.number = ++history.last_version;
       marker.info.time_ns = now;
@@ -369,7 +372,7 @@ Status ArchiveImpl::DoUnlink(InodeId parent, std::string_view name, const Caller
   if (IsRegular(node.mode) && node.history != 0 && node.nlink == 1) {
     HistoryRecord history;
     MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
-    leaves_history = history.last_version > 0;
+    leaves_history = history.last_version > 0 && !history.scratch;
   }
   RemoveEntry(batch, parent, name, now, leaves_history);
   MEDVFS_RETURN_IF_ERROR(DropLink(batch, entry.ino, node, parent, name, caller, now));

@@ -66,6 +66,9 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
       saved.info.file_gid = src.gid;
       PutVersion(batch, target, saved, extents);
       CopyTags(batch, src.history, src.version, target, saved.info.number);
+      if (target_history.scratch && dst.version > 0) {
+        MEDVFS_RETURN_IF_ERROR(DropVersion(batch, target, dst.version));
+      }
       new_version = saved.info.number;
     }
   } else {
@@ -120,7 +123,10 @@ StatusOr<bool> ArchiveImpl::MoveHistory(KvBatch& batch, const InodeRecord& src, 
   // and the history is as if born under the new name. A move to a backup name keeps the
   // name's history, for the new file that the save writes next (HistoryForNewFile).
   const bool to_backup = parent == new_parent && IsBackupName(new_name, name);
-  const bool temporary_name = IsTemporary(history) && !to_backup;
+  // A scratch file leaves no trace under any name, and becomes an ordinary file under a name
+  // that is not a scratch name.
+  const bool temporary_name = history.scratch || (IsTemporary(history) && !to_backup);
+  history.scratch = history.scratch && IsScratchName(new_name);
   if (temporary_name) {
     MEDVFS_RETURN_IF_ERROR(EraseNameEvents(batch, parent, name, src.history));
   } else {
@@ -250,8 +256,13 @@ Status ArchiveImpl::DoRename(InodeId parent, std::string_view name, InodeId new_
                                         new_name, caller, now, &src_name_kept));
       renamed_over = true;
     } else {
-      // The name leaves the target's history (as an unlink would) before it binds the source.
-      RemoveEntry(batch, new_parent, new_name, now);
+      // The name leaves the target's history (as an unlink would) before it binds the source;
+      // a scratch file's last name leaves nothing.
+      HistoryRecord target_history;
+      const bool scratch_gone = S_ISREG(dst.mode) && dst.history != 0 && dst.nlink == 1 &&
+                                GetRecord(HistoryKey(dst.history), &target_history).ok() &&
+                                target_history.scratch;
+      RemoveEntry(batch, new_parent, new_name, now, /*record_event=*/!scratch_gone);
       MEDVFS_RETURN_IF_ERROR(DropLink(batch, dst_ino, dst, new_parent, new_name, caller, now));
     }
   }

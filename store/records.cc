@@ -170,6 +170,12 @@ std::string ExtentKey(HistoryId history, uint64_t number, uint32_t group) {
   return key;
 }
 std::string ExtentHistoryPrefix(HistoryId history) { return PrefixWithU64(kExtentPrefix, history); }
+std::string DroppedExtentKey(HistoryId history, uint64_t number, uint32_t group) {
+  std::string key = PrefixWithU64(kDroppedExtentPrefix, history);
+  AppendU64BigEndian(&key, number);
+  AppendU32BigEndian(&key, group);
+  return key;
+}
 std::string TagsKey(HistoryId history, uint64_t number) {
   std::string key = TagsHistoryPrefix(history);
   AppendU64BigEndian(&key, number);
@@ -307,7 +313,7 @@ std::string Encode(const HistoryRecord& r) {
       .Varint(r.live_ino)
       .Varint(r.last_parent)
       .Bytes(r.last_name)
-      .U8(r.fresh ? 1 : 0)
+      .U8(static_cast<uint8_t>((r.fresh ? 1 : 0) | (r.scratch ? 2 : 0)))
       .Take();
 }
 Status Decode(std::string_view in, HistoryRecord* r) {
@@ -316,7 +322,9 @@ Status Decode(std::string_view in, HistoryRecord* r) {
   r->live_ino = rd.Varint();
   r->last_parent = rd.Varint();
   r->last_name = rd.Bytes();
-  r->fresh = rd.HasMore() && rd.U8() != 0;
+  const uint8_t flags = rd.HasMore() ? rd.U8() : 0;
+  r->fresh = (flags & 1) != 0;
+  r->scratch = (flags & 2) != 0;
   return rd.Finish("history");
 }
 

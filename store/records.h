@@ -31,8 +31,11 @@ inline constexpr char kTagsPrefix = 'T';        // T history number -> DicomTags
 inline constexpr char kNotePrefix = 'N';        // N history number seq -> NoteEvent
 inline constexpr char kPatientPrefix = 'P';     // P patienthash studyhash ino -> PatientIndexRecord
 inline constexpr char kIndexedPrefix = 'Q';     // Q ino -> the PatientIndexRecord P holds for ino
-inline constexpr char kAuditPrefix = 'A';       // A seq -> AuditRecord (store/audit_chain.h)
-inline constexpr char kAuditHeadKey[] = "L";    // L -> AuditHeadRecord (last seq and chain MAC)
+// G history number group -> ExtentGroup of a version dropped from a scratch file's history:
+// its chunks wait for garbage collection (nothing else may reference them any more).
+inline constexpr char kDroppedExtentPrefix = 'G';
+inline constexpr char kAuditPrefix = 'A';     // A seq -> AuditRecord (store/audit_chain.h)
+inline constexpr char kAuditHeadKey[] = "L";  // L -> AuditHeadRecord (last seq and chain MAC)
 
 inline constexpr size_t kNameHashSize = 16;
 inline constexpr size_t kExtentsPerGroup = 1024;
@@ -91,6 +94,9 @@ struct HistoryRecord {
   // Born new for its inode under last_name, and since then never renamed, linked, or
   // continued by another file: the name it has may be a temporary one (see archive_rename.cc).
   bool fresh = false;
+  // A scratch file's (its name matches ArchiveOptions::scratch_patterns): only the current
+  // version is kept, and nothing is left once the file is deleted.
+  bool scratch = false;
 };
 
 struct Extent {
@@ -126,6 +132,7 @@ std::string VersionPrefix(HistoryId history);
 std::string VersionKey(HistoryId history, uint64_t number);
 std::string ExtentPrefix(HistoryId history, uint64_t number);
 std::string ExtentKey(HistoryId history, uint64_t number, uint32_t group);
+std::string DroppedExtentKey(HistoryId history, uint64_t number, uint32_t group);
 std::string ChunkIndexKey(const ChunkId& id);
 std::string MetaEventPrefix(HistoryId history);
 std::string ExtentHistoryPrefix(HistoryId history);

@@ -25,7 +25,7 @@ namespace medvfs::store {
 
 inline constexpr char kStateDigestKey[] = "Z";
 inline constexpr std::string_view kStateDigestLabel = "medvfs state digest v1";
-inline constexpr std::string_view kStateDigestKinds = "SIDHYVXMTNPQ";
+inline constexpr std::string_view kStateDigestKinds = "SIDHYVXGMTNPQ";
 inline constexpr uint8_t kStateDigestFormat = 1;
 
 using StateDigest = std::array<uint8_t, 32>;

@@ -320,6 +320,14 @@ class Verifier {
       case kExtentPrefix:
         extent_keys_.insert(std::string(key));
         return;
+      case kDroppedExtentPrefix: {
+        // A scratch file's dropped version: its chunks may be unreferenced (garbage).
+        std::vector<Extent> extents;
+        if (OpenRecord(key, value, meta_key_, "dropped extent group", &extents)) {
+          for (const Extent& extent : extents) dropped_.push_back(extent.id);
+        }
+        return;
+      }
       case kChunkIndexPrefix:
         return;  // pass 3
       case kAuditPrefix:
@@ -578,6 +586,7 @@ class Verifier {
 
   // --- Pass 3: the chunk index ---------------------------------------------------------------
   Status CheckChunkIndex() {
+    std::sort(dropped_.begin(), dropped_.end());
     std::sort(referenced_.begin(), referenced_.end());
     referenced_.erase(std::unique(referenced_.begin(), referenced_.end()), referenced_.end());
     auto next_referenced = referenced_.begin();
@@ -603,6 +612,10 @@ class Verifier {
             return true;
           }
           if (referenced) return true;  // checked with the content that uses it
+          if (std::binary_search(dropped_.begin(), dropped_.end(), id)) {
+            ++report_.chunks_awaiting_gc;  // a dropped scratch version's: expected
+            return true;
+          }
           // With damaged extent groups, the chunks they list look unreferenced: counted, and
           // summed up in one warning below.
           ++report_.unreferenced_chunks;
@@ -753,6 +766,7 @@ class Verifier {
   uint64_t next_number_ = 1;
   std::set<HistoryId> histories_seen_;
   std::vector<ChunkId> referenced_;
+  std::vector<ChunkId> dropped_;  // listed by kDroppedExtentPrefix records
   size_t compacted_size_ = 0;
   uint64_t unreadable_extent_groups_ = 0;
 };

@@ -61,7 +61,8 @@ struct VerifyReport {
   uint64_t chunk_reads = 0;     // chunks read for the content of every version
   uint64_t content_bytes = 0;   // plaintext bytes reassembled and hashed
   uint64_t unreferenced_chunks = 0;
-  AuditChainReport audit;  // from Archive::VerifyAuditChain
+  uint64_t chunks_awaiting_gc = 0;  // unreferenced, of versions a scratch file dropped
+  AuditChainReport audit;           // from Archive::VerifyAuditChain
   bool audit_checked = false;
   std::vector<VerifyProblem> problems;  // in the order found
   uint64_t problems_dropped = 0;        // beyond VerifyOptions::max_problems

@@ -183,6 +183,7 @@ store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& 
   options.high_water_dir = store::DefaultHighWaterDir();
   options.accept_rollback = plan.options.accept_rollback;
   options.accept_wal_damage = plan.accept_wal_damage;
+  if (plan.options.scratch_patterns) options.scratch_patterns = *plan.options.scratch_patterns;
   const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
   while (true) {
     auto opened = store::Archive::Open(plan.archive, key, options);

@@ -143,6 +143,7 @@ void PrintJson(const VerifyReport& r) {
       {"chunk_reads", r.chunk_reads},
       {"content_bytes", r.content_bytes},
       {"unreferenced_chunks", r.unreferenced_chunks},
+      {"chunks_awaiting_gc", r.chunks_awaiting_gc},
       {"audit",
        {{"checked", r.audit_checked},
         {"entries", r.audit.entries},

@@ -25,6 +25,18 @@ TEST(MountOptionsTest, MedvfsOptions) {
   EXPECT_TRUE(options.fuse_options.empty());  // ours: never handed to libfuse
 }
 
+TEST(MountOptionsTest, ScratchPatterns) {
+  MountOptions options;
+  ASSERT_OK(ParseMountOptions("rw", &options));
+  EXPECT_FALSE(options.scratch_patterns.has_value());  // the store's default list
+  ASSERT_OK(ParseMountOptions("scratch=*.swp:~$*", &options));
+  ASSERT_TRUE(options.scratch_patterns.has_value());
+  EXPECT_EQ(*options.scratch_patterns, (std::vector<std::string>{"*.swp", "~$*"}));
+  ASSERT_OK(ParseMountOptions("scratch=", &options));
+  EXPECT_TRUE(options.scratch_patterns->empty());  // none: every file keeps its history
+  EXPECT_EQ(FuseOptionString(options, "/a").find("scratch"), std::string::npos);
+}
+
 TEST(MountOptionsTest, KeyFiles) {
   MountOptions options;
   ASSERT_OK(ParseMountOptions("passphrase_file=/etc/medvfs/pass,key_file=/k", &options));

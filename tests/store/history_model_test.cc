@@ -13,6 +13,7 @@
 
 #include "store/archive.h"
 #include "store/crypto.h"
+#include "store/verify.h"
 #include "tests/history_model.h"
 #include "tests/store/test_util.h"
 
@@ -296,9 +297,59 @@ TEST_F(HistoryModelTest, RenameOverKeepsTheSourcesHistory) {
   EXPECT_EQ(b_versions.back().sha256, Sha256Of("a2"));
 }
 
+// Swap files, lock files and probes keep only their current version, and nothing once
+// deleted; the chunks of the versions they dropped wait for garbage collection, which verify
+// tells from damage.
+TEST_F(HistoryModelTest, ScratchFilesKeepNoHistory) {
+  for (const std::string content : {"swap one", "swap two", "swap three"}) {
+    ASSERT_OK(Save(kRootInode, ".scan.dcm.swp", content));
+  }
+  ASSERT_OK_AND_ASSIGN(NameRecord swap, archive_->ResolveName(kRootInode, ".scan.dcm.swp"));
+  ASSERT_OK_AND_ASSIGN(auto versions, archive_->ListVersions(swap.history));
+  ASSERT_EQ(versions.size(), 1u);
+  EXPECT_EQ(versions[0].sha256, Sha256Of("swap three"));
+  ASSERT_OK(archive_->Unlink(kRootInode, ".scan.dcm.swp", caller_));
+  EXPECT_EQ(archive_->ResolveName(kRootInode, ".scan.dcm.swp").status().code(), Code::kNotFound);
+  EXPECT_EQ(archive_->ListVersions(swap.history).status().code(), Code::kNotFound);
+  // vim's probe, LibreOffice's lock file: created and deleted, no trace.
+  for (const std::string name : {"4913", ".~lock.scan.odt#"}) {
+    ASSERT_OK(Save(kRootInode, name, "probe"));
+    ASSERT_OK(archive_->Unlink(kRootInode, name, caller_));
+    EXPECT_EQ(archive_->ResolveName(kRootInode, name).status().code(), Code::kNotFound) << name;
+  }
+  // A scratch file renamed to an ordinary name becomes an ordinary file there.
+  ASSERT_OK(Save(kRootInode, "#draft#", "draft"));
+  ASSERT_OK(archive_->Rename(kRootInode, "#draft#", kRootInode, "draft.txt", 0, caller_));
+  ASSERT_OK(Save(kRootInode, "draft.txt", "draft two"));
+  ASSERT_OK_AND_ASSIGN(NameRecord draft, archive_->ResolveName(kRootInode, "draft.txt"));
+  ASSERT_OK_AND_ASSIGN(auto draft_versions, archive_->ListVersions(draft.history));
+  EXPECT_EQ(draft_versions.size(), 2u);
+  EXPECT_EQ(archive_->ResolveName(kRootInode, "#draft#").status().code(), Code::kNotFound);
+  // Ordinary files keep everything.
+  ASSERT_OK(Save(kRootInode, "scan.dcm", "one"));
+  ASSERT_OK(Save(kRootInode, "scan.dcm", "two"));
+  ASSERT_OK_AND_ASSIGN(NameRecord scan, archive_->ResolveName(kRootInode, "scan.dcm"));
+  EXPECT_EQ(archive_->ListVersions(scan.history)->size(), 2u);
+  archive_.reset();
+  ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
+  EXPECT_EQ(report.errors, 0u);
+  EXPECT_EQ(report.unreferenced_chunks, 0u);
+  EXPECT_GT(report.chunks_awaiting_gc, 0u);
+}
+
+// Without scratch patterns a swap file is an ordinary file.
+TEST_F(HistoryModelTest, ScratchPatternsCanBeTurnedOff) {
+  options_.scratch_patterns.clear();
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_OK(Save(kRootInode, ".scan.dcm.swp", "one"));
+  ASSERT_OK(Save(kRootInode, ".scan.dcm.swp", "two"));
+  ASSERT_OK_AND_ASSIGN(NameRecord swap, archive_->ResolveName(kRootInode, ".scan.dcm.swp"));
+  EXPECT_EQ(archive_->ListVersions(swap.history)->size(), 2u);
+}
+
 TEST_F(HistoryModelTest, RandomSequencesAgreeWithTheModel) {
   const char* env = std::getenv("MEDVFS_MODEL_SEQUENCES");
-  const int sequences = env != nullptr ? std::atoi(env) : 1000;
+  const int sequences = env != nullptr ? std::atoi(env) : 800;
   const char* seed_env = std::getenv("MEDVFS_MODEL_SEED");
   const uint64_t seed = seed_env != nullptr ? std::strtoull(seed_env, nullptr, 10) : 20261206;
   std::mt19937_64 rng(seed);
