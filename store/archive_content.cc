@@ -189,6 +189,17 @@ StatusOr<size_t> ArchiveImpl::ReadLive(InodeId ino, uint64_t offset, std::span<c
       if (version > 0 && key != *cache_key) {
         VersionRecord record;
         MEDVFS_RETURN_IF_ERROR(LoadVersion(history, version, &record));
+        // The current version is its history's last (a delete marker aside, for a file
+        // unlinked while open): a later one means older records were put back over newer.
+        VersionRecord later;
+        Status next = GetRecord(VersionKey(history, version + 1), &later);
+        if (next.code() != Code::kNotFound && !(next.ok() && later.info.is_delete_marker())) {
+          MEDVFS_LOG_ERROR(
+              "inode %llu: version %llu is current but its history goes on (records put back "
+              "from an older copy?)",
+              static_cast<unsigned long long>(ino), static_cast<unsigned long long>(version));
+          return Status::Corruption("the file's records are older than its history");
+        }
         MEDVFS_RETURN_IF_ERROR(LoadExtents(history, record, cache));
         *cache_key = key;
       }

@@ -255,6 +255,10 @@ TEST_F(DamageTest, RecordPutBackFromAnOlderCopyIsFound) {
   EXPECT_TRUE(HasProblem(report, "archive state", "put back")) << Describe(report);
   // The audit log holds the newer commit: the file is named too.
   EXPECT_TRUE(HasProblem(report, "/scan.dcm", "records version 7 committed")) << Describe(report);
+  // The mount does not serve version 6 as current.
+  ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
+  Status read = ReadScan(*archive);
+  EXPECT_EQ(read.code(), Code::kCorruption) << read.ToString();
 }
 
 TEST_F(DamageTest, DeletedRecordIsFound) {
