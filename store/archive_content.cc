@@ -189,11 +189,14 @@ StatusOr<size_t> ArchiveImpl::ReadLive(InodeId ino, uint64_t offset, std::span<c
       if (version > 0 && key != *cache_key) {
         VersionRecord record;
         MEDVFS_RETURN_IF_ERROR(LoadVersion(history, version, &record));
-        // The current version is its history's last (a delete marker aside, for a file
-        // unlinked while open): a later one means older records were put back over newer.
+        // The current version of the history's live inode is the history's last: a later
+        // one means older records were put back over newer. (An inode replaced by a rename
+        // or unlinked while open is no longer the history's live one, and keeps its version.)
         VersionRecord later;
         Status next = GetRecord(VersionKey(history, version + 1), &later);
-        if (next.code() != Code::kNotFound && !(next.ok() && later.info.is_delete_marker())) {
+        HistoryRecord owner;
+        if (next.code() != Code::kNotFound && !(next.ok() && later.info.is_delete_marker()) &&
+            (!GetRecord(HistoryKey(history), &owner).ok() || owner.live_ino == ino)) {
           MEDVFS_LOG_ERROR(
               "inode %llu: version %llu is current but its history goes on (records put back "
               "from an older copy?)",
