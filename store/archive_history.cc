@@ -36,16 +36,8 @@ StatusOr<std::vector<NameRecord>> ArchiveImpl::ListNames(InodeId dir) {
 }
 
 StatusOr<NameRecord> ArchiveImpl::ResolveName(InodeId dir, std::string_view name) {
-  const std::string hash = NameHash(name);
-  std::string key;
-  std::string value;
-  Status s = kv_->SeekLast(Family::kMeta, NameEventPrefix(dir, hash),
-                           NameEventKey(dir, hash, UINT64_MAX), &key, &value);
-  if (s.code() == Code::kNotFound) return Status::NotFound("the name never existed here");
-  MEDVFS_RETURN_IF_ERROR(s);
   NameEventRecord event;
-  MEDVFS_RETURN_IF_ERROR(OpenRecord(key, value, &event));
-  if (event.name != name) return Status::NotFound("the name never existed here");
+  MEDVFS_RETURN_IF_ERROR(LastNameEvent(dir, name, &event));
   return ToNameRecord(event);
 }
 
