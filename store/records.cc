@@ -460,6 +460,8 @@ Status Decode(std::string_view in, std::vector<Extent>* group) {
   for (auto& e : *group) {
     rd.Raw(e.id.data(), e.id.size());
     e.length = rd.U32();
+    // Holes are written in format 2 only: a hole's id here is damage, not a hole.
+    if (IsHoleId(e.id)) return Status::Corruption("malformed extent group record");
   }
   return rd.Finish("extent group");
 }
