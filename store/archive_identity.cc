@@ -47,19 +47,10 @@ StatusOr<HistoryId> ArchiveImpl::HistoryForNewFile(KvBatch& batch, InodeId paren
                                                    std::string_view name, InodeId ino) {
   HistoryRecord history;
   HistoryId id = 0;
-  if (IsScratchName(name)) {
-    // A scratch file (a swap or lock file) never continues or copies another history.
-    id = AllocateHistory();
-    history.fresh = true;
-    history.scratch = true;
-    history.live_ino = ino;
-    history.last_parent = parent;
-    history.last_name = std::string(name);
-    PutRecord(batch, HistoryKey(id), history);
-    return id;
-  }
+  // A scratch file (a swap or lock file) never continues or copies another history.
+  const bool scratch = IsScratchName(name);
   NameEventRecord last;
-  Status found = LastNameEvent(parent, name, &last);
+  Status found = scratch ? Status::NotFound("") : LastNameEvent(parent, name, &last);
   if (!found.ok() && found.code() != Code::kNotFound) return found;
   HistoryRecord old;
   if (found.ok() && last.removed && S_ISREG(last.mode) && last.history != 0 &&
@@ -81,6 +72,7 @@ StatusOr<HistoryId> ArchiveImpl::HistoryForNewFile(KvBatch& batch, InodeId paren
     id = AllocateHistory();
     history = HistoryRecord{};
     history.fresh = true;
+    history.scratch = scratch;
   } else {
     history.fresh = false;
   }
