@@ -117,6 +117,10 @@ struct VersionInfo {
   std::string sop_instance_uid;
   bool sop_instance_uid_reused = false;
   bool has_dicom_tags = false;
+  // The commit left the SHA-256 to be computed later (a content that is mostly hole: hashing
+  // its zeros would cost time in proportion to a size the writer merely told). Until then
+  // `sha256` is all zeros; Archive::VersionSha256 computes and records it on request.
+  bool sha256_deferred = false;
 
   bool is_delete_marker() const { return op == Operation::kDeleteMarker; }
 };

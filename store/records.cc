@@ -224,6 +224,7 @@ std::string Encode(const SuperRecord& r) {
       .Varint(r.next_inode)
       .Varint(r.next_history)
       .Varint(r.next_seq)
+      .U8(r.keeps_state_digest ? 1 : 0)
       .Take();
 }
 Status Decode(std::string_view in, SuperRecord* r) {
@@ -232,7 +233,17 @@ Status Decode(std::string_view in, SuperRecord* r) {
   r->next_inode = rd.Varint();
   r->next_history = rd.Varint();
   r->next_seq = rd.Varint();
+  r->keeps_state_digest = rd.HasMore() && rd.U8() != 0;
   return rd.Finish("super");
+}
+
+std::string Encode(const VersionDigestRecord& r) {
+  return Writer().Raw(r.sha256.data(), r.sha256.size()).Take();
+}
+Status Decode(std::string_view in, VersionDigestRecord* r) {
+  Reader rd(in);
+  rd.Raw(r->sha256.data(), r->sha256.size());
+  return rd.Finish("version digest");
 }
 
 std::string Encode(const InodeRecord& r) {
@@ -338,7 +349,8 @@ std::string Encode(const VersionRecord& r) {
   w.Varint(r.extent_count).Varint(r.group_offsets.size());
   for (uint64_t offset : r.group_offsets) w.Varint(offset);
   w.Bytes(v.sop_instance_uid)
-      .U8(static_cast<uint8_t>((v.sop_instance_uid_reused ? 1 : 0) | (v.has_dicom_tags ? 2 : 0)));
+      .U8(static_cast<uint8_t>((v.sop_instance_uid_reused ? 1 : 0) | (v.has_dicom_tags ? 2 : 0) |
+                               (v.sha256_deferred ? 4 : 0)));
   return w.Take();
 }
 Status Decode(std::string_view in, VersionRecord* r) {
@@ -370,6 +382,7 @@ Status Decode(std::string_view in, VersionRecord* r) {
   const uint8_t flags = rd.U8();
   v.sop_instance_uid_reused = (flags & 1) != 0;
   v.has_dicom_tags = (flags & 2) != 0;
+  v.sha256_deferred = (flags & 4) != 0;
   return rd.Finish("version");
 }
 

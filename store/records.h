@@ -34,6 +34,9 @@ inline constexpr char kIndexedPrefix = 'Q';     // Q ino -> the PatientIndexReco
 // G history number group -> ExtentGroup of a version dropped from a scratch file's history:
 // its chunks wait for garbage collection (nothing else may reference them any more).
 inline constexpr char kDroppedExtentPrefix = 'G';
+// W history number -> VersionDigestRecord: the SHA-256 of a version whose commit left it to be
+// computed later (VersionInfo::sha256_deferred).
+inline constexpr char kVersionDigestPrefix = 'W';
 inline constexpr char kAuditPrefix = 'A';     // A seq -> AuditRecord (store/audit_chain.h)
 inline constexpr char kAuditHeadKey[] = "L";  // L -> AuditHeadRecord (last seq and chain MAC)
 
@@ -45,6 +48,13 @@ struct SuperRecord {
   uint64_t next_inode = 2;
   uint64_t next_history = 1;
   uint64_t next_seq = 1;
+  // Set by the first change that stores a state digest record (state_digest.h); from then
+  // on a missing digest record is damage, not an archive made by an older medvfs.
+  bool keeps_state_digest = false;
+};
+
+struct VersionDigestRecord {
+  Sha256Digest sha256{};
 };
 
 struct InodeRecord {
@@ -153,6 +163,7 @@ uint64_t KeyU64(std::string_view key, size_t pos);
 
 // --- values ---
 std::string Encode(const SuperRecord& r);
+std::string Encode(const VersionDigestRecord& r);
 std::string Encode(const InodeRecord& r);
 std::string Encode(const DirentRecord& r);
 std::string Encode(const NameEventRecord& r);
@@ -165,6 +176,7 @@ std::string Encode(const DicomTags& r);
 std::string Encode(const NoteEvent& r);
 std::string Encode(const PatientIndexRecord& r);
 Status Decode(std::string_view in, SuperRecord* r);
+Status Decode(std::string_view in, VersionDigestRecord* r);
 Status Decode(std::string_view in, InodeRecord* r);
 Status Decode(std::string_view in, DirentRecord* r);
 Status Decode(std::string_view in, NameEventRecord* r);

@@ -7,7 +7,8 @@
 //
 // digest = sum over covered records of HMAC-SHA256(k, u32le(len key) || key || value) mod
 // 2^256, k = DeriveSubkey(data key, kStateDigestLabel). Covered: the super record and the
-// namespace, history, version, extent, event, tag, note and patient index records (the
+// namespace, history, version, version digest, extent, event, tag, note and patient
+// index records (the
 // kinds in kStateDigestKinds). Not covered: the chunk index (written with its chunk, outside
 // the batches; content-addressed and checked against every version that uses it), the audit
 // log (its own MAC chain, checked by `medvfs audit --verify` and verify) and the digest
@@ -25,7 +26,7 @@ namespace medvfs::store {
 
 inline constexpr char kStateDigestKey[] = "Z";
 inline constexpr std::string_view kStateDigestLabel = "medvfs state digest v1";
-inline constexpr std::string_view kStateDigestKinds = "SIDHYVXGMTNPQ";
+inline constexpr std::string_view kStateDigestKinds = "SIDHYVXGMTNPQW";
 inline constexpr uint8_t kStateDigestFormat = 1;
 
 using StateDigest = std::array<uint8_t, 32>;
