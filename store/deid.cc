@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -100,6 +101,98 @@ std::optional<SafePrivateTag> ParseSafePrivateTag(std::string_view value) {
                         static_cast<uint8_t>(element)};
 }
 
+bool ParseNumber(std::string_view text, uint32_t* out) {
+  if (text.empty() || text.size() > 6) return false;
+  uint32_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+  }
+  *out = value;
+  return true;
+}
+
+// "(x,y,w,h)" with w and h above zero.
+std::optional<MaskRectangle> ParseRectangle(std::string_view text) {
+  if (text.size() < 2 || text.front() != '(' || text.back() != ')') return std::nullopt;
+  text = text.substr(1, text.size() - 2);
+  uint32_t numbers[4];
+  for (uint32_t& number : numbers) {
+    const size_t comma = text.find(',');
+    if (!ParseNumber(Trim(text.substr(0, comma)), &number)) return std::nullopt;
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (&number != &numbers[3] && comma == std::string_view::npos) return std::nullopt;
+    if (&number == &numbers[3] && comma != std::string_view::npos) return std::nullopt;
+  }
+  if (numbers[2] == 0 || numbers[3] == 0) return std::nullopt;
+  return MaskRectangle{numbers[0], numbers[1], numbers[2], numbers[3]};
+}
+
+// The value of `key=value` or `key="quoted value"` at the start of `text`, consumed.
+std::optional<std::string> TakeWordValue(std::string_view* text) {
+  std::string_view rest = Trim(*text);
+  std::string value;
+  if (rest.starts_with('"')) {
+    const size_t close = rest.find('"', 1);
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
+    value = std::string(rest.substr(1, close - 1));
+    rest = rest.substr(close + 1);
+  } else {
+    const size_t end = rest.find_first_of(" \t");
+    value = std::string(rest.substr(0, end));
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  }
+  if (value.empty()) return std::nullopt;
+  *text = rest;
+  return value;
+}
+
+// [modality=M] [manufacturer="T"] [model="T"] [size=RxC] : (x,y,w,h) (x,y,w,h)...
+std::optional<PixelMaskRule> ParsePixelMaskRule(std::string_view value) {
+  const size_t colon =
+      value.find(':', value.rfind('"') == std::string_view::npos ? 0 : value.rfind('"'));
+  if (colon == std::string_view::npos) return std::nullopt;
+  PixelMaskRule rule;
+  std::string_view words = Trim(value.substr(0, colon));
+  while (!words.empty()) {
+    const size_t equals = words.find('=');
+    if (equals == std::string_view::npos) return std::nullopt;
+    const std::string_view key = Trim(words.substr(0, equals));
+    words = words.substr(equals + 1);
+    const std::optional<std::string> word = TakeWordValue(&words);
+    if (!word) return std::nullopt;
+    words = Trim(words);
+    if (key == "modality") {
+      rule.modality = *word;
+    } else if (key == "manufacturer") {
+      rule.manufacturer = *word;
+    } else if (key == "model") {
+      rule.model = *word;
+    } else if (key == "size") {
+      const size_t x = word->find('x');
+      if (x == std::string::npos ||
+          !ParseNumber(std::string_view(*word).substr(0, x), &rule.rows) ||
+          !ParseNumber(std::string_view(*word).substr(x + 1), &rule.columns) || rule.rows == 0 ||
+          rule.columns == 0) {
+        return std::nullopt;
+      }
+    } else {
+      return std::nullopt;
+    }
+  }
+  std::string_view rectangles = Trim(value.substr(colon + 1));
+  while (!rectangles.empty()) {
+    const size_t close = rectangles.find(')');
+    if (close == std::string_view::npos) return std::nullopt;
+    std::optional<MaskRectangle> rectangle = ParseRectangle(Trim(rectangles.substr(0, close + 1)));
+    if (!rectangle) return std::nullopt;
+    rule.rectangles.push_back(*rectangle);
+    rectangles = Trim(rectangles.substr(close + 1));
+  }
+  if (rule.rectangles.empty()) return std::nullopt;
+  return rule;
+}
+
 bool ValidPrefix(std::string_view prefix) {
   return !prefix.empty() && prefix.size() <= 16 &&
          std::all_of(prefix.begin(), prefix.end(), [](char c) {
@@ -115,6 +208,7 @@ std::string ApplySetting(std::string_view key, std::string_view value, DeidConfi
       {"retain_device_identity", &DeidConfig::retain_device_identity},
       {"retain_uids", &DeidConfig::retain_uids},
       {"clean_descriptors", &DeidConfig::clean_descriptors},
+      {"retain_institution_identity", &DeidConfig::retain_institution_identity},
       {"keep_study_date", &DeidConfig::keep_study_date},
   };
   if (const auto flag = kFlags.find(key); flag != kFlags.end()) {
@@ -149,6 +243,23 @@ std::string ApplySetting(std::string_view key, std::string_view value, DeidConfi
   } else if (key == "pseudonym_prefix") {
     if (!ValidPrefix(value)) return "must be 1..16 characters of A-Z a-z 0-9 _ -";
     config->pseudonym_prefix = std::string(value);
+  } else if (key == "burned_in_annotation") {
+    if (value == "withhold") {
+      config->burned_in = BurnedInPolicy::kWithhold;
+    } else if (value == "include") {
+      config->burned_in = BurnedInPolicy::kInclude;
+    } else if (value == "mask") {
+      config->burned_in = BurnedInPolicy::kMask;
+    } else {
+      return "must be withhold, include or mask";
+    }
+  } else if (key == "pixel_mask") {
+    std::optional<PixelMaskRule> rule = ParsePixelMaskRule(value);
+    if (!rule) {
+      return "must be [modality=M] [manufacturer=\"T\"] [model=\"T\"] [size=ROWSxCOLUMNS] : "
+             "(x,y,w,h)...";
+    }
+    config->pixel_masks.push_back(std::move(*rule));
   } else if (key == "safe_private_tag") {
     std::optional<SafePrivateTag> tag = ParseSafePrivateTag(value);
     if (!tag) return "must be (gggg,\"Creator\",ee) with an odd private group gggg";
@@ -213,7 +324,7 @@ StatusOr<DeidConfig> ParseDeidConfig(std::string_view text) {
     const std::string_view key = Trim(line.substr(0, equals));
     const std::string_view value = Trim(line.substr(equals + 1));
     if (key.empty()) return Status::Invalid(prefix + "missing key before '='");
-    if (key != "safe_private_tag" && seen.contains(key)) {
+    if (key != "safe_private_tag" && key != "pixel_mask" && seen.contains(key)) {
       return Status::Invalid(prefix + QuotedKey(key) + " is already set on line " +
                              std::to_string(seen.find(key)->second));
     }
@@ -240,6 +351,22 @@ StatusOr<DeidConfig> LoadDeidConfig(const std::filesystem::path& file) {
     return Status::Invalid("de-identification config file is over 1 MiB");
   }
   return ParseDeidConfig(text);
+}
+
+std::string_view WithholdReasonName(WithholdReason reason) {
+  switch (reason) {
+    case WithholdReason::kNone:
+      return "none";
+    case WithholdReason::kEncapsulatedDocument:
+      return "encapsulated-document";
+    case WithholdReason::kBurnedInAnnotation:
+      return "burned-in-annotation";
+    case WithholdReason::kNoMaskRule:
+      return "burned-in-annotation-no-mask-rule";
+    case WithholdReason::kMaskUnsupported:
+      return "burned-in-annotation-cannot-mask";
+  }
+  return "unknown";
 }
 
 Deidentifier::Deidentifier(const SecretKey& key, DeidConfig config)
@@ -529,7 +656,15 @@ class Cleaner {
       case EVR_ST:
       case EVR_UC:
       case EVR_UT:
+      case EVR_UR:
         return PutString(item, object, kDummyText);
+      case EVR_OB:
+      case EVR_UN:
+        if (auto* element = dynamic_cast<DcmElement*>(object)) {
+          const Uint8 zeros[2] = {0, 0};
+          if (element->putUint8Array(zeros, 2).good()) return;
+        }
+        return Empty(object);
       default:
         return Empty(object);
     }
@@ -668,7 +803,8 @@ StatusOr<uint64_t> EncapsulatedEnd(const ReadAtFunction& read, uint64_t file_siz
 // ---- Writing -----------------------------------------------------------------------------
 
 // The attributes that say what was done (PS3.15 E.1.1, CID 7050).
-void AddMethodAttributes(DcmDataset& dataset, const DeidConfig& config, bool study_date_kept) {
+void AddMethodAttributes(DcmDataset& dataset, const DeidConfig& config, bool study_date_kept,
+                         bool masked) {
   struct Code {
     bool on;
     const char* value;
@@ -688,10 +824,12 @@ void AddMethodAttributes(DcmDataset& dataset, const DeidConfig& config, bool stu
       {config.retain_device_identity, "113109", "Retain Device Identity Option",
        "Retain Device Identity"},
       {config.retain_uids, "113110", "Retain UIDs Option", "Retain UIDs"},
+      {config.retain_institution_identity, "113112", "Retain Institution Identity Option",
+       "Retain Institution Identity"},
       {config.clean_descriptors, "113105", "Clean Descriptors Option", "Clean Descriptors"},
   };
   delete dataset.remove(DCM_DeidentificationMethodCodeSequence);
-  std::string method = "medvfs";
+  std::string method = std::string("medvfs ") + deid_profile::kProfileEdition;
   for (const Code& code : codes) {
     if (!code.on) continue;
     method += "\\";
@@ -704,6 +842,7 @@ void AddMethodAttributes(DcmDataset& dataset, const DeidConfig& config, bool stu
     }
   }
   if (study_date_kept) method += "\\StudyDate kept unmodified";
+  if (masked) method += "\\Burned-in annotation masked";
   method += config.birth_date == BirthDateRule::kDayOfMonth
                 ? "\\BirthDate moved to day " + std::to_string(config.birth_day) + " of its month"
             : config.birth_date == BirthDateRule::kYear ? "\\BirthDate cut to its year"
@@ -755,6 +894,156 @@ std::string TopLevelText(DcmDataset& dataset, const DcmTagKey& key) {
   return std::string(TrimId(TextOf(*element)));
 }
 
+// ---- What cannot be made safe ------------------------------------------------------------
+
+// Encapsulated PDF, CDA, STL, OBJ and MTL Storage: the document inside names the patient.
+constexpr std::string_view kEncapsulatedDocumentClasses[] = {
+    "1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.104.2",
+    "1.2.840.10008.5.1.4.1.1.104.3", "1.2.840.10008.5.1.4.1.1.104.4",
+    "1.2.840.10008.5.1.4.1.1.104.5"};
+
+// The classes that usually carry burned-in text when BurnedInAnnotation is absent: ultrasound
+// (the patient's name and the date in the image's header bar) and secondary capture (scanned
+// documents, screenshots, the classes of document scans). medvfs-deid(5) lists them.
+constexpr std::string_view kBurnedInClasses[] = {
+    "1.2.840.10008.5.1.4.1.1.6.1",  // Ultrasound Image
+    "1.2.840.10008.5.1.4.1.1.6",    // Ultrasound Image (retired)
+    "1.2.840.10008.5.1.4.1.1.3.1",  // Ultrasound Multi-frame Image
+    "1.2.840.10008.5.1.4.1.1.3",    // Ultrasound Multi-frame Image (retired)
+    "1.2.840.10008.5.1.4.1.1.7",    // Secondary Capture Image
+    "1.2.840.10008.5.1.4.1.1.7.1",  // Multi-frame Single Bit Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",  // Multi-frame Grayscale Byte Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.3",  // Multi-frame Grayscale Word Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.4",  // Multi-frame True Color Secondary Capture
+};
+
+template <size_t N>
+bool OneOf(const std::string_view (&list)[N], std::string_view value) {
+  return std::find(std::begin(list), std::end(list), value) != std::end(list);
+}
+
+std::string Upper(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// What the source says about its class and pixels, read before it is cleaned.
+struct PixelFacts {
+  std::string sop_class;
+  std::string modality;
+  std::string manufacturer;
+  std::string model;
+  std::string burned_in;  // BurnedInAnnotation, upper case
+  std::string photometric;
+  uint16_t rows = 0, columns = 0, bits_allocated = 0, samples = 0, planar = 0;
+  uint64_t frames = 1;
+  bool has_document = false;
+};
+
+PixelFacts FactsOf(DcmDataset& dataset, DcmMetaInfo& meta) {
+  PixelFacts facts;
+  const auto text = [&](const DcmTagKey& key) { return TopLevelText(dataset, key); };
+  facts.sop_class = text(DCM_SOPClassUID);
+  if (facts.sop_class.empty()) {
+    DcmElement* element = nullptr;
+    if (meta.findAndGetElement(DCM_MediaStorageSOPClassUID, element).good()) {
+      facts.sop_class = TrimId(TextOf(*element));
+    }
+  }
+  facts.modality = Upper(text(DCM_Modality));
+  facts.manufacturer = Upper(text(DCM_Manufacturer));
+  facts.model = Upper(text(DCM_ManufacturerModelName));
+  facts.burned_in = Upper(text(DCM_BurnedInAnnotation));
+  facts.photometric = Upper(text(DCM_PhotometricInterpretation));
+  (void)dataset.findAndGetUint16(DCM_Rows, facts.rows);
+  (void)dataset.findAndGetUint16(DCM_Columns, facts.columns);
+  (void)dataset.findAndGetUint16(DCM_BitsAllocated, facts.bits_allocated);
+  (void)dataset.findAndGetUint16(DCM_SamplesPerPixel, facts.samples);
+  (void)dataset.findAndGetUint16(DCM_PlanarConfiguration, facts.planar);
+  Sint32 frames = 1;
+  if (dataset.findAndGetSint32(DCM_NumberOfFrames, frames).good() && frames > 1) {
+    facts.frames = static_cast<uint64_t>(frames);
+  }
+  facts.has_document = dataset.tagExists(DCM_EncapsulatedDocument, OFFalse);
+  return facts;
+}
+
+bool CarriesBurnedInText(const PixelFacts& facts) {
+  if (facts.burned_in == "YES") return true;
+  if (facts.burned_in == "NO") return false;
+  return OneOf(kBurnedInClasses, facts.sop_class) || facts.modality == "US";
+}
+
+const PixelMaskRule* MatchingRule(const DeidConfig& config, const PixelFacts& facts) {
+  for (const PixelMaskRule& rule : config.pixel_masks) {
+    if (!rule.modality.empty() && Upper(rule.modality) != facts.modality) continue;
+    if (facts.manufacturer.find(Upper(rule.manufacturer)) == std::string::npos) continue;
+    if (facts.model.find(Upper(rule.model)) == std::string::npos) continue;
+    if (rule.rows != 0 && (rule.rows != facts.rows || rule.columns != facts.columns)) continue;
+    return &rule;
+  }
+  return nullptr;
+}
+
+// Whether the file may be published, and if its burned-in text is to be masked, the plan
+// (without its start, known once the header is written).
+WithholdReason Judge(const DeidConfig& config, const dicom_detail::DicomFile& file,
+                     const PixelFacts& facts, PixelMaskPlan* plan) {
+  if (facts.has_document || OneOf(kEncapsulatedDocumentClasses, facts.sop_class)) {
+    return WithholdReason::kEncapsulatedDocument;
+  }
+  if (!CarriesBurnedInText(facts) || config.burned_in == BurnedInPolicy::kInclude) {
+    return WithholdReason::kNone;
+  }
+  if (config.burned_in == BurnedInPolicy::kWithhold) return WithholdReason::kBurnedInAnnotation;
+  const PixelMaskRule* rule = MatchingRule(config, facts);
+  if (rule == nullptr) return WithholdReason::kNoMaskRule;
+  const bool subsampled =
+      facts.photometric.starts_with("YBR") && facts.photometric.ends_with("422");
+  const uint64_t frame_bytes =
+      uint64_t{facts.rows} * facts.columns * facts.samples * (facts.bits_allocated / 8u);
+  // Compressed, deflated, bit-packed or subsampled pixels cannot be masked byte by byte.
+  if (file.inflated || !file.pixel.present || file.pixel.encapsulated || subsampled ||
+      facts.bits_allocated == 0 || facts.bits_allocated % 8 != 0 || frame_bytes == 0 ||
+      file.pixel.length < frame_bytes) {
+    return WithholdReason::kMaskUnsupported;
+  }
+  plan->frames = std::min<uint64_t>(facts.frames, file.pixel.length / frame_bytes);
+  plan->rows = facts.rows;
+  plan->columns = facts.columns;
+  plan->bytes_per_sample = facts.bits_allocated / 8u;
+  plan->samples_per_pixel = facts.samples;
+  plan->planar = facts.planar == 1 && facts.samples > 1;
+  plan->rectangles = rule->rectangles;
+  return WithholdReason::kNone;
+}
+
+// Zeroes the bytes of `out` (the de-identified file's bytes from `offset`) under the plan's
+// rectangles.
+void ApplyMask(const PixelMaskPlan& plan, uint64_t offset, std::span<char> out) {
+  const uint64_t plane = uint64_t{plan.rows} * plan.columns * plan.bytes_per_sample;
+  const uint64_t frame = plane * plan.samples_per_pixel;
+  const uint64_t end = plan.start + frame * plan.frames;
+  const uint64_t pixel_bytes = plan.planar
+                                   ? plan.bytes_per_sample
+                                   : uint64_t{plan.bytes_per_sample} * plan.samples_per_pixel;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const uint64_t at = offset + i;
+    if (at < plan.start || at >= end) continue;
+    uint64_t in_frame = (at - plan.start) % frame;
+    if (plan.planar) in_frame %= plane;
+    const uint64_t pixel = in_frame / pixel_bytes;
+    const uint64_t row = pixel / plan.columns, column = pixel % plan.columns;
+    for (const MaskRectangle& r : plan.rectangles) {
+      if (column >= r.x && column < uint64_t{r.x} + r.width && row >= r.y &&
+          row < uint64_t{r.y} + r.height) {
+        out[i] = 0;
+        break;
+      }
+    }
+  }
+}
+
 StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAtFunction& read,
                                           uint64_t file_size) {
   SourceHeader source;
@@ -786,11 +1075,20 @@ StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAt
     if (end > file_size) return Status::Invalid("DICOM file is truncated inside its Pixel Data");
     result.pixel_length = end - result.pixel_offset;
   }
+  const PixelFacts facts = FactsOf(*file.dataset, *file.meta);
+  result.withheld = Judge(deid.config(), file, facts, &result.mask);
+  if (result.withheld != WithholdReason::kNone) {
+    DeidentifiedFile withheld;
+    withheld.withheld = result.withheld;
+    return withheld;
+  }
   const std::string patient_id = TopLevelText(*file.dataset, DCM_PatientID);
   Cleaner cleaner(deid, patient_id);
   cleaner.CleanMeta(*file.meta);
   cleaner.CleanItem(*file.dataset);
-  AddMethodAttributes(*file.dataset, deid.config(), cleaner.study_date_kept());
+  const bool masked = result.mask.active();
+  if (masked) (void)file.dataset->putAndInsertString(DCM_BurnedInAnnotation, "NO");
+  AddMethodAttributes(*file.dataset, deid.config(), cleaner.study_date_kept(), masked);
   DcmDataset& out = *file.dataset;
   if (!patient_id.empty()) result.patient_pseudonym = deid.Pseudonym(patient_id);
   result.study_instance_uid = TopLevelText(out, DCM_StudyInstanceUID);
@@ -799,6 +1097,10 @@ StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAt
   result.study_date = TopLevelText(out, DCM_StudyDate);
   result.series_number = TopLevelText(out, DCM_SeriesNumber);
   MEDVFS_ASSIGN_OR_RETURN(result.header, WriteHeader(*file.meta, std::move(file.dataset), xfer));
+  if (masked) {
+    result.mask.start =
+        result.header.size() + (file.data_offset + file.pixel.value_offset - result.pixel_offset);
+  }
   return result;
 }
 
@@ -820,6 +1122,10 @@ StatusOr<DeidentifiedFile> Deidentifier::Deidentify(const ReadAtFunction& read,
 StatusOr<size_t> Deidentifier::ReadDeidentified(const DeidentifiedFile& file,
                                                 const ReadAtFunction& source, uint64_t offset,
                                                 std::span<char> out) {
+  if (file.withheld != WithholdReason::kNone) {
+    return Status::Invalid("the file is withheld: it cannot be de-identified safely");
+  }
+  const uint64_t first = offset;
   size_t done = 0;
   while (done < out.size() && offset < file.size()) {
     if (offset < file.header.size()) {
@@ -843,6 +1149,7 @@ StatusOr<size_t> Deidentifier::ReadDeidentified(const DeidentifiedFile& file,
       return Status::IoError("reading the source file failed");
     }
   }
+  if (file.mask.active()) ApplyMask(file.mask, first, out.first(done));
   return done;
 }
 

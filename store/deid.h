@@ -49,12 +49,49 @@ struct SafePrivateTag {
   uint8_t element = 0;
 };
 
+// Why a DICOM file is withheld (never published in `@anon` nor exported): what the profile
+// cannot make safe. WithholdReasonName gives the stable text used in reports.
+enum class WithholdReason : uint8_t {
+  kNone = 0,
+  kEncapsulatedDocument = 1,  // PDF, CDA, STL, OBJ, MTL...: the document itself names the patient
+  kBurnedInAnnotation = 2,    // burned-in text, and the config neither includes nor masks it
+  kNoMaskRule = 3,            // burned-in text, masking asked, but no pixel_mask rule matches
+  kMaskUnsupported = 4,       // a rule matches, but the pixels cannot be masked (compressed...)
+};
+std::string_view WithholdReasonName(WithholdReason reason);
+
+// What becomes of instances with burned-in annotation (BurnedInAnnotation YES, or absent for the
+// classes that usually carry it: medvfs-deid(5)): withheld, included as they are, or masked by
+// the pixel_mask rules (and withheld when none matches).
+enum class BurnedInPolicy : uint8_t { kWithhold = 0, kInclude = 1, kMask = 2 };
+
+// A rectangle of pixels, from the top left corner (column x, row y), `width` x `height` pixels.
+struct MaskRectangle {
+  uint32_t x = 0;
+  uint32_t y = 0;
+  uint32_t width = 0;
+  uint32_t height = 0;
+};
+
+// A pixel_mask rule in the style of CTP's DicomPixelAnonymizer: the rectangles zeroed in every
+// frame of the instances it matches. Empty texts and zero sizes match anything; texts match
+// case-insensitively, manufacturer and model as substrings.
+struct PixelMaskRule {
+  std::string modality;
+  std::string manufacturer;
+  std::string model;
+  uint32_t rows = 0;
+  uint32_t columns = 0;
+  std::vector<MaskRectangle> rectangles;
+};
+
 struct DeidConfig {
   TemporalRetention temporal = TemporalRetention::kNone;
   bool retain_patient_characteristics = false;  // sex, age, size, weight... kept
   bool retain_device_identity = false;          // device serial numbers, station names... kept
   bool retain_uids = false;                     // UIDs kept as they are (no remapping)
   bool clean_descriptors = false;  // descriptions kept (the option's "C": see medvfs-deid(5))
+  bool retain_institution_identity = false;  // institution name, address, department... kept
   // The clinic's extension: StudyDate stays as it is whatever `temporal` says. Default: true.
   bool keep_study_date = true;
   BirthDateRule birth_date = BirthDateRule::kDayOfMonth;
@@ -62,6 +99,9 @@ struct DeidConfig {
   // Pseudonyms are "<prefix>-<20 hex digits>". Default: "ANON".
   std::string pseudonym_prefix = "ANON";
   std::vector<SafePrivateTag> safe_private_tags;
+  // Burned-in annotation. Default: kWithhold, no rules (the first matching rule applies).
+  BurnedInPolicy burned_in = BurnedInPolicy::kWithhold;
+  std::vector<PixelMaskRule> pixel_masks;
 };
 
 // Parses a config file's text (format: medvfs-deid(5)). kInvalid naming the line and what is
@@ -72,6 +112,19 @@ StatusOr<DeidConfig> LoadDeidConfig(const std::filesystem::path& file);
 
 // Reads bytes of the source file at `offset` into `out`; returns how many (0 at the end).
 using ReadAtFunction = std::function<StatusOr<size_t>(uint64_t offset, std::span<char> out)>;
+
+// Rectangles to zero in native (uncompressed) pixel data, applied on read.
+struct PixelMaskPlan {
+  uint64_t start = 0;   // offset of the first pixel byte in the de-identified file
+  uint64_t frames = 0;  // frames the pixel data holds whole
+  uint32_t rows = 0;
+  uint32_t columns = 0;
+  uint32_t bytes_per_sample = 0;  // BitsAllocated / 8
+  uint32_t samples_per_pixel = 0;
+  bool planar = false;  // PlanarConfiguration 1: each sample's plane after the other
+  std::vector<MaskRectangle> rectangles;
+  bool active() const { return !rectangles.empty(); }
+};
 
 // A de-identified file, described without holding its pixels: `header`, then the source's
 // bytes [pixel_offset, pixel_offset + pixel_length) unchanged (the Pixel Data element, its tag
@@ -88,6 +141,9 @@ struct DeidentifiedFile {
   std::string sop_instance_uid;
   std::string study_date;
   std::string series_number;
+  // Not kNone: the file must not be published; `header` is empty and nothing can be read.
+  WithholdReason withheld = WithholdReason::kNone;
+  PixelMaskPlan mask;  // the rectangles zeroed in the pixels read (burned-in text masked)
 
   uint64_t size() const { return header.size() + pixel_length; }
 };
@@ -121,14 +177,16 @@ class Deidentifier {
   // Deidentify would fill in for the same file. For paths of the `@anon` view and of exports.
   DeidentifiedFile NamesFor(const DicomTags& tags) const;
 
-  // De-identifies one DICOM Part 10 file of `file_size` bytes read through `read`.
+  // De-identifies one DICOM Part 10 file of `file_size` bytes read through `read`. A file the
+  // profile cannot make safe comes back with `withheld` set and nothing else to publish.
   // kInvalid when it is not DICOM or is damaged (nothing is returned then: a file that cannot be
   // de-identified is never shown); kIoError when reading fails.
   // Thread-safe; never throws.
   StatusOr<DeidentifiedFile> Deidentify(const ReadAtFunction& read, uint64_t file_size) const;
 
   // Reads the de-identified file `file` at `offset` (header bytes, then pixel bytes read
-  // through `source`). Returns the count (0 at or past the end).
+  // through `source`, with `file.mask` applied). Returns the count (0 at or past the end);
+  // kInvalid for a withheld file.
   static StatusOr<size_t> ReadDeidentified(const DeidentifiedFile& file,
                                            const ReadAtFunction& source, uint64_t offset,
                                            std::span<char> out);

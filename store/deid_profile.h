@@ -1,5 +1,7 @@
 // The attribute table of DICOM PS3.15 Annex E (Table E.1-1, Application Level Confidentiality
 // Profile Attributes) as data, for store/deid.cc. Internal to store/.
+// The rows are generated from a machine-readable rendition of the standard's edition
+// kProfileEdition by store/deid_table_gen.py into store/deid_table.inc.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,7 @@ enum class Action : uint8_t {
 struct OptionActions {
   Action uids = Action::kNone;            // Retain UIDs Option
   Action device = Action::kNone;          // Retain Device Identity Option
+  Action institution = Action::kNone;     // Retain Institution Identity Option
   Action patient = Action::kNone;         // Retain Patient Characteristics Option
   Action full_dates = Action::kNone;      // Retain Longitudinal Temporal Information Full Dates
   Action modified_dates = Action::kNone;  // ... Modified Dates Option
@@ -39,11 +42,16 @@ struct OptionActions {
 };
 
 struct ProfileRow {
-  uint32_t tag = 0;           // (group << 16) | element
-  const char* keyword = "";   // as in DCMTK's data dictionary
-  Action basic = Action::kX;  // Basic Profile column
+  uint32_t tag = 0;              // (group << 16) | element
+  const char* keyword = "";      // as in DCMTK's data dictionary; PS3.6's where DCMTK lacks the tag
+  const char* vr = "";           // PS3.6's VR ("OB or OW" where it gives two)
+  bool dcmtk_knows = true;       // DCMTK's data dictionary has the tag
+  Action basic = Action::kNone;  // Basic Profile column
   OptionActions options;
 };
+
+// The edition of PS3.15 the rows come from, as DeidentificationMethod names it.
+inline constexpr const char* kProfileEdition = "DICOM PS3.15 2024b Table E.1-1";
 
 // The rows in ascending tag order. Rows with tag patterns (curves 50xx, overlays 60xx, private
 // groups) are not in it: deid.cc handles those by group.
@@ -54,8 +62,8 @@ const ProfileRow* FindProfileRow(uint32_t tag);
 
 // The action for `row` under `config`: the Basic Profile's, replaced by the action of each
 // option that is on and has one for the row (Clean Descriptors first, then Retain Patient
-// Characteristics, Device Identity, UIDs, and the temporal option, so that a Retain option's K
-// wins over a C).
+// Characteristics, Device Identity, Institution Identity, UIDs, and the temporal option, so that a
+// Retain option's K wins over a C).
 Action EffectiveAction(const ProfileRow& row, const DeidConfig& config);
 
 // A DA value (values joined by '\') or a DT value (`date_time`) with the date of each value moved

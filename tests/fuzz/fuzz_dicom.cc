@@ -111,6 +111,10 @@ void Deidentify(std::string_view input) {
   };
   auto file = deidentifier.Deidentify(read, bytes.size());
   if (!file.ok()) return;
+  if (file->withheld != store::WithholdReason::kNone) {  // nothing may be read from it
+    Check(file->size() == 0, "a withheld file is empty");
+    return;
+  }
   Check(file->pixel_offset + file->pixel_length <= bytes.size(), "the pixel range is in the file");
   const std::string whole = ReadInPieces(*file, bytes, 1 << 20);
   Check(whole.size() == file->size(), "the size is what reads give");

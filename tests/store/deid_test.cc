@@ -280,9 +280,8 @@ bool IsDummy(const std::string& value) {
 class DeidFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!std::filesystem::is_directory(test_util::kPydicomSamples)) {
-      GTEST_SKIP() << "python3-pydicom's sample files are not installed";
-    }
+    ASSERT_TRUE(std::filesystem::is_directory(test_util::kPydicomSamples))
+        << "python3-pydicom's sample files are needed";
   }
 
   // De-identifies `bytes`; the output file's bytes.
@@ -312,6 +311,12 @@ class DeidFileTest : public ::testing::Test {
     if (!original.ok()) return;  // not a file the archive parses either
     DeidentifiedFile file;
     const std::string output = Run(deid, bytes, &file);
+    if (file.withheld != WithholdReason::kNone) {  // nothing to publish, nothing to read
+      EXPECT_TRUE(output.empty());
+      EXPECT_EQ(file.size(), 0u);
+      ++withheld_;
+      return;
+    }
     ASSERT_FALSE(output.empty());
     ++processed_;
     auto parsed = ParseDicom(output, output.size());
@@ -480,23 +485,37 @@ class DeidFileTest : public ::testing::Test {
   test_util::ScopedTempDir dir_;
   DicomTags parsed_;  // the last output
   int processed_ = 0;
+  int withheld_ = 0;
   int with_pixels_ = 0;
   int encapsulated_ = 0;
   int big_endian_ = 0;
 };
 
 TEST_F(DeidFileTest, EverySampleFollowsTheProfile) {
-  Deidentifier deid(TestKey(7), DeidConfig{});
+  // Burned-in annotation included, so that the secondary captures' headers are checked too.
+  DeidConfig config;
+  config.burned_in = BurnedInPolicy::kInclude;
+  Deidentifier deid(TestKey(7), config);
   for (const auto& path : Samples()) CheckSample(path, deid);
   EXPECT_GE(processed_, 50);
+  EXPECT_EQ(withheld_, 0);
   EXPECT_GE(with_pixels_, 40);
   EXPECT_GE(encapsulated_, 20);
   EXPECT_GE(big_endian_, 3);
 }
 
+TEST_F(DeidFileTest, SecondaryCapturesAreWithheldByDefault) {
+  Deidentifier deid(TestKey(7), DeidConfig{});
+  for (const auto& path : Samples()) CheckSample(path, deid);
+  // The SC_* samples (Secondary Capture, BurnedInAnnotation absent) and no others.
+  EXPECT_GE(withheld_, 20);
+  EXPECT_GE(processed_, 30);
+}
+
 TEST_F(DeidFileTest, YearRuleAndShortReads) {
   DeidConfig config;
   config.birth_date = BirthDateRule::kYear;
+  config.burned_in = BurnedInPolicy::kInclude;  // JPEG2000.dcm is a secondary capture
   Deidentifier deid(TestKey(7), config);
   for (const char* name : {"CT_small.dcm", "MR_small_bigendian.dcm", "JPEG2000.dcm"}) {
     CheckSample(test_util::kPydicomSamples / name, deid);
@@ -531,7 +550,7 @@ TEST_F(DeidFileTest, SamePatientAndStudyMapTheSameAcrossFiles) {
 }
 
 TEST_F(DeidFileTest, ReferencedInstancesMapToTheirTargets) {
-  if (!HaveTool("dcmodify")) GTEST_SKIP() << "dcmodify (package dcmtk) is not installed";
+  ASSERT_TRUE(HaveTool("dcmodify")) << "dcmodify (package dcmtk) is needed";
   Deidentifier deid(TestKey(7), DeidConfig{});
   const std::string target_bytes = ReadFile(test_util::kPydicomSamples / "MR_small.dcm");
   DeidentifiedFile target;
