@@ -14,6 +14,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <sstream>
@@ -27,9 +28,12 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcostrmb.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
 
 namespace medvfs::store {
 namespace {
@@ -988,7 +992,7 @@ const PixelMaskRule* MatchingRule(const DeidConfig& config, const PixelFacts& fa
 // Whether the file may be published, and if its burned-in text is to be masked, the plan
 // (without its start, known once the header is written).
 WithholdReason Judge(const DeidConfig& config, const dicom_detail::DicomFile& file,
-                     const PixelFacts& facts, PixelMaskPlan* plan) {
+                     const PixelFacts& facts, PixelMaskPlan* plan, bool* decompress) {
   if (facts.has_document || OneOf(kEncapsulatedDocumentClasses, facts.sop_class)) {
     return WithholdReason::kEncapsulatedDocument;
   }
@@ -998,6 +1002,12 @@ WithholdReason Judge(const DeidConfig& config, const dicom_detail::DicomFile& fi
   if (config.burned_in == BurnedInPolicy::kWithhold) return WithholdReason::kBurnedInAnnotation;
   const PixelMaskRule* rule = MatchingRule(config, facts);
   if (rule == nullptr) return WithholdReason::kNoMaskRule;
+  if (file.pixel.present && file.pixel.encapsulated && !file.inflated) {
+    // Compressed: decompressed whole with DCMTK's codecs, then masked (DecompressAndMask).
+    plan->rectangles = rule->rectangles;
+    *decompress = true;
+    return WithholdReason::kNone;
+  }
   const bool subsampled =
       facts.photometric.starts_with("YBR") && facts.photometric.ends_with("422");
   const uint64_t frame_bytes =
@@ -1044,6 +1054,52 @@ void ApplyMask(const PixelMaskPlan& plan, uint64_t offset, std::span<char> out) 
   }
 }
 
+// Decoded pixels of a compressed instance are held in memory whole: at most this many bytes.
+constexpr uint64_t kMaxDecompressedBytes = 256 << 20;
+
+// Decompresses the Pixel Data of the whole data set `dataset` (JPEG, JPEG-LS, RLE: DCMTK's
+// decoders; not JPEG 2000) and zeroes `rectangles` in every frame. False when it cannot.
+bool DecompressAndMask(DcmDataset& dataset, DcmMetaInfo& meta,
+                       const std::vector<MaskRectangle>& rectangles) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+  });
+  const PixelFacts before = FactsOf(dataset, meta);
+  const uint64_t frame_bytes =
+      uint64_t{before.rows} * before.columns * before.samples * (before.bits_allocated / 8u);
+  if (frame_bytes == 0 || before.bits_allocated % 8 != 0 ||
+      frame_bytes * before.frames > kMaxDecompressedBytes) {
+    return false;
+  }
+  if (dataset.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
+      !dataset.canWriteXfer(EXS_LittleEndianExplicit)) {
+    return false;
+  }
+  const PixelFacts facts = FactsOf(dataset, meta);  // the decoder may change the colour model
+  if (facts.photometric.starts_with("YBR") && facts.photometric.ends_with("422")) return false;
+  DcmElement* pixels = nullptr;
+  Uint8* data = nullptr;
+  if (dataset.findAndGetElement(DCM_PixelData, pixels, OFFalse).bad() || pixels == nullptr ||
+      pixels->getUint8Array(data).bad() || data == nullptr) {
+    return false;
+  }
+  const uint64_t length = pixels->getLength();
+  if (length < frame_bytes) return false;
+  PixelMaskPlan plan;
+  plan.frames = std::min<uint64_t>(facts.frames, length / frame_bytes);
+  plan.rows = facts.rows;
+  plan.columns = facts.columns;
+  plan.bytes_per_sample = facts.bits_allocated / 8u;
+  plan.samples_per_pixel = facts.samples;
+  plan.planar = facts.planar == 1 && facts.samples > 1;
+  plan.rectangles = rectangles;
+  ApplyMask(plan, 0, std::span<char>(reinterpret_cast<char*>(data), static_cast<size_t>(length)));
+  return true;
+}
+
 StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAtFunction& read,
                                           uint64_t file_size) {
   SourceHeader source;
@@ -1076,7 +1132,32 @@ StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAt
     result.pixel_length = end - result.pixel_offset;
   }
   const PixelFacts facts = FactsOf(*file.dataset, *file.meta);
-  result.withheld = Judge(deid.config(), file, facts, &result.mask);
+  bool decompress = false;
+  result.withheld = Judge(deid.config(), file, facts, &result.mask, &decompress);
+  bool masked_whole = false;
+  if (result.withheld == WithholdReason::kNone && decompress) {
+    // The pixels are decoded and masked in memory, and written with the header.
+    if (file_size > kMaxDicomHeaderBytes) {
+      result.withheld = WithholdReason::kMaskUnsupported;
+    } else {
+      MEDVFS_RETURN_IF_ERROR(ReadUpTo(read, file_size, &source.bytes));
+      MEDVFS_ASSIGN_OR_RETURN(file, dicom_detail::ReadWholeDicomFile(source.bytes, file_size));
+      std::vector<DcmObject*> after;
+      for (DcmObject* o = file.dataset->nextInContainer(nullptr); o != nullptr;
+           o = file.dataset->nextInContainer(o)) {
+        if (TagOf(o->getTag()) > kPixelDataTag) after.push_back(o);
+      }
+      for (DcmObject* o : after) delete file.dataset->remove(o);
+      if (DecompressAndMask(*file.dataset, *file.meta, result.mask.rectangles)) {
+        xfer = EXS_LittleEndianExplicit;
+        result.pixel_offset = result.pixel_length = 0;
+        result.mask = PixelMaskPlan{};
+        masked_whole = true;
+      } else {
+        result.withheld = WithholdReason::kMaskUnsupported;
+      }
+    }
+  }
   if (result.withheld != WithholdReason::kNone) {
     DeidentifiedFile withheld;
     withheld.withheld = result.withheld;
@@ -1086,7 +1167,7 @@ StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAt
   Cleaner cleaner(deid, patient_id);
   cleaner.CleanMeta(*file.meta);
   cleaner.CleanItem(*file.dataset);
-  const bool masked = result.mask.active();
+  const bool masked = result.mask.active() || masked_whole;
   if (masked) (void)file.dataset->putAndInsertString(DCM_BurnedInAnnotation, "NO");
   AddMethodAttributes(*file.dataset, deid.config(), cleaner.study_date_kept(), masked);
   DcmDataset& out = *file.dataset;
@@ -1097,7 +1178,7 @@ StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAt
   result.study_date = TopLevelText(out, DCM_StudyDate);
   result.series_number = TopLevelText(out, DCM_SeriesNumber);
   MEDVFS_ASSIGN_OR_RETURN(result.header, WriteHeader(*file.meta, std::move(file.dataset), xfer));
-  if (masked) {
+  if (result.mask.active()) {
     result.mask.start =
         result.header.size() + (file.data_offset + file.pixel.value_offset - result.pixel_offset);
   }

@@ -497,6 +497,47 @@ TEST_F(EveryAttributeTest, BurnedInUltrasoundIsMaskedWhenConfigured) {
   EXPECT_NE(parsed->Find("DeidentificationMethod")->value.find("masked"), std::string::npos);
 }
 
+// A compressed (RLE, RGB, 2 frames) secondary capture: decompressed by DCMTK's decoder, masked
+// in both frames, written uncompressed; the rest of the pixels equal dcmdrle's decoding.
+TEST_F(EveryAttributeTest, CompressedPixelsAreDecompressedThenMasked) {
+  const std::filesystem::path source = test_util::kPydicomSamples / "SC_rgb_rle_2frame.dcm";
+  const std::filesystem::path plain = dir_.path() / "plain.dcm";
+  ASSERT_TRUE(Shell("dcmdrle -q " + ShellQuote(source.string()) + " " + ShellQuote(plain.string())))
+      << "dcmdrle (dcmtk) is needed";
+  const std::string bytes = ReadFile(source);
+  auto config = ParseDeidConfig(
+      "burned_in_annotation = mask\npixel_mask = modality=OT size=100x100 : (10,20,30,5)\n");
+  ASSERT_TRUE(config.ok());
+  auto file = Deidentifier(TestKey(), *config).Deidentify(ReaderOf(bytes), bytes.size());
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  ASSERT_EQ(file->withheld, WithholdReason::kNone);
+  EXPECT_EQ(file->pixel_length, 0u);  // the pixels are in the rewritten data set
+  const std::string output = file->header;
+  auto parsed = ParseDicom(output, output.size());
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->Find("BurnedInAnnotation")->value, "NO");
+  const bool planar = parsed->Find("PlanarConfiguration")->value == "1";
+  constexpr size_t kFrame = 100 * 100 * 3;
+  const std::string decoded = ReadFile(plain);
+  ASSERT_GT(output.size(), 2 * kFrame);
+  ASSERT_GT(decoded.size(), 2 * kFrame);
+  const std::string after = output.substr(output.size() - 2 * kFrame);
+  const std::string before = decoded.substr(decoded.size() - 2 * kFrame);
+  size_t zeroed = 0, same = 0;
+  for (size_t i = 0; i < after.size(); ++i) {
+    const size_t in_frame = i % kFrame;
+    const size_t pixel = planar ? in_frame % (100 * 100) : in_frame / 3;
+    const size_t row = pixel / 100, column = pixel % 100;
+    if (row >= 20 && row < 25 && column >= 10 && column < 40) {
+      zeroed += after[i] == 0;
+    } else {
+      same += after[i] == before[i];
+    }
+  }
+  EXPECT_EQ(zeroed, 2u * 3 * 30 * 5);
+  EXPECT_EQ(same, 2 * kFrame - zeroed);
+}
+
 TEST(DeidMaskConfigTest, BadRulesAreRefused) {
   for (const char* bad : {"pixel_mask = modality=US", "pixel_mask = modality=US : (0,0,0,5)",
                           "pixel_mask = colour=red : (0,0,1,1)", "pixel_mask = : (1,2,3)",
