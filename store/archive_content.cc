@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "store/archive_impl.h"
+#include "store/chunk_settle.h"
 #include "store/log.h"
 
 namespace medvfs::store {
@@ -301,9 +302,14 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
     MEDVFS_RETURN_IF_ERROR(WriteBatchLocked(batch));
     session->mtime_ns = 0;
   }
-  // The chunks stored so far are the version's now (or an equal version's): no longer the
-  // session's to release.
-  chunks_->Settle(session->content.TakeInserted());
+  // The chunks stored so far that the content references are the version's now (or an equal
+  // version's); the ones overwritten or truncated away before this commit go (chunk_settle.h).
+  auto released =
+      SettleCommitted(*chunks_, session->content.owner(), session->content.TakeInserted(), content);
+  if (!released.ok()) {
+    MEDVFS_LOG_ERROR("inode %llu: the chunks of an overwritten write could not be released: %s",
+                     static_cast<unsigned long long>(ino), released.status().ToString().c_str());
+  }
   // Durable before close() or fsync() returns; outside mu_ so commits share the fsync.
   MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
   session->dirty = false;

@@ -1,5 +1,8 @@
 #include "store/chunk_store.h"
 
+#include <algorithm>
+
+#include "store/chunk_settle.h"
 #include "store/compress.h"
 #include "store/log.h"
 #include "store/subkeys.h"
@@ -262,6 +265,25 @@ void ChunkStore::CacheInsert(const ChunkId& id, std::shared_ptr<const std::strin
     cache_index_.erase(lru_.back().first);
     lru_.pop_back();
   }
+}
+
+StatusOr<size_t> SettleCommitted(ChunkStore& chunks, uint64_t owner, std::vector<ChunkId> inserted,
+                                 const ExtentList& content) {
+  std::vector<ChunkId> referenced;
+  referenced.reserve(content.extents().size());
+  for (const Extent& extent : content.extents()) {
+    if (!IsHole(extent)) referenced.push_back(extent.id);
+  }
+  std::sort(referenced.begin(), referenced.end());
+  auto unreferenced = std::partition(inserted.begin(), inserted.end(), [&](const ChunkId& id) {
+    return std::binary_search(referenced.begin(), referenced.end(), id);
+  });
+  chunks.Settle(std::span<const ChunkId>(inserted.data(),
+                                         static_cast<size_t>(unreferenced - inserted.begin())));
+  if (unreferenced == inserted.end()) return size_t{0};
+  return chunks.ReleaseFresh(
+      owner,
+      std::span<const ChunkId>(&*unreferenced, static_cast<size_t>(inserted.end() - unreferenced)));
 }
 
 }  // namespace medvfs::store
