@@ -192,7 +192,10 @@ void ComparePixelsOf(std::string_view file_a, std::string_view file_b, Decoder d
       }
     }
   }
-  auto png = diff_internal::RenderComparisonPng(**pixels_a, **pixels_b, frame);
+  auto png = diff_internal::RenderComparisonPng(
+      **pixels_a, **pixels_b,
+      {frame, result->a.label, result->b.label, result->a.time_ns, result->b.time_ns,
+       options.png_heat_max});
   if (!png.ok()) {
     result->png_not_rendered_reason = png.status().message();
     return;

@@ -2,8 +2,9 @@
 //
 // DICOM content gets a tag diff (sequences walked item by item), the SOPInstanceUID check, and
 // a pixel comparison per frame in stored values; PNG and JPEG pictures get the pixel comparison;
-// every file gets a byte-level summary. A side-by-side PNG (A | B | difference heat map) can be
-// rendered for one frame. No DCMTK, libpng or libjpeg type appears here.
+// every file gets a byte-level summary. A side-by-side PNG (A | B | difference heat map, with
+// labels and a legend) can be rendered for one frame. No DCMTK, libpng or libjpeg type appears
+// here.
 #pragma once
 
 #include <array>
@@ -141,6 +142,9 @@ struct DiffOptions {
   uint64_t max_decode_bytes = uint64_t{1} << 30;
   bool render_png = false;
   std::optional<uint32_t> png_frame;  // 1-based; default: the first differing frame, else 1
+  // The heat map's full scale (white), in the units of its difference (rescaled values for
+  // monochrome DICOM). Default: the window width, else 2^BitsStored - 1. REQUIRES: > 0.
+  std::optional<double> png_heat_max;
 };
 
 // Compares a with b. Errors only for failures to read a side (its status is returned);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,12 +53,28 @@ PixelComparison ComparePixels(const DecodedPixels& a, const DecodedPixels& b);
 
 // ---- The side-by-side picture (diff_render.cc) ----
 
-// A PNG of width 3 x columns and height rows: A | B | heat map of |A - B| for frame `frame`
-// (1-based). A and B are rendered with the same VOI window: the first window in A's file (else
-// B's), else the min-max of both frames' values; MONOCHROME1 is inverted; colour pictures are
-// shown as they are. The heat map runs black (equal) -> red -> yellow -> white (the largest
-// difference in the frame). REQUIRES: ComparePixels(a, b).compared.
+// What the picture shows besides the pixels. Labels carry no patient data: version labels,
+// UTC times, the frame number and window values only.
+struct RenderRequest {
+  uint32_t frame = 1;         // 1-based
+  std::string label_a = "A";  // e.g. "v3"
+  std::string label_b = "B";
+  int64_t time_a_ns = 0;  // 0: not shown
+  int64_t time_b_ns = 0;
+  std::optional<double> heat_max;  // the heat map's full scale (DiffOptions::png_heat_max)
+};
+
+// An RGB 8-bit PNG for frame request.frame: a label band over three panels A | B | heat map of
+// |A - B|, with the heat map's legend under it (layout: detail::GeometryFor). Small images are
+// enlarged by an integer factor. Each panel is labelled with its version, UTC time, frame and
+// window. A and B are rendered with the same VOI window, applied after RescaleSlope/Intercept:
+// the first WindowCenter/WindowWidth of A's file (else B's), else for CT 40/400 (soft tissue),
+// else the 1st to 99th percentile of both frames' values (never min-max, which one outlier
+// spoils); MONOCHROME1 is inverted; colour pictures are shown as they are. The heat map is on
+// an absolute scale: 0 to request.heat_max, else the window width, else 2^BitsStored - 1 (of
+// rescaled values for monochrome DICOM, stored values otherwise), with numbers on its legend.
+// REQUIRES: ComparePixels(a, b).compared.
 StatusOr<std::string> RenderComparisonPng(const DecodedPixels& a, const DecodedPixels& b,
-                                          uint32_t frame);
+                                          const RenderRequest& request);
 
 }  // namespace medvfs::store::diff_internal

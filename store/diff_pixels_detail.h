@@ -2,6 +2,7 @@
 // comparison) and diff_render.cc (the side-by-side picture). Internal to store/.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -65,6 +66,39 @@ class DicomPixels final : public FramePixels {
   // the file's.
   bool ybr_full_422 = false;
 };
+
+// Where things are in the side-by-side picture of an image of rows x columns pixels:
+//   label band (3 lines per panel) | images A, B, heat map (enlarged) | legend under the heat map
+// Small images are enlarged by an integer factor (nearest neighbour) so that a panel is at
+// least kMinPanelWidth wide, unless that would make it taller than kMaxEnlargedHeight.
+struct ComparisonGeometry {
+  static constexpr uint32_t kMinPanelWidth = 512;
+  static constexpr uint32_t kMaxEnlargedHeight = 2048;
+  static constexpr uint32_t kPad = 8;  // margin around and between panels
+  static constexpr uint32_t kLabelLines = 3;
+  static constexpr uint32_t kLegendBarHeight = 16;
+  static constexpr uint32_t kTickHeight = 4;
+
+  uint32_t scale = 1;          // each image pixel is scale x scale picture pixels
+  uint32_t text_scale = 2;     // each font pixel is text_scale x text_scale picture pixels
+  uint32_t line_height = 0;    // from one label line to the next
+  uint32_t image_width = 0;    // columns * scale
+  uint32_t image_height = 0;   // rows * scale
+  uint32_t panel_width = 0;    // max(image_width, kMinPanelWidth)
+  uint32_t panel_x[3] = {};    // left edge of panels A, B and the heat map
+  uint32_t label_y = 0;        // top of the first label line
+  uint32_t image_y = 0;        // top of the images
+  uint32_t legend_y = 0;       // top of the legend bar (under the heat map, panel_width wide)
+  uint32_t legend_text_y = 0;  // top of the legend's numbers
+  uint64_t width = 0;
+  uint64_t height = 0;
+};
+ComparisonGeometry GeometryFor(uint32_t rows, uint32_t columns);
+
+// The heat map's colour for an absolute difference d on a scale of 0 to full_scale: black for
+// 0; any other difference at least dark red (so that it is never mistaken for equal), then
+// linearly through red and yellow to white at full_scale and above.
+std::array<uint8_t, 3> HeatColour(double d, double full_scale);
 
 // A PNG or JPEG picture: one frame; gray (1), gray+alpha (2), RGB (3) or RGBA (4) samples of
 // 8 or 16 bits.

@@ -5,14 +5,17 @@
 
 #include <gtest/gtest.h>
 
+#include "store/diff_font.h"
 #include "store/diff_pixels_detail.h"
 #include "tests/store/test_util.h"
 
 #include <png.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -193,11 +196,12 @@ class DiffPixelsTest : public test_util::TempDirTest {
  protected:
   void SetUp() override {
     TempDirTest::SetUp();
-    if (!fs::exists(kSamples / "MR_small.dcm")) GTEST_SKIP() << "pydicom's test files missing";
+    ASSERT_TRUE(fs::exists(kSamples / "MR_small.dcm"))
+        << "pydicom's test files are missing (package python3-pydicom)";
     const char* check =
         "for t in dcmdump dump2dcm dcmcjpeg dcmdjpeg dcmcjpls dcmdrle dcm2pnm dcmj2pnm; do "
         "command -v $t >/dev/null || exit 1; done";
-    if (std::system(check) != 0) GTEST_SKIP() << "DCMTK's command line tools missing";
+    ASSERT_EQ(std::system(check), 0) << "DCMTK's command line tools are missing (package dcmtk)";
   }
 
   fs::path Sample(const std::string& name) const { return kSamples / name; }
@@ -292,6 +296,27 @@ class DiffPixelsTest : public test_util::TempDirTest {
          << "(0028,1052) DS [" << intercept << "]\n(0028,1053) DS [1]\n"
          << "(7fe0,0010) OW =" << Path(name + ".raw").string() << "\n";
     WriteFile(Path(name + ".raw"), raw);
+    WriteFile(Path(name + ".dump"), dump.str());
+    Run("dump2dcm " + name + ".dump " + name + ".dcm");
+    return Path(name + ".dcm");
+  }
+
+  // A monochrome image of the modality given, signed 16-bit stored values, with the dump lines
+  // in `extra` (rescale, window) before Pixel Data.
+  fs::path SyntheticImage(const std::string& modality, uint32_t rows, uint32_t columns,
+                          const std::vector<int32_t>& values, const std::string& extra,
+                          const std::string& name) {
+    const std::string uid = "1.2.826.0.1.3680043.2.1125.98." + std::to_string(++dumps_);
+    std::ostringstream dump;
+    dump << "(0002,0001) OB 00\\01\n(0002,0002) UI =SecondaryCaptureImageStorage\n"
+         << "(0002,0003) UI [" << uid << "]\n(0002,0010) UI =LittleEndianExplicit\n"
+         << "(0008,0016) UI =SecondaryCaptureImageStorage\n(0008,0018) UI [" << uid << "]\n"
+         << "(0008,0060) CS [" << modality << "]\n(0028,0002) US 1\n"
+         << "(0028,0004) CS [MONOCHROME2]\n(0028,0010) US " << rows << "\n(0028,0011) US "
+         << columns << "\n(0028,0100) US 16\n(0028,0101) US 16\n(0028,0102) US 15\n"
+         << "(0028,0103) US 1\n"
+         << extra << "(7fe0,0010) OW =" << Path(name + ".raw").string() << "\n";
+    WriteFile(Path(name + ".raw"), LittleEndian16(values));
     WriteFile(Path(name + ".dump"), dump.str());
     Run("dump2dcm " + name + ".dump " + name + ".dcm");
     return Path(name + ".dcm");
@@ -416,7 +441,7 @@ TEST_F(DiffPixelsTest, DecodersWorkFromManyThreadsAtOnce) {
       if (a.ok() && b.ok()) {
         const PixelComparison c = ComparePixels(**a, **b);
         identical[t] = c.compared && c.frames.size() == 1 && c.frames[0].identical() &&
-                       RenderComparisonPng(**a, **b, 1).ok();
+                       RenderComparisonPng(**a, **b, {}).ok();
       }
     });
   }
@@ -667,45 +692,172 @@ TEST_F(DiffPixelsTest, DamagedPicturesAreInvalidAndNothingExits) {
 
 // ---- The side-by-side picture ----------------------------------------------------------------
 
+using detail::ComparisonGeometry;
+using detail::GeometryFor;
+using detail::HeatColour;
+
+constexpr std::array<uint8_t, 3> kBackground = {40, 40, 40};
+constexpr std::array<uint8_t, 3> kWhite = {255, 255, 255};
+// 2026-11-21T10:22:03Z and 2026-11-21T10:40:17Z, with nanoseconds that the labels leave out.
+constexpr int64_t kTimeA = 1795256523'120044512;
+constexpr int64_t kTimeB = 1795257617'500012035;
+
+std::array<uint8_t, 3> PixelAt(const Png& png, uint64_t x, uint64_t y) {
+  if (x >= png.width || y >= png.height || png.channels != 3) {
+    ADD_FAILURE() << "(" << x << ", " << y << ") is outside the picture";
+    return {1, 2, 3};
+  }
+  return {png.at(static_cast<uint32_t>(x), static_cast<uint32_t>(y), 0),
+          png.at(static_cast<uint32_t>(x), static_cast<uint32_t>(y), 1),
+          png.at(static_cast<uint32_t>(x), static_cast<uint32_t>(y), 2)};
+}
+
+// DICOM's linear VOI function (PS3.3 C.11.2.1.2.1) to 0..255, computed here independently.
+double LinearWindow(double x, double center, double width) {
+  const double y = ((x - (center - 0.5)) / (width - 1) + 0.5) * 255;
+  return std::clamp(y, 0.0, 255.0);
+}
+
+// The value of rank round(fraction * (n - 1)) of values, in ascending order (nearest rank).
+double Percentile(std::vector<double> values, double fraction) {
+  std::sort(values.begin(), values.end());
+  return values[static_cast<size_t>(
+      std::llround(fraction * static_cast<double>(values.size() - 1)))];
+}
+
+// "%.6g", as the labels write numbers.
+std::string Num(double value) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", value);
+  return buf;
+}
+
 class DiffRenderTest : public DiffPixelsTest {
  protected:
-  // Renders frame 1 of a | b and checks its shape; panels are `columns` wide.
-  std::optional<Png> Render(const DecodedPixels& a, const DecodedPixels& b) {
-    auto png = RenderComparisonPng(a, b, 1);
+  // Renders a | b and checks its shape: GeometryFor the image, three channels.
+  std::optional<Png> Render(const DecodedPixels& a, const DecodedPixels& b,
+                            const RenderRequest& request = {}) {
+    auto png = RenderComparisonPng(a, b, request);
     EXPECT_OK(png);
     if (!png.ok()) return std::nullopt;
     std::optional<Png> decoded = ReadPng(*png);
     EXPECT_TRUE(decoded.has_value());
     if (!decoded) return std::nullopt;
     const FramePixels& frames = Frames(a);
+    const ComparisonGeometry g = GeometryFor(frames.layout.rows, frames.layout.columns);
     EXPECT_EQ(decoded->channels, 3u);
-    EXPECT_EQ(decoded->width, 3 * frames.layout.columns);
-    EXPECT_EQ(decoded->height, frames.layout.rows);
+    EXPECT_EQ(decoded->width, g.width);
+    EXPECT_EQ(decoded->height, g.height);
+    if (decoded->channels != 3 || decoded->width != g.width || decoded->height != g.height) {
+      return std::nullopt;
+    }
     return decoded;
   }
 
-  // Panel `panel` of `picture` equals `expected` (gray: R = G = B = the gray value).
+  // The image in panel `panel` of `picture` is `expected` enlarged (gray: R = G = B).
   static void ExpectPanel(const Png& picture, uint32_t panel, const Png& expected) {
-    ASSERT_EQ(expected.width * 3, picture.width);
-    ASSERT_EQ(expected.height, picture.height);
+    const ComparisonGeometry g = GeometryFor(expected.height, expected.width);
+    ASSERT_EQ(g.width, picture.width);
+    ASSERT_EQ(g.height, picture.height);
     int mismatches = 0;
-    for (uint32_t y = 0; y < expected.height; ++y) {
-      for (uint32_t x = 0; x < expected.width; ++x) {
+    for (uint32_t y = 0; y < g.image_height; ++y) {
+      for (uint32_t x = 0; x < g.image_width; ++x) {
         for (uint32_t c = 0; c < 3; ++c) {
-          const uint8_t want = expected.at(x, y, expected.channels == 1 ? 0 : c);
-          if (picture.at(panel * expected.width + x, y, c) != want && ++mismatches < 5) {
+          const uint8_t want =
+              expected.at(x / g.scale, y / g.scale, expected.channels == 1 ? 0 : c);
+          const uint8_t got = picture.at(g.panel_x[panel] + x, g.image_y + y, c);
+          if (got != want && ++mismatches < 5) {
             ADD_FAILURE() << "panel " << panel << " (" << x << ", " << y << ") channel " << c
-                          << ": " << int{picture.at(panel * expected.width + x, y, c)}
-                          << " != " << int{want};
+                          << ": " << int{got} << " != " << int{want};
           }
         }
       }
     }
     EXPECT_EQ(mismatches, 0);
   }
+
+  // Line `line` of panel `panel`'s label band shows `text`, drawn again here with the font, and
+  // nothing else.
+  static void ExpectLabel(const Png& picture, const ComparisonGeometry& g, uint32_t panel,
+                          uint32_t line, const std::string& text) {
+    SCOPED_TRACE(text);
+    const font::TextBitmap bitmap = font::RenderText(text, g.text_scale);
+    ASSERT_LE(bitmap.width, g.panel_width);
+    int mismatches = 0;
+    const uint64_t top = g.label_y + uint64_t{line} * g.line_height;
+    for (uint32_t y = 0; y < g.line_height; ++y) {
+      for (uint32_t x = 0; x < g.panel_width; ++x) {
+        const bool on = x < bitmap.width && y < bitmap.height && bitmap.at(x, y);
+        if (PixelAt(picture, g.panel_x[panel] + x, top + y) != (on ? kWhite : kBackground) &&
+            ++mismatches < 5) {
+          ADD_FAILURE() << "label pixel (" << x << ", " << y << ") of panel " << panel << " line "
+                        << line << " should be " << (on ? "text" : "background");
+        }
+      }
+    }
+    EXPECT_EQ(mismatches, 0);
+  }
+
+  // The heat map's colour at image pixel (x, y).
+  static std::array<uint8_t, 3> HeatAt(const Png& picture, uint32_t x, uint32_t y) {
+    const ComparisonGeometry g = GeometryFor(64, 64);
+    return PixelAt(picture, g.panel_x[2] + uint64_t{x} * g.scale + g.scale / 2,
+                   g.image_y + uint64_t{y} * g.scale + g.scale / 2);
+  }
+
+  // The gray of image pixel (x, y) in panel `panel` of a 64 x 64 comparison.
+  static int GrayAt(const Png& picture, uint32_t panel, uint32_t x, uint32_t y) {
+    const ComparisonGeometry g = GeometryFor(64, 64);
+    const std::array<uint8_t, 3> rgb = PixelAt(picture, g.panel_x[panel] + uint64_t{x} * g.scale,
+                                               g.image_y + uint64_t{y} * g.scale);
+    EXPECT_TRUE(rgb[0] == rgb[1] && rgb[1] == rgb[2]);
+    return rgb[0];
+  }
 };
 
-TEST_F(DiffRenderTest, PanelsAreWhatDcm2pnmRendersAndTheHeatMapShowsTheChange) {
+TEST(DiffFontTest, EveryPrintableCharacterHasItsOwnGlyph) {
+  std::map<std::vector<uint8_t>, char> seen;
+  for (char c = ' '; c <= '~'; ++c) {
+    const font::TextBitmap bitmap = font::RenderText(std::string(1, c), 1);
+    ASSERT_EQ(bitmap.width, font::kGlyphWidth);
+    ASSERT_EQ(bitmap.height, font::kGlyphHeight);
+    const bool blank = std::count(bitmap.on.begin(), bitmap.on.end(), 1) == 0;
+    EXPECT_EQ(blank, c == ' ') << c;
+    const auto [it, inserted] = seen.emplace(bitmap.on, c);
+    EXPECT_TRUE(inserted) << "'" << c << "' looks like '" << it->second << "'";
+  }
+  // Other bytes are drawn as '?'; scale enlarges every font pixel; one blank column between.
+  EXPECT_EQ(font::RenderText("\x01", 1).on, font::RenderText("?", 1).on);
+  const font::TextBitmap two = font::RenderText("v1", 3);
+  EXPECT_EQ(two.width, (2 * font::kAdvance - 1) * 3);
+  EXPECT_EQ(two.height, font::kGlyphHeight * 3);
+  for (uint32_t y = 0; y < two.height; ++y) {
+    for (uint32_t x = 0; x < two.width; ++x) {
+      const uint32_t glyph = x / 3 / font::kAdvance, gx = x / 3 % font::kAdvance;
+      EXPECT_EQ(two.at(x, y), gx < font::kGlyphWidth && font::GlyphPixel("v1"[glyph], gx, y / 3));
+    }
+  }
+  EXPECT_EQ(font::RenderText("", 2).width, 0u);
+}
+
+TEST(DiffHeatColourTest, AbsoluteMonotoneAndNeverBlackForADifference) {
+  EXPECT_EQ(HeatColour(0, 400), (std::array<uint8_t, 3>{0, 0, 0}));
+  EXPECT_EQ(HeatColour(400, 400), kWhite);
+  EXPECT_EQ(HeatColour(4000, 400), kWhite);
+  int previous = 0;
+  for (int d = 1; d <= 400; ++d) {
+    const std::array<uint8_t, 3> c = HeatColour(d, 400);
+    const int sum = c[0] + c[1] + c[2];
+    EXPECT_GE(sum, previous) << d;
+    EXPECT_GE(c[0], 25) << d;  // never taken for black
+    previous = sum;
+  }
+  // The same change looks the same whatever else changed in the frame: the scale is absolute.
+  EXPECT_NE(HeatColour(5, 400), HeatColour(500, 400));
+  EXPECT_NE(HeatColour(5, 400), HeatColour(40, 400));
+}
+
+TEST_F(DiffRenderTest, PanelsAreEnlargedLabelledAndWhatDcm2pnmRenders) {
   const fs::path original = Sample("MR_small.dcm");
   std::vector<int32_t> values = Words16(RawPixelData(original), true);
   for (uint32_t y = 20; y < 30; ++y) {
@@ -718,8 +870,17 @@ TEST_F(DiffRenderTest, PanelsAreWhatDcm2pnmRendersAndTheHeatMapShowsTheChange) {
   auto a = Dicom(original), b = Dicom(changed);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  const std::optional<Png> picture = Render(*a, *b);
+  const std::optional<Png> picture =
+      Render(*a, *b, RenderRequest{1, "v1", "v12", kTimeA, kTimeB, std::nullopt});
   ASSERT_TRUE(picture.has_value());
+  // 64 x 64 pixels, each drawn 8 x 8: three panels of 512 x 512, side by side.
+  const ComparisonGeometry g = GeometryFor(64, 64);
+  EXPECT_EQ(g.scale, 8u);
+  EXPECT_EQ(g.image_width, 512u);
+  EXPECT_EQ(g.image_height, 512u);
+  EXPECT_GE(picture->width, 3 * 512u);
+  EXPECT_GT(g.image_y, g.label_y + 2 * g.line_height);
+  for (uint32_t i = 1; i < 3; ++i) EXPECT_GE(g.panel_x[i], g.panel_x[i - 1] + g.image_width);
   const std::optional<Png> png_a = ReadPng(ReadFile(Path("a.png")));
   const std::optional<Png> png_b = ReadPng(ReadFile(Path("b.png")));
   ASSERT_TRUE(png_a.has_value());
@@ -727,23 +888,170 @@ TEST_F(DiffRenderTest, PanelsAreWhatDcm2pnmRendersAndTheHeatMapShowsTheChange) {
   EXPECT_EQ(png_b->channels, 1u);
   ExpectPanel(*picture, 0, *png_a);
   ExpectPanel(*picture, 1, *png_b);
+
+  // Labels: version, time to the second in UTC, frame, window (MR_small's own: 600/1600).
+  ExpectLabel(*picture, g, 0, 0, "A: v1  2026-11-21T10:22:03Z");
+  ExpectLabel(*picture, g, 1, 0, "B: v12  2026-11-21T10:40:17Z");
+  for (uint32_t panel = 0; panel < 2; ++panel) {
+    ExpectLabel(*picture, g, panel, 1, "frame 1 of 1");
+    ExpectLabel(*picture, g, panel, 2, "window C 600 W 1600 (file)");
+  }
+  ExpectLabel(*picture, g, 2, 0, "|A - B| per pixel");
+  ExpectLabel(*picture, g, 2, 1, "0 to 1600 (window width)");
+  ExpectLabel(*picture, g, 2, 2, "equal: black, >= 1600: white");
+
+  // The heat map: 300 on a scale of the window width, black elsewhere.
   for (uint32_t y = 0; y < 64; ++y) {
     for (uint32_t x = 0; x < 64; ++x) {
       const bool in_region = y >= 20 && y < 30 && x >= 30 && x < 40;
-      for (uint32_t c = 0; c < 3; ++c) {
-        ASSERT_EQ(picture->at(128 + x, y, c), in_region ? 255 : 0) << x << ", " << y;
-      }
+      ASSERT_EQ(HeatAt(*picture, x, y),
+                in_region ? HeatColour(300, 1600) : (std::array<uint8_t, 3>{0, 0, 0}))
+          << x << ", " << y;
     }
   }
 
-  auto bad_frame = RenderComparisonPng(*a, *b, 2);
-  EXPECT_EQ(bad_frame.status().code(), Code::kInvalid);
-  EXPECT_EQ(RenderComparisonPng(*a, *b, 0).status().code(), Code::kInvalid);
+  for (const auto& [frame, heat_max] : {std::pair<uint32_t, double>{2, 1}, {0, 1}, {1, -1}}) {
+    RenderRequest bad;
+    bad.frame = frame;
+    bad.heat_max = heat_max;
+    EXPECT_EQ(RenderComparisonPng(*a, *b, bad).status().code(), Code::kInvalid) << frame;
+  }
 }
 
-TEST_F(DiffRenderTest, MinMaxWindowMonochrome1AndColour) {
-  // No window in the file: min-max of both frames (here the same frame).
-  Run("dcm2pnm +Wm +on " + ShellQuote(Sample("CT_small.dcm").string()) + " ct.png");
+// The legend: a bar from black (0) to white (the full scale), its numbers under it.
+TEST_F(DiffRenderTest, TheLegendShowsTheScale) {
+  auto pixels = Dicom(Sample("MR_small.dcm"));
+  ASSERT_NE(pixels, nullptr);
+  using Scale = std::pair<std::optional<double>, double>;  // --heat-max, the full scale
+  for (const auto& [heat_max, full] : std::vector<Scale>{{std::nullopt, 1600}, {250, 250}}) {
+    SCOPED_TRACE(full);
+    RenderRequest request;
+    request.heat_max = heat_max;
+    const std::optional<Png> picture = Render(*pixels, *pixels, request);
+    ASSERT_TRUE(picture.has_value());
+    const ComparisonGeometry g = GeometryFor(64, 64);
+    const uint64_t x0 = g.panel_x[2], y = g.legend_y + ComparisonGeometry::kLegendBarHeight / 2;
+    EXPECT_EQ(PixelAt(*picture, x0, y), (std::array<uint8_t, 3>{0, 0, 0}));
+    EXPECT_EQ(PixelAt(*picture, x0 + g.panel_width - 1, y), kWhite);
+    int previous = 0;
+    for (uint32_t x = 0; x < g.panel_width; ++x) {
+      const std::array<uint8_t, 3> c = PixelAt(*picture, x0 + x, y);
+      EXPECT_EQ(c, HeatColour(full * x / (g.panel_width - 1), full)) << x;
+      EXPECT_GE(c[0] + c[1] + c[2], previous);
+      previous = c[0] + c[1] + c[2];
+    }
+    // "0" under the left end, the full scale under the right end.
+    for (const auto& [text, left] :
+         {std::pair<std::string, uint64_t>{"0", x0},
+          {Num(full), x0 + g.panel_width - font::TextWidth(Num(full), g.text_scale)}}) {
+      SCOPED_TRACE(text);
+      const font::TextBitmap bitmap = font::RenderText(text, g.text_scale);
+      int mismatches = 0;
+      for (uint32_t ty = 0; ty < bitmap.height; ++ty) {
+        for (uint32_t tx = 0; tx < bitmap.width; ++tx) {
+          const bool on = PixelAt(*picture, left + tx, g.legend_text_y + ty) == kWhite;
+          mismatches += on != bitmap.at(tx, ty);
+        }
+      }
+      EXPECT_EQ(mismatches, 0);
+    }
+    ExpectLabel(*picture, g, 2, 1, "0 to " + Num(full) + (heat_max ? " (set)" : " (window width)"));
+  }
+}
+
+// A window in the file applies to rescaled values; else CT gets 40/400 and other modalities the
+// 1st to 99th percentile; a value at the window's centre is mid-gray.
+TEST_F(DiffRenderTest, WindowsFromTheFileOrTheModalityNeverMinMax) {
+  std::vector<int32_t> ramp(64 * 64);
+  for (size_t i = 0; i < ramp.size(); ++i) ramp[i] = static_cast<int32_t>(i % 1000);
+  ramp[0] = 30000;  // one outlier, which a min-max window would let rule the picture
+
+  // File window 100/200 with slope 2, intercept -1024: stored s shows 2s - 1024.
+  const fs::path file_window =
+      SyntheticImage("CT", 64, 64, ramp,
+                     "(0028,1050) DS [100]\n(0028,1051) DS [200]\n(0028,1052) DS [-1024]\n"
+                     "(0028,1053) DS [2]\n",
+                     "file_window");
+  const fs::path ct = SyntheticImage("CT", 64, 64, ramp,
+                                     "(0028,1052) DS [-500]\n(0028,1053) DS [1]\n", "ct_default");
+  const fs::path mr = SyntheticImage("MR", 64, 64, ramp, "", "mr_default");
+  // The percentile window, computed here: the 1st and 99th percentile by nearest rank.
+  const std::vector<double> sorted(ramp.begin(), ramp.end());
+  const double lo = Percentile(sorted, 0.01);
+  const double hi = Percentile(sorted, 0.99);
+  struct Case {
+    fs::path file;
+    double slope, intercept, center, width;
+    std::string label;
+  };
+  for (const Case& c : {Case{file_window, 2, -1024, 100, 200, "window C 100 W 200 (file)"},
+                        Case{ct, 1, -500, 40, 400, "window C 40 W 400 (CT default)"},
+                        Case{mr, 1, 0, (lo + hi + 1) / 2, hi - lo + 1,
+                             "window C " + Num((lo + hi + 1) / 2) + " W " + Num(hi - lo + 1) +
+                                 " (1st-99th percentile)"}}) {
+    SCOPED_TRACE(c.label);
+    auto pixels = Dicom(c.file);
+    ASSERT_NE(pixels, nullptr);
+    const std::optional<Png> picture = Render(*pixels, *pixels);
+    ASSERT_TRUE(picture.has_value());
+    const ComparisonGeometry g = GeometryFor(64, 64);
+    ExpectLabel(*picture, g, 0, 2, c.label);
+    ExpectLabel(*picture, g, 2, 1, "0 to " + Num(c.width) + " (window width)");
+    int mid_grays = 0, mismatches = 0;
+    for (size_t i = 0; i < ramp.size(); ++i) {
+      const double value = ramp[i] * c.slope + c.intercept;
+      const double want = LinearWindow(value, c.center, c.width);
+      const int got =
+          GrayAt(*picture, 0, static_cast<uint32_t>(i % 64), static_cast<uint32_t>(i / 64));
+      if (std::abs(got - want) > 1 && ++mismatches < 5) {
+        ADD_FAILURE() << "value " << value << ": gray " << got << ", want " << want;
+      }
+      if (std::abs(value - c.center) < 0.5) {
+        ++mid_grays;
+        EXPECT_NEAR(got, 127.5, 1) << "the window's centre is mid-gray";
+      }
+    }
+    EXPECT_EQ(mismatches, 0);
+    EXPECT_GT(mid_grays, 0) << "the ramp has a value at the centre";
+    // The outlier does not darken the picture: the 99th percentile value is white.
+    EXPECT_GE(GrayAt(*picture, 0, 989 % 64, 989 / 64), 250);
+  }
+}
+
+// A change of 5 and a change of 500 at the same place look different, whatever else changed.
+TEST_F(DiffRenderTest, HeatMapIsOnAnAbsoluteScale) {
+  const std::vector<int32_t> base(64 * 64, 1024);  // 0 HU
+  const std::string rescale = "(0028,1052) DS [-1024]\n(0028,1053) DS [1]\n";
+  const fs::path file_a = SyntheticImage("CT", 64, 64, base, rescale, "base");
+  std::map<int, std::optional<Png>> pictures;
+  for (int change : {5, 500}) {
+    std::vector<int32_t> values = base;
+    for (uint32_t y = 10; y < 20; ++y) {
+      for (uint32_t x = 10; x < 20; ++x) values[y * 64 + x] += change;
+    }
+    const fs::path file_b =
+        SyntheticImage("CT", 64, 64, values, rescale, "change" + std::to_string(change));
+    auto a = Dicom(file_a), b = Dicom(file_b);
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    pictures[change] = Render(*a, *b);
+    ASSERT_TRUE(pictures[change].has_value());
+  }
+  const std::array<uint8_t, 3> small = HeatAt(*pictures[5], 15, 15);
+  const std::array<uint8_t, 3> large = HeatAt(*pictures[500], 15, 15);
+  EXPECT_EQ(small, HeatColour(5, 400));  // CT default window: 400 wide
+  EXPECT_EQ(large, kWhite);
+  EXPECT_NE(small, large);
+  EXPECT_LT(small[0] + small[1] + small[2], 128) << "a change of 5 HU is dark";
+  EXPECT_GT(small[0], 0) << "but not black";
+  for (int change : {5, 500}) {
+    EXPECT_EQ(HeatAt(*pictures[change], 40, 40), (std::array<uint8_t, 3>{0, 0, 0}));
+  }
+}
+
+TEST_F(DiffRenderTest, DefaultWindowsMonochrome1AndColour) {
+  // CT without a window in the file: the soft tissue window.
+  Run("dcm2pnm +Ww 40 400 +on " + ShellQuote(Sample("CT_small.dcm").string()) + " ct.png");
   // MONOCHROME1: DicomImage inverts it, with MR_small's window.
   const fs::path mono1 = Rewrite(Sample("MR_small.dcm"), RawPixelData(Sample("MR_small.dcm")),
                                  {{"(0028,0004)", "(0028,0004) CS [MONOCHROME1]"}}, "mono1");
@@ -753,9 +1061,25 @@ TEST_F(DiffRenderTest, MinMaxWindowMonochrome1AndColour) {
   Run("dcm2pnm +on " + ShellQuote(Sample("SC_ybr_full_422_uncompressed.dcm").string()) +
       " ybr.png");
   Run("dcm2pnm +on " + ShellQuote(Sample("SC_rgb_rle_32bit.dcm").string()) + " rgb32.png");
-  // Unsigned 32 bits stored (rescaled), and 1 bit allocated.
-  Run("dcm2pnm +Wm +on " + ShellQuote(Sample("rtdose.dcm").string()) + " dose.png");
-  Run("dcm2pnm +Wm +on " + ShellQuote(Sample("liver_1frame.dcm").string()) + " liver.png");
+  // Unsigned 32 bits stored (rescaled), and 1 bit allocated, neither CT nor with a window: the
+  // 1st to 99th percentile of the rescaled values, computed here and given to dcm2pnm.
+  for (const auto& [sample, out] :
+       {std::pair{"rtdose.dcm", "dose.png"}, std::pair{"liver_1frame.dcm", "liver.png"}}) {
+    auto pixels = Dicom(Sample(sample));
+    ASSERT_NE(pixels, nullptr);
+    const auto& dicom = dynamic_cast<const DicomPixels&>(*pixels);
+    std::vector<double> values;
+    for (size_t i = 0; i < dicom.frames[0].size(); ++i) {
+      values.push_back(static_cast<double>(dicom.Value(dicom.frames[0], i)) * dicom.rescale_slope +
+                       dicom.rescale_intercept);
+    }
+    const double lo = Percentile(values, 0.01);
+    const double hi = Percentile(values, 0.99);
+    char window[96];
+    std::snprintf(window, sizeof window, "+Ww %.17g %.17g", (lo + hi + 1) / 2, hi - lo + 1);
+    Run("dcm2pnm " + std::string(window) + " +on " + ShellQuote(Sample(sample).string()) + " " +
+        out);
+  }
   for (const auto& [dcm, png] :
        {std::pair{Sample("CT_small.dcm"), "ct.png"}, std::pair{mono1, "mono1.png"},
         std::pair{Sample("SC_rgb_rle_2frame.dcm"), "rgb.png"},
@@ -789,6 +1113,9 @@ TEST_F(DiffRenderTest, PicturesAreScaledToEightBits) {
   Png expected{pgm->width, pgm->height, 1, {}};
   for (int32_t v : pgm->values) expected.data.push_back(static_cast<uint8_t>(v >> 8));
   ExpectPanel(*picture, 0, expected);
+  // Pictures have no window: their heat map runs to the largest 16-bit value.
+  ExpectLabel(*picture, GeometryFor(pgm->height, pgm->width), 0, 2, "picture, no window");
+  ExpectLabel(*picture, GeometryFor(pgm->height, pgm->width), 2, 1, "0 to 65535 (full range)");
 }
 
 }  // namespace
