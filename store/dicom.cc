@@ -338,6 +338,102 @@ class StructureWalker {
   std::string_view data_;
 };
 
+// ---- Data sets without a Part 10 header --------------------------------------------------
+
+constexpr Syntax kExplicitBig{true, true};
+// The data elements LooksLikeDicom looks at, at most.
+constexpr int kDataSetCheckElements = 8;
+
+bool IsStandardVr(std::string_view vr) {
+  static constexpr std::string_view kVrs[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL",
+                                              "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV", "OW",
+                                              "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC",
+                                              "UI", "UL", "UN", "UR", "US", "UT", "UV"};
+  return std::find(std::begin(kVrs), std::end(kVrs), vr) != std::end(kVrs);
+}
+
+// VRs with a reserved 16 bits and a 32-bit length in explicit VR (PS3.5 7.1.2).
+bool HasLongLength(std::string_view vr) {
+  static constexpr std::string_view kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                               "SV", "UC", "UN", "UR", "UT", "UV"};
+  return std::find(std::begin(kLong), std::end(kLong), vr) != std::end(kLong);
+}
+
+// Whether `head` starts with a data set in `syntax`, as DCMTK's readUntilTag would read it with
+// E_FileReadMode_Auto: at least two whole elements, the first a group-0008 tag the dictionary
+// knows (or that group's length), tags ascending, VRs standard with their reserved bytes zero
+// (explicit VR), an undefined length only where a sequence may have one. Elements running past
+// the end of `head` end the check there.
+bool StartsWithDataSet(std::string_view head, Syntax syntax) {
+  const auto u16 = [&](size_t at) {
+    const auto b0 = static_cast<unsigned char>(head[at]);
+    const auto b1 = static_cast<unsigned char>(head[at + 1]);
+    return static_cast<uint16_t>(syntax.big_endian ? (b0 << 8) | b1 : (b1 << 8) | b0);
+  };
+  const auto u32 = [&](size_t at) {
+    const uint32_t lo = u16(at), hi = u16(at + 2);
+    return syntax.big_endian ? (lo << 16) | hi : (hi << 16) | lo;
+  };
+  size_t pos = 0;
+  int whole = 0;
+  uint32_t previous = 0;
+  for (int n = 0; n < kDataSetCheckElements && head.size() - pos >= 8; ++n) {
+    const uint16_t group = u16(pos);
+    const uint16_t element = u16(pos + 2);
+    const uint32_t tag = TagKey(group, element);
+    if (n == 0) {
+      if (group != 0x0008) return false;
+      if (element != 0x0000 && KeywordOf(DcmTag(group, element)).empty()) return false;
+    } else if (tag <= previous || group == 0xFFFE) {
+      return false;
+    }
+    previous = tag;
+    uint32_t length = 0;
+    size_t value = 0;
+    bool may_be_undefined = true;  // implicit VR: any element may be a sequence
+    if (syntax.explicit_vr) {
+      const std::string_view vr = head.substr(pos + 4, 2);
+      if (!IsStandardVr(vr)) return false;
+      if (HasLongLength(vr)) {
+        if (head.size() - pos < 12) break;
+        if (u16(pos + 6) != 0) return false;
+        length = u32(pos + 8);
+        value = pos + 12;
+        may_be_undefined = vr == "SQ" || vr == "UN" || vr == "OB" || vr == "OW";
+      } else {
+        length = u16(pos + 6);
+        value = pos + 8;
+        may_be_undefined = false;
+      }
+    } else {
+      length = u32(pos + 4);
+      value = pos + 8;
+    }
+    if (length == kUndefinedLength) {
+      // A sequence of undefined length: its items are not checked here; it counts as whole.
+      if (!may_be_undefined) return false;
+      ++whole;
+      break;
+    }
+    if (length > head.size() - value) break;
+    ++whole;
+    pos = value + length;
+  }
+  return whole >= 2;
+}
+
+bool LooksLikeDataSet(std::string_view head) {
+  if (head.size() < 16 || !dicom_detail::DcmtkReady().ok()) return false;
+  for (Syntax syntax : {kImplicitLittle, kExplicitLittle, kExplicitBig}) {
+    if (StartsWithDataSet(head, syntax)) return true;
+  }
+  return false;
+}
+
+bool HasPart10Magic(std::string_view head) {
+  return head.size() >= kPreambleBytes && head.substr(128, 4) == "DICM";
+}
+
 // ---- DCMTK -------------------------------------------------------------------------------
 
 using dicom_detail::DcmtkReady;
@@ -765,13 +861,18 @@ namespace {
 
 StatusOr<DicomFile> ReadFile(std::string_view bytes, std::optional<uint64_t> file_size,
                              bool whole) {
-  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
+  const bool part10 = HasPart10Magic(bytes);
+  if (!part10 && !LooksLikeDataSet(bytes)) {
+    return Status::Invalid("not DICOM (no DICM magic, and no data set at the start)");
+  }
   MEDVFS_RETURN_IF_ERROR(DcmtkReady());
-  MEDVFS_RETURN_IF_ERROR(CheckMeta(bytes));
   DicomFile file;
-  file.meta = std::make_unique<DcmMetaInfo>();
+  file.meta = std::make_unique<DcmMetaInfo>();  // stays empty for a bare data set
   size_t meta_end = 0;
-  MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, file.meta.get(), &meta_end));
+  if (part10) {
+    MEDVFS_RETURN_IF_ERROR(CheckMeta(bytes));
+    MEDVFS_RETURN_IF_ERROR(ReadMeta(bytes, file.meta.get(), &meta_end));
+  }
   DataSetBytes set;
   MEDVFS_RETURN_IF_ERROR(PrepareDataSet(bytes, meta_end, *file.meta, file_size, &set));
   MEDVFS_ASSIGN_OR_RETURN(file.dataset, ReadInUtf8(set, &file.charset, whole));
@@ -802,7 +903,7 @@ const DicomElement* DicomTags::Find(std::string_view keyword) const {
 }
 
 bool LooksLikeDicom(std::string_view head) {
-  return head.size() >= kPreambleBytes && head.substr(128, 4) == "DICM";
+  return HasPart10Magic(head) || LooksLikeDataSet(head);
 }
 
 StatusOr<DicomTags> ParseDicom(std::string_view bytes, std::optional<uint64_t> file_size) {

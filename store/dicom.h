@@ -40,14 +40,18 @@ struct DicomTags {
   const DicomElement* Find(std::string_view keyword) const;
 };
 
-// True when `head` (the first bytes of a file, at least 132) starts with the DICOM Part 10
-// preamble and "DICM" magic.
+// True when `head` (the first bytes of a file; 132 suffice for a Part 10 file) starts with the
+// DICOM Part 10 preamble and "DICM" magic, or with a data set without them, as DCMTK, pydicom
+// and Orthanc read it: at least two whole data elements in implicit or explicit VR little
+// endian or explicit VR big endian, the first a group-0008 tag the data dictionary knows,
+// tags ascending, VRs valid. A structural check, never the file's name; ParseDicom decides.
 bool LooksLikeDicom(std::string_view head);
 
 // The bytes ParseDicom needs at most: everything up to the Pixel Data element, capped.
 inline constexpr size_t kMaxDicomHeaderBytes = 64u << 20;
 
-// Parses a DICOM Part 10 file from memory: `bytes` is the start of the file (up to
+// Parses a DICOM file from memory (Part 10, or a bare data set as LooksLikeDicom accepts it,
+// whose transfer syntax is then detected as DCMTK does): `bytes` is the start of the file (up to
 // kMaxDicomHeaderBytes), at least up to the Pixel Data element's header; parsing stops at Pixel
 // Data (7FE0,0010). All transfer syntaxes DCMTK reads (explicit/implicit little endian, big
 // endian, deflated, and encapsulated: RLE, JPEG, JPEG-LS, JPEG 2000) give their tags; pixel data
