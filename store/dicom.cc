@@ -40,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/dicom_detail.h"
+#include "store/dicom_dictionary.h"
 #include "store/log.h"
 
 namespace medvfs::store {
@@ -900,6 +901,22 @@ const DicomElement* DicomTags::Find(std::string_view keyword) const {
     if (element.keyword == keyword) return &element;
   }
   return nullptr;
+}
+
+std::string DictionaryKeyword(uint16_t group, uint16_t element) {
+  if (!dicom_detail::DcmtkReady().ok()) return {};
+  return KeywordOf(DcmTag(group, element));
+}
+
+std::optional<DictionaryEntry> DictionaryEntryOf(std::string_view keyword) {
+  if (keyword.empty() || !dicom_detail::DcmtkReady().ok()) return std::nullopt;
+  DcmTag tag;
+  const std::string name(keyword);
+  if (DcmTag::findTagFromName(name.c_str(), tag).bad() &&
+      DcmTag::findTagFromName(("RETIRED_" + name).c_str(), tag).bad()) {
+    return std::nullopt;
+  }
+  return DictionaryEntry{tag.getGroup(), tag.getElement(), DcmVR(tag.getEVR()).getValidVRName()};
 }
 
 bool LooksLikeDicom(std::string_view head) {

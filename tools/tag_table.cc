@@ -6,10 +6,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "store/dicom_dictionary.h"
 #include "tools/output.h"
 
 namespace medvfs::tools {
@@ -17,15 +20,6 @@ namespace {
 
 using store::DicomElement;
 using Json = nlohmann::json;
-
-// Fewer sure pairs than this say nothing about the order of the `tags/` listing.
-constexpr size_t kMinPairsForOrder = 3;
-
-bool IsNumericVr(std::string_view vr) {
-  static constexpr std::array<std::string_view, 10> kNumeric = {"IS", "DS", "FL", "FD", "US",
-                                                                "SS", "UL", "SL", "UV", "SV"};
-  return std::find(kNumeric.begin(), kNumeric.end(), vr) != kNumeric.end();
-}
 
 std::optional<uint32_t> ParseTagKey(std::string_view key) {
   if (key.size() != 8) return std::nullopt;
@@ -100,125 +94,11 @@ std::string ValueText(std::string_view vr, const Json& attribute) {
   return text;
 }
 
-std::string_view TrimEnd(std::string_view text) {
-  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.remove_suffix(1);
-  return text;
-}
-
-std::vector<std::string_view> SplitValues(std::string_view text) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    size_t end = text.find('\\', start);
-    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) return parts;
-    start = end + 1;
-  }
-}
-
-std::optional<double> ParseNumber(std::string_view text) {
-  std::string copy(text);
-  while (!copy.empty() && copy.front() == ' ') copy.erase(copy.begin());
-  while (!copy.empty() && copy.back() == ' ') copy.pop_back();
-  if (copy.empty()) return std::nullopt;
-  char* end = nullptr;
-  double value = std::strtod(copy.c_str(), &end);
-  if (end != copy.c_str() + copy.size()) return std::nullopt;
-  return value;
-}
-
-// Equal lists of numbers, to a relative 1e-6 (FL values print with fewer digits than JSON).
-bool SameNumbers(std::string_view a, std::string_view b) {
-  std::vector<std::string_view> xs = SplitValues(a);
-  std::vector<std::string_view> ys = SplitValues(b);
-  if (xs.size() != ys.size()) return false;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    std::optional<double> x = ParseNumber(xs[i]);
-    std::optional<double> y = ParseNumber(ys[i]);
-    if (!x || !y) {
-      if (TrimEnd(xs[i]) != TrimEnd(ys[i])) return false;
-      continue;
-    }
-    double scale = std::max({1.0, std::fabs(*x), std::fabs(*y)});
-    if (std::fabs(*x - *y) > 1e-6 * scale) return false;
-  }
-  return true;
-}
-
-bool SameIgnoringCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-bool LooksLikeByteCount(std::string_view text) {
-  return text.size() > 8 && text.front() == '(' && text.ends_with(" bytes)") &&
-         std::isdigit(static_cast<unsigned char>(text[1]));
-}
-
-// Whether the `tags/` file may hold the value of this element.
-bool Fits(const KeywordFile& file, const DicomElement& element) {
-  if (element.group % 2 == 1 || element.element == 0) return false;  // private, group length
-  // The JSON model is UTF-8, so its SpecificCharacterSet is "ISO_IR 192" whatever the file
-  // said; tags/ keeps the file's value. The tag is fixed by the standard.
-  if (file.keyword == "SpecificCharacterSet") return element.group == 8 && element.element == 5;
-  std::string_view value = TrimEnd(file.value);
-  std::string_view shown = TrimEnd(element.value);
-  if (value == shown) return true;
-  if (shown == "(bulk data)") return LooksLikeByteCount(value);
-  if (IsNumericVr(element.vr)) return SameNumbers(value, shown);
-  if (element.vr == "AT") return SameIgnoringCase(value, shown);
-  return false;
-}
-
-// Pairs elements [e0, e1) with files [f0, f1) in order, as many as fit (longest common
-// subsequence); pairs are written to file_of.
-void PairInOrder(const std::vector<std::vector<char>>& fit, size_t e0, size_t e1, size_t f0,
-                 size_t f1, std::vector<int>* file_of) {
-  if (e0 >= e1 || f0 >= f1) return;
-  const size_t rows = e1 - e0;
-  const size_t cols = f1 - f0;
-  // longest[i][j]: the most pairs among elements e0+i.. and files f0+j..
-  std::vector<std::vector<uint32_t>> longest(rows + 1, std::vector<uint32_t>(cols + 1, 0));
-  for (size_t i = rows; i-- > 0;) {
-    for (size_t j = cols; j-- > 0;) {
-      uint32_t best = std::max(longest[i + 1][j], longest[i][j + 1]);
-      if (fit[f0 + j][e0 + i]) best = std::max(best, longest[i + 1][j + 1] + 1);
-      longest[i][j] = best;
-    }
-  }
-  size_t i = 0;
-  size_t j = 0;
-  while (i < rows && j < cols) {
-    if (fit[f0 + j][e0 + i] && longest[i][j] == longest[i + 1][j + 1] + 1) {
-      (*file_of)[e0 + i] = static_cast<int>(f0 + j);
-      ++i;
-      ++j;
-    } else if (longest[i + 1][j] >= longest[i][j + 1]) {
-      ++i;
-    } else {
-      ++j;
-    }
-  }
-}
-
-// The sure pairs: a file that fits one element only, which fits no other file.
-std::vector<int> SurePairs(const std::vector<std::vector<char>>& fit, size_t elements) {
-  std::vector<int> file_of(elements, -1);
-  std::vector<size_t> files_fitting(elements, 0);
-  for (const std::vector<char>& row : fit) {
-    for (size_t i = 0; i < elements; ++i) files_fitting[i] += row[i] ? 1 : 0;
-  }
-  for (size_t j = 0; j < fit.size(); ++j) {
-    size_t count = static_cast<size_t>(std::count(fit[j].begin(), fit[j].end(), char{1}));
-    if (count != 1) continue;
-    size_t i =
-        static_cast<size_t>(std::find(fit[j].begin(), fit[j].end(), char{1}) - fit[j].begin());
-    if (files_fitting[i] == 1) file_of[i] = static_cast<int>(j);
-  }
-  return file_of;
+// The text of a `tags/` file without its final newline.
+std::string FileText(const KeywordFile& file) {
+  std::string_view value = file.value;
+  if (!value.empty() && value.back() == '\n') value.remove_suffix(1);
+  return std::string(value);
 }
 
 // Keeps a value on one line: control characters become \t, \n, \r or \xNN. Backslashes stay
@@ -277,41 +157,28 @@ store::StatusOr<std::vector<DicomElement>> ElementsFromDicomJson(std::string_vie
 }
 
 void AssignKeywords(const std::vector<KeywordFile>& files, std::vector<DicomElement>* elements) {
-  const size_t count = elements->size();
-  std::vector<std::vector<char>> fit(files.size(), std::vector<char>(count, 0));
-  for (size_t j = 0; j < files.size(); ++j) {
-    for (size_t i = 0; i < count; ++i) fit[j][i] = Fits(files[j], (*elements)[i]) ? 1 : 0;
-  }
-  std::vector<int> file_of = SurePairs(fit, count);
-
-  // The sure pairs in element (tag) order; is the listing in that order too?
-  std::vector<size_t> paired;
-  for (size_t i = 0; i < count; ++i) {
-    if (file_of[i] >= 0) paired.push_back(i);
-  }
-  bool in_order = paired.size() >= kMinPairsForOrder;
-  for (size_t k = 1; in_order && k < paired.size(); ++k) {
-    in_order = file_of[paired[k - 1]] < file_of[paired[k]];
-  }
-  if (in_order) {
-    size_t e0 = 0;
-    size_t f0 = 0;
-    for (size_t k = 0; k <= paired.size(); ++k) {
-      size_t e1 = k < paired.size() ? paired[k] : count;
-      size_t f1 = k < paired.size() ? static_cast<size_t>(file_of[paired[k]]) : files.size();
-      PairInOrder(fit, e0, e1, f0, f1, &file_of);
-      e0 = e1 + 1;
-      f0 = f1 + 1;
+  std::map<std::string, const KeywordFile*, std::less<>> file_of;  // the first of each keyword
+  for (const KeywordFile& file : files) file_of.try_emplace(file.keyword, &file);
+  // A keyword's file holds the value of the first element with that keyword (the store's
+  // DicomTags::Find), the same in both lists: both are in tag order.
+  std::set<std::string, std::less<>> named;
+  for (DicomElement& element : *elements) {
+    element.keyword = store::DictionaryKeyword(element.group, element.element);
+    if (element.keyword.empty()) continue;
+    auto file = file_of.find(element.keyword);
+    if (file != file_of.end() && named.insert(element.keyword).second) {
+      element.value = FileText(*file->second);
     }
   }
-  for (size_t i = 0; i < count; ++i) {
-    if (file_of[i] < 0) continue;
-    const KeywordFile& file = files[static_cast<size_t>(file_of[i])];
-    (*elements)[i].keyword = file.keyword;
-    std::string_view value = file.value;
-    if (!value.empty() && value.back() == '\n') value.remove_suffix(1);
-    (*elements)[i].value = std::string(value);
+  std::vector<DicomElement> meta;
+  for (const auto& [keyword, file] : file_of) {
+    std::optional<store::DictionaryEntry> entry = store::DictionaryEntryOf(keyword);
+    if (!entry || entry->group != 0x0002) continue;
+    meta.push_back({entry->group, entry->element, keyword, entry->vr, FileText(*file)});
   }
+  std::sort(meta.begin(), meta.end(),
+            [](const DicomElement& a, const DicomElement& b) { return a.element < b.element; });
+  elements->insert(elements->begin(), meta.begin(), meta.end());
 }
 
 std::string FormatTagTable(const std::vector<DicomElement>& elements) {

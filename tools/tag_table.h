@@ -2,17 +2,18 @@
 //
 // On an unmounted archive the elements come straight from the store (store::DicomTags). Through
 // a mount they are rebuilt from two views of the version: `dicom.json` (the DICOM JSON model:
-// every tag, its VR and its values, but no keywords) and `tags/` (one file per keyword holding
-// the value as the store prints it, but no tag numbers). The data dictionary lives in store/
-// only (DCMTK), so the keywords are put back by matching values:
-//   1. a keyword whose value fits exactly one element, which no other keyword fits, names it;
-//   2. when those sure pairs appear in `tags/` in tag order (the store lists them so), the
-//      rest is paired in order too (a longest common subsequence over the values), which tells
-//      apart elements with equal values such as StudyDate and SeriesDate;
-//   3. an element left without a keyword shows "-".
-// SpecificCharacterSet is paired by its tag: the JSON model always says "ISO_IR 192" (UTF-8).
-// The File Meta Information (group 0002) is not part of the JSON model, so it is not shown.
-// A named element shows the `tags/` text as its value, so both ways print the same text.
+// every tag of the data set, its VR and its values, but no keywords) and `tags/` (one file per
+// keyword holding the value as the store prints it, but no tag numbers). The data dictionary
+// (store/dicom_dictionary.h, the one the store names elements with) joins them by tag:
+//   1. each element of `dicom.json` gets its tag's keyword; the `tags/` file of that keyword
+//      gives its value (to the first element with that keyword, as the store does), so both
+//      ways print the same text (SpecificCharacterSet included: the JSON model always says
+//      "ISO_IR 192", `tags/` the file's value);
+//   2. the File Meta Information (group 0002), which the JSON model leaves out, comes from the
+//      `tags/` files whose keywords name group-0002 tags, with the dictionary's tag and VR;
+//   3. private and unknown elements show "-" and their JSON value.
+// (Until issue 17 the keywords were matched by value, which named SOPClassUID and
+// SOPInstanceUID after the meta header's equal MediaStorageSOP* values.)
 #pragma once
 
 #include <string>
@@ -40,7 +41,8 @@ struct KeywordFile {
   std::string value;
 };
 
-// Names the elements from the `tags/` files (given in listing order) as described at the top.
+// Names the elements (from ElementsFromDicomJson) and adds the File Meta Information from the
+// `tags/` files (in any order), as described at the top.
 void AssignKeywords(const std::vector<KeywordFile>& files,
                     std::vector<store::DicomElement>* elements);
 
