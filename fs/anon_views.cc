@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <span>
 
@@ -41,6 +42,43 @@ ViewDescriptor AnonFileView(const AnonSource& source, std::string path) {
   view.text = std::move(path);
   return view;
 }
+
+// WITHHELD.tsv: a kAnonFile of no history, whose `version` is the generation it was found
+// under (so that a change to the archive gives it another inode and no stale cached pages).
+ViewDescriptor ReportView(std::optional<uint64_t> generation) {
+  ViewDescriptor view;
+  view.kind = ViewKind::kAnonFile;
+  view.owner_dir = store::kRootInode;
+  view.version = generation.value_or(0);
+  view.text = std::string(kWithheldReportName);
+  return view;
+}
+
+bool IsReport(const ViewDescriptor& view) {
+  return view.kind == ViewKind::kAnonFile && view.history == 0 && view.text == kWithheldReportName;
+}
+
+// The report's bytes, read from memory.
+class TextHandle final : public store::FileHandle {
+ public:
+  TextHandle(store::InodeId ino, std::string text) : ino_(ino), text_(std::move(text)) {}
+  store::InodeId ino() const override { return ino_; }
+  StatusOr<size_t> Read(uint64_t offset, std::span<char> out) override {
+    if (offset >= text_.size()) return size_t{0};
+    const size_t n = std::min<size_t>(out.size(), text_.size() - static_cast<size_t>(offset));
+    std::copy_n(text_.data() + offset, n, out.data());
+    return n;
+  }
+  StatusOr<size_t> Write(uint64_t, std::string_view) override {
+    return Status::ReadOnly("the @anon view is read-only");
+  }
+  Status Flush(const store::Caller&) override { return Status::Ok(); }
+  Status Sync(const store::Caller&) override { return Status::Ok(); }
+
+ private:
+  const store::InodeId ino_;
+  const std::string text_;
+};
 
 std::string JoinPath(std::string_view dir, std::string_view name) {
   std::string out(dir);
@@ -187,8 +225,16 @@ StatusOr<store::Attr> AnonView::Attr(const ViewDescriptor& view) {
     attr.ctime_ns = root.ctime_ns;
     return attr;
   }
+  if (IsReport(view)) {
+    MEDVFS_ASSIGN_OR_RETURN(std::string report, WithheldReport(LastGeneration()));
+    attr.mode = kAnonFileMode;
+    attr.nlink = 1;
+    attr.size = report.size();
+    attr.atime_ns = attr.mtime_ns = attr.ctime_ns = root.mtime_ns;
+    return attr;
+  }
   MEDVFS_ASSIGN_OR_RETURN(Outcome outcome, OutcomeOf(view.history, view.version));
-  if (!outcome.ok) return view_detail::NotFound();
+  if (!outcome.shown()) return view_detail::NotFound();
   attr.mode = kAnonFileMode;
   attr.nlink = 1;
   attr.size = outcome.size;
@@ -201,6 +247,9 @@ StatusOr<ViewEntry> AnonView::Resolve(const ViewDescriptor& parent, std::string_
   if (parent.kind != ViewKind::kAnonRoot && parent.kind != ViewKind::kAnonDir) {
     return Status(store::Code::kNotDirectory, "view node is not a directory");
   }
+  if (parent.kind == ViewKind::kAnonRoot && name == kWithheldReportName) {
+    return view_detail::MakeEntry(std::string(name), ReportView(generation));
+  }
   MEDVFS_ASSIGN_OR_RETURN(std::shared_ptr<const AnonTree> tree, Tree(generation));
   auto dir = tree->dirs.find(parent.text);
   if (dir == tree->dirs.end()) return view_detail::NotFound();
@@ -210,7 +259,7 @@ StatusOr<ViewEntry> AnonView::Resolve(const ViewDescriptor& parent, std::string_
   if (entry == dir->second.end() || entry->name != name) return view_detail::NotFound();
   if (entry->view.kind == ViewKind::kAnonFile) {
     MEDVFS_ASSIGN_OR_RETURN(Outcome outcome, OutcomeOf(entry->view.history, entry->view.version));
-    if (!outcome.ok) return view_detail::NotFound();
+    if (!outcome.shown()) return view_detail::NotFound();
   }
   return *entry;
 }
@@ -227,9 +276,16 @@ StatusOr<std::vector<ViewEntry>> AnonView::List(const ViewDescriptor& dir,
   for (const ViewEntry& entry : found->second) {
     if (entry.view.kind == ViewKind::kAnonFile) {
       MEDVFS_ASSIGN_OR_RETURN(Outcome outcome, OutcomeOf(entry.view.history, entry.view.version));
-      if (!outcome.ok) continue;
+      if (!outcome.shown()) continue;
     }
     out.push_back(entry);
+  }
+  if (dir.kind == ViewKind::kAnonRoot) {
+    ViewEntry report =
+        view_detail::MakeEntry(std::string(kWithheldReportName), ReportView(generation));
+    auto at = std::lower_bound(out.begin(), out.end(), report.name,
+                               [](const ViewEntry& e, const std::string& n) { return e.name < n; });
+    out.insert(at, std::move(report));
   }
   return out;
 }
@@ -237,6 +293,11 @@ StatusOr<std::vector<ViewEntry>> AnonView::List(const ViewDescriptor& dir,
 StatusOr<std::unique_ptr<store::FileHandle>> AnonView::Open(const ViewDescriptor& file) {
   if (file.kind != ViewKind::kAnonFile) {
     return Status(store::Code::kIsDirectory, "open of a view directory");
+  }
+  if (IsReport(file)) {
+    MEDVFS_ASSIGN_OR_RETURN(std::string report, WithheldReport(LastGeneration()));
+    return std::unique_ptr<store::FileHandle>(
+        new TextHandle(StableViewIno(file), std::move(report)));
   }
   MEDVFS_ASSIGN_OR_RETURN(store::VersionInfo info, archive_.GetVersion(file.history, file.version));
   MEDVFS_ASSIGN_OR_RETURN(auto source, archive_.OpenVersion(file.history, file.version));
@@ -246,6 +307,10 @@ StatusOr<std::unique_ptr<store::FileHandle>> AnonView::Open(const ViewDescriptor
     Remember({file.history, file.version}, Outcome{});
     return view_detail::NotFound();
   }
+  if (deidentified->withheld != store::WithholdReason::kNone) {
+    Remember({file.history, file.version}, Outcome{true, 0, info.time_ns, deidentified->withheld});
+    return view_detail::NotFound();
+  }
   Remember({file.history, file.version}, Outcome{true, deidentified->size(), info.time_ns});
   return std::unique_ptr<store::FileHandle>(
       new AnonFileHandle(StableViewIno(file), std::move(source), std::move(deidentified).value()));
@@ -253,13 +318,70 @@ StatusOr<std::unique_ptr<store::FileHandle>> AnonView::Open(const ViewDescriptor
 
 StatusOr<std::string> AnonView::PathOfLiveFile(store::InodeId ino,
                                                std::optional<uint64_t> generation) {
+  MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, DescriptorOfLiveFile(ino, generation));
+  return JoinPath(kAnonDirName, view.text);
+}
+
+StatusOr<ViewDescriptor> AnonView::DescriptorOfLiveFile(store::InodeId ino,
+                                                        std::optional<uint64_t> generation) {
   const Status absent(store::Code::kNoData, "not shown in @anon");
   MEDVFS_ASSIGN_OR_RETURN(std::shared_ptr<const AnonTree> tree, Tree(generation));
   auto found = tree->files.find(ino);
   if (found == tree->files.end()) return absent;
   MEDVFS_ASSIGN_OR_RETURN(Outcome outcome, OutcomeOf(found->second.history, found->second.version));
-  if (!outcome.ok) return absent;
-  return JoinPath(kAnonDirName, found->second.text);
+  if (!outcome.shown()) return absent;
+  return found->second;
+}
+
+StatusOr<std::string> AnonView::WithheldReasonOfLiveFile(store::InodeId ino,
+                                                         std::optional<uint64_t> generation) {
+  const Status absent(store::Code::kNoData, "shown in @anon, or not DICOM");
+  MEDVFS_ASSIGN_OR_RETURN(std::shared_ptr<const AnonTree> tree, Tree(generation));
+  auto found = tree->files.find(ino);
+  if (found != tree->files.end()) {
+    MEDVFS_ASSIGN_OR_RETURN(Outcome outcome,
+                            OutcomeOf(found->second.history, found->second.version));
+    if (!outcome.ok) return std::string(kDamagedReason);
+    if (outcome.withheld == store::WithholdReason::kNone) return absent;
+    return std::string(store::WithholdReasonName(outcome.withheld));
+  }
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, archive_.GetAttr(ino));
+  if (!S_ISREG(attr.mode) || attr.history == 0 || attr.version == 0) return absent;
+  auto tags = archive_.GetTags(attr.history, attr.version);
+  if (!tags.ok()) {
+    if (tags.status().code() == store::Code::kNotFound) return absent;  // not DICOM
+    return tags.status();
+  }
+  return std::string(kNotIndexedReason);
+}
+
+std::optional<uint64_t> AnonView::LastGeneration() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tree_generation_;
+}
+
+StatusOr<std::string> AnonView::WithheldReport(std::optional<uint64_t> generation) {
+  MEDVFS_ASSIGN_OR_RETURN(std::shared_ptr<const AnonTree> tree, Tree(generation));
+  std::vector<std::pair<std::string, std::string>> lines;  // reason, path
+  std::map<std::string, size_t> counts;
+  for (const auto& [ino, view] : tree->files) {
+    MEDVFS_ASSIGN_OR_RETURN(Outcome outcome, OutcomeOf(view.history, view.version));
+    if (outcome.shown()) continue;
+    std::string reason = outcome.ok ? std::string(store::WithholdReasonName(outcome.withheld))
+                                    : std::string(kDamagedReason);
+    ++counts[reason];
+    lines.emplace_back(std::move(reason), view.text);
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out = "# " + std::to_string(lines.size()) + " withheld";
+  const char* separator = ": ";
+  for (const auto& [reason, count] : counts) {
+    out += separator + std::to_string(count) + " " + reason;
+    separator = ", ";
+  }
+  out += "\nreason\tpath\n";
+  for (const auto& [reason, path] : lines) out += reason + "\t" + path + "\n";
+  return out;
 }
 
 StatusOr<std::shared_ptr<const AnonTree>> AnonView::Tree(std::optional<uint64_t> generation) {
@@ -346,7 +468,7 @@ StatusOr<AnonView::Outcome> AnonView::OutcomeOf(store::HistoryId history, uint64
   auto deidentified = Deidentify(key, *source, info.size);
   Outcome outcome;
   if (deidentified.ok()) {
-    outcome = Outcome{true, deidentified->size(), info.time_ns};
+    outcome = Outcome{true, deidentified->size(), info.time_ns, deidentified->withheld};
   } else if (deidentified.status().code() != store::Code::kInvalid) {
     return deidentified.status();  // a read failure: tell, and try again next time
   }

@@ -8,7 +8,10 @@
 // (Deidentifier::NamesFor of the current version's stored tags: the pseudonym, the remapped
 // UIDs, StudyDate as the output has it), never from the real ones, so that a listing of @anon
 // shows no patient data. Files that share all four names get "_2", "_3"... before ".dcm",
-// by inode order. A file that cannot be de-identified is left out.
+// by inode order. A file that cannot be de-identified is left out, and so is a file the profile
+// cannot make safe (store::WithholdReason: encapsulated documents, burned-in annotation); the
+// root holds a report of those, WITHHELD.tsv (kWithheldReportName), by reason and anonymised
+// path only.
 //
 // Unlike the other views, @anon needs state: the de-identifier (keyed by the archive), the
 // layout (built from the whole patient index, so it is kept until the archive changes) and the
@@ -32,6 +35,16 @@
 #include "store/status.h"
 
 namespace medvfs::fs {
+
+// The report of withheld files at the root of /@anon.
+inline constexpr std::string_view kWithheldReportName = "WITHHELD.tsv";
+// The virtual xattr of a live DICOM file that is not in /@anon: why (a WithholdReasonName,
+// "damaged", or "no-patient-or-study" for DICOM files outside the patient index). ENODATA for
+// files that are shown and for files that are not DICOM.
+inline constexpr std::string_view kAnonWithheldXattr = "user.medvfs.anon_withheld";
+// The reasons of files the store does not judge.
+inline constexpr std::string_view kDamagedReason = "damaged";
+inline constexpr std::string_view kNotIndexedReason = "no-patient-or-study";
 
 // A value usable as one @anon path component, by the rule /@patients names follow: trailing
 // spaces and NULs dropped, '/' and NUL become '_', "." and ".." become "_", at most 255 bytes,
@@ -84,12 +97,23 @@ class AnonView {
   // de-identified (so listing a series de-identifies the headers of its files once).
   store::StatusOr<std::vector<ViewEntry>> List(const ViewDescriptor& dir,
                                                std::optional<uint64_t> generation);
-  // Opens an @anon file: its version de-identified, read through the stored version.
+  // Opens an @anon file: its version de-identified, read through the stored version; the
+  // report WITHHELD.tsv as it is now.
   store::StatusOr<std::unique_ptr<store::FileHandle>> Open(const ViewDescriptor& file);
   // "@anon/<...>.dcm" (relative to the mount root) for the live file `ino`; kNoData when it is
   // not shown in /@anon (not DICOM, not in the patient index, or not de-identifiable).
   store::StatusOr<std::string> PathOfLiveFile(store::InodeId ino,
                                               std::optional<uint64_t> generation);
+  // The kAnonFile descriptor of the live file `ino`, as PathOfLiveFile.
+  store::StatusOr<ViewDescriptor> DescriptorOfLiveFile(store::InodeId ino,
+                                                       std::optional<uint64_t> generation);
+  // Why the live file `ino` is not in /@anon (kAnonWithheldXattr); kNoData when it is shown or
+  // is not DICOM.
+  store::StatusOr<std::string> WithheldReasonOfLiveFile(store::InodeId ino,
+                                                        std::optional<uint64_t> generation);
+  // The text of WITHHELD.tsv: "# N withheld: ..." then "reason<TAB>path" per withheld file
+  // (path inside /@anon, as the file would be named), sorted. De-identifies every header once.
+  store::StatusOr<std::string> WithheldReport(std::optional<uint64_t> generation);
 
   // How many versions' sizes (and names) are kept at most. Default: 65536.
   static constexpr size_t kMaxCachedVersions = 65536;
@@ -97,13 +121,19 @@ class AnonView {
  private:
   using VersionKey = std::pair<store::HistoryId, uint64_t>;
   // What de-identifying a version gave: its size and time, or nothing (it failed).
+  // A withheld file has ok true and `withheld` set; a damaged one ok false.
   struct Outcome {
     bool ok = false;
     uint64_t size = 0;
     int64_t time_ns = 0;
+    store::WithholdReason withheld = store::WithholdReason::kNone;
+    bool shown() const { return ok && withheld == store::WithholdReason::kNone; }
   };
 
   store::StatusOr<std::shared_ptr<const AnonTree>> Tree(std::optional<uint64_t> generation);
+  // The generation the kept layout was built under (the report's attributes and content use
+  // it rather than rebuilding the layout on every stat), or nullopt.
+  std::optional<uint64_t> LastGeneration();
   store::StatusOr<AnonTree> Build();
   // Appends the files of one study of the patient index to *out.
   store::Status CollectStudy(const std::string& patient, const std::string& study,

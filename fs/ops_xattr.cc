@@ -126,6 +126,9 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     } else if (IsVirtualXattr(name)) {
       if (name == kAnonPathXattr) {
         MEDVFS_ASSIGN_OR_RETURN(value, fs.anon().PathOfLiveFile(ino, fs.StableGeneration()));
+      } else if (name == kAnonWithheldXattr) {  // why a DICOM file is not in @anon
+        MEDVFS_ASSIGN_OR_RETURN(value,
+                                fs.anon().WithheldReasonOfLiveFile(ino, fs.StableGeneration()));
       } else {
         MEDVFS_ASSIGN_OR_RETURN(value, GetVirtualXattr(fs.archive(), ino, name));
       }

@@ -3,9 +3,11 @@
 // pseudonym of every PatientID, for re-identification by the archive's owner.
 //
 // Through a mount the key stays in the daemon: each live DICOM file names its de-identified
-// copy in `user.medvfs.anon_path`, and the copy is read from the mount's @anon view (which the
-// daemon audits). On an unmounted archive the command de-identifies itself with the user's key
-// and records each file it read in the audit log.
+// copy in `user.medvfs.anon_path` (or why it has none in `user.medvfs.anon_withheld`), and the
+// copy is read from the mount's @anon view (which the daemon audits). On an unmounted archive
+// the command opens the same view (fs::AnonView) over the archive with the user's key and
+// records each file it read in the audit log. Both ways thus export one file set under one set
+// of names (duplicates numbered by inode, as in @anon), and withhold the same files.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,12 +18,14 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "fs/anon_views.h"
 #include "tools/cli_error.h"
 #include "tools/commands.h"
 #include "tools/control_socket.h"
@@ -36,6 +40,8 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kAnonPathXattr = "user.medvfs.anon_path";
 constexpr std::string_view kAnonDirName = "@anon";
+// The unmounted archive does not change while it is exported: one layout for the whole run.
+constexpr uint64_t kExportGeneration = 0;
 
 struct ExportArgs {
   std::string path;
@@ -48,8 +54,9 @@ struct ExportArgs {
 
 struct ExportCounts {
   uint64_t exported = 0;
-  uint64_t not_dicom = 0;  // left out: not DICOM
-  uint64_t failed = 0;     // DICOM that could not be read or de-identified
+  uint64_t not_dicom = 0;                    // left out: not DICOM
+  std::map<std::string, uint64_t> withheld;  // DICOM left out, by reason (medvfs-deid(5))
+  uint64_t failed = 0;                       // DICOM that could not be read or de-identified
 };
 
 // Writes the exported files under DEST: each through a temporary name, fsync()ed and renamed,
@@ -105,6 +112,10 @@ void PrintSummary(const ExportCounts& counts, const std::string& dest) {
   std::cout << "exported " << counts.exported << " de-identified DICOM files to " << dest;
   if (counts.not_dicom > 0) std::cout << "; left out " << counts.not_dicom << " non-DICOM files";
   std::cout << std::endl;
+  // Counts and reasons only: which files they are would name patients.
+  for (const auto& [reason, count] : counts.withheld) {
+    std::cout << "withheld " << count << " DICOM files: " << reason << std::endl;
+  }
   if (counts.failed > 0) {
     Fail(std::to_string(counts.failed) + " DICOM files could not be exported (see above)",
          "check them with medvfs verify; the others are in " + dest);
@@ -140,7 +151,15 @@ void ExportOneThroughMount(const fs::path& file, const fs::path& mountpoint, Exp
   std::string anon_path;
   int err = GetXattr(file, std::string(kAnonPathXattr), &anon_path);
   if (err == ENODATA) {
-    ++counts->not_dicom;
+    std::string reason;
+    err = GetXattr(file, std::string(medvfs::fs::kAnonWithheldXattr), &reason);
+    if (err == ENODATA) {
+      ++counts->not_dicom;
+      return;
+    }
+    if (err == 0 && reason == medvfs::fs::kDamagedReason) err = EINVAL;
+    if (err != 0) return CountCopy(file, err, counts);
+    ++counts->withheld[reason];
     return;
   }
   if (err == 0 && !anon_path.starts_with(std::string(kAnonDirName) + "/")) err = EIO;
@@ -152,7 +171,9 @@ void ExportOneThroughMount(const fs::path& file, const fs::path& mountpoint, Exp
 // Files inside MOUNT/@anon are de-identified already: they are copied as they are.
 void ExportAnonFile(const fs::path& file, const fs::path& anon_root, ExportWriter& writer,
                     ExportCounts* counts) {
-  CopyAnonCopy(file, file.lexically_relative(anon_root).string(), file, writer, counts);
+  const std::string relative = file.lexically_relative(anon_root).string();
+  if (relative == medvfs::fs::kWithheldReportName) return;  // the report, not a DICOM file
+  CopyAnonCopy(file, relative, file, writer, counts);
 }
 
 void ExportThroughMount(const ExportArgs& args, const fs::path& path, const fs::path& mountpoint) {
@@ -197,35 +218,13 @@ store::DeidConfig LoadConfigOrFail(const std::string& file) {
   return *config;
 }
 
-// Writes the de-identified `file` (pixels read through `read`) to fd; 0 or an errno, and
-// *read_status when reading the source failed.
-int WriteDeidentified(const store::DeidentifiedFile& file, const store::ReadAtFunction& read,
-                      int fd, store::Status* read_status) {
-  std::vector<char> piece(kCopyPieceBytes);
-  for (uint64_t offset = 0;;) {
-    auto n = store::Deidentifier::ReadDeidentified(file, read, offset, piece);
-    if (!n.ok()) {
-      *read_status = n.status();
-      return EIO;
-    }
-    if (*n == 0) return 0;
-    if (int err = WriteAll(fd, std::string_view(piece.data(), *n)); err != 0) return err;
-    offset += *n;
-  }
-}
-
-// De-identifies the current version of a file into the writer and records the read in the
-// audit log. Returns the reason when it could not.
-store::Status ExportVersion(store::Archive& archive, const store::Deidentifier& deidentifier,
-                            const store::Attr& attr, const std::string& path,
-                            ExportWriter& writer) {
-  auto handle = archive.OpenVersion(attr.history, attr.version);
+// De-identifies the current version of a file into the writer, through the @anon view over the
+// archive, and records the read in the audit log. Returns the reason when it could not.
+store::Status ExportVersion(store::Archive& archive, medvfs::fs::AnonView& anon,
+                            const medvfs::fs::ViewDescriptor& view, const store::Attr& attr,
+                            const std::string& path, ExportWriter& writer) {
+  auto handle = anon.Open(view);
   if (!handle.ok()) return handle.status();
-  store::ReadAtFunction read = [&](uint64_t offset, std::span<char> out) {
-    return (*handle)->Read(offset, out);
-  };
-  store::StatusOr<store::DeidentifiedFile> file = deidentifier.Deidentify(read, attr.size);
-  if (!file.ok()) return file.status();
   store::AuditEvent event;
   event.op = store::AuditOp::kCliRead;
   event.path = path;
@@ -233,18 +232,60 @@ store::Status ExportVersion(store::Archive& archive, const store::Deidentifier& 
   event.detail = "export --deidentify";
   RecordCommandLineAudit(archive, std::move(event), "the read");
   store::Status read_status;
-  const int err = writer.Write(store::AnonymousPath(*file), [&](int fd) {
-    return WriteDeidentified(*file, read, fd, &read_status);
+  const int err = writer.Write(view.text, [&](int fd) {
+    std::vector<char> piece(kCopyPieceBytes);
+    for (uint64_t offset = 0;;) {
+      auto n = (*handle)->Read(offset, piece);
+      if (!n.ok()) {
+        read_status = n.status();
+        return EIO;
+      }
+      if (*n == 0) return 0;
+      if (int e = WriteAll(fd, std::string_view(piece.data(), *n)); e != 0) return e;
+      offset += *n;
+    }
   });
   if (!read_status.ok()) return read_status;
-  if (err != 0)
+  if (err != 0) {
     return store::Status::IoError(std::string("cannot write the copy: ") + std::strerror(err));
+  }
   return store::Status::Ok();
 }
 
-void ExportTree(store::Archive& archive, const store::Deidentifier& deidentifier,
-                const store::Attr& attr, const std::string& path, ExportWriter& writer,
-                ExportCounts* counts) {
+void CountFailure(const store::Attr& attr, const store::Status& status, ExportCounts* counts) {
+  ++counts->failed;
+  // The inode number names the file without its path (paths may hold patient names).
+  std::cerr << "medvfs: cannot export file #" << attr.ino << " version " << attr.version << ": "
+            << status.message() << std::endl;
+}
+
+void ExportFile(store::Archive& archive, medvfs::fs::AnonView& anon, const store::Attr& attr,
+                const std::string& path, ExportWriter& writer, ExportCounts* counts) {
+  auto view = anon.DescriptorOfLiveFile(attr.ino, kExportGeneration);
+  if (!view.ok()) {
+    if (view.status().code() != store::Code::kNoData) {
+      FailStatus(view.status(), "cannot read file #" + std::to_string(attr.ino));
+    }
+    auto reason = anon.WithheldReasonOfLiveFile(attr.ino, kExportGeneration);
+    if (!reason.ok() && reason.status().code() == store::Code::kNoData) {
+      ++counts->not_dicom;
+    } else if (!reason.ok()) {
+      FailStatus(reason.status(), "cannot read file #" + std::to_string(attr.ino));
+    } else if (*reason == medvfs::fs::kDamagedReason) {
+      CountFailure(attr, store::Status::Invalid("it cannot be de-identified (damaged)"), counts);
+    } else {
+      ++counts->withheld[*reason];
+    }
+    return;
+  }
+  store::Status status = ExportVersion(archive, anon, *view, attr, path, writer);
+  if (!status.ok()) return CountFailure(attr, status, counts);
+  ++counts->exported;
+  ShowProgress(*counts, false);
+}
+
+void ExportTree(store::Archive& archive, medvfs::fs::AnonView& anon, const store::Attr& attr,
+                const std::string& path, ExportWriter& writer, ExportCounts* counts) {
   if (S_ISDIR(attr.mode)) {
     auto entries = archive.ReadDir(attr.ino);
     if (!entries.ok()) FailStatus(entries.status(), "cannot list a directory");
@@ -252,30 +293,13 @@ void ExportTree(store::Archive& archive, const store::Deidentifier& deidentifier
       if (entry.name == "." || entry.name == "..") continue;
       auto child = archive.GetAttr(entry.ino);
       if (!child.ok()) FailStatus(child.status(), "cannot read a directory entry");
-      ExportTree(archive, deidentifier, *child,
-                 path == "/" ? "/" + entry.name : path + "/" + entry.name, writer, counts);
+      ExportTree(archive, anon, *child, path == "/" ? "/" + entry.name : path + "/" + entry.name,
+                 writer, counts);
     }
     return;
   }
   if (!S_ISREG(attr.mode) || attr.version == 0) return;
-  auto tags = archive.GetTags(attr.history, attr.version);
-  if (!tags.ok()) {
-    if (tags.status().code() != store::Code::kNotFound) {
-      FailStatus(tags.status(), "cannot read the tags of file #" + std::to_string(attr.ino));
-    }
-    ++counts->not_dicom;
-    return;
-  }
-  store::Status status = ExportVersion(archive, deidentifier, attr, path, writer);
-  if (status.ok()) {
-    ++counts->exported;
-    ShowProgress(*counts, false);
-    return;
-  }
-  ++counts->failed;
-  // The inode number names the file without its path (paths may hold patient names).
-  std::cerr << "medvfs: cannot export file #" << attr.ino << " version " << attr.version << ": "
-            << status.message() << std::endl;
+  ExportFile(archive, anon, attr, path, writer, counts);
 }
 
 void ExportFromArchive(const ExportArgs& args, const fs::path& archive_dir,
@@ -285,12 +309,12 @@ void ExportFromArchive(const ExportArgs& args, const fs::path& archive_dir,
       OpenArchiveOrFail(archive_dir, args.key, /*read_only=*/true);
   auto attr = store::LookupPath(*archive, inner_path);
   if (!attr.ok()) FailStatus(attr.status(), "cannot find " + args.path);
-  std::unique_ptr<store::Deidentifier> deidentifier = archive->NewDeidentifier(config);
+  medvfs::fs::AnonView anon(*archive, archive->NewDeidentifier(config));
   ExportWriter writer{fs::path(args.dest)};
   ExportCounts counts;
   std::string path = "/" + inner_path;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  ExportTree(*archive, *deidentifier, *attr, path.starts_with("//") ? path.substr(1) : path, writer,
+  ExportTree(*archive, anon, *attr, path.starts_with("//") ? path.substr(1) : path, writer,
              &counts);
   PrintSummary(counts, args.dest);
 }

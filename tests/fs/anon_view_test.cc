@@ -21,7 +21,8 @@ namespace {
 namespace stdfs = std::filesystem;
 
 const stdfs::path kSamples = "/usr/lib/python3/dist-packages/pydicom/data/test_files";
-const std::vector<std::string> kDicomSamples = {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm",
+// (Encapsulated pixels: rtdose_rle.dcm; JPEG2000.dcm is a secondary capture, withheld.)
+const std::vector<std::string> kDicomSamples = {"CT_small.dcm", "MR_small.dcm", "rtdose_rle.dcm",
                                                 "rtplan.dcm"};
 
 ssize_t ListXattrSize(const stdfs::path& path) {
@@ -54,10 +55,9 @@ class AnonViewTest : public MountTest {
   void SetUp() override {
     MountTest::SetUp();
     if (IsSkipped()) return;
-    if (!stdfs::exists(kSamples / "CT_small.dcm")) {
-      GTEST_SKIP() << "python3-pydicom's sample files are not installed";
-    }
-    if (system("command -v dcmdump >/dev/null 2>&1") != 0) GTEST_SKIP() << "no dcmtk";
+    ASSERT_TRUE(stdfs::exists(kSamples / "CT_small.dcm"))
+        << "python3-pydicom's sample files are needed";
+    ASSERT_EQ(system("command -v dcmdump >/dev/null 2>&1"), 0) << "dcmtk's tools are needed";
   }
 
   void CopyIn(const stdfs::path& from, const std::string& relative) {
@@ -82,7 +82,9 @@ class AnonViewTest : public MountTest {
     std::error_code ec;
     for (auto it = stdfs::recursive_directory_iterator(P("@anon"), ec);
          !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_regular_file()) out.push_back(stdfs::relative(it->path(), mnt_).string());
+      if (it->is_regular_file() && it->path().filename() != "WITHHELD.tsv") {
+        out.push_back(stdfs::relative(it->path(), mnt_).string());
+      }
     }
     EXPECT_FALSE(ec) << ec.message();
     std::sort(out.begin(), out.end());
@@ -152,8 +154,10 @@ TEST_F(AnonViewTest, OnePatientInTwoStudiesHasOnePseudonymAndDuplicatesGetSuffix
                                         "-m", "StudyDate=20200101", P("b.dcm").string()});
   ASSERT_EQ(modify.exit_code, 0) << modify.err;
 
+  // The patients, and the report of withheld files (none here).
   const std::vector<std::string> patients = ListDir(P("@anon"));
-  ASSERT_EQ(patients.size(), 1u);
+  ASSERT_EQ(patients.size(), 2u);
+  EXPECT_EQ(patients[1], "WITHHELD.tsv");
   const std::vector<std::string> studies = ListDir(P("@anon/" + patients[0]));
   ASSERT_EQ(studies.size(), 2u);
   EXPECT_TRUE(studies[0].starts_with("20040119_2.25.")) << studies[0];
@@ -294,6 +298,54 @@ TEST_F(AnonViewTest, DeidConfigChoosesTheBirthDateRuleAndABadOneFailsTheMount) {
   EXPECT_TRUE(Contains(refused.err, bad.string())) << refused.err;
   EXPECT_TRUE(Contains(refused.err, "line 2")) << refused.err;
   EXPECT_FALSE(IsMedvfsMount(mnt_));
+}
+
+// A burned-in ultrasound (CT_small.dcm made one by dcmodify) is withheld by default, named in
+// WITHHELD.tsv by its reason and pseudonymous path, and its reason is in
+// user.medvfs.anon_withheld; with a mask rule it is shown, the rectangle zeroed.
+TEST_F(AnonViewTest, BurnedInUltrasoundIsWithheldAndReportedOrMasked) {
+  const stdfs::path us = Plain("us.dcm");
+  stdfs::copy_file(kSamples / "CT_small.dcm", us);
+  const ProcResult modify =
+      RunProgram({"dcmodify", "-nb", "-m", "SOPClassUID=1.2.840.10008.5.1.4.1.1.6.1", "-m",
+                  "Modality=US", "-i", "BurnedInAnnotation=YES", us.string()});
+  ASSERT_EQ(modify.exit_code, 0) << modify.err;
+  MountOk();
+  CopyIn(us, "us.dcm");
+  CopyIn(kSamples / "MR_small.dcm", "mr.dcm");
+  std::vector<std::string> files = AnonFiles();
+  ASSERT_EQ(files.size(), 1u) << "the ultrasound must not be shown";
+  EXPECT_EQ(Xattr(P("mr.dcm"), "user.medvfs.anon_path"), files[0]);
+  EXPECT_EQ(Xattr(P("us.dcm"), "user.medvfs.anon_path"), "errno:ENODATA");
+  EXPECT_EQ(Xattr(P("us.dcm"), "user.medvfs.anon_withheld"), "burned-in-annotation");
+  EXPECT_EQ(Xattr(P("mr.dcm"), "user.medvfs.anon_withheld"), "errno:ENODATA");
+  const std::vector<std::string> root = ListDir(P("@anon"));
+  EXPECT_EQ(std::count(root.begin(), root.end(), "WITHHELD.tsv"), 1);
+  const std::string report = ReadFile(P("@anon/WITHHELD.tsv"));
+  EXPECT_TRUE(report.starts_with("# 1 withheld: 1 burned-in-annotation\nreason\tpath\n")) << report;
+  EXPECT_TRUE(
+      medvfs::testing::RegexFullMatch(report.substr(report.rfind("\nburned") + 1),
+                                      "burned-in-annotation\tANON-[0-9a-f]{20}/[^\t]*\\.dcm\n"))
+      << report;
+  EXPECT_FALSE(Contains(report, "CompressedSamples"));
+  EXPECT_FALSE(Contains(report, "1CT1"));
+  UmountOk();
+
+  const stdfs::path config = dir_ / "mask.conf";
+  std::ofstream(config) << "burned_in_annotation = mask\npixel_mask = modality=US : (0,0,128,8)\n";
+  MountOk("deid_config=" + config.string());
+  files = AnonFiles();
+  ASSERT_EQ(files.size(), 2u);
+  const std::string masked = Xattr(P("us.dcm"), "user.medvfs.anon_path");
+  const std::string content = ReadFile(P(masked));
+  const std::string original = ReadFile(us);
+  constexpr size_t kPixels = 128 * 128 * 2;
+  ASSERT_GT(content.size(), kPixels);
+  EXPECT_EQ(content.substr(content.size() - kPixels, 128 * 8 * 2), std::string(128 * 8 * 2, '\0'));
+  EXPECT_EQ(content.substr(content.size() - kPixels + 128 * 8 * 2),
+            original.substr(original.size() - kPixels + 128 * 8 * 2));
+  EXPECT_EQ(Dcmdump("BurnedInAnnotation", CopyOut(masked, "masked.dcm")), "NO");
+  EXPECT_EQ(ReadFile(P("@anon/WITHHELD.tsv")), "# 0 withheld\nreason\tpath\n");
 }
 
 TEST_F(AnonViewTest, ReadsAreAuditedUnderTheAnonPath) {

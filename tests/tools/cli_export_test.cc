@@ -254,5 +254,77 @@ TEST_F(ExportMountTest, ThroughAMountCopiesWhatAnonServesWithoutAKey) {
   EXPECT_THAT(audit.out, HasSubstr("deid-map"));
 }
 
+// Every pydicom sample, an Encapsulated PDF naming its patient and a burned-in ultrasound, in a
+// mount: the export through the mount and the export of the unmounted archive give the same
+// files, byte for byte, and the same counts of what they left out and why; @anon lists what
+// it withholds in WITHHELD.tsv.
+TEST_F(ExportMountTest, BothWaysExportOneFileSetAndWithholdTheSame) {
+  ASSERT_FALSE(FindProgram("pdf2dcm").empty()) << "pdf2dcm (package dcmtk) is needed";
+  const fs::path pdf = dir_ / "letter.pdf", pdf_dcm = dir_ / "letter.dcm";
+  std::ofstream(pdf) << "%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\n(Doe^Jane 19670312 MRN4711)\n"
+                        "trailer<</Root 1 0 R>>\n%%EOF\n";
+  RunResult made = RunProgram({FindProgram("pdf2dcm"), "+pn", "Doe^Jane", "+pi", "MRN4711",
+                               pdf.string(), pdf_dcm.string()});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const fs::path us = dir_ / "us.dcm";
+  DcmodifyCopy(kCt, us, "SOPClassUID=1.2.840.10008.5.1.4.1.1.6.1");
+  RunResult modified = RunProgram({FindProgram("dcmodify"), "-nb", "-m", "Modality=US", "-i",
+                                   "BurnedInAnnotation=YES", "-m",
+                                   "SOPInstanceUID=1.2.826.0.1.3680043.2.1143.778.1", us.string()});
+  ASSERT_EQ(modified.exit_code, 0) << modified.err;
+
+  fs::create_directories(mnt_ / "in" / "docs");
+  int samples = 0;
+  for (const auto& entry : fs::directory_iterator(kDicomSamples)) {
+    if (entry.path().extension() != ".dcm") continue;
+    fs::copy_file(entry.path(), mnt_ / "in" / entry.path().filename());
+    ++samples;
+  }
+  ASSERT_GE(samples, 60);
+  fs::copy_file(pdf_dcm, mnt_ / "in" / "docs" / "letter.dcm");
+  fs::copy_file(us, mnt_ / "in" / "docs" / "us.dcm");
+  Save(mnt_ / "in" / "docs" / "notes.txt", "not an image");
+
+  const fs::path mounted = dir_ / "mounted";
+  RunResult through = Medvfs({"export", "--deidentify", mnt_.string(), mounted.string()}, NoKey());
+  ASSERT_EQ(through.exit_code, 0) << through.err;
+  EXPECT_THAT(through.out, HasSubstr("withheld 1 DICOM files: encapsulated-document\n"));
+  EXPECT_THAT(through.out, HasSubstr("DICOM files: burned-in-annotation\n"));
+  EXPECT_THAT(through.out, HasSubstr(" non-DICOM files"));  // notes.txt at least
+  EXPECT_EQ(through.out.find("Doe"), std::string::npos);
+
+  const std::string report = ReadAll(mnt_ / "@anon" / "WITHHELD.tsv");
+  EXPECT_THAT(report, HasSubstr("\nreason\tpath\n"));
+  EXPECT_THAT(report, HasSubstr("1 encapsulated-document"));
+  EXPECT_THAT(report, HasSubstr("\nburned-in-annotation\tANON-"));
+  for (const char* original : {"Doe", "MRN4711", kCtPatientId, "CompressedSamples", "docs"}) {
+    EXPECT_EQ(report.find(original), std::string::npos) << original;
+  }
+  std::vector<std::string> listed;
+  for (const auto& entry : fs::directory_iterator(mnt_ / "@anon")) {
+    listed.push_back(entry.path().filename().string());
+  }
+  EXPECT_THAT(listed, ::testing::Contains("WITHHELD.tsv"));
+  Unmount();
+
+  const fs::path offline = dir_ / "offline";
+  RunResult unmounted = Medvfs({"export", "--deidentify", InArchive("/"), offline.string()});
+  ASSERT_EQ(unmounted.exit_code, 0) << unmounted.err;
+  // The same summary but for DEST, the same files, the same bytes.
+  const auto after_dest = [](const std::string& out) { return out.substr(out.find('\n')); };
+  EXPECT_EQ(after_dest(through.out), after_dest(unmounted.out));
+  EXPECT_EQ(through.out.substr(0, through.out.find(" to ")),
+            unmounted.out.substr(0, unmounted.out.find(" to ")));
+  const std::vector<std::string> files = FilesUnder(mounted);
+  ASSERT_EQ(files, FilesUnder(offline));
+  EXPECT_GE(files.size(), 25u);
+  for (const std::string& relative : files) {
+    const std::string bytes = ReadAll(mounted / relative);
+    EXPECT_TRUE(bytes == ReadAll(offline / relative)) << relative;
+    EXPECT_EQ(bytes.find("MRN4711"), std::string::npos) << relative;
+    EXPECT_EQ(bytes.find(kCtPatientName), std::string::npos) << relative;
+  }
+}
+
 }  // namespace
 }  // namespace medvfs::testing
