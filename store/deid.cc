@@ -708,6 +708,7 @@ class Cleaner {
 
 // ---- Reading -----------------------------------------------------------------------------
 
+constexpr size_t kSniffBytes = 4 << 10;
 constexpr size_t kFirstStep = 256 << 10;
 constexpr size_t kMaxStep = 8 << 20;
 
@@ -746,8 +747,10 @@ struct SourceHeader {
 Status ReadSourceHeader(const ReadAtFunction& read, uint64_t file_size, SourceHeader* out) {
   const uint64_t limit = std::min<uint64_t>(file_size, kMaxDicomHeaderBytes);
   std::string& bytes = out->bytes;
-  MEDVFS_RETURN_IF_ERROR(ReadUpTo(read, std::min<uint64_t>(limit, 132), &bytes));
-  if (!LooksLikeDicom(bytes)) return Status::Invalid("not a DICOM Part 10 file (no DICM magic)");
+  // 4 KiB, as the archive looks at: a data set without a Part 10 header is recognised by its
+  // first elements (LooksLikeDicom), and is written out with a File Meta Information.
+  MEDVFS_RETURN_IF_ERROR(ReadUpTo(read, std::min<uint64_t>(limit, kSniffBytes), &bytes));
+  if (!LooksLikeDicom(bytes)) return Status::Invalid("not DICOM (no DICM magic, no data set)");
   size_t step = kFirstStep;
   while (true) {
     const size_t old_size = bytes.size();
@@ -755,7 +758,7 @@ Status ReadSourceHeader(const ReadAtFunction& read, uint64_t file_size, SourceHe
     step = std::min(step * 2, kMaxStep);
     const bool at_end = bytes.size() >= limit || bytes.size() == old_size;
     // Candidates near the old end are tried again: their element header may have been cut.
-    if (!at_end && !MayHoldPixelData(bytes, old_size > 432 ? old_size - 300 : 132)) continue;
+    if (!at_end && !MayHoldPixelData(bytes, old_size > 300 ? old_size - 300 : 0)) continue;
     auto parsed = dicom_detail::ReadDicomFile(bytes, file_size);
     if (parsed.ok() && (parsed->pixel.present || bytes.size() >= file_size)) {
       out->file = std::move(parsed).value();
