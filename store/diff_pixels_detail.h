@@ -68,14 +68,14 @@ class DicomPixels final : public FramePixels {
 };
 
 // Where things are in the side-by-side picture of an image of rows x columns pixels:
-//   label band (3 lines per panel) | images A, B, heat map (enlarged) | legend under the heat map
+//   label band (4 lines per panel) | images A, B, heat map (enlarged) | legend under the heat map
 // Small images are enlarged by an integer factor (nearest neighbour) so that a panel is at
 // least kMinPanelWidth wide, unless that would make it taller than kMaxEnlargedHeight.
 struct ComparisonGeometry {
   static constexpr uint32_t kMinPanelWidth = 512;
   static constexpr uint32_t kMaxEnlargedHeight = 2048;
   static constexpr uint32_t kPad = 8;  // margin around and between panels
-  static constexpr uint32_t kLabelLines = 3;
+  static constexpr uint32_t kLabelLines = 4;
   static constexpr uint32_t kLegendBarHeight = 16;
   static constexpr uint32_t kTickHeight = 4;
 

@@ -153,7 +153,7 @@ std::string ModalityOf(const DicomPixels& side) {
 
 struct WindowChoice {
   std::optional<VoiWindow> window;  // none: no monochrome DICOM side
-  std::string source;               // "file", "CT default", "1st-99th percentile"
+  std::string source;               // "from the file", "CT default", "1st-99th percentile"
 };
 
 // The window of the 1st to 99th percentile of the modality values of the monochrome sides'
@@ -184,7 +184,7 @@ WindowChoice ChooseWindow(const SideImage& a, const SideImage& b, size_t k) {
   }
   if (sides.empty()) return {};
   for (const SideImage* side : sides) {
-    if (side->dicom->window) return {side->dicom->window, "file"};
+    if (side->dicom->window) return {side->dicom->window, "from the file"};
   }
   if (ModalityOf(*sides.front()->dicom) == "CT") return {VoiWindow{40, 400}, "CT default"};
   return {PercentileWindow(sides, k), "1st-99th percentile"};
@@ -328,16 +328,17 @@ std::vector<std::string> SideLabel(char name, const std::string& label, int64_t 
                                    const WindowChoice& window) {
   std::string line = std::string(1, name) + ": " + label;
   if (time_ns != 0) line += "  " + UtcTime(time_ns);
-  std::string shown;
+  std::string shown, source;
   if (side.monochrome() && window.window) {
-    shown = "window C " + Number(window.window->center) + " W " + Number(window.window->width) +
-            " (" + window.source + ")";
+    shown = "window C " + Number(window.window->center) + " W " + Number(window.window->width);
+    source = window.source;
   } else if (side.image != nullptr || pixels.layout.samples_per_pixel >= 3) {
     shown = "colour, no window";
   } else {
     shown = "picture, no window";
   }
-  return {line, "frame " + std::to_string(request.frame) + " of " + std::to_string(frames), shown};
+  return {line, "frame " + std::to_string(request.frame) + " of " + std::to_string(frames), shown,
+          source};
 }
 
 struct HeatScale {
@@ -369,7 +370,7 @@ void DrawLabels(const detail::ComparisonGeometry& g, size_t panel,
 }
 
 // The heat map's legend: a bar from 0 to the full scale, with ticks and numbers at 0, 1/4, 1/2,
-// 3/4 and 1 of it.
+// 3/4 and 1 of it (at 0, 1/2 and 1, or 0 and 1, when the numbers are too wide for that).
 void DrawLegend(const detail::ComparisonGeometry& g, double full_scale, Canvas* canvas) {
   const uint64_t x0 = g.panel_x[2];
   const uint32_t w = g.panel_width;
@@ -378,12 +379,21 @@ void DrawLegend(const detail::ComparisonGeometry& g, double full_scale, Canvas* 
     canvas->Fill(x0 + x, g.legend_y, 1, detail::ComparisonGeometry::kLegendBarHeight,
                  detail::HeatColour(value, full_scale));
   }
+  uint32_t widest = 0;
   for (int quarter = 0; quarter <= 4; ++quarter) {
-    const uint64_t x = x0 + static_cast<uint64_t>(std::lround(quarter * (w - 1) / 4.0));
+    widest = std::max(widest, font::TextWidth(Number(full_scale * quarter / 4), g.text_scale));
+  }
+  // The last number is right-aligned to the end of the bar: room for two numbers per part.
+  const uint32_t gap = font::kAdvance * g.text_scale;
+  int parts = 4;
+  while (parts > 1 && w / static_cast<uint32_t>(parts) < 2 * widest + gap) parts /= 2;
+  for (int part = 0; part <= parts; ++part) {
+    const uint64_t x =
+        x0 + static_cast<uint64_t>(std::lround(part * (w - 1) / static_cast<double>(parts)));
     const uint64_t tick_x = std::min(x, x0 + w - g.text_scale);
     canvas->Fill(tick_x, g.legend_y + detail::ComparisonGeometry::kLegendBarHeight, g.text_scale,
                  detail::ComparisonGeometry::kTickHeight, kText);
-    const std::string number = Number(full_scale * quarter / 4);
+    const std::string number = Number(full_scale * part / parts);
     const uint32_t text_w = font::TextWidth(number, g.text_scale);
     const uint64_t left = std::clamp<uint64_t>(x >= text_w / 2 ? x - text_w / 2 : 0, x0,
                                                x0 + w - std::min(w, text_w));

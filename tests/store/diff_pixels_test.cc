@@ -889,16 +889,19 @@ TEST_F(DiffRenderTest, PanelsAreEnlargedLabelledAndWhatDcm2pnmRenders) {
   ExpectPanel(*picture, 0, *png_a);
   ExpectPanel(*picture, 1, *png_b);
 
-  // Labels: version, time to the second in UTC, frame, window (MR_small's own: 600/1600).
+  // Labels: version, time to the second in UTC, frame, window (MR_small's own: 600/1600) and
+  // where the window came from; the heat map's scale.
   ExpectLabel(*picture, g, 0, 0, "A: v1  2026-11-21T10:22:03Z");
   ExpectLabel(*picture, g, 1, 0, "B: v12  2026-11-21T10:40:17Z");
   for (uint32_t panel = 0; panel < 2; ++panel) {
     ExpectLabel(*picture, g, panel, 1, "frame 1 of 1");
-    ExpectLabel(*picture, g, panel, 2, "window C 600 W 1600 (file)");
+    ExpectLabel(*picture, g, panel, 2, "window C 600 W 1600");
+    ExpectLabel(*picture, g, panel, 3, "from the file");
   }
   ExpectLabel(*picture, g, 2, 0, "|A - B| per pixel");
   ExpectLabel(*picture, g, 2, 1, "0 to 1600 (window width)");
   ExpectLabel(*picture, g, 2, 2, "equal: black, >= 1600: white");
+  ExpectLabel(*picture, g, 2, 3, "");
 
   // The heat map: 300 on a scale of the window width, black elsewhere.
   for (uint32_t y = 0; y < 64; ++y) {
@@ -982,13 +985,14 @@ TEST_F(DiffRenderTest, WindowsFromTheFileOrTheModalityNeverMinMax) {
   struct Case {
     fs::path file;
     double slope, intercept, center, width;
-    std::string label;
+    std::string label, source;
   };
-  for (const Case& c : {Case{file_window, 2, -1024, 100, 200, "window C 100 W 200 (file)"},
-                        Case{ct, 1, -500, 40, 400, "window C 40 W 400 (CT default)"},
-                        Case{mr, 1, 0, (lo + hi + 1) / 2, hi - lo + 1,
-                             "window C " + Num((lo + hi + 1) / 2) + " W " + Num(hi - lo + 1) +
-                                 " (1st-99th percentile)"}}) {
+  for (const Case& c :
+       {Case{file_window, 2, -1024, 100, 200, "window C 100 W 200", "from the file"},
+        Case{ct, 1, -500, 40, 400, "window C 40 W 400", "CT default"},
+        Case{mr, 1, 0, (lo + hi + 1) / 2, hi - lo + 1,
+             "window C " + Num((lo + hi + 1) / 2) + " W " + Num(hi - lo + 1),
+             "1st-99th percentile"}}) {
     SCOPED_TRACE(c.label);
     auto pixels = Dicom(c.file);
     ASSERT_NE(pixels, nullptr);
@@ -996,6 +1000,7 @@ TEST_F(DiffRenderTest, WindowsFromTheFileOrTheModalityNeverMinMax) {
     ASSERT_TRUE(picture.has_value());
     const ComparisonGeometry g = GeometryFor(64, 64);
     ExpectLabel(*picture, g, 0, 2, c.label);
+    ExpectLabel(*picture, g, 0, 3, c.source);
     ExpectLabel(*picture, g, 2, 1, "0 to " + Num(c.width) + " (window width)");
     int mid_grays = 0, mismatches = 0;
     for (size_t i = 0; i < ramp.size(); ++i) {
