@@ -1,7 +1,7 @@
-// medvfs diff PATH A B [--png OUT] [--frame N] [--json]: what changed between two versions of a
-// file: DICOM tags, the SOPInstanceUID, pixels frame by frame, bytes; and a side-by-side
-// picture. A and B are version numbers ("3" or "v3"), "current", or times (the version that was
-// current then).
+// medvfs diff PATH A B [--png OUT] [--frame N] [--heat-max V] [--json]: what changed between
+// two versions of a file: DICOM tags, the SOPInstanceUID, pixels frame by frame, bytes; and a
+// side-by-side picture. A and B are version numbers ("3" or "v3"), "current", or times (the
+// version that was current then).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -31,7 +31,8 @@ struct DiffArgs {
   std::string archive;
   KeyOptions key;
   std::string png;
-  uint32_t frame = 0;  // 0: not given
+  uint32_t frame = 0;   // 0: not given
+  double heat_max = 0;  // 0: not given
   bool json = false;
 };
 
@@ -210,6 +211,7 @@ void RunDiff(const DiffArgs& args) {
   store::DiffOptions options;
   options.render_png = !args.png.empty();
   if (args.frame != 0) options.png_frame = args.frame;
+  if (args.heat_max > 0) options.png_heat_max = args.heat_max;
   store::StatusOr<store::DiffResult> result = store::DiffVersions(SideOf(a), SideOf(b), options);
   if (!result.ok()) FailStatus(result.status(), "cannot compare the versions of " + args.path);
   std::cout << (args.json ? store::FormatDiffJson(*result) : store::FormatDiffText(*result))
@@ -243,6 +245,12 @@ void RegisterDiffCommand(CLI::App& app) {
                    "The frame the picture shows (from 1; default: the first that differs)")
       ->check(CLI::PositiveNumber)
       ->type_name("N");
+  command
+      ->add_option("--heat-max", args->heat_max,
+                   "The difference drawn white in the picture's heat map (default: the window "
+                   "width, else the largest stored value)")
+      ->check(CLI::PositiveNumber)
+      ->type_name("V");
   command->add_flag("--json", args->json, "Print the comparison as JSON");
   command->add_option("--archive", args->archive, "Unmounted archive; PATH is inside it")
       ->type_name("ARCHIVE");

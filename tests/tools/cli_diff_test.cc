@@ -2,14 +2,22 @@
 // python3-pydicom's samples changed with dcmtk's tools. The pixel numbers themselves are checked
 // against an independent decoding in tests/store/diff_pixels_test.cc; here: that the command
 // line and the view carry them, pick the right versions, and fail clearly.
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <png.h>
+
+#include "store/diff_font.h"
+#include "store/diff_pixels_detail.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {
@@ -47,6 +55,58 @@ std::pair<uint32_t, uint32_t> PngSize(const std::string& png) {
   return {be32(16), be32(20)};
 }
 
+// The size of the picture of an image of rows x columns (store/diff_pixels_detail.h).
+std::pair<uint32_t, uint32_t> PictureSize(uint32_t rows, uint32_t columns) {
+  const store::diff_internal::detail::ComparisonGeometry g =
+      store::diff_internal::detail::GeometryFor(rows, columns);
+  return {static_cast<uint32_t>(g.width), static_cast<uint32_t>(g.height)};
+}
+
+// An RGB picture decoded with libpng.
+struct Rgb8 {
+  uint32_t width = 0;
+  uint32_t height = 0;
+  std::vector<uint8_t> rgb;
+  std::array<uint8_t, 3> at(uint64_t x, uint64_t y) const {
+    const size_t i = (y * width + x) * 3;
+    return {rgb[i], rgb[i + 1], rgb[i + 2]};
+  }
+};
+
+std::optional<Rgb8> DecodePng(const std::string& bytes) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()) == 0) {
+    return std::nullopt;
+  }
+  image.format = PNG_FORMAT_RGB;
+  Rgb8 out{image.width, image.height, std::vector<uint8_t>(PNG_IMAGE_SIZE(image))};
+  if (png_image_finish_read(&image, nullptr, out.rgb.data(), 0, nullptr) == 0) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// Whether line `line` of panel `panel`'s label shows `text` (white on the background), drawn
+// again with the picture's font.
+bool LabelShows(const Rgb8& picture, uint32_t rows, uint32_t columns, uint32_t panel, uint32_t line,
+                const std::string& text) {
+  namespace diff = store::diff_internal;
+  const diff::detail::ComparisonGeometry g = diff::detail::GeometryFor(rows, columns);
+  const diff::font::TextBitmap bitmap = diff::font::RenderText(text, g.text_scale);
+  const uint64_t top = g.label_y + uint64_t{line} * g.line_height;
+  for (uint32_t y = 0; y < g.line_height; ++y) {
+    for (uint32_t x = 0; x < g.panel_width; ++x) {
+      const bool on = x < bitmap.width && y < bitmap.height && bitmap.at(x, y);
+      const bool white =
+          picture.at(g.panel_x[panel] + x, top + y) == std::array<uint8_t, 3>{255, 255, 255};
+      if (on != white) return false;
+    }
+  }
+  return true;
+}
+
 nlohmann::json ParseJson(const RunResult& run) {
   nlohmann::json parsed = nlohmann::json::parse(run.out, nullptr, false);
   EXPECT_TRUE(parsed.is_object()) << run.out << run.err;
@@ -64,7 +124,7 @@ class CliDiffTest : public CliTest {
  protected:
   void SetUp() override {
     CliTest::SetUp();
-    if (std::string why = MissingTools(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_EQ(MissingTools(), "");
     renamed_ = dir_ / "renamed.dcm";
     DcmodifyCopy(kMrSmall, renamed_, "PatientName=Doe^Jane");
     lossy_ = dir_ / "lossy.dcm";
@@ -137,14 +197,68 @@ TEST_F(CliDiffTest, LossyRecompressionDiffersInPixelsAndPicture) {
   const nlohmann::json* syntax = FindTag(diff, "TransferSyntaxUID");
   ASSERT_NE(syntax, nullptr) << diff["tags"].dump(2);
   EXPECT_EQ((*syntax)["tag_path"], "(0002,0010)");
-  EXPECT_EQ(PngSize(ReadAll(png)), std::make_pair(3u * 64u, 64u));
+  EXPECT_EQ(PngSize(ReadAll(png)), PictureSize(64, 64));
+}
+
+// The picture for people: panels labelled with version and UTC time (from the history), frame
+// and window; the heat map's scale from the window, or --heat-max.
+TEST_F(CliDiffTest, PictureIsLabelledEnlargedAndOnAnAbsoluteScale) {
+  InitArchive();
+  Populate({"file:/scan.dcm=" + kMrSmall.string(), "file:/scan.dcm=" + lossy_.string()});
+  const nlohmann::json log = LogJson(InArchive("/scan.dcm"))["versions"];
+  ASSERT_EQ(log.size(), 2u);
+  // "2026-11-21T10:22:03.120044512Z" -> "2026-11-21T10:22:03Z"
+  const auto to_second = [](const nlohmann::json& time) {
+    return time.get<std::string>().substr(0, 19) + "Z";
+  };
+  const std::filesystem::path png = dir_ / "diff.png";
+  RunResult run = Medvfs({"diff", InArchive("/scan.dcm"), "1", "2", "--png", png.string()});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::optional<Rgb8> picture = DecodePng(ReadAll(png));
+  ASSERT_TRUE(picture.has_value());
+  EXPECT_EQ(std::make_pair(picture->width, picture->height), PictureSize(64, 64));
+  EXPECT_GE(picture->width, 3u * 512u) << "64 x 64 pixels are enlarged to at least 512 wide";
+  EXPECT_TRUE(LabelShows(*picture, 64, 64, 0, 0, "A: v1  " + to_second(log[0]["time"])));
+  EXPECT_TRUE(LabelShows(*picture, 64, 64, 1, 0, "B: v2  " + to_second(log[1]["time"])));
+  EXPECT_TRUE(LabelShows(*picture, 64, 64, 0, 1, "frame 1 of 1"));
+  EXPECT_TRUE(LabelShows(*picture, 64, 64, 1, 2, "window C 600 W 1600"));
+  EXPECT_TRUE(LabelShows(*picture, 64, 64, 1, 3, "from the file"));
+  EXPECT_TRUE(LabelShows(*picture, 64, 64, 2, 1, "0 to 1600 (window width)"));
+
+  // A smaller full scale makes the same differences brighter, never darker.
+  const std::filesystem::path bright = dir_ / "bright.png";
+  run = Medvfs(
+      {"diff", InArchive("/scan.dcm"), "1", "2", "--png", bright.string(), "--heat-max", "5"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::optional<Rgb8> brighter = DecodePng(ReadAll(bright));
+  ASSERT_TRUE(brighter.has_value());
+  EXPECT_TRUE(LabelShows(*brighter, 64, 64, 2, 1, "0 to 5 (set)"));
+  const store::diff_internal::detail::ComparisonGeometry g =
+      store::diff_internal::detail::GeometryFor(64, 64);
+  int brighter_pixels = 0;
+  for (uint32_t y = 0; y < g.image_height; y += g.scale) {
+    for (uint32_t x = 0; x < g.image_width; x += g.scale) {
+      const auto before = picture->at(g.panel_x[2] + x, g.image_y + y);
+      const auto after = brighter->at(g.panel_x[2] + x, g.image_y + y);
+      const int sum_before = before[0] + before[1] + before[2];
+      const int sum_after = after[0] + after[1] + after[2];
+      ASSERT_GE(sum_after, sum_before) << x << ", " << y;
+      brighter_pixels += sum_after > sum_before;
+    }
+  }
+  EXPECT_GT(brighter_pixels, 0);
+
+  RunResult zero = Medvfs(
+      {"diff", InArchive("/scan.dcm"), "1", "2", "--png", bright.string(), "--heat-max", "0"});
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_TRUE(IsOneLineError(zero));
 }
 
 // rtdose.dcm: 15 frames of 10 x 10 unsigned 32-bit doses, Pixel Data last in the file. Five
 // pixels of frame 3 change by one; the picture then shows frame 3 unless --frame says otherwise.
 TEST_F(CliDiffTest, MultiFramePictureShowsTheFirstDifferingFrame) {
   const std::filesystem::path rtdose = std::filesystem::path(kDicomSamples) / "rtdose.dcm";
-  if (!std::filesystem::exists(rtdose)) GTEST_SKIP() << "rtdose.dcm is not installed";
+  ASSERT_TRUE(std::filesystem::exists(rtdose)) << "rtdose.dcm (python3-pydicom) is not installed";
   std::string bytes = ReadAll(rtdose);
   constexpr size_t kFrameBytes = 10 * 10 * 4;
   ASSERT_GT(bytes.size(), 15 * kFrameBytes);
@@ -169,7 +283,7 @@ TEST_F(CliDiffTest, MultiFramePictureShowsTheFirstDifferingFrame) {
     EXPECT_EQ(frame["max_abs_difference"], is_changed_frame ? 1 : 0) << frame.dump();
   }
   EXPECT_EQ(diff["png_frame"], 3);
-  EXPECT_EQ(PngSize(ReadAll(png)), std::make_pair(3u * 10u, 10u));
+  EXPECT_EQ(PngSize(ReadAll(png)), PictureSize(10, 10));
 
   RunResult chosen = Medvfs(
       {"diff", InArchive("/dose.dcm"), "1", "2", "--json", "--png", png.string(), "--frame", "7"});
@@ -259,7 +373,7 @@ TEST_F(CliDiffTest, VersionsByTimeAndClearErrors) {
 class CliDiffMountTest : public CliMountTest {
  protected:
   void SetUp() override {
-    if (std::string why = MissingTools(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_EQ(MissingTools(), "");
     CliMountTest::SetUp();
   }
 };
