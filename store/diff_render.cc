@@ -158,12 +158,20 @@ struct WindowChoice {
 
 // The window of the 1st to 99th percentile of the modality values of the monochrome sides'
 // frames k: the 1st percentile maps to black, the 99th to white (DICOM's linear function).
+// Percentiles by nearest rank, of every value up to kMaxPercentileSamples, else of evenly spaced
+// samples (memory stays bounded for large frames).
 VoiWindow PercentileWindow(const std::vector<const SideImage*>& sides, size_t k) {
+  constexpr size_t kMaxPercentileSamples = size_t{1} << 20;
+  size_t total = 0;
+  for (const SideImage* side : sides) total += side->dicom->frames[k].size();
+  const size_t stride = (total + kMaxPercentileSamples - 1) / kMaxPercentileSamples;
   std::vector<double> values;
+  values.reserve(total / stride + sides.size());
   for (const SideImage* side : sides) {
     const std::vector<int32_t>& frame = side->dicom->frames[k];
-    for (size_t i = 0; i < frame.size(); ++i)
+    for (size_t i = 0; i < frame.size(); i += stride) {
       values.push_back(ModalityValue(*side->dicom, frame, i));
+    }
   }
   const auto at = [&values](double fraction) {
     const auto index =
@@ -227,23 +235,22 @@ void RenderPicture(const FramePixels& side, size_t k, Panel* panel) {
   }
 }
 
-// |A - B| of one sample: of modality values for monochrome DICOM, of stored values otherwise.
-double SampleDifference(const FramePixels& a, const FramePixels& b, size_t k, size_t i) {
-  const auto* da = dynamic_cast<const DicomPixels*>(&a);
-  const auto* db = dynamic_cast<const DicomPixels*>(&b);
-  if (da != nullptr && db != nullptr && a.layout.samples_per_pixel == 1) {
-    return std::abs(ModalityValue(*da, a.frames[k], i) - ModalityValue(*db, b.frames[k], i));
-  }
-  return std::abs(static_cast<double>(a.Value(a.frames[k], i) - b.Value(b.frames[k], i)));
-}
-
+// The heat map of |A - B|: per pixel the largest over its samples, of modality values for
+// monochrome DICOM, of stored values otherwise.
 void RenderHeatMap(const FramePixels& a, const FramePixels& b, size_t k, double full_scale,
                    Panel* panel) {
+  const auto* da = dynamic_cast<const DicomPixels*>(&a);
+  const auto* db = dynamic_cast<const DicomPixels*>(&b);
+  const bool modality = da != nullptr && db != nullptr && a.layout.samples_per_pixel == 1;
+  const std::vector<int32_t>& fa = a.frames[k];
+  const std::vector<int32_t>& fb = b.frames[k];
   const size_t samples = a.layout.samples_per_pixel;
   for (size_t p = 0; p < panel->pixels(); ++p) {
-    double largest = 0;  // over the pixel's samples
+    double largest = 0;
     for (size_t i = p * samples; i < (p + 1) * samples; ++i) {
-      largest = std::max(largest, SampleDifference(a, b, k, i));
+      const double d = modality ? ModalityValue(*da, fa, i) - ModalityValue(*db, fb, i)
+                                : static_cast<double>(a.Value(fa, i) - b.Value(fb, i));
+      largest = std::max(largest, std::abs(d));
     }
     const std::array<uint8_t, 3> colour = detail::HeatColour(largest, full_scale);
     std::copy(colour.begin(), colour.end(), panel->At(p));
