@@ -72,6 +72,10 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
       // Always on (FuseOptionString): accepted, so that fstab lines that say it keep working.
     } else if (option == "accept_rollback") {
       options->accept_rollback = true;
+    } else if (option == "accept_wal_damage") {
+      options->accept_wal_damage = true;
+    } else if (option == "accept_record_damage") {
+      options->accept_record_damage = true;
     } else if (option.starts_with("versions=")) {
       const std::string_view value = std::string_view(option).substr(9);
       if (value == "visible") {

@@ -22,6 +22,12 @@ struct MountOptions {
   // Opens the archive even though it is older than the last state this host saw (a backup put
   // back on purpose); the mount records that in the audit log. Default: false (refused).
   bool accept_rollback = false;
+  // Opens the archive although its write-ahead log is damaged, keeping what precedes the damage
+  // (store::ArchiveOptions::accept_wal_damage). Default: false (refused).
+  bool accept_wal_damage = false;
+  // Opens the archive although its records do not add up to its state digest (altered outside
+  // medvfs; store::ArchiveOptions::accept_record_damage). Default: false (refused).
+  bool accept_record_damage = false;
   // versions=visible: readdir lists @version in every directory (and .meta in history
   // directories). Default: hidden.
   bool versions_visible = false;

@@ -224,6 +224,13 @@ struct ArchiveOptions {
   // records kWalDamageAccepted in the audit log. Without it, Open refuses such an archive with
   // kCorruption naming the log file. Default: false.
   bool accept_wal_damage = false;
+  // Every open adds up the archive's records against the state digest its last change stored
+  // (store/state_digest.h) and refuses with kCorruption when they differ: a record put back
+  // from an older copy, deleted, or mixed from another point in time, by someone with write
+  // access to the archive directory. This opens such an archive anyway (after a `medvfs
+  // verify` and a decision to keep what is there), records kRecordDamageAccepted in the audit
+  // log and makes the present records the new reference. Default: false.
+  bool accept_record_damage = false;
   // Names (fnmatch(3) patterns, matched against the last path component) of scratch files:
   // editor swap and lock files, probes. A regular file created under such a name keeps only
   // its current version, and nothing at all once it is deleted (see medvfs-views(7)).

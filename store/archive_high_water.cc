@@ -14,6 +14,7 @@
 #include "store/archive_impl.h"
 #include "store/file_util.h"
 #include "store/log.h"
+#include "store/subkeys.h"
 
 namespace medvfs::store {
 namespace {
@@ -258,11 +259,48 @@ Status ArchiveImpl::CheckHighWater() {
   return Status::Ok();
 }
 
+Status ArchiveImpl::RecordAcceptedRecordDamage() {
+  if (!accepted_record_damage_ || options_.no_writes) return Status::Ok();
+  AuditEvent event;
+  event.uid = static_cast<uint32_t>(::getuid());
+  event.gid = static_cast<uint32_t>(::getgid());
+  event.pid = static_cast<uint32_t>(::getpid());
+  event.program = ProgramName();
+  event.op = AuditOp::kRecordDamageAccepted;
+  event.detail = *accepted_record_damage_;
+  MEDVFS_RETURN_IF_ERROR(RecordAudit(event));
+  // The records present become the reference the next changes build on.
+  std::lock_guard lock(mu_);
+  super_.keeps_state_digest = true;
+  KvBatch batch;
+  PutRecord(batch, kSuperKey, super_);
+  MEDVFS_RETURN_IF_ERROR(batch.status());
+  // The super record's term moves from the old value to the new one.
+  const SecretKey digest_key = DeriveSubkey(meta_key_, kStateDigestLabel);
+  StateDigest digest = *accepted_state_digest_;
+  std::string old_super;
+  MEDVFS_RETURN_IF_ERROR(kv_->Get(Family::kMeta, kSuperKey, &old_super));
+  StateDigestSubtract(&digest, StateDigestTerm(digest_key, kSuperKey, old_super));
+  bool added = false;
+  batch.ForEach([&](Family family, bool is_delete, std::string_view key, std::string_view put) {
+    if (family == Family::kMeta && !is_delete && key == kSuperKey && !added) {
+      StateDigestAdd(&digest, StateDigestTerm(digest_key, key, put));
+      added = true;
+    }
+  });
+  std::string sealed(1, static_cast<char>(kSealedRecordFormat));
+  MEDVFS_RETURN_IF_ERROR(Seal(meta_key_, kStateDigestKey, EncodeStateDigest(digest), &sealed));
+  batch.Put(Family::kMeta, kStateDigestKey, sealed);
+  accepted_record_damage_.reset();
+  return kv_->Write(batch, /*sync=*/true);
+}
+
 Status ArchiveImpl::OpenAudit() {
   if (options_.no_writes) return Status::Ok();
   // The mark is checked before anything is appended, so that entries added to an old copy
   // cannot lift it past the mark.
   MEDVFS_RETURN_IF_ERROR(CheckHighWater());
+  MEDVFS_RETURN_IF_ERROR(RecordAcceptedRecordDamage());
   MEDVFS_RETURN_IF_ERROR(ImportFailedUnlocks());
   RaiseHighWater();
   return Status::Ok();

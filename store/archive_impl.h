@@ -27,6 +27,7 @@
 #include "store/content.h"
 #include "store/kv_store.h"
 #include "store/records.h"
+#include "store/state_digest.h"
 
 namespace medvfs::store {
 
@@ -194,8 +195,15 @@ class ArchiveImpl final : public Archive {
   // Reads the head record (or, when it is missing or damaged, the last entry) into audit_seq_
   // and audit_mac_.
   Status LoadAuditHead();
+  // Part of Load: the records present against the state digest record (kCorruption when they
+  // differ, unless accept_record_damage).
+  Status CheckStateDigestLocked();
   Status ImportFailedUnlocks();
   Status CheckHighWater();
+  // Part of OpenAudit: when Load accepted records that do not add up to the state digest
+  // (ArchiveOptions::accept_record_damage), records that in the audit log and rebases the
+  // digest on the records present.
+  Status RecordAcceptedRecordDamage();
   // Writes the mark `seq` (temp file, fsync, rename). REQUIRES: high_water_mu_ held.
   Status WriteHighWaterLocked(uint64_t seq);
   // Raises the mark to the audit head if it is behind (at close, and every 256 entries).
@@ -315,6 +323,10 @@ class ArchiveImpl final : public Archive {
   // GUARDED_BY(high_water_mu_): the mark was read and accepted at open (only then is it
   // raised; a refused archive never touches it).
   bool high_water_checked_ = false;
+  // Set by CheckStateDigestLocked when the open accepted altered records: what differed, and
+  // the digest of the records present.
+  std::optional<std::string> accepted_record_damage_;
+  std::optional<StateDigest> accepted_state_digest_;
 };
 
 // Appends one line (time, uid, gid, pid, program; no key, no patient data) to the archive's

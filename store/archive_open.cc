@@ -25,6 +25,7 @@ std::filesystem::path KeySlotPath(const std::filesystem::path& dir) {
 std::filesystem::path DatabasePath(const std::filesystem::path& dir) { return dir / "db"; }
 
 Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch);
+Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest);
 
 // Test seam (FailRecordSealsForTesting): the next this-many record seals fail.
 std::atomic<int> failing_seals_for_testing{0};
@@ -232,6 +233,7 @@ MEDVFS_RECORD_ACCESS(MetadataEvent)
 MEDVFS_RECORD_ACCESS(DicomTags)
 MEDVFS_RECORD_ACCESS(NoteEvent)
 MEDVFS_RECORD_ACCESS(PatientIndexRecord)
+MEDVFS_RECORD_ACCESS(VersionDigestRecord)
 MEDVFS_RECORD_ACCESS(AuditRecord)
 MEDVFS_RECORD_ACCESS(AuditHeadRecord)
 #undef MEDVFS_RECORD_ACCESS
@@ -252,6 +254,7 @@ Status ArchiveImpl::Initialize(const Caller& creator) {
   root.atime_ns = root.mtime_ns = root.ctime_ns = now;
   super_ = SuperRecord{};
   super_.schema = kSchemaVersion;
+  super_.keeps_state_digest = true;
   KvBatch batch;
   PutRecord(batch, InodeKey(kRootInode), root);
   PutRecord(batch, kSuperKey, super_);
@@ -269,7 +272,59 @@ Status ArchiveImpl::Load() {
                                            "; this medvfs reads schema " +
                                            std::to_string(kSchemaVersion));
   }
+  MEDVFS_RETURN_IF_ERROR(CheckStateDigestLocked());
   return LoadAuditHead();
+}
+
+// Adds up the covered records (one scan per record kind; the audit log and the chunk index
+// are skipped, so the cost follows the number of files and versions, not of reads or bytes)
+// and compares the sum with the digest record. Where they differ nothing the archive serves
+// can be trusted to be current, and which files are affected is not known: the open is
+// refused unless the admin accepts the records as they are (see accept_record_damage).
+Status ArchiveImpl::CheckStateDigestLocked() {
+  const SecretKey digest_key = DeriveSubkey(meta_key_, kStateDigestLabel);
+  StateDigest computed{};
+  MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(*kv_, digest_key, &computed));
+  std::string value;
+  Status got = kv_->Get(Family::kMeta, kStateDigestKey, &value);
+  if (got.code() == Code::kNotFound && !super_.keeps_state_digest) {
+    // An archive last changed by a medvfs before the digest: its next change adds it.
+    return Status::Ok();
+  }
+  std::string problem;
+  if (got.code() == Code::kNotFound) {
+    problem = "its state digest record is missing (deleted)";
+  } else {
+    MEDVFS_RETURN_IF_ERROR(got);
+    std::string plain;
+    Status opened = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
+                        ? Status::Corruption("")
+                        : Unseal(meta_key_, kStateDigestKey, value.substr(1), &plain);
+    StateDigest stored{};
+    if (!opened.ok()) {
+      problem = "its state digest record fails authentication";
+    } else if (!DecodeStateDigest(plain, &stored)) {
+      problem = "its state digest record does not decode";
+    } else if (stored != computed) {
+      problem =
+          "its records do not add up to its state digest: a record was put back from an older "
+          "copy, deleted, or mixed from another point in time";
+    }
+    Wipe(plain.data(), plain.size());
+  }
+  if (problem.empty()) return Status::Ok();
+  MEDVFS_LOG_ERROR("the archive was altered outside medvfs: %s", problem.c_str());
+  if (!options_.accept_record_damage) {
+    return Status::Corruption(
+        "the archive's records were altered outside medvfs: " + problem +
+        " (by someone with write access to the archive directory; which files are affected "
+        "is not known). Run `medvfs verify` to see what it finds, then restore the archive "
+        "from a backup (medvfs restore-backup), or, to serve the records as they are, mount it "
+        "with --accept-record-damage (recorded in the audit log)");
+  }
+  accepted_record_damage_ = problem;
+  accepted_state_digest_ = computed;
+  return Status::Ok();
 }
 
 Status ArchiveImpl::CheckWritable() const {
@@ -280,6 +335,7 @@ Status ArchiveImpl::CheckWritable() const {
 }
 
 Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
+  super_.keeps_state_digest = true;
   PutRecord(batch, kSuperKey, super_);
   MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
   return kv_->Write(batch, /*sync=*/false);
@@ -288,12 +344,20 @@ Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
 namespace {
 
 // The digest of the records present now (for an archive made before the digest existed).
+// One scan per covered kind, so that the audit log (most of the records) is never read.
 Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest) {
   digest->fill(0);
-  return kv.Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
-    if (CoveredByStateDigest(key)) StateDigestAdd(digest, StateDigestTerm(digest_key, key, value));
-    return true;
-  });
+  for (const char kind : kStateDigestKinds) {
+    MEDVFS_RETURN_IF_ERROR(kv.Scan(Family::kMeta, std::string_view(&kind, 1),
+                                   [&](std::string_view key, std::string_view value) {
+                                     if (CoveredByStateDigest(key)) {
+                                       StateDigestAdd(digest,
+                                                      StateDigestTerm(digest_key, key, value));
+                                     }
+                                     return true;
+                                   }));
+  }
+  return Status::Ok();
 }
 
 // Adds the state digest record to a batch: the digest before it, less the terms of the

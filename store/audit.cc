@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 33> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 34> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -51,6 +51,7 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 33> kOpNames{{
     {AuditOp::kRestoreBackup, "restore-backup"},
     {AuditOp::kDicomReceive, "dicom-receive"},
     {AuditOp::kWalDamageAccepted, "wal-damage-accepted"},
+    {AuditOp::kRecordDamageAccepted, "record-damage-accepted"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {

@@ -51,8 +51,10 @@ enum class AuditOp : uint8_t {
   kDicomReceive = 32,      // medvfs receive stored an instance (version = the target's) or
                            // refused an instance or association (result: the errno-like
                            // reason); detail: peer AE title and host, SOP class, DIMSE status
-  kWalDamageAccepted = 33,  // opened with a damaged write-ahead log replayed up to the damage
-                            // (--accept-wal-damage); detail: the log file and what was lost
+  kWalDamageAccepted = 33,     // opened with a damaged write-ahead log replayed up to the damage
+                               // (--accept-wal-damage); detail: the log file and what was lost
+  kRecordDamageAccepted = 34,  // opened although its records did not add up to the state
+                               // digest (--accept-record-damage); detail: what differed
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

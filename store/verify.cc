@@ -236,6 +236,12 @@ class Verifier {
   // The records present must add up to the digest the last change stored (state_digest.h).
   void CheckStateDigest(const StateDigest& computed) {
     const std::string where = "archive state";
+    if (!stored_digest_ && keeps_state_digest_) {
+      Error(where,
+            "the state digest record is missing (deleted): records put back from an older copy "
+            "or deleted cannot be told from the rest");
+      return;
+    }
     if (!stored_digest_) {
       Report(Severity::kWarning, where,
              "no state digest record (an archive last changed by an older medvfs; the next "
@@ -270,9 +276,11 @@ class Verifier {
     switch (kind) {
       case 'S': {
         SuperRecord super;
-        if (key == kSuperKey && OpenRecord(key, value, meta_key_, "super record", &super) &&
-            super.schema != 1) {
-          Error("super record", "unknown schema " + std::to_string(super.schema));
+        if (key == kSuperKey && OpenRecord(key, value, meta_key_, "super record", &super)) {
+          if (super.schema != 1) {
+            Error("super record", "unknown schema " + std::to_string(super.schema));
+          }
+          keeps_state_digest_ = super.keeps_state_digest;
         }
         return;
       }
@@ -663,6 +671,8 @@ class Verifier {
     options.no_writes = true;
     // Log damage was reported above; the chain is checked up to it (nothing is written).
     options.accept_wal_damage = true;
+    // Records that do not add up to the state digest were reported above.
+    options.accept_record_damage = true;
     auto archive = Archive::Open(dir_, key, options);
     if (!archive.ok()) {
       Error("audit log", "the archive does not open to check it: " + archive.status().message());
@@ -738,6 +748,7 @@ class Verifier {
   SecretKey meta_key_;
   SecretKey digest_key_;
   std::optional<std::string> stored_digest_;  // the sealed state digest record
+  bool keeps_state_digest_ = false;           // the super record says a digest record must exist
   SecretKey chunk_seal_key_;
   std::unique_ptr<ChunkStore> chunks_;
 

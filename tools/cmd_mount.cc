@@ -53,6 +53,7 @@ struct MountArgs {
   bool foreground = false;
   bool accept_rollback = false;
   bool accept_wal_damage = false;
+  bool accept_record_damage = false;
   std::vector<std::string> options;
   KeyOptions key;
 };
@@ -62,7 +63,6 @@ struct MountPlan {
   stdfs::path archive;     // absolute
   std::string mountpoint;  // absolute
   fs::MountOptions options;
-  bool accept_wal_damage = false;  // --accept-wal-damage
 };
 
 std::string StaleMountAdvice(const std::string& mountpoint) {
@@ -131,7 +131,8 @@ MountPlan PlanMount(MountArgs& args) {
     if (!status.ok()) Fail("bad mount option: " + status.message(), "see man medvfs-mount", 2);
   }
   if (args.accept_rollback) plan.options.accept_rollback = true;
-  plan.accept_wal_damage = args.accept_wal_damage;
+  if (args.accept_wal_damage) plan.options.accept_wal_damage = true;
+  if (args.accept_record_damage) plan.options.accept_record_damage = true;
   // -o key_file= / passphrase_file= (fstab) stand in for the command-line flags.
   if (args.key.key_file.empty()) args.key.key_file = plan.options.key_file;
   if (args.key.passphrase_file.empty()) args.key.passphrase_file = plan.options.passphrase_file;
@@ -182,7 +183,8 @@ store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& 
   options.read_only = plan.options.read_only;  // the audit log is still appended
   options.high_water_dir = store::DefaultHighWaterDir();
   options.accept_rollback = plan.options.accept_rollback;
-  options.accept_wal_damage = plan.accept_wal_damage;
+  options.accept_wal_damage = plan.options.accept_wal_damage;
+  options.accept_record_damage = plan.options.accept_record_damage;
   if (plan.options.scratch_patterns) options.scratch_patterns = *plan.options.scratch_patterns;
   const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
   while (true) {
@@ -239,7 +241,8 @@ std::string MountDetail(const MountPlan& plan) {
   if (plan.options.allow_other) detail += ",allow_other";
   if (plan.options.versions_visible) detail += ",versions=visible";
   if (plan.options.accept_rollback) detail += ",accept_rollback";
-  if (plan.accept_wal_damage) detail += ",accept_wal_damage";
+  if (plan.options.accept_wal_damage) detail += ",accept_wal_damage";
+  if (plan.options.accept_record_damage) detail += ",accept_record_damage";
   for (const std::string& option : plan.options.fuse_options) detail += "," + option;
   return detail;
 }
@@ -419,7 +422,8 @@ void RegisterMountCommand(CLI::App& app) {
   command
       ->add_option("-o", args->options,
                    "Mount options, comma-separated: ro, allow_other, versions=visible, "
-                   "accept_rollback, passphrase_file=F, key_file=F, and FUSE options")
+                   "accept_rollback, accept_wal_damage, accept_record_damage, passphrase_file=F, "
+                   "key_file=F, and FUSE options")
       ->allow_extra_args(false)
       ->type_name("OPT[,OPT...]");
   command->add_flag("--accept-rollback", args->accept_rollback,
@@ -428,6 +432,10 @@ void RegisterMountCommand(CLI::App& app) {
   command->add_flag("--accept-wal-damage", args->accept_wal_damage,
                     "Mount an archive whose write-ahead log is damaged, keeping what precedes "
                     "the damage and losing the rest for good; recorded in the audit log");
+  command->add_flag("--accept-record-damage", args->accept_record_damage,
+                    "Mount an archive whose records were altered outside medvfs (they do not "
+                    "add up to its state digest), serving them as they are; recorded in the "
+                    "audit log");
   AddKeyOptions(command, &args->key);
   command->callback([args] { RunMount(*args); });
 }

@@ -1,7 +1,7 @@
 // Storage damage is never silent: a damaged write-ahead log refuses the open (and is not
 // mistaken for a rollback), a damaged table block becomes kCorruption instead of an abort,
-// records put back from an older copy or deleted are found by verify (the state digest), and
-// a record that cannot be sealed fails its batch.
+// records put back from an older copy or deleted refuse the open and are found by verify (the
+// state digest), and a record that cannot be sealed fails its batch.
 #include <fcntl.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_reader.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "store/archive.h"
@@ -255,10 +256,119 @@ TEST_F(DamageTest, RecordPutBackFromAnOlderCopyIsFound) {
   EXPECT_TRUE(HasProblem(report, "archive state", "put back")) << Describe(report);
   // The audit log holds the newer commit: the file is named too.
   EXPECT_TRUE(HasProblem(report, "/scan.dcm", "records version 7 committed")) << Describe(report);
-  // The mount does not serve version 6 as current.
-  ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
-  Status read = ReadScan(*archive);
-  EXPECT_EQ(read.code(), Code::kCorruption) << read.ToString();
+  // The archive does not open to serve version 6 as current, and says why (not a rollback).
+  auto refused = Archive::Open(path(), Key(), options_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption) << refused.status().ToString();
+  EXPECT_FALSE(MentionsRollback(refused.status().message())) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("medvfs verify"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("--accept-record-damage"), std::string::npos);
+  // Accepted on purpose: it opens, says so in the audit log, and still does not serve the
+  // put-back version 6 as the current one (the audit log holds version 7's commit).
+  ArchiveOptions accepting = options_;
+  accepting.accept_record_damage = true;
+  {
+    ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), accepting));
+    Status read = ReadScan(*archive);
+    EXPECT_EQ(read.code(), Code::kCorruption) << read.ToString();
+    bool recorded = false;
+    ASSERT_OK(archive->ScanAudit({}, [&](const AuditEntry& entry) {
+      recorded = recorded || entry.op == AuditOp::kRecordDamageAccepted;
+      return true;
+    }));
+    EXPECT_TRUE(recorded);
+  }
+  // The records as they are became the reference: the next plain open succeeds.
+  EXPECT_OK(Archive::Open(path(), Key(), options_));
+}
+
+// Any one covered record deleted, put back from an older copy, or swapped with another of its
+// kind refuses the open and is named by verify; chosen at random over every kind of record.
+TEST_F(DamageTest, AnyAlteredRecordRefusesTheOpen) {
+  const std::filesystem::path copy = dir() / "copy";
+  std::filesystem::copy(path(), copy, std::filesystem::copy_options::recursive);
+  {
+    ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
+    ASSERT_OK_AND_ASSIGN(Attr dir, archive->MakeDir(kRootInode, "ct", 0755, caller_));
+    Save(*archive, dir.ino, "a.dcm", RandomContent(5000, 8));
+    Save(*archive, kRootInode, "scan.dcm", RandomContent(3000, 9));
+    ASSERT_OK(archive->SetNote(scan_.history, 7, "another note", caller_));
+  }
+  std::map<std::string, std::string> older;
+  {
+    auto old_kv = OpenDb(copy / "db");
+    ASSERT_OK(old_kv->Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
+      older.emplace(key, value);
+      return true;
+    }));
+  }
+  const std::string pristine = (dir() / "pristine").string();
+  std::filesystem::copy(path(), pristine, std::filesystem::copy_options::recursive);
+  std::mt19937 rng(20261206);
+  constexpr std::string_view kKinds = "SIDHYVXMTN";
+  for (int round = 0; round < 12; ++round) {
+    std::filesystem::remove_all(path());
+    std::filesystem::copy(pristine, path(), std::filesystem::copy_options::recursive);
+    std::string what;
+    {
+      auto kv = OpenDb(db());
+      std::vector<std::pair<std::string, std::string>> records;
+      ASSERT_OK(kv->Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
+        if (kKinds.find(key[0]) != std::string_view::npos && (key[0] != 'S' || key.size() == 1)) {
+          records.emplace_back(key, value);
+        }
+        return true;
+      }));
+      ASSERT_GE(records.size(), 10u);
+      const auto& [key, value] = records[rng() % records.size()];
+      KvBatch batch;
+      auto old = older.find(key);
+      const int how = static_cast<int>(rng() % 3);
+      if (how == 0) {
+        what = "deleted";
+        batch.Delete(Family::kMeta, key);
+      } else if (how == 1 && old != older.end() && old->second != value) {
+        what = "put back";
+        batch.Put(Family::kMeta, key, old->second);
+      } else {
+        // Another record of the same kind, under this key (it fails its seal, being bound to
+        // its own key) or, for a record alone of its kind, deleted.
+        what = "swapped";
+        auto other = std::find_if(records.begin(), records.end(), [&](const auto& r) {
+          return r.first[0] == key[0] && r.first != key;
+        });
+        if (other == records.end()) {
+          batch.Delete(Family::kMeta, key);
+        } else {
+          batch.Put(Family::kMeta, key, other->second);
+        }
+      }
+      ASSERT_OK(kv->Write(batch, /*sync=*/true));
+    }
+    SCOPED_TRACE("round " + std::to_string(round) + ": a record of kind " +
+                 std::string(1, what.empty() ? '?' : what[0]) + " " + what);
+    auto refused = Archive::Open(path(), Key(), options_);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), Code::kCorruption) << refused.status().ToString();
+    ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
+    EXPECT_FALSE(report.clean()) << Describe(report);
+  }
+}
+
+TEST_F(DamageTest, DeletedStateDigestRecordIsDamageNotANewArchive) {
+  {
+    auto kv = OpenDb(db());
+    KvBatch batch;
+    batch.Delete(Family::kMeta, "Z");
+    ASSERT_OK(kv->Write(batch, /*sync=*/true));
+  }
+  auto refused = Archive::Open(path(), Key(), options_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kCorruption);
+  EXPECT_NE(refused.status().message().find("missing"), std::string::npos)
+      << refused.status().ToString();
+  ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
+  EXPECT_TRUE(HasProblem(report, "archive state", "missing")) << Describe(report);
 }
 
 TEST_F(DamageTest, DeletedRecordIsFound) {
@@ -277,6 +387,7 @@ TEST_F(DamageTest, DeletedRecordIsFound) {
   }
   ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
   EXPECT_TRUE(HasProblem(report, "archive state", "deleted")) << Describe(report);
+  EXPECT_EQ(Archive::Open(path(), Key(), options_).status().code(), Code::kCorruption);
 }
 
 TEST_F(DamageTest, ChangesKeepTheStateDigest) {
