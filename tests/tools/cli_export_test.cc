@@ -292,6 +292,15 @@ TEST_F(ExportMountTest, BothWaysExportOneFileSetAndWithholdTheSame) {
   EXPECT_THAT(through.out, HasSubstr("DICOM files: burned-in-annotation\n"));
   EXPECT_THAT(through.out, HasSubstr(" non-DICOM files"));  // notes.txt at least
   EXPECT_EQ(through.out.find("Doe"), std::string::npos);
+  // DICOM files outside the patient index (priv_SQ.dcm has no PatientID) are withheld as such,
+  // not counted as non-DICOM; the live file says why.
+  EXPECT_THAT(through.out, HasSubstr("DICOM files: no-patient-or-study\n"));
+  RunResult why = RunProgram({FindProgram("getfattr"), "--only-values", "-n",
+                              "user.medvfs.anon_withheld", (mnt_ / "in" / "priv_SQ.dcm").string()});
+  EXPECT_EQ(why.out, "no-patient-or-study");
+  why = RunProgram({FindProgram("getfattr"), "--only-values", "-n", "user.medvfs.anon_withheld",
+                    (mnt_ / "in" / "docs" / "letter.dcm").string()});
+  EXPECT_EQ(why.out, "encapsulated-document");
 
   const std::string report = ReadAll(mnt_ / "@anon" / "WITHHELD.tsv");
   EXPECT_THAT(report, HasSubstr("\nreason\tpath\n"));
