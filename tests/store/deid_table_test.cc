@@ -538,6 +538,20 @@ TEST_F(EveryAttributeTest, CompressedPixelsAreDecompressedThenMasked) {
   EXPECT_EQ(same, 2 * kFrame - zeroed);
 }
 
+TEST(DeidMaskConfigTest, TheManPageExampleParses) {
+  auto config = ParseDeidConfig(
+      "burned_in_annotation = mask               # ultrasound header bars zeroed\n"
+      "pixel_mask = modality=US manufacturer=\"ACME\" size=480x640 : (0,0,640,48)\n"
+      "pixel_mask = modality=US : (0,0,1024,64)  # any other ultrasound\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->burned_in, BurnedInPolicy::kMask);
+  ASSERT_EQ(config->pixel_masks.size(), 2u);
+  EXPECT_EQ(config->pixel_masks[0].manufacturer, "ACME");
+  EXPECT_EQ(config->pixel_masks[0].rows, 480u);
+  EXPECT_EQ(config->pixel_masks[0].columns, 640u);
+  EXPECT_EQ(config->pixel_masks[1].rectangles[0].width, 1024u);
+}
+
 TEST(DeidMaskConfigTest, BadRulesAreRefused) {
   for (const char* bad : {"pixel_mask = modality=US", "pixel_mask = modality=US : (0,0,0,5)",
                           "pixel_mask = colour=red : (0,0,1,1)", "pixel_mask = : (1,2,3)",
