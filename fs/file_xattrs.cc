@@ -63,14 +63,21 @@ bool IsVirtualXattr(std::string_view name) {
 }
 
 StatusOr<std::string> GetVirtualXattr(store::Archive& archive, store::InodeId ino,
-                                      std::string_view name) {
+                                      std::string_view name,
+                                      const std::function<bool()>& cancelled) {
   if (name.starts_with(kDicomXattrPrefix)) {
     return DicomXattr(archive, ino, name.substr(kDicomXattrPrefix.size()));
   }
   if (name != kVersionXattr && name != kSha256Xattr && name != kNoteXattr) return NoData();
   MEDVFS_ASSIGN_OR_RETURN(Current current, CurrentVersion(archive, ino));
   if (name == kVersionXattr) return std::to_string(current.version.number);
-  if (name == kSha256Xattr) return store::FormatSha256Hex(current.version.sha256);
+  if (name == kSha256Xattr) {
+    if (!current.version.sha256_deferred) return store::FormatSha256Hex(current.version.sha256);
+    MEDVFS_ASSIGN_OR_RETURN(
+        store::Sha256Digest sha256,
+        archive.VersionSha256(current.history, current.version.number, cancelled));
+    return store::FormatSha256Hex(sha256);
+  }
   if (current.version.note.empty()) return NoData();
   return current.version.note;
 }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -40,9 +41,12 @@ bool IsVirtualXattr(std::string_view name);
 
 // The value of a virtual attribute of node `ino`. kNoData when the node is not a regular file,
 // the name is not one of the above, the file has no version yet, the note is empty, or the
-// tag is absent (or the content is not DICOM).
+// tag is absent (or the content is not DICOM). user.medvfs.sha256 of a version whose commit
+// deferred its digest computes it (Archive::VersionSha256): `cancelled` (may be empty; the
+// FUSE request's interruption) stops that with kBusy.
 store::StatusOr<std::string> GetVirtualXattr(store::Archive& archive, store::InodeId ino,
-                                             std::string_view name);
+                                             std::string_view name,
+                                             const std::function<bool()>& cancelled = {});
 
 // setxattr of a virtual attribute. user.medvfs.note on a regular file sets the current
 // version's note (XATTR_CREATE: kExists if there is one; XATTR_REPLACE: kNoData if there is

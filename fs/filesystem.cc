@@ -159,10 +159,10 @@ store::StatusOr<store::Attr> ViewAttrOf(Filesystem& fs, const ViewDescriptor& vi
   return ViewAttr(fs.archive(), view);
 }
 
-store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFileOf(Filesystem& fs,
-                                                                   const ViewDescriptor& view) {
+store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFileOf(
+    Filesystem& fs, const ViewDescriptor& view, const std::function<bool()>& cancelled) {
   if (IsAnonKind(view.kind)) return fs.anon().Open(view);
-  return OpenViewFile(fs.archive(), view);
+  return OpenViewFile(fs.archive(), view, cancelled);
 }
 
 store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const ViewDescriptor& view) {

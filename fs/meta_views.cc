@@ -460,11 +460,17 @@ StatusOr<Attr> MetaViewAttr(Archive& archive, const ViewDescriptor& view) {
     return attr;
   }
   MEDVFS_ASSIGN_OR_RETURN(VersionInfo version, MetaVersion(archive, view));
-  MEDVFS_ASSIGN_OR_RETURN(std::string content, MetaFileContent(archive, view));
   attr.mode = S_IFREG | (guard.mode & 0444);
   if (view.kind == ViewKind::kNoteFile) attr.mode |= guard.mode & 0222;
   attr.nlink = 1;
-  attr.size = content.size();
+  if (view.kind == ViewKind::kSha256File) {
+    // 64 hex digits and a newline, known without computing a deferred digest (a stat must
+    // stay cheap).
+    attr.size = 2 * sizeof(store::Sha256Digest) + 1;
+  } else {
+    MEDVFS_ASSIGN_OR_RETURN(std::string content, MetaFileContent(archive, view));
+    attr.size = content.size();
+  }
   attr.atime_ns = attr.mtime_ns = attr.ctime_ns = version.time_ns;
   return attr;
 }
@@ -500,11 +506,16 @@ StatusOr<std::vector<ViewEntry>> ListMeta(Archive& archive, const ViewDescriptor
   }
 }
 
-StatusOr<std::string> MetaFileContent(Archive& archive, const ViewDescriptor& view) {
+StatusOr<std::string> MetaFileContent(Archive& archive, const ViewDescriptor& view,
+                                      const std::function<bool()>& cancelled) {
   MEDVFS_ASSIGN_OR_RETURN(VersionInfo version, MetaVersion(archive, view));
   switch (view.kind) {
-    case ViewKind::kSha256File:
-      return store::FormatSha256Hex(version.sha256) + "\n";
+    case ViewKind::kSha256File: {
+      if (!version.sha256_deferred) return store::FormatSha256Hex(version.sha256) + "\n";
+      MEDVFS_ASSIGN_OR_RETURN(store::Sha256Digest sha256,
+                              archive.VersionSha256(view.history, version.number, cancelled));
+      return store::FormatSha256Hex(sha256) + "\n";
+    }
     case ViewKind::kNoteFile:
       return NoteContent(version);
     case ViewKind::kDiffFile:

@@ -75,8 +75,8 @@ void RunOp(fuse_req_t req, const char* op, uint64_t nodeid, Body&& body) {
 
 // ViewAttr and OpenViewFile, with /@anon answered by Filesystem::anon().
 store::StatusOr<store::Attr> ViewAttrOf(Filesystem& fs, const ViewDescriptor& view);
-store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFileOf(Filesystem& fs,
-                                                                   const ViewDescriptor& view);
+store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFileOf(
+    Filesystem& fs, const ViewDescriptor& view, const std::function<bool()>& cancelled = {});
 // The listing of view directory `view`, through Filesystem::listings() for the costly ones
 // (and Filesystem::anon() for /@anon).
 store::StatusOr<std::vector<ViewEntry>> ListViewCached(Filesystem& fs, const ViewDescriptor& view);

@@ -151,7 +151,9 @@ Status OpenView(Filesystem& fs, fuse_req_t req, fuse_ino_t ino, fuse_file_info* 
                                                (fi->flags & O_APPEND) != 0));
     file->wrote = (fi->flags & O_TRUNC) != 0;  // emptied: the close records that
   } else {
-    MEDVFS_ASSIGN_OR_RETURN(file->handle, OpenViewFileOf(fs, view));
+    // A deferred digest may be computed here: an interrupted open stops it.
+    MEDVFS_ASSIGN_OR_RETURN(
+        file->handle, OpenViewFileOf(fs, view, [req] { return fuse_req_interrupted(req) != 0; }));
   }
   if (IsGeneratedViewFile(view)) {
     fi->direct_io = 1;  // generated: its size may differ from the cached attribute

@@ -130,7 +130,14 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
         MEDVFS_ASSIGN_OR_RETURN(value,
                                 fs.anon().WithheldReasonOfLiveFile(ino, fs.StableGeneration()));
       } else {
-        MEDVFS_ASSIGN_OR_RETURN(value, GetVirtualXattr(fs.archive(), ino, name));
+        // user.medvfs.sha256 may compute a deferred digest: an interrupted request stops it.
+        auto got = GetVirtualXattr(fs.archive(), ino, name,
+                                   [req] { return fuse_req_interrupted(req) != 0; });
+        if (!got.ok() && fuse_req_interrupted(req) != 0) {
+          fuse_reply_err(req, EINTR);
+          return Status::Ok();
+        }
+        MEDVFS_ASSIGN_OR_RETURN(value, std::move(got));
       }
       if (size != 0) {  // the value itself (user.dicom.PatientName...), not just its length
         store::AuditEvent read;

@@ -454,7 +454,8 @@ StatusOr<std::vector<ViewEntry>> ListView(Archive& archive, const ViewDescriptor
 }
 
 StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
-                                                          const ViewDescriptor& view) {
+                                                          const ViewDescriptor& view,
+                                                          const std::function<bool()>& cancelled) {
   if (IsAnonKind(view.kind)) return AnonNeedsItsIndex();
   const store::InodeId ino = StableViewIno(view);
   switch (view.kind) {
@@ -472,7 +473,8 @@ StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:
     case ViewKind::kDiffFile: {
-      MEDVFS_ASSIGN_OR_RETURN(std::string content, view_detail::MetaFileContent(archive, view));
+      MEDVFS_ASSIGN_OR_RETURN(std::string content,
+                              view_detail::MetaFileContent(archive, view, cancelled));
       return std::unique_ptr<store::FileHandle>(new StringFileHandle(ino, std::move(content)));
     }
     case ViewKind::kTimeSymlink:

@@ -27,6 +27,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -164,9 +165,13 @@ store::StatusOr<ViewEntry> ResolveViewChild(store::Archive& archive, const ViewD
 store::StatusOr<std::vector<ViewEntry>> ListView(store::Archive& archive,
                                                  const ViewDescriptor& view, bool show_hidden);
 
-// Opens a view file (a version, versions.tsv or a metadata file) for reading.
-store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(store::Archive& archive,
-                                                                 const ViewDescriptor& view);
+// Opens a view file (a version, versions.tsv or a metadata file) for reading. A `sha256`
+// metadata file of a version whose commit deferred its digest computes it here
+// (Archive::VersionSha256); `cancelled` (may be empty: the FUSE request's interruption) stops
+// that with kBusy.
+store::StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(
+    store::Archive& archive, const ViewDescriptor& view,
+    const std::function<bool()>& cancelled = {});
 
 // True for views whose content is generated (and may change): they are read with direct I/O.
 bool IsGeneratedViewFile(const ViewDescriptor& view);

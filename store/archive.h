@@ -376,6 +376,16 @@ class Archive {
   // Every version of a history, oldest first (delete markers included).
   virtual StatusOr<std::vector<VersionInfo>> ListVersions(HistoryId history) = 0;
   virtual StatusOr<VersionInfo> GetVersion(HistoryId history, uint64_t number) = 0;
+  // (ListVersions and GetVersion fill in the SHA-256 of a deferred version once it has been
+  // computed, clearing sha256_deferred; they never compute it: a listing stays cheap.)
+  // The SHA-256 of a version's content. For a version whose commit deferred it
+  // (VersionInfo::sha256_deferred) and that has none recorded yet, computes it: one read pass
+  // over the stored bytes, holes hashed as zeros (nothing read for them), `cancelled` (may be
+  // empty) polled between pieces: when it returns true, stops with kBusy and records nothing.
+  // The result is recorded (not on a read-only archive), so later calls only read it.
+  // kNotFound for unknown numbers and delete markers.
+  virtual StatusOr<Sha256Digest> VersionSha256(HistoryId history, uint64_t number,
+                                               const std::function<bool()>& cancelled) = 0;
   // Attribute changes recorded on a history, oldest first.
   virtual StatusOr<std::vector<MetadataEvent>> ListMetadataEvents(HistoryId history) = 0;
   // Opens one stored version for reading (kNotFound for unknown numbers and for delete

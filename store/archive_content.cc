@@ -240,16 +240,53 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
                                   const Caller& caller, uint64_t* committed) {
   *committed = 0;
   ExtentList content;
-  Sha256Digest sha256;
-  Status s = session->content.Finalize(&content, &sha256);
+  VersionInfo made;
+  Status s = session->content.Finalize(&content, &made.sha256, &made.sha256_deferred);
   if (!s.ok()) {
     MEDVFS_LOG_ERROR("inode %llu: storing content failed: %s", static_cast<unsigned long long>(ino),
                      s.ToString().c_str());
     return s;
   }
+  made.size = content.size();
   // Tags are parsed from memory, before the archive lock; a file that does not parse just
   // has none (a save never fails because of parsing).
   const std::optional<DicomTags> tags = ParseContentTags(session->content);
+  // Whether the content equals the current version's ("a save whose content equals the
+  // current version adds no version"). When either digest is deferred, the contents are
+  // compared instead (their stored bytes, never their holes), without mu_.
+  HistoryId compared_history = 0;
+  uint64_t compared_version = 0;
+  bool same = false;
+  {
+    ExtentList current_extents;
+    bool compare_bytes = false;
+    {
+      std::lock_guard lock(mu_);
+      InodeRecord node;
+      VersionRecord current;
+      if (LoadInode(ino, &node).ok() && node.version > 0 &&
+          LoadVersion(node.history, node.version, &current).ok() &&
+          !current.info.is_delete_marker() && current.info.size == made.size &&
+          ResolveDeferredDigest(node.history, &current.info).ok()) {
+        compared_history = node.history;
+        compared_version = node.version;
+        if (!current.info.sha256_deferred && !made.sha256_deferred) {
+          same = current.info.sha256 == made.sha256;
+        } else {
+          compare_bytes = LoadExtents(node.history, current, &current_extents).ok();
+        }
+      }
+    }
+    if (compare_bytes) {
+      auto equal = SameContent(*chunks_, current_extents, content);
+      if (!equal.ok()) {
+        // Unreadable old bytes: the save becomes a new version (nothing is lost by that).
+        MEDVFS_LOG_ERROR("inode %llu: comparing with the current version failed: %s",
+                         static_cast<unsigned long long>(ino), equal.status().ToString().c_str());
+      }
+      same = equal.ok() && *equal;
+    }
+  }
   {
     std::lock_guard lock(mu_);
     InodeRecord node;
@@ -260,15 +297,15 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
     }
     const int64_t now = NowNs();
     KvBatch batch;
-    VersionRecord current;
-    const bool unchanged = node.version > 0 &&
-                           LoadVersion(node.history, node.version, &current).ok() &&
-                           current.info.sha256 == sha256 && current.info.size == content.size();
+    // Decided against the current version of then; another commit since makes this one new.
+    const bool unchanged = same && node.version > 0 && node.history == compared_history &&
+                           node.version == compared_version;
     if (!unchanged) {
       HistoryRecord history;
       MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
       VersionRecord version;
-      version.info.sha256 = sha256;
+      version.info.sha256 = made.sha256;
+      version.info.sha256_deferred = made.sha256_deferred;
       version.info.has_dicom_tags = tags.has_value();
       if (tags && tags->Find("SOPInstanceUID") != nullptr) {
         version.info.sop_instance_uid = tags->Find("SOPInstanceUID")->value;

@@ -49,12 +49,17 @@ StatusOr<std::vector<VersionInfo>> ArchiveImpl::ListVersions(HistoryId history) 
         return true;
       }));
   if (versions.empty()) return Status::NotFound("no such history");
+  // Deferred digests computed since are shown; the others stay pending (never computed here).
+  for (VersionInfo& info : versions) {
+    MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history, &info));
+  }
   return versions;
 }
 
 StatusOr<VersionInfo> ArchiveImpl::GetVersion(HistoryId history, uint64_t number) {
   VersionRecord record;
   MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
+  MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history, &record.info));
   return record.info;
 }
 
@@ -122,6 +127,10 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
   if (source.info.is_delete_marker()) {
     return Status::Invalid("that version is a delete marker; choose one with content");
   }
+  // A deferred digest computed since goes with the copy.
+  MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history_id, &source.info));
+  ExtentList extents;
+  MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, source, &extents));
   const int64_t now = NowNs();
   KvBatch batch;
   InodeId ino = history.live_ino;
@@ -129,9 +138,10 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
   if (ino != 0) {
     MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
     VersionRecord current;
-    if (node.version > 0 && LoadVersion(history_id, node.version, &current).ok() &&
-        current.info.sha256 == source.info.sha256 && current.info.size == source.info.size) {
-      return ToAttr(ino, node);  // already the current content
+    if (node.version > 0 && LoadVersion(history_id, node.version, &current).ok()) {
+      MEDVFS_ASSIGN_OR_RETURN(const bool same,
+                              SameContentAs(history_id, current, source.info, extents));
+      if (same) return ToAttr(ino, node);  // already the current content
     }
   } else {
     // Bring the file back where it was last seen.
@@ -155,8 +165,6 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
     history.live_ino = ino;
   }
   history.fresh = false;
-  ExtentList extents;
-  MEDVFS_RETURN_IF_ERROR(LoadExtents(history_id, source, &extents));
   VersionRecord restored;
   restored.info = source.info;
   MarkSopReuse(history_id, history, &restored.info);

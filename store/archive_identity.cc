@@ -139,6 +139,7 @@ Status ArchiveImpl::DropVersion(KvBatch& batch, HistoryId history, uint64_t numb
   }
   batch.Delete(Family::kMeta, VersionKey(history, number));
   batch.Delete(Family::kMeta, TagsKey(history, number));
+  batch.Delete(Family::kMeta, VersionDigestKey(history, number));
   return kv_->Scan(Family::kMeta, NotePrefix(history, number),
                    [&](std::string_view key, std::string_view) {
                      batch.Delete(Family::kMeta, key);

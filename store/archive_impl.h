@@ -93,6 +93,8 @@ class ArchiveImpl final : public Archive {
   StatusOr<NameRecord> ResolveName(InodeId dir, std::string_view name) override;
   StatusOr<std::vector<VersionInfo>> ListVersions(HistoryId history) override;
   StatusOr<VersionInfo> GetVersion(HistoryId history, uint64_t number) override;
+  StatusOr<Sha256Digest> VersionSha256(HistoryId history, uint64_t number,
+                                       const std::function<bool()>& cancelled) override;
   StatusOr<std::vector<MetadataEvent>> ListMetadataEvents(HistoryId history) override;
   StatusOr<std::unique_ptr<FileHandle>> OpenVersion(HistoryId history, uint64_t number) override;
   StatusOr<std::vector<DirEntryAt>> ListDirAt(InodeId dir, int64_t time_ns) override;
@@ -265,6 +267,17 @@ class ArchiveImpl final : public Archive {
   Status LoadExtents(HistoryId history, const VersionRecord& record, ExtentList* list);
   void PutVersion(KvBatch& batch, HistoryId history, const VersionRecord& record,
                   const ExtentList& extents);
+  // --- deferred digests (archive_digest.cc) ---
+  // For a deferred version whose digest was computed since (its W record), sets
+  // info->sha256 from it and clears sha256_deferred; otherwise leaves it. Reads only (like
+  // ListVersions, needs no lock).
+  Status ResolveDeferredDigest(HistoryId history, VersionInfo* info);
+  // REQUIRES: mu_ held. Whether version `current` of `history` holds the same bytes as
+  // `other` (a version's info, its digest resolved) whose content is `other_extents`: by size,
+  // then by digest when both are known, else by SameContent (reads the stored bytes of both,
+  // never their holes).
+  StatusOr<bool> SameContentAs(HistoryId history, const VersionRecord& current,
+                               const VersionInfo& other, const ExtentList& other_extents);
   void RecordMetadataEvent(KvBatch& batch, HistoryId history, std::string what,
                            const Caller& caller, int64_t now);
   // Deletes every record of a history (a rename-over's temporary file).
@@ -335,6 +348,10 @@ class ArchiveImpl final : public Archive {
 void RecordFailedUnlock(const std::filesystem::path& archive_dir);
 
 int64_t NowNs();
+
+// W history number: the SHA-256 computed later for a deferred version (archive_digest.cc).
+std::string VersionDigestKey(HistoryId history, uint64_t number);
+std::string VersionDigestHistoryPrefix(HistoryId history);
 
 // Whether `candidate` is a backup name of `name` (archive_identity.cc): `name` plus any suffix
 // (x.dcm.bak, x.dcm~, x.dcm.~1~), or `name` with its extension replaced by .bak, .old, .orig.

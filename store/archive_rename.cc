@@ -20,6 +20,7 @@ Status ArchiveImpl::EraseHistory(KvBatch& batch, HistoryId history, InodeId pare
   MEDVFS_RETURN_IF_ERROR(erase_prefix(MetaEventPrefix(history)));
   MEDVFS_RETURN_IF_ERROR(erase_prefix(TagsHistoryPrefix(history)));
   MEDVFS_RETURN_IF_ERROR(erase_prefix(NoteHistoryPrefix(history)));
+  MEDVFS_RETURN_IF_ERROR(erase_prefix(VersionDigestHistoryPrefix(history)));
   batch.Delete(Family::kMeta, HistoryKey(history));
   if (name.empty()) return Status::Ok();
   // The name's events that bound it to this history go too; older ones (another file that
@@ -43,13 +44,16 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
   if (src.version > 0) {
     VersionRecord incoming;
     MEDVFS_RETURN_IF_ERROR(LoadVersion(src.history, src.version, &incoming));
+    // A deferred digest computed since goes with the copy.
+    MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(src.history, &incoming.info));
+    ExtentList extents;
+    MEDVFS_RETURN_IF_ERROR(LoadExtents(src.history, incoming, &extents));
     VersionRecord current;
-    const bool unchanged = dst.version > 0 && LoadVersion(target, dst.version, &current).ok() &&
-                           current.info.sha256 == incoming.info.sha256 &&
-                           current.info.size == incoming.info.size;
+    bool unchanged = false;
+    if (dst.version > 0 && LoadVersion(target, dst.version, &current).ok()) {
+      MEDVFS_ASSIGN_OR_RETURN(unchanged, SameContentAs(target, current, incoming.info, extents));
+    }
     if (!unchanged) {
-      ExtentList extents;
-      MEDVFS_RETURN_IF_ERROR(LoadExtents(src.history, incoming, &extents));
       VersionRecord saved;
       saved.info = incoming.info;
       MarkSopReuse(target, target_history, &saved.info);

@@ -84,6 +84,94 @@ StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_
   return done;
 }
 
+uint64_t HoleBytes(const ExtentList& list) {
+  uint64_t total = 0;
+  for (const Extent& extent : list.extents()) {
+    if (IsHole(extent)) total += extent.length;
+  }
+  return total;
+}
+
+Status HashExtents(ChunkStore& chunks, const ExtentList& list,
+                   const std::function<bool()>& cancelled, Sha256Digest* sha256) {
+  static const std::string kZeros(kZeroPieceBytes, '\0');
+  Sha256 sha;
+  std::string buffer;
+  const auto& extents = list.extents();
+  size_t index = 0;
+  for (uint64_t offset = 0; offset < list.size();) {
+    if (cancelled && cancelled())
+      return Status(Code::kBusy, "the digest computation was interrupted");
+    if (IsHole(extents[index])) {
+      // Holes are hashed as zeros in memory, a piece at a time: nothing is read for them.
+      const uint64_t hole_end = list.StartOf(index) + extents[index].length;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(hole_end - offset, kZeros.size()));
+      sha.Update(std::string_view(kZeros.data(), n));
+      offset += n;
+      if (offset == hole_end) ++index;
+      continue;
+    }
+    // The chunks up to the next hole, a buffer at a time.
+    size_t next = index;
+    while (next < extents.size() && !IsHole(extents[next])) ++next;
+    const uint64_t data_end = next < extents.size() ? list.StartOf(next) : list.size();
+    if (buffer.empty()) buffer.assign(kZeroPieceBytes, '\0');
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), data_end - offset));
+    MEDVFS_ASSIGN_OR_RETURN(
+        size_t n, ReadExtents(chunks, list, offset, std::span<char>(buffer.data(), want)));
+    if (n == 0) return Status::IoError("content ended early while hashing");
+    sha.Update(std::string_view(buffer.data(), n));
+    offset += n;
+    if (offset == data_end) index = next;
+  }
+  *sha256 = sha.Finish();
+  return Status::Ok();
+}
+
+namespace {
+// Where the extent holding `offset` ends, and whether it is a hole. REQUIRES: offset < size.
+std::pair<uint64_t, bool> ExtentRunAt(const ExtentList& list, uint64_t offset, size_t* index) {
+  while (list.StartOf(*index) + list.extents()[*index].length <= offset) ++*index;
+  const Extent& extent = list.extents()[*index];
+  return {list.StartOf(*index) + extent.length, IsHole(extent)};
+}
+}  // namespace
+
+StatusOr<bool> SameContent(ChunkStore& chunks, const ExtentList& a, const ExtentList& b) {
+  if (a.size() != b.size()) return false;
+  std::string buffer_a;
+  std::string buffer_b;
+  size_t index_a = 0;
+  size_t index_b = 0;
+  for (uint64_t offset = 0; offset < a.size();) {
+    const auto [end_a, hole_a] = ExtentRunAt(a, offset, &index_a);
+    const auto [end_b, hole_b] = ExtentRunAt(b, offset, &index_b);
+    const uint64_t end = std::min(end_a, end_b);
+    const Extent& ea = a.extents()[index_a];
+    const Extent& eb = b.extents()[index_b];
+    // The same chunk at the same place in it: the same bytes, nothing to read.
+    const bool same_chunk = !hole_a && !hole_b && ea.id == eb.id &&
+                            offset - a.StartOf(index_a) == offset - b.StartOf(index_b);
+    if ((hole_a && hole_b) || same_chunk) {
+      offset = end;
+      continue;
+    }
+    // At most one chunk's bytes from each side (a hole side reads as zeros, in memory).
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>(end - offset, hole_a || hole_b ? kZeroPieceBytes : end - offset));
+    buffer_a.resize(n);
+    buffer_b.resize(n);
+    MEDVFS_ASSIGN_OR_RETURN(size_t got_a,
+                            ReadExtents(chunks, a, offset, std::span<char>(buffer_a)));
+    MEDVFS_ASSIGN_OR_RETURN(size_t got_b,
+                            ReadExtents(chunks, b, offset, std::span<char>(buffer_b)));
+    if (got_a != n || got_b != n) return Status::IoError("content ended early while comparing");
+    if (buffer_a != buffer_b) return false;
+    offset += n;
+  }
+  return true;
+}
+
 PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes)
     : chunks_(chunks),
       base_(std::move(base)),
@@ -158,9 +246,9 @@ Status PendingContent::Truncate(uint64_t new_size) {
   return Fail(TruncatePending(new_size));
 }
 
-Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256) {
+Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256, bool* deferred) {
   if (!failed_.ok()) return failed_;
-  return Fail(FinalizePending(content, sha256));
+  return Fail(FinalizePending(content, sha256, deferred));
 }
 
 StatusOr<size_t> PendingContent::ReadPending(uint64_t offset, std::span<char> out) {
@@ -374,49 +462,21 @@ bool PendingContent::HoleAt(uint64_t offset, uint64_t* end) const {
   return true;
 }
 
-Status PendingContent::HashBase(Sha256Digest* sha256) {
-  Sha256 sha;
-  std::string buffer;
-  size_t index = 0;
-  for (uint64_t offset = 0; offset < base_.size();) {
-    // Holes are hashed as zeros (in memory: nothing is read for them).
-    while (index < base_.extents().size() && IsHole(base_.extents()[index])) {
-      static const std::string kZeros(kZeroPieceBytes, '\0');
-      for (uint64_t left = base_.extents()[index].length; left > 0;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(left, kZeros.size()));
-        sha.Update(std::string_view(kZeros.data(), n));
-        left -= n;
-      }
-      offset += base_.extents()[index].length;
-      ++index;
-    }
-    if (index == base_.extents().size()) break;
-    // Then the chunks up to the next hole.
-    size_t next = index;
-    while (next < base_.extents().size() && !IsHole(base_.extents()[next])) ++next;
-    const uint64_t data_end = next < base_.extents().size() ? base_.StartOf(next) : base_.size();
-    if (buffer.empty()) buffer.assign(1 << 20, '\0');
-    while (offset < data_end) {
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), data_end - offset));
-      MEDVFS_ASSIGN_OR_RETURN(
-          size_t n, ReadExtents(*chunks_, base_, offset, std::span<char>(buffer.data(), want)));
-      if (n == 0) return Status::IoError("content ended early while hashing");
-      sha.Update(std::string_view(buffer.data(), n));
-      offset += n;
-    }
-    index = next;
-  }
-  *sha256 = sha.Finish();
-  return Status::Ok();
-}
-
-Status PendingContent::FinalizePending(ExtentList* content, Sha256Digest* sha256) {
+Status PendingContent::FinalizePending(ExtentList* content, Sha256Digest* sha256, bool* deferred) {
+  *deferred = false;
   if (!streaming_) {
     MEDVFS_RETURN_IF_ERROR(Checkpoint());
-    MEDVFS_RETURN_IF_ERROR(HashBase(sha256));
+    if (HoleBytes(base_) > kMaxHashedHoleBytes) {
+      sha256->fill(0);
+      *deferred = true;
+    } else {
+      MEDVFS_RETURN_IF_ERROR(HashExtents(*chunks_, base_, {}, sha256));
+    }
     *content = base_;
     return Status::Ok();
   }
+  // A streaming writer never made a hole (a write or truncate beyond the end switches to the
+  // overlay): its bytes were all written, and hashed as they came.
   Status failed;
   chunker_.Finish([&](std::string_view chunk) {
     if (failed.ok()) failed = StoreChunk(chunk, &base_);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -20,8 +21,7 @@ namespace medvfs::store {
 
 // The largest file size: 256 GiB. A version's extent list is held whole in memory while it
 // is open or read (~44 bytes per 64 KiB chunk: 176 MiB at 256 GiB, most of the daemon's
-// memory budget), and a commit hashes the whole content, holes included (as zeros in memory,
-// ~1.7 GB/s), so larger sizes are refused with kTooBig (EFBIG) at once.
+// memory budget), so larger sizes are refused with kTooBig (EFBIG) at once.
 inline constexpr uint64_t kMaxFileSize = uint64_t{1} << 38;
 // The longest single hole extent: 2 GiB (the largest hole is 128 extents, one extent group).
 inline constexpr uint32_t kMaxHoleExtent = uint32_t{1} << 31;
@@ -50,6 +50,27 @@ class ExtentList {
 StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_t offset,
                              std::span<char> out);
 
+// A commit defers a content's SHA-256 (VersionInfo::sha256_deferred) when more than this many
+// of its bytes are hole: 64 MiB of zeros cost ~50 ms to hash, about what writing a few MiB
+// costs anyway, while a `truncate -s 200G` would cost minutes of CPU in the commit. Below it,
+// the digest is computed at once, as before.
+inline constexpr uint64_t kMaxHashedHoleBytes = uint64_t{64} << 20;
+
+// Bytes of `list` that are hole (an O(extent count) walk).
+uint64_t HoleBytes(const ExtentList& list);
+
+// SHA-256 of the whole content: stored bytes read, holes hashed as zeros. `cancelled` (may be
+// empty) is polled between pieces of at most 1 MiB; when it returns true the hash stops with
+// kBusy.
+Status HashExtents(ChunkStore& chunks, const ExtentList& list,
+                   const std::function<bool()>& cancelled, Sha256Digest* sha256);
+
+// Whether two contents are the same bytes, by walking both extent lists together: different
+// sizes differ; ranges where both are holes, or where both hold the same chunk at the same
+// place in it, are equal without reading; the rest is read and compared (a hole against data:
+// the data must be all zeros). Reads at most the stored bytes of both, never the holes.
+StatusOr<bool> SameContent(ChunkStore& chunks, const ExtentList& a, const ExtentList& b);
+
 // The content of a file while handles write to it: the committed (or checkpointed) chunks
 // as a base, plus either a streaming tail (a sequential writer: chunks are cut and stored as
 // the bytes arrive) or an overlay of modified 64 KiB pages (random writes). Memory stays
@@ -70,8 +91,11 @@ class PendingContent {
   Status Write(uint64_t offset, std::string_view data);
   Status Truncate(uint64_t new_size);
   // Stores every pending byte as chunks and returns the complete content with its SHA-256.
-  // Afterwards the object continues from that content.
-  Status Finalize(ExtentList* content, Sha256Digest* sha256);
+  // When more than kMaxHashedHoleBytes of it are hole, the hash is not computed: *deferred is
+  // set and *sha256 is all zeros (the cost of a commit follows the bytes written and the
+  // extent count, never a size the writer merely told). Afterwards the object continues from
+  // that content.
+  Status Finalize(ExtentList* content, Sha256Digest* sha256, bool* deferred);
 
   // This writer's name for ChunkStore::Put (unique in the process).
   uint64_t owner() const { return owner_; }
@@ -84,7 +108,7 @@ class PendingContent {
   StatusOr<size_t> ReadPending(uint64_t offset, std::span<char> out);
   Status WritePending(uint64_t offset, std::string_view data);
   Status TruncatePending(uint64_t new_size);
-  Status FinalizePending(ExtentList* content, Sha256Digest* sha256);
+  Status FinalizePending(ExtentList* content, Sha256Digest* sha256, bool* deferred);
   // Remembers the first failure (see Read).
   Status Fail(Status status) {
     if (!status.ok() && failed_.ok()) failed_ = status;
@@ -101,8 +125,6 @@ class PendingContent {
   // of that maximal run, or of the run of written bytes that starts at offset.
   // REQUIRES: overlay mode, offset < size_.
   bool HoleAt(uint64_t offset, uint64_t* end) const;
-  // SHA-256 of the base content (one read pass).
-  Status HashBase(Sha256Digest* sha256);
   Status StoreChunk(std::string_view chunk, ExtentList* into);
 
   ChunkStore* chunks_;

@@ -60,6 +60,9 @@ struct VerifyReport {
   uint64_t chunks = 0;          // distinct chunks (chunk index records)
   uint64_t chunk_reads = 0;     // chunks read for the content of every version
   uint64_t content_bytes = 0;   // plaintext bytes reassembled and hashed
+  // Versions whose commit deferred the SHA-256 (mostly hole) and that have none computed yet:
+  // their chunks are checked, their digest is not (Archive::VersionSha256 computes it).
+  uint64_t digests_pending = 0;
   uint64_t unreferenced_chunks = 0;
   uint64_t chunks_awaiting_gc = 0;  // unreferenced, of versions a scratch file dropped
   AuditChainReport audit;           // from Archive::VerifyAuditChain

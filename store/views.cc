@@ -251,7 +251,11 @@ Status ParseTsvLine(std::string_view line, size_t line_number, size_t field_coun
       !ParseUnsigned(fields[6], &v->writer_pid)) {
     return Status::Invalid(where + ": bad number");
   }
-  if (!ParseHexDigest(fields[3], &v->sha256)) return Status::Invalid(where + ": bad sha256");
+  if (fields[3] == kSha256PendingText) {
+    v->sha256_deferred = true;
+  } else if (!ParseHexDigest(fields[3], &v->sha256)) {
+    return Status::Invalid(where + ": bad sha256");
+  }
   if (!UnescapeField(fields[7], &v->program) || !UnescapeField(fields[9], &v->note)) {
     return Status::Invalid(where + ": bad escape");
   }
@@ -361,6 +365,11 @@ std::optional<int64_t> ParseTimeDirName(std::string_view entry) {
   return *time;
 }
 
+std::string FormatVersionSha256(const VersionInfo& version) {
+  if (version.sha256_deferred) return std::string(kSha256PendingText);
+  return FormatSha256Hex(version.sha256);
+}
+
 std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions) {
   std::string out(kTsvHeader);
   out += '\n';
@@ -371,7 +380,7 @@ std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions) {
     out += '\t';
     out += std::to_string(v.size);
     out += '\t';
-    out += FormatSha256Hex(v.sha256);
+    out += FormatVersionSha256(v);
     out += '\t';
     out += std::to_string(v.writer_uid);
     out += '\t';

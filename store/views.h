@@ -43,10 +43,18 @@ std::string FormatSha256Hex(const Sha256Digest& digest);
 inline constexpr std::string_view kSopInstanceUidReusedText =
     "SOPInstanceUID reused with different content";
 
+// What listings show for a version whose commit deferred its SHA-256 and that has none
+// computed yet (VersionInfo::sha256_deferred): listings never compute it, they stay cheap.
+inline constexpr std::string_view kSha256PendingText = "pending";
+// The version's SHA-256 in hex, or kSha256PendingText.
+std::string FormatVersionSha256(const VersionInfo& version);
+
 // The `versions.tsv` view: a header line, then one line per version (delete markers
 // included), tab-separated:
 //   number time size sha256 uid gid pid program operation note sop_instance_uid traceability
-// sop_instance_uid is empty for content that is not DICOM; traceability is
+// sha256 is kSha256PendingText for a deferred digest not computed yet (then
+// VersionInfo::sha256_deferred is set when parsed back). sop_instance_uid is empty for
+// content that is not DICOM; traceability is
 // kSopInstanceUidReusedText or empty. Tabs, newlines and backslashes inside text fields are
 // escaped as \t \n \\.
 std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions);

@@ -62,7 +62,7 @@ void PrintTable(const std::vector<store::VersionInfo>& versions) {
       any_reused = true;
     }
     rows.push_back({number, store::FormatTimeNs(v.time_ns), marker ? "-" : std::to_string(v.size),
-                    marker ? "-" : store::HexEncode(v.sha256).substr(0, kShortShaChars),
+                    marker ? "-" : store::FormatVersionSha256(v).substr(0, kShortShaChars),
                     std::to_string(v.writer_uid), EscapeCell(v.program), OperationText(v),
                     EscapeCell(v.note)});
   }
@@ -83,7 +83,7 @@ void PrintJson(const std::string& path, const std::vector<store::VersionInfo>& v
         {"time_ns", v.time_ns},
         {"size", v.size},
         {"sha256", v.is_delete_marker() ? nlohmann::json(nullptr)
-                                        : nlohmann::json(store::HexEncode(v.sha256))},
+                                        : nlohmann::json(store::FormatVersionSha256(v))},
         {"uid", v.writer_uid},
         {"gid", v.writer_gid},
         {"pid", v.writer_pid},

@@ -100,6 +100,11 @@ void PrintText(const VerifyArgs& args, const VerifyReport& r) {
             << HumanBytes(r.database_bytes) << "), " << r.records << " records, " << r.files
             << " files with " << r.versions << " versions, " << r.chunks << " chunks ("
             << HumanBytes(r.content_bytes) << " of content)\n";
+  if (r.digests_pending != 0) {
+    std::cout << "note: " << r.digests_pending
+              << " mostly sparse versions have no SHA-256 computed yet (not damage; their chunks "
+                 "were checked)\n";
+  }
   std::cout << "audit log: ";
   if (!r.audit_checked) {
     std::cout << "not checked\n";
@@ -142,6 +147,7 @@ void PrintJson(const VerifyReport& r) {
       {"chunks", r.chunks},
       {"chunk_reads", r.chunk_reads},
       {"content_bytes", r.content_bytes},
+      {"digests_pending", r.digests_pending},
       {"unreferenced_chunks", r.unreferenced_chunks},
       {"chunks_awaiting_gc", r.chunks_awaiting_gc},
       {"audit",

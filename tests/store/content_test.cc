@@ -38,6 +38,7 @@ class ContentTest : public test_util::TempDirTest {
   SecretKey data_key_ = SecretKey::Random();
   std::unique_ptr<KvStore> kv_;
   std::unique_ptr<ChunkStore> chunks_;
+  bool deferred_ = false;  // Finalize's: no test above kMaxHashedHoleBytes of hole expects it
 };
 
 TEST_F(ContentTest, SmallEditOfLargeContentReusesAlmostEveryChunk) {
@@ -48,7 +49,7 @@ TEST_F(ContentTest, SmallEditOfLargeContentReusesAlmostEveryChunk) {
   }
   ExtentList first;
   Sha256Digest first_sha;
-  ASSERT_OK(writer.Finalize(&first, &first_sha));
+  ASSERT_OK(writer.Finalize(&first, &first_sha, &deferred_));
   EXPECT_EQ(first_sha, Sha256Of(original));
 
   PendingContent editor(chunks_.get(), first, 32 << 20);
@@ -58,7 +59,7 @@ TEST_F(ContentTest, SmallEditOfLargeContentReusesAlmostEveryChunk) {
   ASSERT_OK(editor.Write(7 << 20, patch));
   ExtentList second;
   Sha256Digest second_sha;
-  ASSERT_OK(editor.Finalize(&second, &second_sha));
+  ASSERT_OK(editor.Finalize(&second, &second_sha, &deferred_));
   EXPECT_EQ(second_sha, Sha256Of(edited));
   EXPECT_EQ(ReadAll(second), edited);
 
@@ -75,7 +76,7 @@ TEST_F(ContentTest, OverlayCheckpointsKeepMemoryBoundedAndContentRight) {
   ASSERT_OK(writer.Write(0, original));
   ExtentList base;
   Sha256Digest sha;
-  ASSERT_OK(writer.Finalize(&base, &sha));
+  ASSERT_OK(writer.Finalize(&base, &sha, &deferred_));
   PendingContent editor(chunks_.get(), base, 256 << 10);
   std::string expected = original;
   std::mt19937 rng(9);
@@ -91,7 +92,7 @@ TEST_F(ContentTest, OverlayCheckpointsKeepMemoryBoundedAndContentRight) {
     }
   }
   ExtentList result;
-  ASSERT_OK(editor.Finalize(&result, &sha));
+  ASSERT_OK(editor.Finalize(&result, &sha, &deferred_));
   EXPECT_EQ(sha, Sha256Of(expected));
   EXPECT_EQ(ReadAll(result), expected);
 }
@@ -112,7 +113,7 @@ TEST_F(ContentTest, ReadsSeeStreamedBytesBeforeTheyAreStored) {
   EXPECT_EQ(out, expected);
   ExtentList result;
   Sha256Digest sha;
-  ASSERT_OK(writer.Finalize(&result, &sha));
+  ASSERT_OK(writer.Finalize(&result, &sha, &deferred_));
   EXPECT_EQ(ReadAll(result), expected);
 }
 
@@ -127,7 +128,7 @@ TEST_F(ContentTest, SequentialReadsWithReadAheadReturnTheContent) {
   }
   ExtentList content;
   Sha256Digest sha;
-  ASSERT_OK(writer.Finalize(&content, &sha));
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
   for (int round = 0; round < 3; ++round) {
     // A fresh store: an empty cache, so every chunk comes from the disk or the read-ahead.
     ChunkStore cold(kv_.get(), data_key_);
@@ -152,7 +153,7 @@ TEST_F(ContentTest, ReadAheadLeavesAMissingChunkToTheReader) {
   ASSERT_OK(writer.Write(0, original));
   ExtentList content;
   Sha256Digest sha;
-  ASSERT_OK(writer.Finalize(&content, &sha));
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
   ExtentList damaged;
   for (const Extent& extent : content.extents()) damaged.Append(extent);
   Extent missing;
@@ -186,7 +187,7 @@ TEST_F(ContentTest, SizesBeyondTheLimitAreRefusedAtOnce) {
   EXPECT_EQ(writer.size(), 3u);
   ExtentList content;
   Sha256Digest sha;
-  ASSERT_OK(writer.Finalize(&content, &sha));
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
   EXPECT_EQ(sha, Sha256Of("abc"));
 }
 
@@ -197,7 +198,7 @@ TEST_F(ContentTest, TruncateUpMakesAHoleThatStoresNothing) {
   ASSERT_OK(writer.Write(0, head));
   ExtentList first;
   Sha256Digest sha;
-  ASSERT_OK(writer.Finalize(&first, &sha));
+  ASSERT_OK(writer.Finalize(&first, &sha, &deferred_));
   const uint64_t stored_before = chunks_->bytes_written();
 
   constexpr uint64_t kHuge = uint64_t{200} << 30;  // 200 GiB
@@ -210,7 +211,7 @@ TEST_F(ContentTest, TruncateUpMakesAHoleThatStoresNothing) {
   EXPECT_EQ(n, 4096u);
   EXPECT_EQ(probe, std::string(4096, '\0'));
   ASSERT_OK(writer.Truncate(head.size() + 10));
-  ASSERT_OK(writer.Finalize(&content, &sha));
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
   EXPECT_EQ(sha, Sha256Of(head + std::string(10, '\0')));
   EXPECT_EQ(ReadAll(content), head + std::string(10, '\0'));
   EXPECT_LE(chunks_->bytes_written() - stored_before, 70'000u) << "only the re-cut last chunk";
@@ -234,7 +235,7 @@ TEST_F(ContentTest, ContentWithHolesEqualsTheSameBytesWrittenInFull) {
   const uint64_t before = chunks_->bytes_written();
   ExtentList with_holes;
   Sha256Digest holey_sha;
-  ASSERT_OK(holey.Finalize(&with_holes, &holey_sha));
+  ASSERT_OK(holey.Finalize(&with_holes, &holey_sha, &deferred_));
   EXPECT_LT(chunks_->bytes_written() - before, 600'000u);
   EXPECT_EQ(CountHoles(with_holes), 2u);
 
@@ -242,7 +243,7 @@ TEST_F(ContentTest, ContentWithHolesEqualsTheSameBytesWrittenInFull) {
   ASSERT_OK(full.Write(0, plain));
   ExtentList written;
   Sha256Digest full_sha;
-  ASSERT_OK(full.Finalize(&written, &full_sha));
+  ASSERT_OK(full.Finalize(&written, &full_sha, &deferred_));
 
   EXPECT_EQ(holey_sha, full_sha);
   EXPECT_EQ(holey_sha, Sha256Of(plain));
@@ -258,7 +259,7 @@ TEST_F(ContentTest, ContentWithHolesEqualsTheSameBytesWrittenInFull) {
   plain += std::string(77, '\0') + "end";
   ExtentList edited;
   Sha256Digest edited_sha;
-  ASSERT_OK(editor.Finalize(&edited, &edited_sha));
+  ASSERT_OK(editor.Finalize(&edited, &edited_sha, &deferred_));
   EXPECT_EQ(edited_sha, Sha256Of(plain));
   EXPECT_TRUE(ReadAll(edited) == plain);
   EXPECT_EQ(CountHoles(edited), 3u);  // the gap before and after the patch, and the tail
@@ -289,6 +290,152 @@ TEST_F(ContentTest, ExtentGroupsWithHolesRoundTrip) {
   std::string damaged = encoded;
   damaged[1] = static_cast<char>(100);
   EXPECT_FALSE(Decode(damaged, &decoded).ok());
+}
+
+// --- Deferred digests and content equality (issue 16, item 5) ---------------------------
+
+// A commit of a content that is mostly hole does not hash the zeros it was merely told about.
+TEST_F(ContentTest, AHugeHoleDefersTheDigestAndStoresNothing) {
+  PendingContent writer(chunks_.get(), ExtentList(), 1 << 20);
+  ASSERT_OK(writer.Truncate(200ull << 30));
+  const uint64_t before = chunks_->bytes_written();
+  ExtentList content;
+  Sha256Digest sha;
+  bool deferred = false;
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred));
+  EXPECT_TRUE(deferred);
+  EXPECT_EQ(sha, Sha256Digest{});
+  EXPECT_EQ(content.size(), 200ull << 30);
+  EXPECT_EQ(chunks_->bytes_written(), before);
+  EXPECT_EQ(HoleBytes(content), 200ull << 30);
+
+  // Seek far past the end and write (a streaming writer's file): a hole too, deferred.
+  PendingContent seeker(chunks_.get(), ExtentList(), 1 << 20);
+  ASSERT_OK(seeker.Write(0, "head"));
+  ASSERT_OK(seeker.Write(kMaxHashedHoleBytes + (1 << 20), "tail"));
+  ASSERT_OK(seeker.Finalize(&content, &sha, &deferred));
+  EXPECT_TRUE(deferred);
+  EXPECT_EQ(content.size(), kMaxHashedHoleBytes + (1 << 20) + 4);
+
+  // At most kMaxHashedHoleBytes of hole: hashed at once, as before.
+  PendingContent small(chunks_.get(), ExtentList(), 1 << 20);
+  ASSERT_OK(small.Write(0, "head"));
+  ASSERT_OK(small.Truncate(kMaxHashedHoleBytes));
+  ASSERT_OK(small.Finalize(&content, &sha, &deferred));
+  EXPECT_FALSE(deferred);
+  EXPECT_EQ(sha, Sha256Of("head" + std::string(kMaxHashedHoleBytes - 4, '\0')));
+}
+
+TEST_F(ContentTest, HashExtentsHashesHolesAsZerosAndStopsWhenCancelled) {
+  const std::string data = Random(300'000, 11);
+  PendingContent writer(chunks_.get(), ExtentList(), 1 << 20);
+  ASSERT_OK(writer.Write(5 << 20, data));
+  ASSERT_OK(writer.Truncate((9 << 20) + 17));
+  ExtentList content;
+  Sha256Digest sha;
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+  std::string plain(5 << 20, '\0');
+  plain += data;
+  plain.resize((9 << 20) + 17, '\0');
+  Sha256Digest hashed;
+  ASSERT_OK(HashExtents(*chunks_, content, {}, &hashed));
+  EXPECT_EQ(hashed, Sha256Of(plain));
+  EXPECT_EQ(hashed, sha);
+
+  int polls = 0;
+  Status stopped = HashExtents(
+      *chunks_, content, [&] { return ++polls == 3; }, &hashed);
+  EXPECT_EQ(stopped.code(), Code::kBusy) << stopped.ToString();
+  EXPECT_EQ(polls, 3);
+}
+
+// Model-based: SameContent agrees with a byte-by-byte comparison on random sparse contents,
+// built in different ways (holes, written zeros, shared and different chunks, sizes).
+TEST_F(ContentTest, SameContentAgreesWithByteComparisonOnRandomSparseContents) {
+  std::mt19937_64 rng(20261206);
+  struct Op {
+    uint64_t offset;
+    std::string bytes;  // empty: a truncate to `offset`
+  };
+  auto build = [&](const std::vector<Op>& ops, uint64_t dirty, ExtentList* out) {
+    PendingContent writer(chunks_.get(), ExtentList(), dirty);
+    for (const Op& op : ops) {
+      if (op.bytes.empty()) {
+        ASSERT_OK(writer.Truncate(op.offset));
+      } else {
+        ASSERT_OK(writer.Write(op.offset, op.bytes));
+      }
+    }
+    Sha256Digest sha;
+    ASSERT_OK(writer.Finalize(out, &sha, &deferred_));
+  };
+  int equal_cases = 0;
+  int different_cases = 0;
+  for (int round = 0; round < 60; ++round) {
+    std::vector<Op> ops;
+    const int count = 1 + static_cast<int>(rng() % 5);
+    for (int i = 0; i < count; ++i) {
+      const uint64_t offset = rng() % (3 << 20);
+      if (rng() % 4 == 0) {
+        ops.push_back({offset, ""});
+      } else {
+        const size_t n = 1 + rng() % 200'000;
+        ops.push_back({offset, rng() % 3 == 0 ? std::string(n, '\0')
+                                              : Random(n, static_cast<uint32_t>(rng()))});
+      }
+    }
+    if (ops.back().bytes.empty() && ops.back().offset == 0) ops.back().offset = 1;
+    ExtentList a;
+    build(ops, 1 << 20, &a);
+    const std::string plain_a = ReadAll(a);
+    ASSERT_EQ(plain_a.size(), a.size());
+
+    // The variants: the same operations again; the bytes written in full (the holes become
+    // chunks of zeros); a byte changed (maybe inside a hole); one byte longer; other bytes.
+    std::vector<ExtentList> variants(5);
+    build(ops, 1 << 20, &variants[0]);
+    build({{0, plain_a}}, 1 << 20, &variants[1]);
+    std::vector<Op> changed = ops;
+    const uint64_t at = rng() % plain_a.size();
+    changed.push_back({at, std::string(1, static_cast<char>(plain_a[at] ^ (1 + rng() % 255)))});
+    build(changed, 1 << 20, &variants[2]);
+    std::vector<Op> longer = ops;
+    longer.push_back({plain_a.size() + 1, ""});
+    build(longer, 1 << 20, &variants[3]);
+    build({{0, Random(plain_a.size(), static_cast<uint32_t>(rng()))}}, 1 << 20, &variants[4]);
+    for (const ExtentList& b : variants) {
+      const bool expected = ReadAll(b) == plain_a;
+      (expected ? equal_cases : different_cases)++;
+      ASSERT_OK_AND_ASSIGN(const bool same_ab, SameContent(*chunks_, a, b));
+      ASSERT_OK_AND_ASSIGN(const bool same_ba, SameContent(*chunks_, b, a));
+      EXPECT_EQ(same_ab, expected) << "round " << round;
+      EXPECT_EQ(same_ba, expected) << "round " << round;
+    }
+  }
+  // The generator reaches both outcomes often.
+  EXPECT_GE(equal_cases, 100);
+  EXPECT_GE(different_cases, 150);
+}
+
+// Two huge sparse contents are compared without touching their holes: only stored bytes.
+TEST_F(ContentTest, SameContentOfHugeHolesReadsOnlyStoredBytes) {
+  auto make = [&](char last) {
+    PendingContent writer(chunks_.get(), ExtentList(), 1 << 20);
+    EXPECT_OK(writer.Write(0, "head"));
+    EXPECT_OK(writer.Write(100ull << 30, std::string(1, last)));
+    ExtentList content;
+    Sha256Digest sha;
+    EXPECT_OK(writer.Finalize(&content, &sha, &deferred_));
+    EXPECT_TRUE(deferred_);
+    return content;
+  };
+  const ExtentList a = make('x');
+  const ExtentList b = make('x');
+  const ExtentList c = make('y');
+  ASSERT_OK_AND_ASSIGN(const bool ab, SameContent(*chunks_, a, b));
+  ASSERT_OK_AND_ASSIGN(const bool ac, SameContent(*chunks_, a, c));
+  EXPECT_TRUE(ab);
+  EXPECT_FALSE(ac);
 }
 
 }  // namespace
