@@ -16,6 +16,18 @@ Inputs (facts of the standard, in machine-readable renditions):
     store/deid_table_gen.py --edition 2024b --source "..." PROFILE ATTRIBUTES DICTIONARY \\
         > store/deid_table.inc
 
+store/deid_table.inc in the tree was made from innolitics/dicom-standard at commit
+8670abdd9ad16c61af5146ef857899699bdd9c5f ("Update standard to rev2024b"; its
+confidentiality_profile_attributes.json has not changed since) and DCMTK 3.6.7's dictionary:
+
+    git -C dicom-standard show 8670abdd:standard/confidentiality_profile_attributes.json >p.json
+    git -C dicom-standard show 8670abdd:standard/attributes.json >a.json
+    store/deid_table_gen.py --edition 2024b --source "github.com/innolitics/dicom-standard \
+        commit 8670abdd9ad16c61af5146ef857899699bdd9c5f ('Update standard to rev2024b'), \
+        standard/confidentiality_profile_attributes.json and standard/attributes.json; \
+        DCMTK 3.6.7 dicom.dic" p.json a.json /usr/share/libdcmtk17/dicom.dic \
+        >store/deid_table.inc
+
 Rows whose tag is a pattern (curves 50xx, overlays 60xx, private groups) are not emitted:
 store/deid.cc handles them by group; the generator checks that the table still has exactly
 those. It fails when a row has no Basic Profile action or an action it does not know.
