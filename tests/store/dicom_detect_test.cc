@@ -42,7 +42,8 @@ bool HasDicm(std::string_view bytes) {
 std::string_view Head(std::string_view bytes) { return bytes.substr(0, 4096); }
 
 // Every regular file of the samples, the dicomdir folder's included: DICOM or not, by DCMTK's
-// dcmdump (which reads a file without a Part 10 header as a data set, E_FileReadMode_Auto).
+// dcmdump (which reads a file without a Part 10 header as a data set, E_FileReadMode_Auto); and
+// for those, every top-level keyword the store gives is dcmdump's.
 TEST(DicomDetectTest, EveryPydicomFileDcmtkReadsIsRecognisedAndNothingElse) {
   ASSERT_TRUE(std::filesystem::is_directory(test_util::kPydicomSamples))
       << "python3-pydicom's sample files are not installed (tools/install-deps.sh)";
@@ -55,22 +56,35 @@ TEST(DicomDetectTest, EveryPydicomFileDcmtkReadsIsRecognisedAndNothingElse) {
   }
   std::sort(files.begin(), files.end());
   ASSERT_GT(files.size(), 100u);
-  // One shell for all of them: "1 path" when dcmdump reads the file, "0 path" otherwise.
-  std::string script = "for f in";
+  // One shell for all of them: "=1 path" when dcmdump reads the file, then the top-level lines
+  // of its dump ("(gggg,eeee) VR value  # length, VM Keyword"); "=0 path" when it does not.
+  std::string script = "t=$(mktemp); for f in";
   for (const auto& file : files) script += " " + ShellQuote(file.string());
   script +=
-      "; do if dcmdump -q \"$f\" >/dev/null 2>&1; then echo \"1 $f\"; else echo \"0 $f\"; fi; done";
+      "; do if dcmdump -q +Qo \"$f\" >\"$t\" 2>/dev/null; then echo \"=1 $f\"; grep '^(' \"$t\";"
+      " else echo \"=0 $f\"; fi; done; rm -f \"$t\"";
   std::string verdicts;
   ASSERT_TRUE(RunCommand(script, &verdicts));
   std::map<std::string, bool> dcmtk_reads;
+  // dcmdump's keyword of each top-level tag, e.g. "(0008,0016)" -> "SOPClassUID".
+  std::map<std::string, std::map<std::string, std::string>> dcmdump_keywords;
+  std::string current;
   size_t start = 0;
   for (size_t end; (end = verdicts.find('\n', start)) != std::string::npos; start = end + 1) {
     const std::string line = verdicts.substr(start, end - start);
-    if (line.size() > 2) dcmtk_reads[line.substr(2)] = line[0] == '1';
+    if (line.size() > 3 && line[0] == '=') {
+      current = line.substr(3);
+      dcmtk_reads[current] = line[1] == '1';
+    } else if (line.size() > 11 && line[0] == '(') {
+      std::string keyword = line.substr(line.find_last_of(' ') + 1);
+      if (keyword.starts_with("RETIRED_")) keyword = keyword.substr(8);
+      dcmdump_keywords[current][line.substr(0, 11)] = keyword;
+    }
   }
   ASSERT_EQ(dcmtk_reads.size(), files.size());
 
   int bare_read = 0;
+  int keywords_compared = 0;
   std::set<std::string> overrun;
   for (const auto& file : files) {
     SCOPED_TRACE(file.filename().string());
@@ -87,6 +101,18 @@ TEST(DicomDetectTest, EveryPydicomFileDcmtkReadsIsRecognisedAndNothingElse) {
         EXPECT_NE(parsed.status().message().find("a value runs past the end"), std::string::npos)
             << "DCMTK reads it: " << parsed.status().ToString();
         overrun.insert(file.filename().string());
+      }
+    }
+    if (dcmtk && parsed.ok()) {
+      // The store's keywords (those `medvfs tags` shows) are dcmdump's, meta header included.
+      const std::map<std::string, std::string>& theirs = dcmdump_keywords[file.string()];
+      for (const DicomElement& e : parsed->elements) {
+        char tag[16];
+        std::snprintf(tag, sizeof tag, "(%04x,%04x)", e.group, e.element);
+        auto it = theirs.find(tag);
+        if (e.keyword.empty() || it == theirs.end()) continue;
+        EXPECT_EQ(e.keyword, it->second) << tag;
+        ++keywords_compared;
       }
     }
     if (!HasDicm(bytes)) {
@@ -107,6 +133,7 @@ TEST(DicomDetectTest, EveryPydicomFileDcmtkReadsIsRecognisedAndNothingElse) {
   // rtstruct.dcm (implicit VR), ExplVR_LitEndNoMeta.dcm, ExplVR_BigEndNoMeta.dcm.
   EXPECT_GE(bare_read, 3);
   EXPECT_EQ(overrun, std::set<std::string>{"DICOMDIR-nooffset"});
+  EXPECT_GT(keywords_compared, 5000);
 }
 
 TEST(DicomDetectTest, RtstructWithoutAHeaderHasItsTags) {
