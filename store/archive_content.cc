@@ -306,6 +306,7 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
       VersionRecord version;
       version.info.sha256 = made.sha256;
       version.info.sha256_deferred = made.sha256_deferred;
+      version.info.size = made.size;
       version.info.has_dicom_tags = tags.has_value();
       if (tags && tags->Find("SOPInstanceUID") != nullptr) {
         version.info.sop_instance_uid = tags->Find("SOPInstanceUID")->value;

@@ -92,8 +92,14 @@ void ArchiveImpl::MarkSopReuse(HistoryId history, const HistoryRecord& history_r
     if (!LoadVersion(history, number, &earlier).ok() || earlier.info.is_delete_marker()) {
       continue;
     }
-    info->sop_instance_uid_reused = earlier.info.sop_instance_uid == info->sop_instance_uid &&
-                                    earlier.info.sha256 != info->sha256;
+    // A deferred digest (mostly hole) compares only once computed; until then only a size
+    // difference shows different bytes (never a false alarm).
+    if (!ResolveDeferredDigest(history, &earlier.info).ok()) return;
+    const bool differ = earlier.info.sha256_deferred || info->sha256_deferred
+                            ? earlier.info.size != info->size
+                            : earlier.info.sha256 != info->sha256;
+    info->sop_instance_uid_reused =
+        earlier.info.sop_instance_uid == info->sop_instance_uid && differ;
     return;
   }
 }

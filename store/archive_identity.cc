@@ -94,6 +94,8 @@ Status ArchiveImpl::CopyHistoryPrefix(KvBatch& batch, HistoryId from, uint64_t u
     if (!version.info.is_delete_marker()) {
       MEDVFS_RETURN_IF_ERROR(LoadExtents(from, version, &extents));
     }
+    // A deferred digest computed since goes with the copy.
+    MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(from, &version.info));
     PutVersion(batch, to, version, extents);
     CopyTags(batch, from, number, to, number);
     MEDVFS_RETURN_IF_ERROR(ScanRecords<NoteEvent>(

@@ -227,5 +227,25 @@ TEST_F(DeferredDigestTest, EqualSparseContentAddsNoVersionAndDifferentBytesDo) {
   EXPECT_TRUE(report.clean()) << (report.problems.empty() ? "" : report.problems[0].ToString());
 }
 
+// A file moved to a backup name and saved anew continues with copies of its versions: a digest
+// computed for one goes with the copy (no recomputation, not pending again).
+TEST_F(DeferredDigestTest, ACopiedHistoryKeepsAComputedDigest) {
+  const InodeId ino = Create("x.dat");
+  SaveSparse(ino, kHole, "tail");
+  const Attr attr = AttrOf(ino);
+  ASSERT_OK_AND_ASSIGN(Sha256Digest digest,
+                       archive_->VersionSha256(attr.history, attr.version, {}));
+  ASSERT_OK(archive_->Rename(kRootInode, "x.dat", kRootInode, "x.dat.bak", 0, caller_));
+  const InodeId again = Create("x.dat");
+  SaveSparse(again, 0, "new");
+  const Attr now = AttrOf(again);
+  ASSERT_NE(now.history, attr.history);
+  ASSERT_OK_AND_ASSIGN(auto versions, archive_->ListVersions(now.history));
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_FALSE(versions[0].sha256_deferred);
+  EXPECT_EQ(versions[0].sha256, digest);
+  EXPECT_EQ(versions[1].sha256, Sha256Of("headnew"));
+}
+
 }  // namespace
 }  // namespace medvfs::store
