@@ -28,6 +28,18 @@ std::string ProgramName() {
   return name;
 }
 
+// An entry about this process's own open (an accepted rollback or damage).
+AuditEvent SelfEvent(AuditOp op, std::string detail) {
+  AuditEvent event;
+  event.uid = static_cast<uint32_t>(::getuid());
+  event.gid = static_cast<uint32_t>(::getgid());
+  event.pid = static_cast<uint32_t>(::getpid());
+  event.program = ProgramName();
+  event.op = op;
+  event.detail = std::move(detail);
+  return event;
+}
+
 // Creates dir and its missing parents with mode 0700.
 Status MakePrivateDirs(const std::filesystem::path& dir) {
   std::filesystem::path partial;
@@ -177,14 +189,7 @@ Status ArchiveImpl::CheckHighWater() {
   if (options_.high_water_dir.empty()) {
     if (!kv_->wal_damage_accepted()) return Status::Ok();
     // No mark to check, but the accepted loss is recorded all the same.
-    AuditEvent event;
-    event.uid = static_cast<uint32_t>(::getuid());
-    event.gid = static_cast<uint32_t>(::getgid());
-    event.pid = static_cast<uint32_t>(::getpid());
-    event.program = ProgramName();
-    event.op = AuditOp::kWalDamageAccepted;
-    event.detail = kv_->wal_recovery_note();
-    return RecordAudit(event);
+    return RecordAudit(SelfEvent(AuditOp::kWalDamageAccepted, kv_->wal_recovery_note()));
   }
   const std::filesystem::path file = HighWaterFile();
   uint64_t head = 0;
@@ -239,15 +244,10 @@ Status ArchiveImpl::CheckHighWater() {
   const bool damage_accepted =
       kv_->wal_damage_accepted() || (!problem.empty() && log_cut && options_.accept_wal_damage);
   if (!problem.empty() || damage_accepted) {
-    AuditEvent event;
-    event.uid = static_cast<uint32_t>(::getuid());
-    event.gid = static_cast<uint32_t>(::getgid());
-    event.pid = static_cast<uint32_t>(::getpid());
-    event.program = ProgramName();
-    event.op = damage_accepted ? AuditOp::kWalDamageAccepted : AuditOp::kRollbackAccepted;
-    event.detail = "head " + std::to_string(head) + ", mark " + std::to_string(mark.seq);
-    if (damage_accepted) event.detail += "; " + wal_note;
-    MEDVFS_RETURN_IF_ERROR(RecordAudit(event));
+    std::string detail = "head " + std::to_string(head) + ", mark " + std::to_string(mark.seq);
+    if (damage_accepted) detail += "; " + wal_note;
+    MEDVFS_RETURN_IF_ERROR(RecordAudit(SelfEvent(
+        damage_accepted ? AuditOp::kWalDamageAccepted : AuditOp::kRollbackAccepted, detail)));
     std::lock_guard audit_lock(audit_mu_);
     head = audit_seq_;
   }
@@ -261,14 +261,8 @@ Status ArchiveImpl::CheckHighWater() {
 
 Status ArchiveImpl::RecordAcceptedRecordDamage() {
   if (!accepted_record_damage_ || options_.no_writes) return Status::Ok();
-  AuditEvent event;
-  event.uid = static_cast<uint32_t>(::getuid());
-  event.gid = static_cast<uint32_t>(::getgid());
-  event.pid = static_cast<uint32_t>(::getpid());
-  event.program = ProgramName();
-  event.op = AuditOp::kRecordDamageAccepted;
-  event.detail = *accepted_record_damage_;
-  MEDVFS_RETURN_IF_ERROR(RecordAudit(event));
+  MEDVFS_RETURN_IF_ERROR(
+      RecordAudit(SelfEvent(AuditOp::kRecordDamageAccepted, *accepted_record_damage_)));
   // The records present become the reference the next changes build on.
   std::lock_guard lock(mu_);
   super_.keeps_state_digest = true;

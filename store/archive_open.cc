@@ -26,6 +26,8 @@ std::filesystem::path DatabasePath(const std::filesystem::path& dir) { return di
 
 Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch);
 Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest);
+Status OpenStateDigestRecord(const SecretKey& meta_key, std::string_view value,
+                             StateDigest* digest);
 
 // Test seam (FailRecordSealsForTesting): the next this-many record seals fail.
 std::atomic<int> failing_seals_for_testing{0};
@@ -296,21 +298,15 @@ Status ArchiveImpl::CheckStateDigestLocked() {
     problem = "its state digest record is missing (deleted)";
   } else {
     MEDVFS_RETURN_IF_ERROR(got);
-    std::string plain;
-    Status opened = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
-                        ? Status::Corruption("")
-                        : Unseal(meta_key_, kStateDigestKey, value.substr(1), &plain);
     StateDigest stored{};
+    const Status opened = OpenStateDigestRecord(meta_key_, value, &stored);
     if (!opened.ok()) {
-      problem = "its state digest record fails authentication";
-    } else if (!DecodeStateDigest(plain, &stored)) {
-      problem = "its state digest record does not decode";
+      problem = "its " + opened.message();
     } else if (stored != computed) {
       problem =
           "its records do not add up to its state digest: a record was put back from an older "
           "copy, deleted, or mixed from another point in time";
     }
-    Wipe(plain.data(), plain.size());
   }
   if (problem.empty()) return Status::Ok();
   MEDVFS_LOG_ERROR("the archive was altered outside medvfs: %s", problem.c_str());
@@ -344,6 +340,21 @@ Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
 namespace {
 
 // The digest of the records present now (for an archive made before the digest existed).
+// The digest in the sealed state digest record `value`; kCorruption ("state digest record
+// fails authentication" or "... does not decode") otherwise.
+Status OpenStateDigestRecord(const SecretKey& meta_key, std::string_view value,
+                             StateDigest* digest) {
+  std::string plain;
+  const Status opened = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
+                            ? Status::Corruption("")
+                            : Unseal(meta_key, kStateDigestKey, value.substr(1), &plain);
+  const bool decoded = opened.ok() && DecodeStateDigest(plain, digest);
+  Wipe(plain.data(), plain.size());
+  if (!opened.ok()) return Status::Corruption("state digest record fails authentication");
+  if (!decoded) return Status::Corruption("state digest record does not decode");
+  return Status::Ok();
+}
+
 // One scan per covered kind, so that the audit log (most of the records) is never read.
 Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest) {
   digest->fill(0);
@@ -374,17 +385,8 @@ Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& bat
     MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(kv, digest_key, &digest));
   } else {
     MEDVFS_RETURN_IF_ERROR(s);
-    std::string plain;
-    Status opened = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
-                        ? Status::Corruption("")
-                        : Unseal(meta_key, kStateDigestKey, value.substr(1), &plain);
-    if (!opened.ok()) {
-      MEDVFS_LOG_ERROR("the state digest record failed authentication (altered or damaged)");
-      opened = Status::Corruption("the state digest record failed authentication");
-    } else if (!DecodeStateDigest(plain, &digest)) {
-      opened = Status::Corruption("the state digest record does not decode");
-    }
-    Wipe(plain.data(), plain.size());
+    const Status opened = OpenStateDigestRecord(meta_key, value, &digest);
+    if (!opened.ok()) MEDVFS_LOG_ERROR("the %s", opened.message().c_str());
     MEDVFS_RETURN_IF_ERROR(opened);
   }
   // What each covered key holds before the batch and after each of its operations.
