@@ -396,7 +396,7 @@ void DrawLegend(const detail::ComparisonGeometry& g, double full_scale, Canvas* 
   while (parts > 1 && w / static_cast<uint32_t>(parts) < 2 * widest + gap) parts /= 2;
   for (int part = 0; part <= parts; ++part) {
     const uint64_t x =
-        x0 + static_cast<uint64_t>(std::lround(part * (w - 1) / static_cast<double>(parts)));
+        x0 + static_cast<uint64_t>(std::lround(static_cast<double>(part) * (w - 1) / parts));
     const uint64_t tick_x = std::min(x, x0 + w - g.text_scale);
     canvas->Fill(tick_x, g.legend_y + detail::ComparisonGeometry::kLegendBarHeight, g.text_scale,
                  detail::ComparisonGeometry::kTickHeight, kText);

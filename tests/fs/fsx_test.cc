@@ -7,7 +7,7 @@
 // compared with the model saved at that commit; the mount is remounted once half way.
 //
 // MEDVFS_FSX_SEED fixes the seed (printed with any failure), MEDVFS_FSX_OPS the number of
-// operations. FsxLong runs a long exercise, only with MEDVFS_SLOW=1.
+// operations (the long run, ctest -L slow, sets 20,000; see tests/fs/CMakeLists.txt).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -446,11 +446,6 @@ class FsxTest : public MountTest {
 };
 
 TEST_F(FsxTest, RandomOperationsMatchTheModelAndEveryVersion) { Exercise(800); }
-
-TEST_F(FsxTest, FsxLong) {
-  if (EnvNumber("MEDVFS_SLOW", 0) != 1) GTEST_SKIP() << "a long run: set MEDVFS_SLOW=1";
-  Exercise(20000);
-}
 
 }  // namespace
 }  // namespace medvfs::fs_test

@@ -159,8 +159,8 @@ bool IsMedvfsMount(const stdfs::path& mountpoint) {
 }
 
 void MountTest::SetUp() {
-  if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/fuse";
-  if (system("command -v fusermount3 >/dev/null 2>&1") != 0) GTEST_SKIP() << "no fusermount3";
+  if (access("/dev/fuse", R_OK | W_OK) != 0) GTEST_FAIL() << "no usable /dev/fuse";
+  if (system("command -v fusermount3 >/dev/null 2>&1") != 0) GTEST_FAIL() << "no fusermount3";
   ASSERT_FALSE(temp_.path().empty());
   dir_ = temp_.path();
   archive_ = dir_ / "archive";

@@ -128,7 +128,7 @@ TEST_F(MountLifecycleTest, StaleMountOfADeadDaemonIsClearedByTheNextMount) {
 
 // A dead mount that is not medvfs's is left alone, with the advice to unmount it.
 TEST_F(MountLifecycleTest, StaleForeignMountIsExplained) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to make a foreign mount";
+  if (geteuid() != 0) GTEST_FAIL() << "needs root to make a foreign mount";
   // A FUSE mount whose "daemon" is this test: it opens /dev/fuse, mounts, and closes the fd,
   // which leaves the mount dead (ENOTCONN) like a crashed daemon.
   const int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);

@@ -40,10 +40,10 @@ struct TestUser {
 class MultiUserTest : public MountTest {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root: creates users and mounts with allow_other";
+    if (geteuid() != 0) GTEST_FAIL() << "needs root: creates users and mounts with allow_other";
     if (system("command -v useradd >/dev/null 2>&1 && command -v userdel >/dev/null 2>&1 && "
                "command -v groupadd >/dev/null 2>&1 && command -v setpriv >/dev/null 2>&1") != 0) {
-      GTEST_SKIP() << "needs useradd, userdel, groupadd and setpriv";
+      GTEST_FAIL() << "needs useradd, userdel, groupadd and setpriv";
     }
     MountTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;

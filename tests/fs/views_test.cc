@@ -413,7 +413,7 @@ TEST_F(MetaViewsTest, NonDicomFileHasNoTags) {
 }
 
 TEST_F(MetaViewsTest, DicomFileShowsItsTags) {
-  if (ct_.empty()) GTEST_SKIP() << "python3-pydicom's sample files are not installed";
+  if (ct_.empty()) GTEST_FAIL() << "python3-pydicom's sample files are not installed";
   const InodeId dir = MakeDir(store::kRootInode, "ct");
   Save(dir, "slice1.dcm", ct_);
   const ViewDescriptor meta = LiveMetaRootOf(dir);
@@ -443,7 +443,7 @@ TEST_F(MetaViewsTest, DicomFileShowsItsTags) {
 }
 
 TEST_F(MetaViewsTest, EachVersionKeepsItsOwnTags) {
-  if (ct_.empty()) GTEST_SKIP() << "python3-pydicom's sample files are not installed";
+  if (ct_.empty()) GTEST_FAIL() << "python3-pydicom's sample files are not installed";
   Save(store::kRootInode, "ct.dcm", ct_);
   Save(store::kRootInode, "ct.dcm", Patched(ct_, "CompressedSamples^CT1", "CompressedSamples^XY1"));
   ASSERT_OK_AND_ASSIGN(ViewEntry history,
@@ -599,7 +599,7 @@ TEST_F(MetaViewsTest, VirtualXattrs) {
   EXPECT_FALSE(IsVirtualXattr("user.comment"));
   EXPECT_FALSE(IsVirtualXattr("security.selinux"));
 
-  if (ct_.empty()) GTEST_SKIP() << "python3-pydicom's sample files are not installed";
+  if (ct_.empty()) GTEST_FAIL() << "python3-pydicom's sample files are not installed";
   const InodeId ct = Save(store::kRootInode, "ct.dcm", ct_);
   const std::pair<const char*, const char*> want[] = {
       {"PatientID", "1CT1"},
@@ -615,7 +615,7 @@ TEST_F(MetaViewsTest, VirtualXattrs) {
 }
 
 TEST_F(MetaViewsTest, PatientIndexLinksToTheLiveFiles) {
-  if (ct_.empty()) GTEST_SKIP() << "python3-pydicom's sample files are not installed";
+  if (ct_.empty()) GTEST_FAIL() << "python3-pydicom's sample files are not installed";
   const InodeId a = MakeDir(store::kRootInode, "a");
   const InodeId b = MakeDir(store::kRootInode, "b");
   const InodeId one = Save(a, "slice.dcm", ct_);

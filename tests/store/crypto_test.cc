@@ -301,7 +301,7 @@ TEST(SecretKeyTest, LivesInTheSecureHeapLockedAndNotDumped) {
   SecretKey key = SecretKey::Random();
   if (!SecretKey::SecureHeapAvailable()) {
     EXPECT_FALSE(MlockAllowed()) << "the secure heap should be set up when mlock is allowed";
-    GTEST_SKIP() << "OpenSSL's secure heap is unavailable here (RLIMIT_MEMLOCK)";
+    GTEST_FAIL() << "OpenSSL's secure heap is unavailable here (RLIMIT_MEMLOCK)";
   }
   EXPECT_EQ(key.memory(), KeyMemory::kSecureHeap);
   const std::string flags = VmFlagsOf(key.data());

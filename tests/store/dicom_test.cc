@@ -158,7 +158,7 @@ class DicomSampleTest : public test_util::TempDirTest {
   void SetUp() override {
     TempDirTest::SetUp();
     if (!std::filesystem::is_directory(kSamples)) {
-      GTEST_SKIP() << "python3-pydicom's sample files are not installed";
+      GTEST_FAIL() << "python3-pydicom's sample files are not installed";
     }
   }
   static std::filesystem::path Sample(const char* name) {
@@ -169,7 +169,7 @@ class DicomSampleTest : public test_util::TempDirTest {
 class DicomFileTest : public DicomSampleTest, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(DicomFileTest, ElementsMatchDcmdump) {
-  if (!HaveTool("dcmdump")) GTEST_SKIP() << "dcmdump (package dcmtk) is not installed";
+  if (!HaveTool("dcmdump")) GTEST_FAIL() << "dcmdump (package dcmtk) is not installed";
   const std::filesystem::path path = Sample(GetParam());
   ASSERT_OK_AND_ASSIGN(DicomTags tags, ParseDicom(ReadFile(path)));
   auto dump = RunCommand("dcmdump +L -q -Un +Qo " + ShellQuote(path));
@@ -209,7 +209,7 @@ TEST_P(DicomFileTest, ElementsMatchDcmdump) {
 
 TEST_P(DicomFileTest, JsonMatchesDcm2json) {
   if (!HaveTool("dcm2json") || !HaveTool("dcmodify")) {
-    GTEST_SKIP() << "dcm2json and dcmodify (package dcmtk) are not installed";
+    GTEST_FAIL() << "dcm2json and dcmodify (package dcmtk) are not installed";
   }
   const std::filesystem::path path = Sample(GetParam());
   ASSERT_OK_AND_ASSIGN(DicomTags tags, ParseDicom(ReadFile(path)));
@@ -482,7 +482,7 @@ TEST(DicomParseTest, LongValuesAreCapped) {
 // ---- Character sets -------------------------------------------------------------------------
 
 TEST_F(DicomSampleTest, Latin1IsConvertedToUtf8) {
-  if (!HaveTool("dcmodify")) GTEST_SKIP() << "dcmodify (package dcmtk) is not installed";
+  if (!HaveTool("dcmodify")) GTEST_FAIL() << "dcmodify (package dcmtk) is not installed";
   // CT_small declares ISO_IR 100 (Latin-1); give it a Latin-1 patient name.
   const std::filesystem::path copy = dir() / "latin1.dcm";
   std::filesystem::copy_file(Sample("CT_small.dcm"), copy);
@@ -500,7 +500,7 @@ TEST_F(DicomSampleTest, Latin1IsConvertedToUtf8) {
 }
 
 TEST_F(DicomSampleTest, UnconvertibleBytesBecomeReplacementCharacters) {
-  if (!HaveTool("dcmodify")) GTEST_SKIP() << "dcmodify (package dcmtk) is not installed";
+  if (!HaveTool("dcmodify")) GTEST_FAIL() << "dcmodify (package dcmtk) is not installed";
   // No character set conversion possible: an unknown one, and none declared (ASCII).
   for (const char* charset : {"ISO_IR 999", ""}) {
     const std::filesystem::path copy = dir() / (std::string("cs") + charset + ".dcm");
@@ -519,7 +519,7 @@ TEST_F(DicomSampleTest, UnconvertibleBytesBecomeReplacementCharacters) {
 }
 
 TEST_F(DicomSampleTest, ValuesJsonCannotHoldAreLeftOut) {
-  if (!HaveTool("dcmodify")) GTEST_SKIP() << "dcmodify (package dcmtk) is not installed";
+  if (!HaveTool("dcmodify")) GTEST_FAIL() << "dcmodify (package dcmtk) is not installed";
   // DCMTK writes an FD of NaN as `nan`, which is not JSON; a malformed DS stays a string.
   const std::filesystem::path copy = dir() / "nan.dcm";
   std::filesystem::copy_file(Sample("MR_small.dcm"), copy);

@@ -57,7 +57,7 @@ class ExportTest : public CliTest {
  protected:
   void SetUp() override {
     CliTest::SetUp();
-    if (std::string missing = MissingTools(); !missing.empty()) GTEST_SKIP() << missing;
+    if (std::string missing = MissingTools(); !missing.empty()) GTEST_FAIL() << missing;
     InitArchive();
     // The same patient in a second study, born on the 12th.
     second_study_ = dir_ / "ct-second-study.dcm";
@@ -209,7 +209,7 @@ class ExportMountTest : public CliMountTest {
   void SetUp() override {
     CliMountTest::SetUp();
     if (IsSkipped()) return;
-    if (std::string missing = MissingTools(); !missing.empty()) GTEST_SKIP() << missing;
+    if (std::string missing = MissingTools(); !missing.empty()) GTEST_FAIL() << missing;
   }
 };
 

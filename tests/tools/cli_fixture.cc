@@ -70,7 +70,7 @@ nlohmann::json CliTest::LogJson(const std::string& path) const {
 
 void CliMountTest::SetUp() {
   CliTest::SetUp();
-  if (!FuseAvailable()) GTEST_SKIP() << "FUSE is not available here";
+  if (!FuseAvailable()) GTEST_FAIL() << "FUSE is not available here";
   InitArchive();
   mnt_ = dir_ / "mnt";
   std::filesystem::create_directory(mnt_);

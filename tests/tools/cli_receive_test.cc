@@ -154,7 +154,7 @@ class ReceiveFixture : public Base {
   void SetUp() override {
     Base::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    if (const std::string missing = MissingTools(); !missing.empty()) GTEST_SKIP() << missing;
+    if (const std::string missing = MissingTools(); !missing.empty()) GTEST_FAIL() << missing;
     fs::create_directories(this->dir_ / "in");
   }
   void TearDown() override {
@@ -531,7 +531,7 @@ class Orthanc {
 
 TEST_F(ReceiveTest, OrthancPushesAStudy) {
   if (access(kOrthanc, X_OK) != 0 || FindProgram("curl").empty()) {
-    GTEST_SKIP() << "Orthanc (package orthanc) or curl is not installed";
+    GTEST_FAIL() << "Orthanc (package orthanc) or curl is not installed";
   }
   InitArchive();
   const std::vector<fs::path> slices = MakeCtSeries(dir_ / "series");
