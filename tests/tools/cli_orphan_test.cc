@@ -85,21 +85,6 @@ int FreePort() {
   return ntohs(address.sin_port);
 }
 
-// The exit code of `pid`, waited for up to `timeout` (-1, after a SIGKILL, if it did not end).
-int WaitExit(pid_t pid, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 // Orthanc with its storage and index (SQLite, WAL mode) in the mount: uploads, then deletes.
 // (It did not leave the orphan in the runs made for issue 17 before the fix either; the kernel's
 // page cache may absorb SQLite's rewrites. It stays as the end-to-end check of the report.)

@@ -36,21 +36,6 @@ using ::testing::HasSubstr;
 constexpr const char* kAet = "MEDVFS";
 const fs::path kRawStore = fs::path(MEDVFS_TEST_SOURCE_DIR) / "dicom_raw_store.py";
 
-// The exit code of `pid` (-1: killed, or still running after `timeout`, then killed).
-int WaitExit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  int status = 0;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 // `medvfs receive` as a child process, stopped by SIGTERM to its pid.
 class Receiver {
  public:

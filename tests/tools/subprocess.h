@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -31,5 +32,9 @@ RunResult RunProgram(const std::vector<std::string>& argv, const RunOptions& opt
 // `log`, and returns at once with its pid (-1 if fork failed). The caller waits for it.
 pid_t SpawnProgram(const std::vector<std::string>& argv, const RunOptions& options,
                    const std::filesystem::path& log);
+
+// The exit code of `pid` (a child of this process), waited for up to `timeout`; -1 when it was
+// killed by a signal, or did not end in time (it is then killed with SIGKILL and reaped).
+int WaitExit(pid_t pid, std::chrono::seconds timeout = std::chrono::seconds(60));
 
 }  // namespace medvfs::testing
