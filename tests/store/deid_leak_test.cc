@@ -25,16 +25,8 @@ namespace {
 
 using deid_profile::Action;
 using nlohmann::json;
+using test_util::ReaderOf;
 using test_util::ReadFile;
-
-ReadAtFunction ReaderOf(const std::string& bytes) {
-  return [&bytes](uint64_t offset, std::span<char> out) -> StatusOr<size_t> {
-    if (offset >= bytes.size()) return size_t{0};
-    const size_t n = std::min(out.size(), bytes.size() - static_cast<size_t>(offset));
-    std::memcpy(out.data(), bytes.data() + offset, n);
-    return n;
-  };
-}
 
 // Each string value of an element (PN: each component group's text).
 std::vector<std::string> Strings(const json& element) {

@@ -28,6 +28,7 @@ namespace {
 using deid_profile::Action;
 using deid_profile::ProfileRow;
 using nlohmann::json;
+using test_util::ReaderOf;
 using test_util::ReadFile;
 using test_util::ShellQuote;
 using test_util::WriteFile;
@@ -47,15 +48,6 @@ constexpr const char* kTime = "112233.445566";
 SecretKey TestKey() {
   std::vector<uint8_t> bytes(kKeySize, 0x5A);
   return SecretKey::FromBytes(bytes);
-}
-
-ReadAtFunction ReaderOf(const std::string& bytes) {
-  return [&bytes](uint64_t offset, std::span<char> out) -> StatusOr<size_t> {
-    if (offset >= bytes.size()) return size_t{0};
-    const size_t n = std::min(out.size(), bytes.size() - static_cast<size_t>(offset));
-    std::memcpy(out.data(), bytes.data() + offset, n);
-    return n;
-  };
 }
 
 std::string Hex8(uint32_t tag) {

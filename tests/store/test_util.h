@@ -4,10 +4,14 @@
 
 #include <stdlib.h>  // mkdtemp
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <span>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -93,6 +97,18 @@ class TempDirTest : public ::testing::Test {
  private:
   ScopedTempDir temp_;
 };
+
+// Reads `bytes` by offset, as the de-identifier reads a file (store::ReadAtFunction). The
+// string must outlive the function.
+inline std::function<StatusOr<size_t>(uint64_t, std::span<char>)> ReaderOf(
+    const std::string& bytes) {
+  return [&bytes](uint64_t offset, std::span<char> out) -> StatusOr<size_t> {
+    if (offset >= bytes.size()) return size_t{0};
+    const size_t n = std::min(out.size(), bytes.size() - static_cast<size_t>(offset));
+    std::memcpy(out.data(), bytes.data() + offset, n);
+    return n;
+  };
+}
 
 }  // namespace medvfs::store::test_util
 
