@@ -31,6 +31,9 @@ long Access(const std::string& path, int mode) { return access(path.c_str(), mod
 std::string ExecResult(const std::string& path) {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return "pipe: " + ErrnoName(errno);
+  // The transcript so far leaves the buffer first: ThreadSanitizer's _exit flushes stdio, and
+  // a child whose execve failed would print it a second time.
+  fflush(stdout);
   const pid_t pid = fork();
   if (pid == 0) {
     close(pipefd[0]);
