@@ -273,10 +273,10 @@ bool HasFlag(const std::string& flags, const std::string& flag) {
 }
 
 // mlock() of a few pages succeeds: root with CAP_IPC_LOCK, or a limit of at least 1 MiB; and
-// not under AddressSanitizer, which turns the mlock() function into a no-op (OpenSSL's secure
-// heap locks its arena with the mlock2 system call, which ASan leaves alone).
+// not under AddressSanitizer or ThreadSanitizer, which turn the mlock() function into a no-op
+// (OpenSSL's secure heap locks its arena with the mlock2 system call, which they leave alone).
 bool MlockAllowed() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return false;
 #else
   struct rlimit limit {};
