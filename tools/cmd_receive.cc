@@ -45,7 +45,7 @@ struct ReceiveArgs {
   std::string bind = "127.0.0.1";
   std::vector<std::string> allow_aets;
   std::vector<std::string> allow_hosts;
-  std::string path_template = std::string(kDefaultPathTemplate);
+  std::string path_template = std::string(store::kDefaultPathTemplate);
   uint32_t max_associations = 8;
   uint32_t idle_timeout = 60;
   KeyOptions key;
@@ -372,7 +372,7 @@ ReceiverOptions ReceiverOptionsOf(const ReceiveArgs& args) {
     Fail("--port " + std::to_string(args.port) + " is no TCP port",
          "give a port from 1 to 65535 (0: any free port)", kExitUsage);
   }
-  auto parsed = PathTemplate::Parse(args.path_template);
+  auto parsed = store::PathTemplate::Parse(args.path_template);
   if (!parsed.ok()) {
     Fail(parsed.status().message(), "fix --path-template (see man medvfs-receive)", kExitUsage);
   }

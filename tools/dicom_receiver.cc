@@ -1,15 +1,10 @@
-// The C-STORE SCP of `medvfs receive` (DCMTK dcmnet is used here only).
+// The C-STORE SCP of `medvfs receive`: listening, accepting and negotiating associations, and
+// serving each one's DIMSE commands (answered by dicom_dimse.cc).
 //
 // Threads: the caller's thread accepts TCP connections and reads each A-ASSOCIATE-RQ (DCMTK
 // takes an accepted socket through the process-wide dcmExternalSocketHandle, so only this one
 // thread may call ASC_receiveAssociation); each association is then negotiated and served on a
 // thread of its own, at most ReceiverOptions::max_associations at once.
-//
-// Bit preservation: a C-STORE's data set is streamed by DIMSE_receiveDataSetInFile into an
-// InstanceWriter (a DcmConsumer) exactly as the PDVs carry it, never parsed and re-encoded.
-// The writer prefixes the File Meta Information it builds for the negotiated transfer syntax,
-// keeps the head of the file in memory (up to the Pixel Data element, at most 64 MiB) to check
-// it with store::ParseDicom and to expand the path template, and streams the rest to the sink.
 #include "tools/dicom_receiver.h"
 
 #include <arpa/inet.h>
@@ -19,24 +14,25 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <iostream>
 #include <list>
 #include <mutex>
 #include <set>
 #include <thread>
 
-#include "dcmtk/config/osconfig.h"
+#include "dcmtk/config/osconfig.h"  // first, as DCMTK requires
+
 #include "dcmtk/dcmdata/dcdict.h"
-#include "dcmtk/dcmdata/dcostrma.h"
-#include "dcmtk/dcmdata/dctag.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/dul.h"
 #include "dcmtk/oflog/oflog.h"
+
+#include "tools/dicom_dimse.h"
 
 namespace medvfs::tools {
 namespace {
@@ -164,240 +160,6 @@ int AcceptContexts(T_ASC_Parameters* params) {
 }
 
 // A name for logs: DCMTK's name of a UID, or "unknown SOP class".
-std::string UidName(const char* uid) { return dcmFindNameOfUID(uid, "unknown SOP class"); }
-
-// --- Instances --------------------------------------------------------------------------------
-
-constexpr uint16_t kStatusOutOfResources = STATUS_STORE_Refused_OutOfResources;
-constexpr uint16_t kStatusDoesNotMatch = STATUS_STORE_Error_DataSetDoesNotMatchSOPClass;
-constexpr uint16_t kStatusCannotUnderstand = STATUS_STORE_Error_CannotUnderstand;
-
-// The head is first parsed at this size (or at the end of a smaller data set), then at every
-// doubling up to store::kMaxDicomHeaderBytes: a parse needs the bytes up to Pixel Data.
-constexpr size_t kFirstParseBytes = 8u << 20;
-
-// What the C-STORE-RQ and its presentation context say about an instance.
-struct InstanceRequest {
-  std::string sop_class_uid;
-  std::string sop_instance_uid;
-  std::string transfer_syntax_uid;
-};
-
-struct InstanceOutcome {
-  uint16_t status = 0;  // the DIMSE status to answer
-  std::string reason;   // why it was refused
-  StoredInstance stored;
-};
-
-// A UID as sent: DIMSE fields may be padded with a space or NUL.
-std::string TrimUid(const char* uid) {
-  std::string out(uid);
-  while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
-  return out;
-}
-
-// One data element of the File Meta Information (explicit VR little endian); the value is
-// padded to an even length (UIDs with NUL, text with a space).
-void PutMetaElement(std::string* out, uint16_t element, std::string_view vr, std::string value) {
-  if (value.size() % 2 != 0) value.push_back(vr == "UI" ? '\0' : ' ');
-  auto put16 = [out](uint32_t v) {
-    out->push_back(static_cast<char>(v & 0xff));
-    out->push_back(static_cast<char>((v >> 8) & 0xff));
-  };
-  put16(0x0002);
-  put16(element);
-  out->append(vr);
-  if (vr == "OB") {
-    put16(0);
-    put16(static_cast<uint32_t>(value.size()) & 0xffff);
-    put16(static_cast<uint32_t>(value.size()) >> 16);
-  } else {
-    put16(static_cast<uint32_t>(value.size()));
-  }
-  out->append(value);
-}
-
-// Preamble, "DICM" and the File Meta Information for the negotiated transfer syntax, as
-// storescp --bit-preserving writes them.
-std::string MetaHeader(const InstanceRequest& request, const std::string& source_aet) {
-  std::string group;
-  PutMetaElement(&group, 0x0001, "OB", std::string("\0\1", 2));
-  PutMetaElement(&group, 0x0002, "UI", request.sop_class_uid);
-  PutMetaElement(&group, 0x0003, "UI", request.sop_instance_uid);
-  PutMetaElement(&group, 0x0010, "UI", request.transfer_syntax_uid);
-  PutMetaElement(&group, 0x0012, "UI", OFFIS_IMPLEMENTATION_CLASS_UID);
-  PutMetaElement(&group, 0x0013, "SH", std::string("MEDVFS_" MEDVFS_VERSION).substr(0, 16));
-  if (!source_aet.empty()) PutMetaElement(&group, 0x0016, "AE", source_aet);
-  std::string out(128, '\0');
-  out += "DICM";
-  const auto length = static_cast<uint32_t>(group.size());
-  std::string length_le;
-  for (int shift = 0; shift < 32; shift += 8) {
-    length_le.push_back(static_cast<char>((length >> shift) & 0xff));
-  }
-  PutMetaElement(&out, 0x0000, "UL", length_le);
-  return out + group;
-}
-
-// Receives one data set from DIMSE (a DcmConsumer) and stores it through the sink. It never
-// reports an error to DCMTK: a refused instance is drained to its end and discarded, so that
-// the association survives and the SCU gets a failure status for that instance only.
-class InstanceWriter final : public DcmConsumer {
- public:
-  InstanceWriter(InstanceSink& sink, const PathTemplate& path_template, const PeerInfo& peer,
-                 InstanceRequest request)
-      : sink_(sink),
-        template_(path_template),
-        peer_(peer),
-        request_(std::move(request)),
-        head_(MetaHeader(request_, peer.calling_aet)),
-        meta_size_(head_.size()) {}
-  ~InstanceWriter() override { Wipe(); }
-  InstanceWriter(const InstanceWriter&) = delete;
-  InstanceWriter& operator=(const InstanceWriter&) = delete;
-
-  OFBool good() const override { return OFTrue; }
-  OFCondition status() const override { return EC_Normal; }
-  OFBool isFlushed() const override { return OFTrue; }
-  offile_off_t avail() const override { return 1 << 30; }
-  offile_off_t write(const void* buf, offile_off_t buflen) override {
-    Consume(std::string_view(static_cast<const char*>(buf), static_cast<size_t>(buflen)));
-    return buflen;
-  }
-  void flush() override {}
-
-  // Refuses the instance (the first reason counts); the rest of the data set is discarded.
-  void Refuse(uint16_t status, std::string reason) {
-    if (refused_ == 0) {
-      refused_ = status;
-      reason_ = std::move(reason);
-    }
-    pending_.reset();  // removes the temporary file: no file, no version
-    Wipe();
-    sink_.RecordRefusal(Refusal{peer_, path_, status, reason_});
-  }
-
-  // After the whole data set arrived: checks it and commits it.
-  InstanceOutcome Finish() {
-    if (refused_ == 0) {
-      auto tags = store::ParseDicom(head_, meta_size_ + data_bytes_);
-      if (!tags.ok()) {
-        Refuse(kStatusCannotUnderstand, "not a DICOM data set: " + tags.status().message());
-      } else if (CheckUids(*tags) && (pending_ != nullptr || Begin(*tags))) {
-        Commit();
-      }
-    }
-    return InstanceOutcome{refused_, reason_, stored_};
-  }
-
-  uint64_t bytes() const { return data_bytes_; }
-
- private:
-  void Consume(std::string_view data) {
-    data_bytes_ += data.size();
-    if (refused_ != 0) return;
-    if (pending_ != nullptr) {
-      store::Status s = pending_->Append(data);
-      if (!s.ok()) Refuse(kStatusOutOfResources, "cannot write: " + s.ToString());
-      return;
-    }
-    head_.append(data);
-    if (head_.size() >= next_parse_) StartStreaming();
-  }
-
-  // A large data set goes to its temporary file as soon as its head says where it belongs,
-  // so memory stays bounded; the head is kept for the final check.
-  void StartStreaming() {
-    auto tags = store::ParseDicom(head_);
-    if (!tags.ok()) {
-      if (head_.size() >= store::kMaxDicomHeaderBytes) {
-        Refuse(kStatusCannotUnderstand, "no DICOM header within the first 64 MiB");
-      } else {
-        next_parse_ = std::min(head_.size() * 2, store::kMaxDicomHeaderBytes);
-      }
-      return;
-    }
-    if (!CheckUids(*tags) || !Begin(*tags)) return;
-    store::Status s = pending_->Append(head_);
-    if (!s.ok()) Refuse(kStatusOutOfResources, "cannot write: " + s.ToString());
-    head_written_ = true;
-  }
-
-  bool CheckUids(const store::DicomTags& tags) {
-    const store::DicomElement* sop_class = tags.Find("SOPClassUID");
-    const store::DicomElement* sop_instance = tags.Find("SOPInstanceUID");
-    if (sop_class == nullptr || sop_instance == nullptr || sop_class->value.empty() ||
-        sop_instance->value.empty()) {
-      Refuse(kStatusCannotUnderstand, "the data set has no SOP Class or SOP Instance UID");
-      return false;
-    }
-    if (sop_class->value != request_.sop_class_uid ||
-        sop_instance->value != request_.sop_instance_uid) {
-      Refuse(kStatusDoesNotMatch, "the SOP Class or Instance UID differs from the request");
-      return false;
-    }
-    return true;
-  }
-
-  bool Begin(const store::DicomTags& tags) {
-    const std::vector<std::string> components = template_.Expand(tags);
-    path_.clear();
-    for (const std::string& component : components) path_ += "/" + component;
-    auto pending = sink_.Begin(components, peer_);
-    if (!pending.ok()) {
-      Refuse(kStatusOutOfResources, "cannot create the file: " + pending.status().ToString());
-      return false;
-    }
-    pending_ = std::move(pending).value();
-    return true;
-  }
-
-  void Commit() {
-    if (!head_written_) {
-      // Small data sets are written in one go, once checked.
-      store::Status s = pending_->Append(head_);
-      if (!s.ok()) {
-        Refuse(kStatusOutOfResources, "cannot write: " + s.ToString());
-        return;
-      }
-    }
-    auto stored = pending_->Commit();
-    pending_.reset();
-    if (!stored.ok()) {
-      Refuse(kStatusOutOfResources, "cannot store: " + stored.status().ToString());
-      return;
-    }
-    stored_ = *stored;
-    sink_.RecordStored(peer_, path_, stored_, UidName(request_.sop_class_uid.c_str()));
-  }
-
-  void Wipe() {
-    explicit_bzero(head_.data(), head_.size());
-    head_.clear();
-    head_.shrink_to_fit();
-  }
-
-  InstanceSink& sink_;
-  const PathTemplate& template_;
-  const PeerInfo& peer_;
-  const InstanceRequest request_;
-  std::string head_;  // the meta header and the first bytes of the data set
-  const size_t meta_size_;
-  uint64_t data_bytes_ = 0;
-  size_t next_parse_ = kFirstParseBytes;
-  std::unique_ptr<PendingInstance> pending_;
-  bool head_written_ = false;  // head_ went to pending_ (large data sets)
-  std::string path_;
-  uint16_t refused_ = 0;
-  std::string reason_;
-  StoredInstance stored_;
-};
-
-// The DcmOutputStream DIMSE_receiveDataSetInFile writes to: straight into an InstanceWriter.
-class InstanceStream final : public DcmOutputStream {
- public:
-  explicit InstanceStream(InstanceWriter* writer) : DcmOutputStream(writer) {}
-};
 
 // --- Listening --------------------------------------------------------------------------------
 
@@ -516,15 +278,7 @@ class AssociationServer {
   }
 
  private:
-  struct Counts {
-    uint64_t stored = 0;
-    uint64_t unchanged = 0;
-    uint64_t refused = 0;
-  };
-
-  void Log(const std::string& text) const {
-    std::cerr << "medvfs receive: association " << peer_.association << " " << text << std::endl;
-  }
+  void Log(const std::string& text) const { LogAssociation(peer_, text); }
 
   void Reject(const T_ASC_RejectParameters& rej, const std::string& reason) {
     T_ASC_RejectParameters copy = rej;
@@ -555,9 +309,11 @@ class AssociationServer {
       if (cond == DUL_PEERABORTEDASSOCIATION) return "aborted by the peer";
       if (cond.bad()) return Abort(std::string("aborted (") + cond.text() + ")");
       if (msg.CommandField == DIMSE_C_ECHO_RQ) {
-        cond = DIMSE_sendEchoResponse(assoc_, pres_id, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+        cond = AnswerEcho(assoc_, pres_id, &msg.msg.CEchoRQ);
       } else if (msg.CommandField == DIMSE_C_STORE_RQ) {
-        cond = HandleStore(pres_id, msg.msg.CStoreRQ);
+        const StoreContext context{shared_.sink, shared_.options.path_template, peer_,
+                                   shared_.options.idle_timeout_s};
+        cond = AnswerStore(assoc_, pres_id, msg.msg.CStoreRQ, context, &counts_);
       } else {
         return Abort("aborted (unsupported DIMSE command " +
                      std::to_string(static_cast<unsigned>(msg.CommandField)) + ")");
@@ -572,53 +328,10 @@ class AssociationServer {
     return why;
   }
 
-  OFCondition HandleStore(T_ASC_PresentationContextID pres_id, const T_DIMSE_C_StoreRQ& request) {
-    T_ASC_PresentationContext pc;
-    OFCondition cond = ASC_findAcceptedPresentationContext(assoc_->params, pres_id, &pc);
-    if (cond.bad()) return cond;
-    InstanceRequest instance;
-    instance.sop_class_uid = TrimUid(request.AffectedSOPClassUID);
-    instance.sop_instance_uid = TrimUid(request.AffectedSOPInstanceUID);
-    instance.transfer_syntax_uid = TrimUid(pc.acceptedTransferSyntax);
-    InstanceWriter writer(shared_.sink, shared_.options.path_template, peer_, instance);
-    InstanceStream stream(&writer);
-    T_ASC_PresentationContextID data_pres_id = 0;
-    cond = DIMSE_receiveDataSetInFile(assoc_, DIMSE_NONBLOCKING,
-                                      static_cast<int>(shared_.options.idle_timeout_s),
-                                      &data_pres_id, &stream, nullptr, nullptr);
-    if (cond.bad()) return cond;  // nothing is stored: the writer's pending file goes away
-    if (data_pres_id != pres_id) writer.Refuse(kStatusCannotUnderstand, "context mismatch");
-    const InstanceOutcome outcome = writer.Finish();
-    const std::string what = UidName(instance.sop_class_uid.c_str()) + " (" +
-                             dcmFindNameOfUID(pc.acceptedTransferSyntax, "?") + ", " +
-                             std::to_string(writer.bytes()) + " bytes)";
-    if (outcome.status == 0) {
-      ++(outcome.stored.unchanged ? counts_.unchanged : counts_.stored);
-      Log(std::string(outcome.stored.unchanged ? "unchanged " : "stored ") + what +
-          (outcome.stored.version ? ", version " + std::to_string(outcome.stored.version) : ""));
-    } else {
-      ++counts_.refused;
-      char hex[8];
-      std::snprintf(hex, sizeof(hex), "%04X", outcome.status);
-      Log("refused " + what + " with status 0x" + hex + ": " + outcome.reason);
-    }
-    T_DIMSE_C_StoreRSP response{};
-    response.MessageIDBeingRespondedTo = request.MessageID;
-    OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
-                        sizeof(response.AffectedSOPClassUID));
-    OFStandard::strlcpy(response.AffectedSOPInstanceUID, request.AffectedSOPInstanceUID,
-                        sizeof(response.AffectedSOPInstanceUID));
-    response.DataSetType = DIMSE_DATASET_NULL;
-    response.DimseStatus = outcome.status;
-    response.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
-    T_DIMSE_C_StoreRQ request_copy = request;
-    return DIMSE_sendStoreResponse(assoc_, pres_id, &request_copy, &response, nullptr);
-  }
-
   Shared& shared_;
   T_ASC_Association* assoc_;
   const PeerInfo peer_;
-  Counts counts_;
+  AssociationCounts counts_;
 };
 
 // --- Accepting --------------------------------------------------------------------------------
@@ -684,8 +397,7 @@ void Dispatch(Shared& shared, T_ASC_Association* assoc, PeerInfo peer, std::list
                                ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
                                ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
     (void)ASC_rejectAssociation(assoc, &rej);
-    std::cerr << "medvfs receive: association " << peer.association
-              << " rejected: too many associations at once" << std::endl;
+    LogAssociation(peer, "rejected: too many associations at once");
     shared.sink.RecordRefusal(Refusal{peer, "", 0, "association rejected: too many at once"});
     (void)ASC_dropSCPAssociation(assoc);
     (void)ASC_destroyAssociation(&assoc);
@@ -726,99 +438,6 @@ void AcceptLoop(Shared& shared, T_ASC_Network* net, int listen_fd, int stop_fd) 
 }
 
 }  // namespace
-
-// --- Path templates ---------------------------------------------------------------------------
-
-namespace {
-
-constexpr size_t kMaxComponentBytes = 255;
-
-bool SafeByte(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         std::string_view("._ ^=+-").find(c) != std::string_view::npos;
-}
-
-// One component of a template ("{StudyDate}_{StudyInstanceUID}") into literal and field pieces.
-template <typename Piece>
-Status ParseComponent(std::string_view text, std::vector<Piece>* pieces) {
-  if (text.empty()) return Status::Invalid("the path template has an empty component");
-  if (text.front() == '.') {
-    return Status::Invalid("a path template component must not start with '.'");
-  }
-  size_t at = 0;
-  while (at < text.size()) {
-    if (text[at] == '{') {
-      const size_t end = text.find('}', at);
-      if (end == std::string_view::npos)
-        return Status::Invalid("the path template has an unclosed '{'");
-      std::string keyword(text.substr(at + 1, end - at - 1));
-      DcmTag tag;
-      if (keyword.empty() || DcmTag::findTagFromName(keyword.c_str(), tag).bad() ||
-          keyword != tag.getTagName()) {
-        return Status::Invalid("'" + keyword + "' in the path template is no DICOM keyword");
-      }
-      pieces->push_back(Piece{true, keyword});
-      at = end + 1;
-      continue;
-    }
-    const size_t end = std::min(text.find('{', at), text.size());
-    std::string literal(text.substr(at, end - at));
-    for (char c : literal) {
-      if (!SafeByte(c)) {
-        return Status::Invalid(
-            "the path template may hold only A-Z a-z 0-9 . _ space ^ = + - "
-            "outside its {Keyword} fields");
-      }
-    }
-    pieces->push_back(Piece{false, literal});
-    at = end;
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-StatusOr<PathTemplate> PathTemplate::Parse(std::string_view text) {
-  if (text.empty()) return Status::Invalid("the path template is empty");
-  PathTemplate result;
-  size_t at = 0;
-  while (at <= text.size()) {
-    const size_t end = std::min(text.find('/', at), text.size());
-    std::vector<Piece> pieces;
-    MEDVFS_RETURN_IF_ERROR(ParseComponent(text.substr(at, end - at), &pieces));
-    result.components_.push_back(std::move(pieces));
-    at = end + 1;
-  }
-  return result;
-}
-
-std::vector<std::string> PathTemplate::Expand(const store::DicomTags& tags) const {
-  std::vector<std::string> out;
-  for (const std::vector<Piece>& pieces : components_) {
-    std::string component;
-    for (const Piece& piece : pieces) {
-      if (!piece.field) {
-        component += piece.text;
-        continue;
-      }
-      const store::DicomElement* element = tags.Find(piece.text);
-      component += SanitizeValue(element != nullptr ? element->value : "");
-    }
-    if (component.size() > kMaxComponentBytes) component.resize(kMaxComponentBytes);
-    out.push_back(std::move(component));
-  }
-  return out;
-}
-
-std::string SanitizeValue(std::string_view value) {
-  const size_t first = value.find_first_not_of(' ');
-  if (first == std::string_view::npos) return "UNKNOWN";
-  value = value.substr(first, value.find_last_not_of(' ') - first + 1);
-  std::string out;
-  for (char c : value) out.push_back(SafeByte(c) ? c : '_');
-  if (out.front() == '.') out.front() = '_';
-  return out;
-}
 
 Status RunReceiver(const ReceiverOptions& options, InstanceSink& sink, int stop_fd,
                    const std::function<void(uint16_t port)>& on_listening) {

@@ -5,9 +5,11 @@
 // and stores each received instance bit-preserving: the stored file is a File Meta Information
 // header written for the negotiated transfer syntax, followed by the data set bytes exactly as
 // they came off the wire. Where a file goes is decided by a path template over the instance's
-// top-level tags; how it is written (archive API or a mount) by an InstanceSink.
+// top-level tags; how it is written (archive API or a mount) by an InstanceSink. The DICOM file
+// logic (the meta header, path templates, parsing) is the store's (store/dicom_files.h).
 //
-// DCMTK's dcmnet is used only in dicom_receiver.cc: this header shows no DCMTK type.
+// DCMTK's dcmnet is used only in dicom_receiver.cc (associations) and dicom_dimse.cc (C-ECHO
+// and C-STORE): this header shows no DCMTK type.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/dicom.h"
+#include "store/dicom_files.h"
 #include "store/status.h"
 
 namespace medvfs::tools {
@@ -70,38 +72,6 @@ class InstanceSink {
   virtual void RecordRefusal(const Refusal& refusal) = 0;
 };
 
-// --- Path templates -------------------------------------------------------------------------
-
-// A parsed --path-template: '/'-separated components of literal text and {Keyword} fields.
-class PathTemplate {
- public:
-  // kInvalid (with a message saying what is wrong) for an empty template or component, a
-  // component "." or "..", an unclosed brace, a keyword that is not a DICOM data dictionary
-  // keyword, or literal text with characters outside [A-Za-z0-9._ ^=+-].
-  static store::StatusOr<PathTemplate> Parse(std::string_view text);
-
-  // The path components for an instance's tags; every field value goes through
-  // SanitizeValue, and each component is cut to 255 bytes.
-  std::vector<std::string> Expand(const store::DicomTags& tags) const;
-
- private:
-  struct Piece {
-    bool field = false;
-    std::string text;  // literal text, or the keyword of a field
-  };
-  std::vector<std::vector<Piece>> components_;
-};
-
-// The default template.
-inline constexpr std::string_view kDefaultPathTemplate =
-    "{PatientID}/{StudyDate}_{StudyInstanceUID}/{SeriesNumber}_{SeriesInstanceUID}/"
-    "{SOPInstanceUID}.dcm";
-
-// A tag value made safe as (part of) a file name: leading and trailing spaces trimmed, every
-// byte outside [A-Za-z0-9._ ^=+-] ('/', '\\', NUL, control characters, non-ASCII ...) and a
-// leading '.' replaced by '_'; an empty value becomes "UNKNOWN".
-std::string SanitizeValue(std::string_view value);
-
 // --- The receiver -----------------------------------------------------------------------------
 
 struct ReceiverOptions {
@@ -110,7 +80,7 @@ struct ReceiverOptions {
   uint16_t port = 0;                       // 0: any free port (see on_listening)
   std::vector<std::string> allowed_aets;   // empty: any calling AE title
   std::vector<std::string> allowed_hosts;  // names or IPv4 addresses; empty: any host
-  PathTemplate path_template;
+  store::PathTemplate path_template;
   uint32_t max_associations = 8;  // associations served at once; more are rejected (transient)
   uint32_t idle_timeout_s = 60;   // an association silent this long is aborted
 };

@@ -79,7 +79,7 @@ class Receiver {
   fs::path log_;
 };
 
-// A value as the receiver puts it into a path (see SanitizeValue).
+// A value as the receiver puts it into a path (see store::SanitizePathValue).
 std::string Sanitize(std::string value) {
   const size_t first = value.find_first_not_of(' ');
   if (first == std::string::npos) return "UNKNOWN";
