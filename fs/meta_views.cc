@@ -1,5 +1,5 @@
 // The metadata views of files: DIR/.meta/NAME/ (the current version) and
-// DIR/@version/NAME/.meta/vN/ (version N), with dicom.json, tags/, sha256, note and
+// DIR/@version/NAME/.meta/vN/ (version N), with dicom.json, tags/, tags.tsv, sha256, note and
 // versions.tsv (and, for version N, `diff` against the version before); and the writable
 // `note` files.
 #include <sys/stat.h>
@@ -14,6 +14,7 @@
 #include <tuple>
 
 #include "fs/view_detail.h"
+#include "store/dicom_files.h"
 #include "store/diff.h"
 #include "store/views.h"
 
@@ -191,6 +192,9 @@ StatusOr<ViewEntry> ResolveInFileMeta(Archive& archive, const ViewDescriptor& pa
   } else if (name == kTagsDirName) {
     kind = ViewKind::kTagsDir;
     needs_tags = true;
+  } else if (name == kTagsTsvName) {
+    kind = ViewKind::kTagsTsv;
+    needs_tags = true;
   } else if (name == kDiffName && parent.version != 0) {
     kind = ViewKind::kDiffFile;
   } else {
@@ -218,6 +222,7 @@ StatusOr<std::vector<ViewEntry>> ListFileMeta(Archive& archive, const ViewDescri
     out.push_back(MakeEntry(std::string(kSha256Name), ChildOf(view, ViewKind::kSha256File)));
     if (version->has_dicom_tags) {
       out.push_back(MakeEntry(std::string(kTagsDirName), ChildOf(view, ViewKind::kTagsDir)));
+      out.push_back(MakeEntry(std::string(kTagsTsvName), ChildOf(view, ViewKind::kTagsTsv)));
     }
   }
   if (view.version == 0) {
@@ -431,6 +436,7 @@ bool IsMetaKind(ViewKind kind) {
     case ViewKind::kFileMeta:
     case ViewKind::kTagsDir:
     case ViewKind::kTagFile:
+    case ViewKind::kTagsTsv:
     case ViewKind::kDicomJson:
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:
@@ -530,6 +536,10 @@ StatusOr<std::string> MetaFileContent(Archive& archive, const ViewDescriptor& vi
       const store::DicomElement* element = tags.Find(view.keyword);
       if (element == nullptr) return NotFound();
       return element->value + "\n";
+    }
+    case ViewKind::kTagsTsv: {
+      MEDVFS_ASSIGN_OR_RETURN(store::DicomTags tags, TagsOf(archive, view, version));
+      return store::FormatTagsTsv(tags.elements);
     }
     default:
       return Status::Invalid("not a metadata file");

@@ -159,6 +159,9 @@ AuditEvent ViewReadEvent(Filesystem& fs, fuse_ino_t node, const ViewDescriptor& 
     case ViewKind::kDicomJson:
       event.detail = std::string(kDicomJsonName);
       break;
+    case ViewKind::kTagsTsv:
+      event.detail = std::string(kTagsTsvName);
+      break;
     case ViewKind::kSha256File:
       event.detail = std::string(kSha256Name);
       break;

@@ -40,7 +40,8 @@ store::StatusOr<ViewEntry> ResolveInMeta(store::Archive& archive, const ViewDesc
 store::StatusOr<std::vector<ViewEntry>> ListMeta(store::Archive& archive,
                                                  const ViewDescriptor& view);
 // The content of a generated metadata file (kDicomJson, kSha256File, kNoteFile, kTagFile,
-// kDiffFile). `cancelled`: see OpenViewFile (a deferred digest is computed for kSha256File).
+// kTagsTsv, kDiffFile). `cancelled`: see OpenViewFile (a deferred digest is computed for
+// kSha256File).
 store::StatusOr<std::string> MetaFileContent(store::Archive& archive, const ViewDescriptor& view,
                                              const std::function<bool()>& cancelled = {});
 bool IsMetaKind(ViewKind kind);

@@ -136,6 +136,7 @@ uint32_t TypeOf(const ViewDescriptor& view) {
     case ViewKind::kVersionFile:
     case ViewKind::kVersionsTsv:
     case ViewKind::kTagFile:
+    case ViewKind::kTagsTsv:
     case ViewKind::kDicomJson:
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:
@@ -469,6 +470,7 @@ StatusOr<std::unique_ptr<store::FileHandle>> OpenViewFile(Archive& archive,
           new StringFileHandle(ino, store::FormatVersionsTsv(versions)));
     }
     case ViewKind::kTagFile:
+    case ViewKind::kTagsTsv:
     case ViewKind::kDicomJson:
     case ViewKind::kSha256File:
     case ViewKind::kNoteFile:

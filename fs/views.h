@@ -49,6 +49,7 @@ inline constexpr std::string_view kAnonDirName = "@anon";
 // Entries of a metadata directory (DIR/.meta/NAME, DIR/@version/NAME/.meta/vN).
 inline constexpr std::string_view kDicomJsonName = "dicom.json";
 inline constexpr std::string_view kTagsDirName = "tags";
+inline constexpr std::string_view kTagsTsvName = "tags.tsv";
 inline constexpr std::string_view kSha256Name = "sha256";
 inline constexpr std::string_view kNoteName = "note";
 // In DIR/@version/NAME/.meta/vN only: vN compared with the version before it (medvfs diff).
@@ -96,6 +97,8 @@ enum class ViewKind : uint8_t {
   kAnonRoot,  // /@anon
   kAnonDir,   // /@anon/<pseudonym>, .../<study>, .../<series>
   kAnonFile,  // a live DICOM file de-identified: `ino`, `history`, `version` (fixed at lookup)
+  // .../tags.tsv (fs/meta_views.cc): every top-level DICOM element, store::FormatTagsTsv.
+  kTagsTsv,
 };
 
 struct ViewDescriptor {

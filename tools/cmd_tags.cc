@@ -1,12 +1,12 @@
 // medvfs tags PATH [--version N] [--json]: the DICOM tags of a version, as a table (one line per
-// top-level element) or in the DICOM JSON model. See tools/tag_table.h for how the table is
-// rebuilt from a mount's views.
+// top-level element) or in the DICOM JSON model. Through a mount, the table comes from the
+// version's `tags.tsv` view and the JSON from its `dicom.json`: what the archive knows, as on an
+// unmounted archive.
 #include <cerrno>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -44,34 +44,21 @@ void PrintJson(const std::string& json) {
   std::cout << parsed.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
 }
 
-// The `tags/` files of a metadata directory, in listing order; none if it cannot be listed.
-std::vector<KeywordFile> ReadKeywordFiles(const std::filesystem::path& dir) {
-  std::vector<KeywordFile> files;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    KeywordFile file;
-    file.keyword = it->path().filename().string();
-    if (ReadSmallFile(it->path(), &file.value) == 0) files.push_back(std::move(file));
-  }
-  return files;
-}
-
 void TagsThroughMount(const TagsArgs& args, const FileTarget& target) {
   const std::filesystem::path meta = MetaDirThroughMount(target, args.version);
-  std::string json;
-  int err = ReadSmallFile(meta / "dicom.json", &json);
+  std::string text;
+  int err = ReadSmallFile(meta / (args.json ? "dicom.json" : "tags.tsv"), &text);
   if (err == ENOENT) FailNoTags(target, ExplainMissingMeta(target, args.version).number);
   if (err != 0) FailErrno(err, "cannot read the tags of " + target.display);
   if (args.json) {
-    PrintJson(json);
+    PrintJson(text);
     return;
   }
-  store::StatusOr<std::vector<store::DicomElement>> elements = ElementsFromDicomJson(json);
+  store::StatusOr<std::vector<store::DicomElement>> elements = store::ParseTagsTsv(text);
   if (!elements.ok()) {
     Fail("the mount returned tags that cannot be read (" + elements.status().message() + ")",
          "use the same medvfs version for the mount and the command line");
   }
-  AssignKeywords(ReadKeywordFiles(meta / "tags"), &*elements);
   std::cout << FormatTagTable(*elements) << std::flush;
 }
 

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/archive.h"
+#include "store/dicom_files.h"
 #include "store/views.h"
 #include "tests/fs/as_user.h"
 #include "tests/fs/mount_fixture.h"
@@ -97,8 +98,23 @@ TEST_F(MetaTest, TagsAreFilesThatMatchDcmdump) {
     const nlohmann::json json = nlohmann::json::parse(ReadFile(P(meta + "/dicom.json")));
     ASSERT_TRUE(json.is_object());
     EXPECT_EQ(json["00100020"]["Value"][0], Dcmdump("PatientID", kSamples / sample));
-    EXPECT_EQ(ListDir(P(meta)),
-              (std::vector<std::string>{"dicom.json", "note", "sha256", "tags", "versions.tsv"}));
+    EXPECT_EQ(ListDir(P(meta)), (std::vector<std::string>{"dicom.json", "note", "sha256", "tags",
+                                                          "tags.tsv", "versions.tsv"}));
+    // tags.tsv: every element with its tag, VR, keyword and value, as tags/ and dcmdump say.
+    const std::string tsv = ReadFile(P(meta + "/tags.tsv"));
+    auto rows = store::ParseTagsTsv(tsv);
+    ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+    for (const std::string keyword : {"PatientID", "PatientName", "StudyDate", "Modality",
+                                      "StudyInstanceUID", "SOPInstanceUID"}) {
+      auto row = std::find_if(rows->begin(), rows->end(),
+                              [&](const store::DicomElement& e) { return e.keyword == keyword; });
+      ASSERT_NE(row, rows->end()) << keyword;
+      EXPECT_EQ(row->value, Dcmdump(keyword, kSamples / sample)) << keyword;
+    }
+    struct stat tsv_stat {};
+    ASSERT_EQ(stat(P(meta + "/tags.tsv").c_str(), &tsv_stat), 0);
+    EXPECT_EQ(static_cast<size_t>(tsv_stat.st_size), tsv.size());
+    EXPECT_EQ(WriteFile(P(meta + "/tags.tsv"), "x"), EROFS);
     const std::vector<std::string> tags = ListDir(P(meta + "/tags"));
     EXPECT_NE(std::find(tags.begin(), tags.end(), "PatientName"), tags.end());
     // stat's size is the content's, so that cat and cp read it whole.

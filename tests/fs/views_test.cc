@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/file_xattrs.h"
+#include "store/dicom_files.h"
 #include "store/views.h"
 #include "tests/store/test_util.h"
 
@@ -418,7 +419,14 @@ TEST_F(MetaViewsTest, DicomFileShowsItsTags) {
   Save(dir, "slice1.dcm", ct_);
   const ViewDescriptor meta = LiveMetaRootOf(dir);
   EXPECT_EQ(ListPath(meta, "slice1.dcm"),
-            (std::vector<std::string>{"dicom.json", "note", "sha256", "tags", "versions.tsv"}));
+            (std::vector<std::string>{"dicom.json", "note", "sha256", "tags", "tags.tsv",
+                                      "versions.tsv"}));
+  // tags.tsv: every element as the archive has it, keywords included (issue 18).
+  ASSERT_OK_AND_ASSIGN(store::DicomTags stored,
+                       archive_->GetTags(Resolve(meta, "slice1.dcm").view.history, 1));
+  EXPECT_EQ(ReadPath(meta, "slice1.dcm/tags.tsv"), store::FormatTagsTsv(stored.elements));
+  EXPECT_THAT(ReadPath(meta, "slice1.dcm/tags.tsv"),
+              ::testing::HasSubstr("\n(0010,0020)\tLO\tPatientID\t1CT1\n"));
   EXPECT_EQ(ReadPath(meta, "slice1.dcm/tags/PatientID"), "1CT1\n");
   EXPECT_EQ(ReadPath(meta, "slice1.dcm/tags/PatientName"), "CompressedSamples^CT1\n");
   EXPECT_EQ(ReadPath(meta, "slice1.dcm/tags/Modality"), "CT\n");
@@ -451,7 +459,7 @@ TEST_F(MetaViewsTest, EachVersionKeepsItsOwnTags) {
   EXPECT_EQ(ListPath(history.view, ".meta"),
             (std::vector<std::string>{"versions.tsv", "v1", "v2"}));
   EXPECT_EQ(ListPath(history.view, ".meta/v1"),
-            (std::vector<std::string>{"dicom.json", "diff", "note", "sha256", "tags"}));
+            (std::vector<std::string>{"dicom.json", "diff", "note", "sha256", "tags", "tags.tsv"}));
   EXPECT_EQ(ReadPath(history.view, ".meta/v1/tags/PatientName"), "CompressedSamples^CT1\n");
   // The diff of v2 names the one tag the save changed.
   EXPECT_THAT(ReadPath(history.view, ".meta/v2/diff"),

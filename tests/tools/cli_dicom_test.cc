@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/dicom.h"
+#include "store/dicom/dicom.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {
@@ -227,6 +227,8 @@ TEST_F(CliDicomMountTest, TagsAndTraceabilityThroughTheMount) {
   Unmount();
   RunResult archive_table = Medvfs({"tags", InArchive("/ct/scan.dcm"), "--version", "1"});
   ASSERT_EQ(archive_table.exit_code, 0) << archive_table.err;
+  // Issue 18: the mount's tags.tsv holds the archive's own elements: the same table, to the byte.
+  EXPECT_EQ(first.out, archive_table.out);
   std::map<std::string, TagLine> archive_rows = ParseTagTable(archive_table.out);
   for (const auto& [tag, row] : ParseTagTable(first.out)) {
     ASSERT_TRUE(archive_rows.count(tag)) << tag;
@@ -265,8 +267,8 @@ std::map<std::string, std::string> DcmdumpKeywords(const std::filesystem::path& 
 // Issue 17: through a mount, `medvfs tags` named (0008,0016) and (0008,0018) after the meta
 // header's MediaStorageSOP* elements for these two files, and a data set without a Part 10
 // header (rtstruct.dcm; the two ExplVR_*NoMeta files) had no tags at all. Through the mount and
-// on the unmounted archive, the tables are equal row for row (values too, wherever the element
-// has a keyword), and every keyword is dcmdump's.
+// on the unmounted archive, the tables are equal (byte for byte since issue 18: the mount's
+// tags.tsv), and every keyword is dcmdump's.
 TEST_F(CliDicomMountTest, TagsThroughTheMountEqualTheUnmountedArchiveAndDcmdump) {
   const std::vector<std::string> samples = {"GDCMJ2K_TextGBR.dcm",
                                             "image_dfl.dcm",
@@ -314,6 +316,8 @@ TEST_F(CliDicomMountTest, TagsThroughTheMountEqualTheUnmountedArchiveAndDcmdump)
     SCOPED_TRACE(name);
     RunResult table = Medvfs({"tags", InArchive("/s/" + name)});
     ASSERT_EQ(table.exit_code, 0) << table.err;
+    // Issue 18: private elements and values included, the tables are equal to the byte.
+    EXPECT_EQ(through_mount[name], table.out);
     const std::map<std::string, TagLine> archive_rows = ParseTagTable(table.out);
     const std::map<std::string, TagLine> mount_rows = ParseTagTable(through_mount[name]);
     std::set<std::string> archive_tags, mount_tags;
