@@ -26,7 +26,8 @@ BASE = {"store/status.h", "store/status.cc", "store/log.h", "store/log.cc", "sto
         "store/bytes.cc", "store/file_util.h"}
 # Each public header, with the layer that implements it.
 PUBLIC = {"store/keys.h": "crypto", "store/archive.h": "archive", "store/audit.h": "archive",
-          "store/verify.h": "archive", "store/views.h": "archive", "store/diff.h": "archive"}
+          "store/verify.h": "archive", "store/views.h": "archive", "store/diff.h": "archive",
+          "store/dicom_files.h": "dicom"}
 ALLOWED = {
     "base": {"base"},
     "crypto": {"base", "crypto"},
