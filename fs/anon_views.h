@@ -31,7 +31,6 @@
 
 #include "fs/views.h"
 #include "store/archive.h"
-#include "store/deid.h"
 #include "store/status.h"
 
 namespace medvfs::fs {

@@ -29,14 +29,10 @@
 #include <vector>
 
 #include "store/audit.h"
-#include "store/deid.h"
-#include "store/dicom.h"
+#include "store/dicom/deid.h"
+#include "store/dicom/dicom.h"
 #include "store/keys.h"
 #include "store/status.h"
-
-namespace rocksdb {
-class Env;
-}  // namespace rocksdb
 
 namespace medvfs::store {
 
@@ -236,9 +232,6 @@ struct ArchiveOptions {
   // its current version, and nothing at all once it is deleted (see medvfs-views(7)).
   // Default: DefaultScratchPatterns().
   std::vector<std::string> scratch_patterns = DefaultScratchPatterns();
-  // For fault-injection tests only: the environment RocksDB does its file I/O through (see
-  // KvOpenOptions::env). Default: null, the real file system.
-  rocksdb::Env* storage_env = nullptr;
 };
 
 // --- Backups (see Archive::Backup and RestoreBackup) ---

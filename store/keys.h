@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <string>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/status.h"
 
 namespace medvfs::store {

@@ -8,7 +8,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/crypto.h"
 #include "store/views.h"
 #include "tools/archive_commands.h"
 #include "tools/cli_error.h"

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/crypto.h"
+#include "store/bytes.h"
 #include "store/log.h"
 
 namespace medvfs::tools {

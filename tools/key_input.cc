@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "store/crypto.h"
+#include "store/bytes.h"
 
 namespace medvfs::tools {
 namespace {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 
 namespace medvfs::store {
 namespace {

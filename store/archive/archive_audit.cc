@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 #include "store/log.h"
 
 namespace medvfs::store {

@@ -19,7 +19,7 @@
 #include <charconv>
 #include <system_error>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 #include "store/file_util.h"
 #include "store/log.h"
 

@@ -2,8 +2,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "store/archive_impl.h"
-#include "store/chunk_settle.h"
+#include "store/archive/archive_impl.h"
+#include "store/engine/chunk_settle.h"
 #include "store/log.h"
 
 namespace medvfs::store {

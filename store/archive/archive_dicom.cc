@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <set>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 #include "store/log.h"
 
 namespace medvfs::store {

@@ -1,7 +1,7 @@
 // Deferred version digests: a commit of content that is mostly hole leaves its SHA-256 to be
 // computed on request (VersionInfo::sha256_deferred), and equality of such contents is
 // decided by comparing their stored bytes, never by hashing zeros nobody wrote.
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 #include "store/log.h"
 
 namespace medvfs::store {

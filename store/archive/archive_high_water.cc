@@ -11,10 +11,10 @@
 #include <sstream>
 #include <system_error>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
+#include "store/crypto/subkeys.h"
 #include "store/file_util.h"
 #include "store/log.h"
-#include "store/subkeys.h"
 
 namespace medvfs::store {
 namespace {
@@ -282,8 +282,8 @@ Status ArchiveImpl::RecordAcceptedRecordDamage() {
       added = true;
     }
   });
-  std::string sealed(1, static_cast<char>(kSealedRecordFormat));
-  MEDVFS_RETURN_IF_ERROR(Seal(meta_key_, kStateDigestKey, EncodeStateDigest(digest), &sealed));
+  std::string sealed;
+  MEDVFS_RETURN_IF_ERROR(SealRecord(meta_key_, kStateDigestKey, EncodeStateDigest(digest), &sealed));
   batch.Put(Family::kMeta, kStateDigestKey, sealed);
   accepted_record_damage_.reset();
   return kv_->Write(batch, /*sync=*/true);

@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 
 namespace medvfs::store {
 namespace {

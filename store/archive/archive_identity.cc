@@ -12,7 +12,7 @@
 #include <fnmatch.h>
 #include <sys/stat.h>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 
 namespace medvfs::store {
 

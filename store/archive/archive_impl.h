@@ -22,12 +22,13 @@
 #include <unordered_map>
 
 #include "store/archive.h"
-#include "store/audit_chain.h"
-#include "store/chunk_store.h"
-#include "store/content.h"
-#include "store/kv_store.h"
-#include "store/records.h"
-#include "store/state_digest.h"
+#include "store/archive/audit_chain.h"
+#include "store/archive/records.h"
+#include "store/archive/state_digest.h"
+#include "store/crypto/sealed_record.h"
+#include "store/engine/chunk_store.h"
+#include "store/engine/content.h"
+#include "store/engine/kv_store.h"
 
 namespace medvfs::store {
 
@@ -136,15 +137,12 @@ class ArchiveImpl final : public Archive {
   Status GetRecord(std::string_view key, Record* record) const;
   template <typename Record>
   void PutRecord(KvBatch& batch, std::string_view key, const Record& record) const;
-  std::string Unsealed(std::string_view key, std::string_view value, Status* status) const;
+  // kCorruption for a record that did not open (logged by kind, never by content).
+  Status RecordFaultStatus(std::string_view key, RecordFault fault) const;
   // Opens and decodes one sealed record read from `key`.
   template <typename Record>
   Status OpenRecord(std::string_view key, std::string_view value, Record* record) const {
-    Status status;
-    std::string plain = Unsealed(key, value, &status);
-    if (status.ok()) status = Decode(plain, record);
-    Wipe(plain.data(), plain.size());
-    return status;
+    return RecordFaultStatus(key, OpenSealedRecord(meta_key_, key, value, record));
   }
   // Calls visit(key, record) for every record whose key starts with prefix (in key order, or
   // backwards with `reverse`) until visit returns false. Fails on the first record that does

@@ -9,15 +9,15 @@
 #include <optional>
 #include <system_error>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
+#include "store/archive/archive_testing.h"
+#include "store/archive/state_digest.h"
+#include "store/crypto/subkeys.h"
 #include "store/log.h"
-#include "store/state_digest.h"
-#include "store/subkeys.h"
 
 namespace medvfs::store {
 namespace {
 
-constexpr uint32_t kSchemaVersion = 1;
 
 std::filesystem::path KeySlotPath(const std::filesystem::path& dir) {
   return dir / kKeySlotFileName;
@@ -45,22 +45,6 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-std::string_view OperationName(Operation op) {
-  switch (op) {
-    case Operation::kWrite:
-      return "write";
-    case Operation::kRenameOver:
-      return "rename-over";
-    case Operation::kTruncate:
-      return "truncate";
-    case Operation::kRestore:
-      return "restore";
-    case Operation::kDeleteMarker:
-      return "delete";
-  }
-  return "unknown";
-}
-
 bool Archive::Exists(const std::filesystem::path& dir) {
   std::error_code ec;
   return std::filesystem::exists(KeySlotPath(dir), ec);
@@ -69,6 +53,19 @@ bool Archive::Exists(const std::filesystem::path& dir) {
 StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& dir,
                                                    const KeySource& key,
                                                    const ArchiveOptions& options) {
+  return CreateArchiveWithEnv(dir, key, options, nullptr);
+}
+
+StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& dir,
+                                                 const KeySource& key,
+                                                 const ArchiveOptions& options) {
+  return OpenArchiveWithEnv(dir, key, options, nullptr);
+}
+
+StatusOr<std::unique_ptr<Archive>> CreateArchiveWithEnv(const std::filesystem::path& dir,
+                                                        const KeySource& key,
+                                                        const ArchiveOptions& options,
+                                                        rocksdb::Env* storage_env) {
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) {
     if (!std::filesystem::is_directory(dir, ec)) {
@@ -94,7 +91,7 @@ StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& 
   MEDVFS_RETURN_IF_ERROR(CreateKeySlot(KeySlotPath(dir), key, options.kdf, archive_id, &data_key));
   KvOpenOptions kv_options;
   kv_options.create = true;
-  kv_options.env = options.storage_env;
+  kv_options.env = storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
   Caller creator;
@@ -106,7 +103,8 @@ StatusOr<std::unique_ptr<Archive>> Archive::Create(const std::filesystem::path& 
 }
 
 Status Archive::CheckKey(const std::filesystem::path& dir, const KeySource& key) {
-  if (!Exists(dir)) return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
+  if (!Archive::Exists(dir))
+    return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
   SecretKey data_key;
   std::string archive_id;
   Status unlocked = UnlockKeySlot(KeySlotPath(dir), key, &data_key, &archive_id);
@@ -114,14 +112,16 @@ Status Archive::CheckKey(const std::filesystem::path& dir, const KeySource& key)
   return unlocked;
 }
 
-StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& dir,
-                                                 const KeySource& key,
-                                                 const ArchiveOptions& options) {
+StatusOr<std::unique_ptr<Archive>> OpenArchiveWithEnv(const std::filesystem::path& dir,
+                                                      const KeySource& key,
+                                                      const ArchiveOptions& options,
+                                                      rocksdb::Env* storage_env) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
     return Status::NotFound("no archive at that path");
   }
-  if (!Exists(dir)) return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
+  if (!Archive::Exists(dir))
+    return Status::NotFound("the directory is not a medvfs archive (no keyslot)");
   // The key is checked before the database is touched, so a wrong key writes nothing there;
   // it is only noted in the plaintext failed-unlocks file, for the audit log's next open.
   SecretKey data_key;
@@ -134,7 +134,7 @@ StatusOr<std::unique_ptr<Archive>> Archive::Open(const std::filesystem::path& di
   KvOpenOptions kv_options;
   kv_options.read_only = options.no_writes;
   kv_options.accept_wal_damage = options.accept_wal_damage;
-  kv_options.env = options.storage_env;
+  kv_options.env = storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
   MEDVFS_RETURN_IF_ERROR(archive->Load());
@@ -179,19 +179,20 @@ ArchiveImpl::~ArchiveImpl() {
   RaiseHighWater();
 }
 
-std::string ArchiveImpl::Unsealed(std::string_view key, std::string_view value,
-                                  Status* status) const {
-  std::string plain;
-  if (value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat) {
-    *status = Status::Corruption("a record has an unknown format");
-    return plain;
+Status ArchiveImpl::RecordFaultStatus(std::string_view key, RecordFault fault) const {
+  switch (fault) {
+    case RecordFault::kNone:
+      return Status::Ok();
+    case RecordFault::kUnknownFormat:
+      return Status::Corruption("a record has an unknown format");
+    case RecordFault::kAuthentication:
+      MEDVFS_LOG_ERROR("a record (kind %c) failed authentication (altered or damaged)",
+                       key.empty() ? '?' : key[0]);
+      return Status::Corruption("a record failed authentication");
+    case RecordFault::kDecode:
+      return Status::Corruption("a record does not decode");
   }
-  *status = Unseal(meta_key_, key, value.substr(1), &plain);
-  if (!status->ok()) {
-    MEDVFS_LOG_ERROR("a record (kind %c) failed authentication (altered or damaged)", key[0]);
-    *status = Status::Corruption("a record failed authentication");
-  }
-  return plain;
+  return Status::Corruption("a record does not open");
 }
 
 template <typename Record>
@@ -204,10 +205,10 @@ Status ArchiveImpl::GetRecord(std::string_view key, Record* record) const {
 template <typename Record>
 void ArchiveImpl::PutRecord(KvBatch& batch, std::string_view key, const Record& record) const {
   std::string plain = Encode(record);
-  std::string value(1, static_cast<char>(kSealedRecordFormat));
+  std::string value;
   Status sealed = failing_seals_for_testing.load() > 0 && failing_seals_for_testing-- > 0
                       ? Status::IoError("sealing failed (injected by a test)")
-                      : Seal(meta_key_, key, plain, &value);
+                      : SealRecord(meta_key_, key, plain, &value);
   Wipe(plain.data(), plain.size());
   if (!sealed.ok()) {
     // Sealing fails only when OpenSSL cannot allocate; storing the bare format byte instead
@@ -344,15 +345,14 @@ namespace {
 // fails authentication" or "... does not decode") otherwise.
 Status OpenStateDigestRecord(const SecretKey& meta_key, std::string_view value,
                              StateDigest* digest) {
-  std::string plain;
-  const Status opened = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
-                            ? Status::Corruption("")
-                            : Unseal(meta_key, kStateDigestKey, value.substr(1), &plain);
-  const bool decoded = opened.ok() && DecodeStateDigest(plain, digest);
-  Wipe(plain.data(), plain.size());
-  if (!opened.ok()) return Status::Corruption("state digest record fails authentication");
-  if (!decoded) return Status::Corruption("state digest record does not decode");
-  return Status::Ok();
+  switch (OpenSealedRecord(meta_key, kStateDigestKey, value, digest, DecodeStateDigest)) {
+    case RecordFault::kNone:
+      return Status::Ok();
+    case RecordFault::kDecode:
+      return Status::Corruption("state digest record does not decode");
+    default:
+      return Status::Corruption("state digest record fails authentication");
+  }
 }
 
 // One scan per covered kind, so that the audit log (most of the records) is never read.
@@ -416,8 +416,8 @@ Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& bat
     }
   });
   MEDVFS_RETURN_IF_ERROR(failed);
-  std::string sealed(1, static_cast<char>(kSealedRecordFormat));
-  MEDVFS_RETURN_IF_ERROR(Seal(meta_key, kStateDigestKey, EncodeStateDigest(digest), &sealed));
+  std::string sealed;
+  MEDVFS_RETURN_IF_ERROR(SealRecord(meta_key, kStateDigestKey, EncodeStateDigest(digest), &sealed));
   batch.Put(Family::kMeta, kStateDigestKey, sealed);
   return Status::Ok();
 }

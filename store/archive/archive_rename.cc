@@ -3,7 +3,7 @@
 #include <linux/fs.h>
 #include <sys/stat.h>
 
-#include "store/archive_impl.h"
+#include "store/archive/archive_impl.h"
 
 namespace medvfs::store {
 

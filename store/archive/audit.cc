@@ -7,7 +7,7 @@
 #include <cstring>
 #include <utility>
 
-#include "store/audit_chain.h"
+#include "store/archive/audit_chain.h"
 
 namespace medvfs::store {
 namespace {

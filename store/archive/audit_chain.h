@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "store/audit.h"
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/status.h"
 
 namespace medvfs::store {

@@ -13,10 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/chunker.h"
-#include "store/crypto.h"
-#include "store/dicom.h"
-#include "store/diff_internal.h"
+#include "store/crypto/crypto.h"
+#include "store/dicom/dicom.h"
+#include "store/dicom/diff_internal.h"
+#include "store/engine/chunker.h"
 #include "store/views.h"
 
 namespace medvfs::store {
@@ -269,18 +269,6 @@ StatusOr<DiffResult> DiffVersions(const DiffSide& a, const DiffSide& b,
                   both_dicom ? &diff_internal::DecodeDicomPixels : &diff_internal::DecodePicture,
                   options, &result);
   return result;
-}
-
-std::string TagChangeName(TagChange change) {
-  switch (change) {
-    case TagChange::kAdded:
-      return "added";
-    case TagChange::kRemoved:
-      return "removed";
-    case TagChange::kChanged:
-      return "changed";
-  }
-  return "changed";
 }
 
 // ---- Text ----

@@ -1,142 +1,8 @@
-#include "store/records.h"
+#include "store/archive/records.h"
 
 #include <cstring>
 
 namespace medvfs::store {
-namespace {
-
-// Every encoded record starts with this byte; a reader refuses formats it does not know.
-constexpr uint8_t kRecordFormat = 1;
-
-void AppendU64BigEndian(std::string* out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>((v >> shift) & 0xff));
-  }
-}
-
-void AppendU32BigEndian(std::string* out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>((v >> shift) & 0xff));
-  }
-}
-
-class Writer {
- public:
-  Writer() { out_.push_back(static_cast<char>(kRecordFormat)); }
-  Writer& U8(uint8_t v) {
-    out_.push_back(static_cast<char>(v));
-    return *this;
-  }
-  Writer& Varint(uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<char>(v));
-    return *this;
-  }
-  // Zig-zag, so that negative times stay short.
-  Writer& Signed(int64_t v) {
-    return Varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-  }
-  Writer& Bytes(std::string_view s) {
-    Varint(s.size());
-    out_.append(s);
-    return *this;
-  }
-  Writer& Raw(const void* data, size_t n) {
-    out_.append(static_cast<const char*>(data), n);
-    return *this;
-  }
-  std::string Take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {
-    if (in_.empty() || static_cast<uint8_t>(in_[0]) != kRecordFormat) {
-      ok_ = false;
-    } else {
-      in_.remove_prefix(1);
-    }
-  }
-  uint8_t U8() {
-    if (!Need(1)) return 0;
-    uint8_t v = static_cast<uint8_t>(in_[0]);
-    in_.remove_prefix(1);
-    return v;
-  }
-  uint64_t Varint() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (!Need(1)) return 0;
-      uint8_t b = static_cast<uint8_t>(in_[0]);
-      in_.remove_prefix(1);
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return v;
-    }
-    ok_ = false;
-    return 0;
-  }
-  uint32_t U32() {
-    uint64_t v = Varint();
-    if (v > UINT32_MAX) ok_ = false;
-    return static_cast<uint32_t>(v);
-  }
-  int64_t Signed() {
-    uint64_t v = Varint();
-    return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
-  }
-  std::string Bytes() {
-    uint64_t n = Varint();
-    if (!Need(n)) return {};
-    std::string s(in_.substr(0, n));
-    in_.remove_prefix(n);
-    return s;
-  }
-  void Raw(void* out, size_t n) {
-    if (!Need(n)) return;
-    std::memcpy(out, in_.data(), n);
-    in_.remove_prefix(n);
-  }
-  // True when fields remain: fields added to a record later are read only when present, so
-  // records written before them still open.
-  bool HasMore() const { return ok_ && !in_.empty(); }
-  Status Finish(const char* what) const {
-    if (!ok_) return Status::Corruption(std::string("malformed ") + what + " record");
-    return Status::Ok();
-  }
-
- private:
-  bool Need(uint64_t n) {
-    if (!ok_ || in_.size() < n) {
-      ok_ = false;
-      return false;
-    }
-    return true;
-  }
-  std::string_view in_;
-  bool ok_ = true;
-};
-
-std::string PrefixWithU64(char prefix, uint64_t v) {
-  std::string key(1, prefix);
-  AppendU64BigEndian(&key, v);
-  return key;
-}
-
-}  // namespace
-
-uint64_t KeyU64(std::string_view key, size_t pos) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8 && pos + i < key.size(); ++i) {
-    v = (v << 8) | static_cast<uint8_t>(key[pos + i]);
-  }
-  return v;
-}
 
 std::string InodeKey(InodeId ino) { return PrefixWithU64(kInodePrefix, ino); }
 std::string DirentPrefix(InodeId parent) { return PrefixWithU64(kDirentPrefix, parent); }
@@ -205,12 +71,6 @@ std::string PatientKey(std::string_view patient_hash, std::string_view study_has
   return key;
 }
 std::string IndexedKey(InodeId ino) { return PrefixWithU64(kIndexedPrefix, ino); }
-std::string ChunkIndexKey(const ChunkId& id) {
-  std::string key(1, kChunkIndexPrefix);
-  key.append(reinterpret_cast<const char*>(id.data()), id.size());
-  return key;
-}
-std::string AuditKey(uint64_t seq) { return PrefixWithU64(kAuditPrefix, seq); }
 std::string MetaEventPrefix(HistoryId history) { return PrefixWithU64(kMetaEventPrefix, history); }
 std::string MetaEventKey(HistoryId history, uint64_t seq) {
   std::string key = MetaEventPrefix(history);
@@ -219,7 +79,7 @@ std::string MetaEventKey(HistoryId history, uint64_t seq) {
 }
 
 std::string Encode(const SuperRecord& r) {
-  return Writer()
+  return RecordWriter()
       .Varint(r.schema)
       .Varint(r.next_inode)
       .Varint(r.next_history)
@@ -228,7 +88,7 @@ std::string Encode(const SuperRecord& r) {
       .Take();
 }
 Status Decode(std::string_view in, SuperRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->schema = rd.U32();
   r->next_inode = rd.Varint();
   r->next_history = rd.Varint();
@@ -238,16 +98,16 @@ Status Decode(std::string_view in, SuperRecord* r) {
 }
 
 std::string Encode(const VersionDigestRecord& r) {
-  return Writer().Raw(r.sha256.data(), r.sha256.size()).Take();
+  return RecordWriter().Raw(r.sha256.data(), r.sha256.size()).Take();
 }
 Status Decode(std::string_view in, VersionDigestRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   rd.Raw(r->sha256.data(), r->sha256.size());
   return rd.Finish("version digest");
 }
 
 std::string Encode(const InodeRecord& r) {
-  Writer w;
+  RecordWriter w;
   w.Varint(r.mode).Varint(r.uid).Varint(r.gid).Varint(r.nlink).Varint(r.size).Varint(r.rdev);
   w.Signed(r.atime_ns).Signed(r.mtime_ns).Signed(r.ctime_ns);
   w.Varint(r.history).Varint(r.version).Bytes(r.symlink_target);
@@ -257,7 +117,7 @@ std::string Encode(const InodeRecord& r) {
   return w.Take();
 }
 Status Decode(std::string_view in, InodeRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->mode = rd.U32();
   r->uid = rd.U32();
   r->gid = rd.U32();
@@ -283,10 +143,10 @@ Status Decode(std::string_view in, InodeRecord* r) {
 }
 
 std::string Encode(const DirentRecord& r) {
-  return Writer().Bytes(r.name).Varint(r.ino).Varint(r.mode).Take();
+  return RecordWriter().Bytes(r.name).Varint(r.ino).Varint(r.mode).Take();
 }
 Status Decode(std::string_view in, DirentRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->name = rd.Bytes();
   r->ino = rd.Varint();
   r->mode = rd.U32();
@@ -294,7 +154,7 @@ Status Decode(std::string_view in, DirentRecord* r) {
 }
 
 std::string Encode(const NameEventRecord& r) {
-  return Writer()
+  return RecordWriter()
       .Bytes(r.name)
       .Signed(r.time_ns)
       .Varint(r.ino)
@@ -306,7 +166,7 @@ std::string Encode(const NameEventRecord& r) {
       .Take();
 }
 Status Decode(std::string_view in, NameEventRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->name = rd.Bytes();
   r->time_ns = rd.Signed();
   r->ino = rd.Varint();
@@ -319,7 +179,7 @@ Status Decode(std::string_view in, NameEventRecord* r) {
 }
 
 std::string Encode(const HistoryRecord& r) {
-  return Writer()
+  return RecordWriter()
       .Varint(r.last_version)
       .Varint(r.live_ino)
       .Varint(r.last_parent)
@@ -328,7 +188,7 @@ std::string Encode(const HistoryRecord& r) {
       .Take();
 }
 Status Decode(std::string_view in, HistoryRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->last_version = rd.Varint();
   r->live_ino = rd.Varint();
   r->last_parent = rd.Varint();
@@ -341,7 +201,7 @@ Status Decode(std::string_view in, HistoryRecord* r) {
 
 std::string Encode(const VersionRecord& r) {
   const VersionInfo& v = r.info;
-  Writer w;
+  RecordWriter w;
   w.Varint(v.number).Signed(v.time_ns).Varint(v.size).Raw(v.sha256.data(), v.sha256.size());
   w.Varint(v.writer_uid).Varint(v.writer_gid).Varint(v.writer_pid).Bytes(v.program);
   w.U8(static_cast<uint8_t>(v.op)).Bytes(v.note);
@@ -354,7 +214,7 @@ std::string Encode(const VersionRecord& r) {
   return w.Take();
 }
 Status Decode(std::string_view in, VersionRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   VersionInfo& v = r->info;
   v.number = rd.Varint();
   v.time_ns = rd.Signed();
@@ -386,111 +246,8 @@ Status Decode(std::string_view in, VersionRecord* r) {
   return rd.Finish("version");
 }
 
-// An extent group without holes keeps format 1 (so archives without holes stay readable by
-// older binaries): [1][varint n] then n times [32-byte chunk id][varint length]. A group with
-// a hole (an extent whose id is all zeros) is written in format 2: [2][varint n] then entries
-// [varint tag]: tag = length << 1 for a chunk, followed by its 32-byte id; tag = length << 1 | 1
-// for `count` consecutive holes of that length, followed by [varint count].
-namespace {
-constexpr uint8_t kExtentGroupWithHolesFormat = 2;
-bool IsHoleId(const ChunkId& id) {
-  for (uint8_t byte : id) {
-    if (byte != 0) return false;
-  }
-  return true;
-}
-}  // namespace
-
-std::string Encode(const std::vector<Extent>& group) {
-  Writer w;
-  w.Varint(group.size());
-  bool has_holes = false;
-  for (const Extent& e : group) has_holes = has_holes || IsHoleId(e.id);
-  if (!has_holes) {
-    for (const Extent& e : group) w.Raw(e.id.data(), e.id.size()).Varint(e.length);
-    return w.Take();
-  }
-  for (size_t i = 0; i < group.size();) {
-    const Extent& e = group[i];
-    if (!IsHoleId(e.id)) {
-      w.Varint(uint64_t{e.length} << 1).Raw(e.id.data(), e.id.size());
-      ++i;
-      continue;
-    }
-    size_t run = 1;
-    while (i + run < group.size() && IsHoleId(group[i + run].id) &&
-           group[i + run].length == e.length) {
-      ++run;
-    }
-    w.Varint((uint64_t{e.length} << 1) | 1).Varint(run);
-    i += run;
-  }
-  std::string out = w.Take();
-  out[0] = static_cast<char>(kExtentGroupWithHolesFormat);
-  return out;
-}
-
-namespace {
-Status DecodeWithHoles(std::string_view in, std::vector<Extent>* group) {
-  std::string copy(in);
-  copy[0] = static_cast<char>(kRecordFormat);
-  Reader rd(copy);
-  const uint64_t n = rd.Varint();
-  if (n > kExtentsPerGroup) return Status::Corruption("malformed extent group record");
-  group->clear();
-  while (group->size() < n && rd.Finish("extent group").ok()) {
-    const uint64_t tag = rd.Varint();
-    const uint64_t length = tag >> 1;
-    if (length == 0 || length > UINT32_MAX) {
-      return Status::Corruption("malformed extent group record");
-    }
-    if (tag & 1) {
-      const uint64_t count = rd.Varint();
-      if (count == 0 || count > n - group->size()) {
-        return Status::Corruption("malformed extent group record");
-      }
-      group->insert(group->end(), count, Extent{ChunkId{}, static_cast<uint32_t>(length)});
-    } else {
-      Extent e;
-      rd.Raw(e.id.data(), e.id.size());
-      e.length = static_cast<uint32_t>(length);
-      group->push_back(e);
-    }
-  }
-  if (group->size() != n) return Status::Corruption("malformed extent group record");
-  return rd.Finish("extent group");
-}
-}  // namespace
-
-Status Decode(std::string_view in, std::vector<Extent>* group) {
-  if (!in.empty() && static_cast<uint8_t>(in[0]) == kExtentGroupWithHolesFormat) {
-    return DecodeWithHoles(in, group);
-  }
-  Reader rd(in);
-  uint64_t n = rd.Varint();
-  if (n > kExtentsPerGroup) return Status::Corruption("malformed extent group record");
-  group->resize(n);
-  for (auto& e : *group) {
-    rd.Raw(e.id.data(), e.id.size());
-    e.length = rd.U32();
-    // Holes are written in format 2 only: a hole's id here is damage, not a hole.
-    if (IsHoleId(e.id)) return Status::Corruption("malformed extent group record");
-  }
-  return rd.Finish("extent group");
-}
-
-std::string Encode(const ChunkIndexRecord& r) {
-  return Writer().Varint(r.plain_length).Varint(r.stored_length).Take();
-}
-Status Decode(std::string_view in, ChunkIndexRecord* r) {
-  Reader rd(in);
-  r->plain_length = rd.U32();
-  r->stored_length = rd.U32();
-  return rd.Finish("chunk index");
-}
-
 std::string Encode(const MetadataEvent& r) {
-  return Writer()
+  return RecordWriter()
       .Signed(r.time_ns)
       .Bytes(r.what)
       .Varint(r.writer_uid)
@@ -499,7 +256,7 @@ std::string Encode(const MetadataEvent& r) {
       .Take();
 }
 Status Decode(std::string_view in, MetadataEvent* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->time_ns = rd.Signed();
   r->what = rd.Bytes();
   r->writer_uid = rd.U32();
@@ -509,7 +266,7 @@ Status Decode(std::string_view in, MetadataEvent* r) {
 }
 
 std::string Encode(const DicomTags& r) {
-  Writer w;
+  RecordWriter w;
   w.Varint(r.elements.size());
   for (const DicomElement& e : r.elements) {
     w.Varint(e.group).Varint(e.element).Bytes(e.keyword).Bytes(e.vr).Bytes(e.value);
@@ -518,7 +275,7 @@ std::string Encode(const DicomTags& r) {
   return w.Take();
 }
 Status Decode(std::string_view in, DicomTags* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   const uint64_t n = rd.Varint();
   r->elements.clear();
   for (uint64_t i = 0; i < n && rd.Finish("tags").ok(); ++i) {
@@ -535,7 +292,7 @@ Status Decode(std::string_view in, DicomTags* r) {
 }
 
 std::string Encode(const NoteEvent& r) {
-  return Writer()
+  return RecordWriter()
       .Signed(r.time_ns)
       .Bytes(r.text)
       .Varint(r.writer_uid)
@@ -544,7 +301,7 @@ std::string Encode(const NoteEvent& r) {
       .Take();
 }
 Status Decode(std::string_view in, NoteEvent* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->time_ns = rd.Signed();
   r->text = rd.Bytes();
   r->writer_uid = rd.U32();
@@ -554,10 +311,10 @@ Status Decode(std::string_view in, NoteEvent* r) {
 }
 
 std::string Encode(const PatientIndexRecord& r) {
-  return Writer().Bytes(r.patient_id).Bytes(r.study).Take();
+  return RecordWriter().Bytes(r.patient_id).Bytes(r.study).Take();
 }
 Status Decode(std::string_view in, PatientIndexRecord* r) {
-  Reader rd(in);
+  RecordReader rd(in);
   r->patient_id = rd.Bytes();
   r->study = rd.Bytes();
   return rd.Finish("patient index");

@@ -11,40 +11,16 @@
 #include <vector>
 
 #include "store/archive.h"
+#include "store/engine/record_format.h"
 #include "store/status.h"
 
 namespace medvfs::store {
 
-using ChunkId = std::array<uint8_t, 32>;
-
-// Key prefixes of the meta family.
-inline constexpr char kSuperKey[] = "S";        // S -> SuperRecord
-inline constexpr char kInodePrefix = 'I';       // I ino -> InodeRecord
-inline constexpr char kDirentPrefix = 'D';      // D parent namehash -> DirentRecord
-inline constexpr char kNameEventPrefix = 'H';   // H parent namehash seq -> NameEventRecord
-inline constexpr char kHistoryPrefix = 'Y';     // Y history -> HistoryRecord
-inline constexpr char kVersionPrefix = 'V';     // V history number -> VersionRecord
-inline constexpr char kExtentPrefix = 'X';      // X history number group -> ExtentGroup
-inline constexpr char kChunkIndexPrefix = 'K';  // K chunkid -> ChunkIndexRecord
-inline constexpr char kMetaEventPrefix = 'M';   // M history seq -> MetadataEvent
-inline constexpr char kTagsPrefix = 'T';        // T history number -> DicomTags
-inline constexpr char kNotePrefix = 'N';        // N history number seq -> NoteEvent
-inline constexpr char kPatientPrefix = 'P';     // P patienthash studyhash ino -> PatientIndexRecord
-inline constexpr char kIndexedPrefix = 'Q';     // Q ino -> the PatientIndexRecord P holds for ino
-// G history number group -> ExtentGroup of a version dropped from a scratch file's history:
-// its chunks wait for garbage collection (nothing else may reference them any more).
-inline constexpr char kDroppedExtentPrefix = 'G';
-// W history number -> VersionDigestRecord: the SHA-256 of a version whose commit left it to be
-// computed later (VersionInfo::sha256_deferred).
-inline constexpr char kVersionDigestPrefix = 'W';
-inline constexpr char kAuditPrefix = 'A';     // A seq -> AuditRecord (store/audit_chain.h)
-inline constexpr char kAuditHeadKey[] = "L";  // L -> AuditHeadRecord (last seq and chain MAC)
-
-inline constexpr size_t kNameHashSize = 16;
-inline constexpr size_t kExtentsPerGroup = 1024;
+// The schema of the records this medvfs writes and reads (SuperRecord::schema).
+inline constexpr uint32_t kSchemaVersion = 1;
 
 struct SuperRecord {
-  uint32_t schema = 1;
+  uint32_t schema = kSchemaVersion;
   uint64_t next_inode = 2;
   uint64_t next_history = 1;
   uint64_t next_seq = 1;
@@ -109,11 +85,6 @@ struct HistoryRecord {
   bool scratch = false;
 };
 
-struct Extent {
-  ChunkId id{};
-  uint32_t length = 0;
-};
-
 struct VersionRecord {
   VersionInfo info;
   uint64_t extent_count = 0;
@@ -123,11 +94,6 @@ struct VersionRecord {
 struct PatientIndexRecord {
   std::string patient_id;
   std::string study;  // "<StudyDate>_<StudyDescription or StudyInstanceUID>"
-};
-
-struct ChunkIndexRecord {
-  uint32_t plain_length = 0;
-  uint32_t stored_length = 0;
 };
 
 // --- keys ---
@@ -143,7 +109,6 @@ std::string VersionKey(HistoryId history, uint64_t number);
 std::string ExtentPrefix(HistoryId history, uint64_t number);
 std::string ExtentKey(HistoryId history, uint64_t number, uint32_t group);
 std::string DroppedExtentKey(HistoryId history, uint64_t number, uint32_t group);
-std::string ChunkIndexKey(const ChunkId& id);
 std::string MetaEventPrefix(HistoryId history);
 std::string ExtentHistoryPrefix(HistoryId history);
 std::string TagsKey(HistoryId history, uint64_t number);
@@ -157,9 +122,6 @@ std::string PatientKey(std::string_view patient_hash, std::string_view study_has
 std::string PatientPrefix(std::string_view patient_hash, std::string_view study_hash);
 std::string IndexedKey(InodeId ino);
 std::string MetaEventKey(HistoryId history, uint64_t seq);
-std::string AuditKey(uint64_t seq);
-// Big-endian fixed 64-bit integer at `pos` of a key.
-uint64_t KeyU64(std::string_view key, size_t pos);
 
 // --- values ---
 std::string Encode(const SuperRecord& r);
@@ -169,8 +131,6 @@ std::string Encode(const DirentRecord& r);
 std::string Encode(const NameEventRecord& r);
 std::string Encode(const HistoryRecord& r);
 std::string Encode(const VersionRecord& r);
-std::string Encode(const std::vector<Extent>& group);
-std::string Encode(const ChunkIndexRecord& r);
 std::string Encode(const MetadataEvent& r);
 std::string Encode(const DicomTags& r);
 std::string Encode(const NoteEvent& r);
@@ -182,8 +142,6 @@ Status Decode(std::string_view in, DirentRecord* r);
 Status Decode(std::string_view in, NameEventRecord* r);
 Status Decode(std::string_view in, HistoryRecord* r);
 Status Decode(std::string_view in, VersionRecord* r);
-Status Decode(std::string_view in, std::vector<Extent>* group);
-Status Decode(std::string_view in, ChunkIndexRecord* r);
 Status Decode(std::string_view in, MetadataEvent* r);
 Status Decode(std::string_view in, DicomTags* r);
 Status Decode(std::string_view in, NoteEvent* r);

@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 
 namespace medvfs::store {
 

@@ -16,12 +16,13 @@
 #include <utility>
 
 #include "store/archive.h"
-#include "store/chunk_store.h"
-#include "store/crypto.h"
-#include "store/kv_store.h"
-#include "store/records.h"
-#include "store/state_digest.h"
-#include "store/subkeys.h"
+#include "store/archive/records.h"
+#include "store/archive/state_digest.h"
+#include "store/crypto/crypto.h"
+#include "store/crypto/sealed_record.h"
+#include "store/crypto/subkeys.h"
+#include "store/engine/chunk_store.h"
+#include "store/engine/kv_store.h"
 
 namespace medvfs::store {
 namespace {
@@ -166,30 +167,35 @@ class Verifier {
 
   // Opens a sealed record; on failure reports it at `where` and returns false.
   // `noun` names the record in the message ("the version record failed ...").
+  // Reports a record that did not open (store/crypto/sealed_record.h, the opener the archive
+  // uses too) at `where`; true when it opened.
+  bool Opened(RecordFault fault, const std::string& where, std::string_view noun = "record") {
+    switch (fault) {
+      case RecordFault::kNone:
+        return true;
+      case RecordFault::kUnknownFormat:
+        Error(where, "the " + std::string(noun) + " has an unknown format byte");
+        return false;
+      case RecordFault::kAuthentication:
+        Error(where,
+              "the " + std::string(noun) + " failed authentication (altered, damaged or moved)");
+        return false;
+      case RecordFault::kDecode:
+        Error(where, "the " + std::string(noun) + " does not decode");
+        return false;
+    }
+    return false;
+  }
+
   bool OpenSealed(std::string_view key, std::string_view value, const SecretKey& seal,
                   const std::string& where, std::string* plain, std::string_view noun = "record") {
-    if (value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat) {
-      Error(where, "the " + std::string(noun) + " has an unknown format byte");
-      return false;
-    }
-    if (!Unseal(seal, key, value.substr(1), plain).ok()) {
-      Error(where,
-            "the " + std::string(noun) + " failed authentication (altered, damaged or moved)");
-      return false;
-    }
-    return true;
+    return Opened(UnsealRecord(seal, key, value, plain), where, noun);
   }
 
   template <typename Record>
   bool OpenRecord(std::string_view key, std::string_view value, const SecretKey& seal,
                   const std::string& where, Record* record, std::string_view noun = "record") {
-    std::string plain;
-    bool ok = OpenSealed(key, value, seal, where, &plain, noun);
-    if (ok && !Decode(plain, record).ok()) {
-      Error(where, "the " + std::string(noun) + " does not decode");
-      ok = false;
-    }
-    Wipe(plain.data(), plain.size());
+    const bool ok = Opened(OpenSealedRecord(seal, key, value, record), where, noun);
     if (ok) ++report_.records;
     return ok;
   }
@@ -248,15 +254,11 @@ class Verifier {
              "change adds it): records put back from an older copy or deleted cannot be found");
       return;
     }
-    std::string plain;
-    if (!OpenSealed(kStateDigestKey, *stored_digest_, meta_key_, where, &plain,
-                    "state digest record")) {
-      return;
-    }
     StateDigest stored{};
-    const bool decoded = DecodeStateDigest(plain, &stored);
-    Wipe(plain.data(), plain.size());
-    if (!decoded) {
+    const RecordFault fault =
+        OpenSealedRecord(meta_key_, kStateDigestKey, *stored_digest_, &stored, DecodeStateDigest);
+    if (fault != RecordFault::kDecode && !Opened(fault, where, "state digest record")) return;
+    if (fault == RecordFault::kDecode) {
       Error(where, "the state digest record does not decode");
       return;
     }
@@ -277,7 +279,7 @@ class Verifier {
       case 'S': {
         SuperRecord super;
         if (key == kSuperKey && OpenRecord(key, value, meta_key_, "super record", &super)) {
-          if (super.schema != 1) {
+          if (super.schema != kSchemaVersion) {
             Error("super record", "unknown schema " + std::to_string(super.schema));
           }
           keeps_state_digest_ = super.keeps_state_digest;
@@ -316,13 +318,10 @@ class Verifier {
       }
       case kVersionPrefix: {
         // Checked and reported in pass 2; here only the content total for progress.
-        std::string plain;
         VersionRecord version;
-        if (!value.empty() && Unseal(meta_key_, key, value.substr(1), &plain).ok() &&
-            Decode(plain, &version).ok()) {
+        if (OpenSealedRecord(meta_key_, key, value, &version) == RecordFault::kNone) {
           content_total_ += version.info.size;
         }
-        Wipe(plain.data(), plain.size());
         return;
       }
       case kExtentPrefix:
@@ -381,22 +380,18 @@ class Verifier {
   template <typename Record>
   void CheckFileRecord(std::string_view key, std::string_view value, HistoryId history,
                        uint64_t number, const char* what) {
-    std::string plain;
     Record record;
-    Status s = value.empty() || static_cast<uint8_t>(value[0]) != kSealedRecordFormat
-                   ? Status::Corruption("")
-                   : Unseal(meta_key_, key, value.substr(1), &plain);
-    if (!s.ok()) {
+    const RecordFault fault = OpenSealedRecord(meta_key_, key, value, &record);
+    if (fault == RecordFault::kUnknownFormat || fault == RecordFault::kAuthentication) {
       deferred_.push_back({history, number,
                            std::string("the ") + what +
                                " record failed authentication (altered, damaged or moved)"});
-    } else if (!Decode(plain, &record).ok()) {
+    } else if (fault == RecordFault::kDecode) {
       deferred_.push_back(
           {history, number, std::string("the ") + what + " record does not decode"});
     } else {
       ++report_.records;
     }
-    Wipe(plain.data(), plain.size());
   }
 
   void CheckUnknownRecord(std::string_view key, std::string_view value) {
@@ -408,8 +403,9 @@ class Verifier {
     }
     const std::string where = "record of unknown kind " + printable;
     std::string plain;
-    if (!OpenSealed(key, value, meta_key_, where, &plain)) return;
+    const bool opened = OpenSealed(key, value, meta_key_, where, &plain);
     Wipe(plain.data(), plain.size());
+    if (!opened) return;
     ++report_.records;
     Report(Severity::kWarning, where, "opens, but this medvfs does not know the kind");
   }
@@ -597,12 +593,10 @@ class Verifier {
         ++report_.digests_pending;  // not computed yet: not damage
       } else {
         // An unreadable digest record is reported by the record pass.
-        std::string plain;
-        if (!value.empty() && Unseal(meta_key_, digest_key, value.substr(1), &plain).ok() &&
-            Decode(plain, &digest).ok() && sha.Finish() != digest.sha256) {
+        if (OpenSealedRecord(meta_key_, digest_key, value, &digest) == RecordFault::kNone &&
+            sha.Finish() != digest.sha256) {
           Error(where, "the content does not match the SHA-256 computed for it");
         }
-        Wipe(plain.data(), plain.size());
       }
     }
   }

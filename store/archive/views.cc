@@ -431,4 +431,20 @@ StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv) {
   return versions;
 }
 
+std::string_view OperationName(Operation op) {
+  switch (op) {
+    case Operation::kWrite:
+      return "write";
+    case Operation::kRenameOver:
+      return "rename-over";
+    case Operation::kTruncate:
+      return "truncate";
+    case Operation::kRestore:
+      return "restore";
+    case Operation::kDeleteMarker:
+      return "delete";
+  }
+  return "unknown";
+}
+
 }  // namespace medvfs::store

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "store/bytes.h"
 #include "store/status.h"
 
 namespace medvfs::store {
@@ -110,16 +111,5 @@ Status DeriveKeyScrypt(std::string_view passphrase, std::string_view salt, uint6
 
 // Fills buf with bytes from the OS's CSPRNG.
 void RandomBytes(std::span<uint8_t> buf);
-
-// Wipes memory in a way the compiler cannot drop.
-void Wipe(void* data, size_t size);
-// Wipes every byte a string owns (its whole capacity, also the in-object buffer of a short
-// string), then empties it. Use it on each copy of a secret held in a std::string.
-void WipeString(std::string* s);
-
-// Lowercase hex.
-std::string HexEncode(std::span<const uint8_t> bytes);
-// kInvalid on odd length or non-hex characters.
-StatusOr<std::string> HexDecode(std::string_view hex);
 
 }  // namespace medvfs::store

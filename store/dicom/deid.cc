@@ -5,7 +5,7 @@
 //    the parser the tag views use), each element is treated as the profile table
 //    (deid_profile.h) says, recursively in sequences, and the result is written back in the
 //    file's own transfer syntax, so that the Pixel Data element can follow as the source's bytes.
-#include "store/deid.h"
+#include "store/dicom/deid.h"
 
 #include <algorithm>
 #include <array>
@@ -21,9 +21,9 @@
 #include <utility>
 #include <vector>
 
-#include "store/deid_profile.h"
-#include "store/dicom.h"
-#include "store/dicom_detail.h"
+#include "store/dicom/deid_profile.h"
+#include "store/dicom/dicom.h"
+#include "store/dicom/dicom_detail.h"
 
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"

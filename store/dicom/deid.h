@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "store/crypto.h"
-#include "store/dicom.h"
+#include "store/crypto/crypto.h"
+#include "store/dicom/dicom.h"
 #include "store/status.h"
 
 namespace medvfs::store {

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "store/deid.h"
+#include "store/dicom/deid.h"
 
 namespace medvfs::store {
 namespace {

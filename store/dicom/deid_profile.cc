@@ -4,7 +4,7 @@
 // the options medvfs supports (the Safe Private, Clean Structured Content and Clean Graphics
 // columns are not, so they are left out). Patterned rows (curves 50xx, overlay data and
 // comments 60xx, private attributes) are handled in deid.cc.
-#include "store/deid_profile.h"
+#include "store/dicom/deid_profile.h"
 
 #include <algorithm>
 #include <chrono>
@@ -27,7 +27,7 @@ constexpr Action kXZD = Action::kXZD;
 constexpr Action kXZU = Action::kXZU;
 
 constexpr ProfileRow kRows[] = {
-#include "store/deid_table.inc"
+#include "store/dicom/deid_table.inc"
 };
 
 constexpr bool SortedByTag() {

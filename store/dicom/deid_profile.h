@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "store/deid.h"
+#include "store/dicom/deid.h"
 
 namespace medvfs::store::deid_profile {
 

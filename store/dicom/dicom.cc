@@ -7,7 +7,7 @@
 //     BulkDataURI) are taken from DCMTK's objects, in UTF-8.
 // Nothing global is changed except, once, the level of DCMTK's own logger (off: its warnings
 // may name elements of patient files, and a daemon's stderr is no place for them).
-#include "store/dicom.h"
+#include "store/dicom/dicom.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -39,8 +39,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/dicom_detail.h"
-#include "store/dicom_dictionary.h"
+#include "store/dicom/dicom_detail.h"
+#include "store/dicom/dicom_dictionary.h"
 #include "store/log.h"
 
 namespace medvfs::store {
@@ -149,6 +149,14 @@ class StructureWalker {
     return WalkElements(&pos, data_.size(), Scope::kDataset, syntax, 0, pixel);
   }
 
+  // The whole data set, Pixel Data and whatever follows it included, as a read of the whole
+  // file takes it. (Stopping at Pixel Data there let DCMTK allocate a 3 GB value declared by
+  // an element after it; found by tests/fuzz/fuzz_dicom.)
+  Result WalkWholeDataset(Syntax syntax) {
+    size_t pos = 0;
+    return WalkElements(&pos, data_.size(), Scope::kWholeDataset, syntax, 0, nullptr);
+  }
+
   // The File Meta Information from `pos`, as DcmMetaInfo::read takes it: the elements while
   // their group is 0002; but when it starts with its group length (0002,0000, UL), every
   // element that starts within that length, whatever its group. (Walking only group 0002
@@ -174,7 +182,7 @@ class StructureWalker {
   }
 
  private:
-  enum class Scope { kDataset, kMeta, kDefinedItem, kUndefinedItem };
+  enum class Scope { kDataset, kWholeDataset, kMeta, kDefinedItem, kUndefinedItem };
   struct Header {
     uint32_t tag = 0;
     std::string_view vr;  // empty in implicit VR and for items and delimiters
@@ -743,13 +751,24 @@ using WalkResult = StructureWalker::Result;
 
 // Walks the meta header before DCMTK reads it. It is explicit VR little endian, but some
 // writers got that wrong: check it under both readings (DCMTK takes one of them).
+// The reading DCMTK itself picks (DcmMetaInfo::checkTransferSyntax) must not overrun either:
+// explicit VR when the two bytes after the first tag name a standard VR, implicit otherwise.
+// (Accepting a header that overran only under the reading DCMTK did not pick let it allocate
+// 4 GB; found by tests/fuzz/fuzz_dicom.)
 Status CheckMeta(std::string_view bytes) {
   const WalkResult explicit_vr = StructureWalker(bytes).WalkMeta(kPreambleBytes, kExplicitLittle);
   const WalkResult implicit_vr = StructureWalker(bytes).WalkMeta(kPreambleBytes, kImplicitLittle);
   if (explicit_vr == WalkResult::kTooDeep || implicit_vr == WalkResult::kTooDeep) {
     return Status::Invalid("DICOM meta header nests sequences too deeply");
   }
-  if (explicit_vr == WalkResult::kOverrun && implicit_vr == WalkResult::kOverrun) {
+  bool dcmtk_reads_explicit = true;
+  if (bytes.size() >= kPreambleBytes + 6) {
+    const char vr_name[3] = {bytes[kPreambleBytes + 4], bytes[kPreambleBytes + 5], '\0'};
+    dcmtk_reads_explicit = DcmVR(vr_name).isStandard();
+  }
+  const WalkResult dcmtk_reading = dcmtk_reads_explicit ? explicit_vr : implicit_vr;
+  if (dcmtk_reading == WalkResult::kOverrun ||
+      (explicit_vr == WalkResult::kOverrun && implicit_vr == WalkResult::kOverrun)) {
     return Status::Invalid("DICOM meta header is truncated: a value runs past the end");
   }
   return Status::Ok();
@@ -794,6 +813,20 @@ Status PrepareDataSet(std::string_view bytes, size_t meta_end, DcmMetaInfo& meta
   }
   return CheckPixelDataComplete(out->pixel, whole_file, !out->inflated.empty(), meta_end,
                                 file_size);
+}
+
+// Walks what follows Pixel Data too, before DCMTK reads the whole data set.
+Status CheckWholeDataSet(const DataSetBytes& set) {
+  const DcmXfer xfer(set.xfer);
+  const Syntax syntax{xfer.isExplicitVR(), xfer.getByteOrder() == EBO_BigEndian};
+  switch (StructureWalker(set.data()).WalkWholeDataset(syntax)) {
+    case WalkResult::kTooDeep:
+      return Status::Invalid("DICOM data set nests sequences too deeply");
+    case WalkResult::kOverrun:
+      return Status::Invalid("DICOM data set is truncated: a value runs past the end");
+    default:
+      return Status::Ok();
+  }
 }
 
 // Reads the data set and converts it to UTF-8 as dcm2json does: when a character set other
@@ -876,6 +909,7 @@ StatusOr<DicomFile> ReadFile(std::string_view bytes, std::optional<uint64_t> fil
   }
   DataSetBytes set;
   MEDVFS_RETURN_IF_ERROR(PrepareDataSet(bytes, meta_end, *file.meta, file_size, &set));
+  if (whole) MEDVFS_RETURN_IF_ERROR(CheckWholeDataSet(set));
   MEDVFS_ASSIGN_OR_RETURN(file.dataset, ReadInUtf8(set, &file.charset, whole));
   file.pixel = std::move(set.pixel);
   file.data_offset = meta_end;

@@ -1,6 +1,6 @@
 // The 5 x 7 font of diff_font.h: one glyph per printable ASCII character, drawn for this
 // project, each row as five pixels ('#' set, '.' blank), top row first.
-#include "store/diff_font.h"
+#include "store/dicom/diff_font.h"
 
 #include <array>
 #include <string_view>

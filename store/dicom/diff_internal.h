@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/diff.h"
+#include "store/dicom/compare.h"
 #include "store/status.h"
 
 namespace medvfs::store::diff_internal {

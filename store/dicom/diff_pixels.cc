@@ -37,9 +37,9 @@
 #include <jerror.h>  // after jpeglib.h: the warning codes
 #include <png.h>
 
-#include "store/dicom_detail.h"
-#include "store/diff_internal.h"
-#include "store/diff_pixels_detail.h"
+#include "store/dicom/dicom_detail.h"
+#include "store/dicom/diff_internal.h"
+#include "store/dicom/diff_pixels_detail.h"
 
 namespace medvfs::store::diff_internal {
 

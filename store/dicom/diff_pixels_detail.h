@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "store/diff_internal.h"
+#include "store/dicom/diff_internal.h"
 
 class DcmDataset;  // DCMTK; only diff_pixels.cc and diff_render.cc see its definition
 

@@ -25,9 +25,9 @@
 
 #include <png.h>
 
-#include "store/diff_font.h"
-#include "store/diff_internal.h"
-#include "store/diff_pixels_detail.h"
+#include "store/dicom/diff_font.h"
+#include "store/dicom/diff_internal.h"
+#include "store/dicom/diff_pixels_detail.h"
 
 namespace medvfs::store::diff_internal {
 namespace {

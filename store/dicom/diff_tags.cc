@@ -3,7 +3,7 @@
 // Information first. Values are compared as DICOM defines them (string padding is not
 // significant; numbers and binary values byte for byte, whatever the byte order) and shown as
 // DicomElement::value shows them.
-#include "store/diff_internal.h"
+#include "store/dicom/diff_internal.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -22,7 +22,7 @@
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 
-#include "store/dicom_detail.h"
+#include "store/dicom/dicom_detail.h"
 
 namespace medvfs::store::diff_internal {
 namespace {
@@ -270,3 +270,19 @@ StatusOr<std::vector<TagDifference>> DiffDicomTags(std::string_view a, std::stri
 }
 
 }  // namespace medvfs::store::diff_internal
+
+namespace medvfs::store {
+
+std::string TagChangeName(TagChange change) {
+  switch (change) {
+    case TagChange::kAdded:
+      return "added";
+    case TagChange::kRemoved:
+      return "removed";
+    case TagChange::kChanged:
+      return "changed";
+  }
+  return "changed";
+}
+
+}  // namespace medvfs::store

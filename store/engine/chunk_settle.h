@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "store/chunk_store.h"
-#include "store/content.h"
+#include "store/engine/chunk_store.h"
+#include "store/engine/content.h"
 
 namespace medvfs::store {
 

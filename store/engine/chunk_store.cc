@@ -1,11 +1,12 @@
-#include "store/chunk_store.h"
+#include "store/engine/chunk_store.h"
 
 #include <algorithm>
 
-#include "store/chunk_settle.h"
-#include "store/compress.h"
+#include "store/crypto/compress.h"
+#include "store/crypto/sealed_record.h"
+#include "store/crypto/subkeys.h"
+#include "store/engine/chunk_settle.h"
 #include "store/log.h"
-#include "store/subkeys.h"
 
 namespace medvfs::store {
 namespace {
@@ -117,8 +118,7 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
   ChunkIndexRecord index{static_cast<uint32_t>(plaintext.size()),
                          static_cast<uint32_t>(value.size())};
   std::string sealed_index;
-  sealed_index.push_back(static_cast<char>(kChunkFormat));
-  MEDVFS_RETURN_IF_ERROR(Seal(seal_key_, index_key, Encode(index), &sealed_index));
+  MEDVFS_RETURN_IF_ERROR(SealRecord(seal_key_, index_key, Encode(index), &sealed_index));
 
   KvBatch batch;
   batch.Put(Family::kChunks, ChunkKey(*id), value);
@@ -239,15 +239,20 @@ Status ChunkStore::SumStoredBytes(uint64_t* total) const {
   MEDVFS_RETURN_IF_ERROR(
       kv_->Scan(Family::kMeta, std::string(1, kChunkIndexPrefix),
                 [&](std::string_view key, std::string_view value) {
-                  std::string plain;
-                  if (value.empty() || static_cast<uint8_t>(value[0]) != kChunkFormat) {
-                    failed = Status::Corruption("a chunk index record has an unknown format");
-                    return false;
-                  }
-                  failed = Unseal(seal_key_, key, value.substr(1), &plain);
                   ChunkIndexRecord record;
-                  if (failed.ok()) failed = Decode(plain, &record);
-                  if (!failed.ok()) return false;
+                  switch (OpenSealedRecord(seal_key_, key, value, &record)) {
+                    case RecordFault::kNone:
+                      break;
+                    case RecordFault::kUnknownFormat:
+                      failed = Status::Corruption("a chunk index record has an unknown format");
+                      return false;
+                    case RecordFault::kAuthentication:
+                      failed = Status::Corruption("authentication failed");
+                      return false;
+                    case RecordFault::kDecode:
+                      failed = Status::Corruption("malformed chunk index record");
+                      return false;
+                  }
                   *total += record.stored_length;
                   return true;
                 }));

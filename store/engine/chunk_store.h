@@ -24,9 +24,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "store/crypto.h"
-#include "store/kv_store.h"
-#include "store/records.h"
+#include "store/crypto/crypto.h"
+#include "store/engine/kv_store.h"
+#include "store/engine/record_format.h"
 
 namespace medvfs::store {
 

@@ -21,7 +21,7 @@
 // and lies entirely within the first 64 MiB forces a boundary right before it; the chunking
 // state restarts there, so pixel chunks do not depend on the header's length. A false match
 // (e.g. inside a private tag) only adds one boundary.
-#include "store/chunker.h"
+#include "store/engine/chunker.h"
 
 #include <algorithm>
 #include <array>

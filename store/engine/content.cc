@@ -1,4 +1,4 @@
-#include "store/content.h"
+#include "store/engine/content.h"
 
 #include <algorithm>
 #include <atomic>

@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "store/chunk_store.h"
-#include "store/chunker.h"
-#include "store/crypto.h"
-#include "store/records.h"
+#include "store/crypto/crypto.h"
+#include "store/engine/chunk_store.h"
+#include "store/engine/chunker.h"
+#include "store/engine/record_format.h"
 
 namespace medvfs::store {
 

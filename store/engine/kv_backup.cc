@@ -26,8 +26,8 @@
 #include <string>
 #include <system_error>
 
-#include "store/kv_store.h"
-#include "store/kv_store_rep.h"
+#include "store/engine/kv_store.h"
+#include "store/engine/kv_store_rep.h"
 
 namespace medvfs::store {
 namespace {

@@ -1,8 +1,8 @@
-#include "store/kv_store.h"
+#include "store/engine/kv_store.h"
 
-#include "store/kv_store_rep.h"
+#include "store/engine/kv_store_rep.h"
 #include "store/log.h"
-#include "store/records.h"
+#include "store/engine/record_format.h"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "store/kv_store.h"
+#include "store/engine/kv_store.h"
 
 namespace medvfs::store {
 

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/views.h"
 #include "tests/fs/mount_fixture.h"
 

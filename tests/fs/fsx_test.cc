@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/views.h"
 #include "tests/fs/mount_fixture.h"
 

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/views.h"
 #include "tests/fs/mount_fixture.h"
 #include "tests/history_model.h"

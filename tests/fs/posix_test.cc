@@ -19,7 +19,7 @@
 #include "tests/fs/mount_fixture.h"
 
 #include "store/archive.h"
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/verify.h"
 
 namespace medvfs::fs_test {

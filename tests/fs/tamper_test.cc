@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "store/kv_store.h"
+#include "store/engine/kv_store.h"
 #include "tests/fs/mount_fixture.h"
 
 namespace medvfs::fs_test {

@@ -19,11 +19,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/crypto.h"
-#include "store/deid.h"
-#include "store/dicom.h"
+#include "store/crypto/crypto.h"
+#include "store/dicom/deid.h"
+#include "store/dicom/dicom.h"
 #include "store/diff.h"
-#include "store/records.h"
+#include "store/archive/records.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace medvfs::fuzz {

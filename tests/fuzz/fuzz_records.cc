@@ -23,10 +23,10 @@
 #include <system_error>
 #include <vector>
 
-#include "store/audit_chain.h"
-#include "store/compress.h"
+#include "store/archive/audit_chain.h"
+#include "store/crypto/compress.h"
 #include "store/keys.h"
-#include "store/records.h"
+#include "store/archive/records.h"
 #include "store/views.h"
 #include "tests/fuzz/fuzz_util.h"
 

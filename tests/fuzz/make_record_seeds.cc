@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "store/audit_chain.h"
-#include "store/compress.h"
-#include "store/records.h"
+#include "store/archive/audit_chain.h"
+#include "store/crypto/compress.h"
+#include "store/archive/records.h"
 #include "store/views.h"
 
 namespace {

@@ -2,7 +2,8 @@
 // LLVMFuzzerTestOneInput once on every file given, and on every file of every directory given
 // (not recursively, in name order), so that the committed corpus replays as a regression test
 // under the build's sanitizers. Exits 0 when every input ran; a finding aborts, as it would
-// under libFuzzer.
+// under libFuzzer. Like libFuzzer's -malloc_limit_mb (2048 by default), a single allocation
+// above 2 GiB is a finding: under AddressSanitizer one would otherwise succeed quietly.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +14,11 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer reads these before main(); ASAN_OPTIONS from the environment still win.
+extern "C" const char* __asan_default_options() { return "max_allocation_size_mb=2048"; }
+#endif
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 

@@ -8,8 +8,8 @@
 
 #include <random>
 
-#include "store/archive_impl.h"
-#include "store/kv_store.h"
+#include "store/archive/archive_impl.h"
+#include "store/engine/kv_store.h"
 #include "store/verify.h"
 #include "store/views.h"
 #include "tests/store/test_util.h"

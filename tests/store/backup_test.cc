@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "store/archive.h"
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/keys.h"
 #include "store/verify.h"
 #include "tests/store/test_util.h"

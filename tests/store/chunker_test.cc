@@ -1,4 +1,4 @@
-#include "store/chunker.h"
+#include "store/engine/chunker.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "store/compress.h"
+#include "store/crypto/compress.h"
 
 #include <string>
 

@@ -1,11 +1,11 @@
 // PendingContent: streaming and overlay writes, truncation, and the incremental rechunking
 // that keeps a small edit of a large file cheap.
-#include "store/content.h"
+#include "store/engine/content.h"
 
 #include <random>
 #include <set>
 
-#include "store/kv_store.h"
+#include "store/engine/kv_store.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "store/archive.h"
+#include "store/archive/archive_testing.h"
 #include "store/verify.h"
 #include "tests/store/power_loss_fs.h"
 #include "tests/store/test_util.h"
@@ -57,11 +58,10 @@ class CrashTest : public TempDirTest {
 
   static KeySource Key() { return KeySource::Passphrase("crash test"); }
 
-  ArchiveOptions Options(const std::filesystem::path& round_dir, rocksdb::Env* env) const {
+  ArchiveOptions Options(const std::filesystem::path& round_dir) const {
     ArchiveOptions options;
     options.kdf.n = 1 << 10;
     options.max_dirty_bytes_per_file = 128 << 10;
-    options.storage_env = env;
     options.high_water_dir = round_dir / "high-water";  // a crash must not look like a rollback
     return options;
   }
@@ -166,9 +166,9 @@ class CrashTest : public TempDirTest {
     std::filesystem::create_directories(path.parent_path());
     auto fs = std::make_shared<PowerLossFileSystem>(rocksdb::FileSystem::Default());
     auto env = rocksdb::NewCompositeEnv(fs);
-    const ArchiveOptions options = Options(path.parent_path(), env.get());
-    { EXPECT_OK(Archive::Create(path, Key(), options)); }
-    auto archive = Archive::Open(path, Key(), options);
+    const ArchiveOptions options = Options(path.parent_path());
+    { EXPECT_OK(CreateArchiveWithEnv(path, Key(), options, env.get())); }
+    auto archive = OpenArchiveWithEnv(path, Key(), options, env.get());
     EXPECT_OK(archive);
     if (!archive.ok()) return 0;
     const int64_t before = fs->operations();  // the crash rounds arm after opening
@@ -185,14 +185,14 @@ class CrashTest : public TempDirTest {
                                     std::to_string(static_cast<int>(torn_tail)));
     const auto path = round_dir / "archive";
     std::filesystem::create_directories(round_dir);
-    { ASSERT_OK(Archive::Create(path, Key(), Options(round_dir, nullptr))); }
+    { ASSERT_OK(Archive::Create(path, Key(), Options(round_dir))); }
 
     auto fs = std::make_shared<PowerLossFileSystem>(rocksdb::FileSystem::Default());
     auto env = rocksdb::NewCompositeEnv(fs);
     std::map<std::string, std::vector<int>> acknowledged;
     int failed_at = -1;
     {
-      auto archive = Archive::Open(path, Key(), Options(round_dir, env.get()));
+      auto archive = OpenArchiveWithEnv(path, Key(), Options(round_dir), env.get());
       ASSERT_OK(archive);
       fs->ArmCrash(crash_point);
       acknowledged = RunSaves(**archive, &failed_at);
@@ -202,7 +202,7 @@ class CrashTest : public TempDirTest {
     std::mt19937 rng(seed);
     fs->DropUnsyncedData(torn_tail ? &rng : nullptr);
     env.reset();
-    CheckRecovered(path, Options(round_dir, nullptr), acknowledged, failed_at, round);
+    CheckRecovered(path, Options(round_dir), acknowledged, failed_at, round);
   }
 
   Caller caller_;
@@ -227,12 +227,12 @@ TEST_F(CrashTest, EveryAcknowledgedSaveSurvivesAPowerLossAtAnyWrite) {
 // loss that drops all unsynced data keeps every save (each commit synced the log).
 TEST_F(CrashTest, CommittedSavesNeedNoLaterSync) {
   const auto path = dir() / "archive";
-  { ASSERT_OK(Archive::Create(path, Key(), Options(dir(), nullptr))); }
+  { ASSERT_OK(Archive::Create(path, Key(), Options(dir()))); }
   auto fs = std::make_shared<PowerLossFileSystem>(rocksdb::FileSystem::Default());
   auto env = rocksdb::NewCompositeEnv(fs);
   std::map<std::string, std::vector<int>> acknowledged;
   {
-    auto archive = Archive::Open(path, Key(), Options(dir(), env.get()));
+    auto archive = OpenArchiveWithEnv(path, Key(), Options(dir()), env.get());
     ASSERT_OK(archive);
     int failed_at = 0;
     acknowledged = RunSaves(**archive, &failed_at);
@@ -241,7 +241,7 @@ TEST_F(CrashTest, CommittedSavesNeedNoLaterSync) {
   }
   fs->DropUnsyncedData();
   env.reset();
-  CheckRecovered(path, Options(dir(), nullptr), acknowledged, -1, "power loss after the saves");
+  CheckRecovered(path, Options(dir()), acknowledged, -1, "power loss after the saves");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 
 #include <sys/resource.h>
 

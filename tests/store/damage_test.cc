@@ -13,8 +13,8 @@
 #include <random>
 
 #include "store/archive.h"
-#include "store/kv_store.h"
-#include "store/records.h"
+#include "store/engine/kv_store.h"
+#include "store/archive/records.h"
 #include "store/verify.h"
 #include "tests/store/test_util.h"
 

@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 
 #include "store/archive.h"
-#include "store/content.h"
-#include "store/crypto.h"
+#include "store/engine/content.h"
+#include "store/crypto/crypto.h"
 #include "store/verify.h"
 #include "store/views.h"
 #include "tests/store/test_util.h"

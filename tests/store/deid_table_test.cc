@@ -17,9 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/deid.h"
-#include "store/deid_profile.h"
-#include "store/dicom.h"
+#include "store/dicom/deid.h"
+#include "store/dicom/deid_profile.h"
+#include "store/dicom/dicom.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {

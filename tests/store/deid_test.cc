@@ -1,9 +1,9 @@
-#include "store/deid.h"
+#include "store/dicom/deid.h"
 
 #include <gtest/gtest.h>
 
-#include "store/deid_profile.h"
-#include "store/dicom.h"
+#include "store/dicom/deid_profile.h"
+#include "store/dicom/dicom.h"
 #include "tests/posix_regex.h"
 #include "tests/store/test_util.h"
 

@@ -15,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "store/dicom.h"
+#include "store/dicom/dicom.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {

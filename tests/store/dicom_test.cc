@@ -1,4 +1,4 @@
-#include "store/dicom.h"
+#include "store/dicom/dicom.h"
 
 #include <gtest/gtest.h>
 

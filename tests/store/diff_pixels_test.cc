@@ -1,12 +1,12 @@
 // Pixel decoding, comparison and the side-by-side picture of `medvfs diff` (diff_pixels.cc,
 // diff_render.cc), checked against pydicom's sample files and DCMTK's own tools: dcmdump +W
 // for the stored values, dcmdjpeg/dcmdrle for decompression, dcm2pnm for rendering.
-#include "store/diff_internal.h"
+#include "store/dicom/diff_internal.h"
 
 #include <gtest/gtest.h>
 
-#include "store/diff_font.h"
-#include "store/diff_pixels_detail.h"
+#include "store/dicom/diff_font.h"
+#include "store/dicom/diff_pixels_detail.h"
 #include "tests/store/test_util.h"
 
 #include <png.h>

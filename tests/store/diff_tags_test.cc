@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "store/diff.h"
-#include "store/diff_internal.h"
+#include "store/dicom/diff_internal.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store::diff_internal {

@@ -12,7 +12,7 @@
 #include <random>
 
 #include "store/archive.h"
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/verify.h"
 #include "tests/history_model.h"
 #include "tests/store/test_util.h"

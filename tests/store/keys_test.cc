@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {

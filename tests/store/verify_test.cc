@@ -13,11 +13,11 @@
 #include <random>
 
 #include "store/archive.h"
-#include "store/chunk_store.h"
-#include "store/crypto.h"
-#include "store/kv_store.h"
-#include "store/records.h"
-#include "store/subkeys.h"
+#include "store/engine/chunk_store.h"
+#include "store/crypto/crypto.h"
+#include "store/engine/kv_store.h"
+#include "store/archive/records.h"
+#include "store/crypto/subkeys.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {

@@ -26,7 +26,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/status.h"
 #include "tests/tools/cli_fixture.h"
 

@@ -16,8 +16,8 @@
 
 #include <png.h>
 
-#include "store/diff_font.h"
-#include "store/diff_pixels_detail.h"
+#include "store/dicom/diff_font.h"
+#include "store/dicom/diff_pixels_detail.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {

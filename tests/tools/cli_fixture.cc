@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 
 namespace medvfs::testing {
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/archive.h"
-#include "store/crypto.h"
+#include "store/crypto/crypto.h"
 #include "store/views.h"
 #include "tests/tools/cli_fixture.h"
 #include "tests/tools/pattern.h"

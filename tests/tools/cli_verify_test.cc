@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/kv_store.h"
+#include "store/engine/kv_store.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {
