@@ -4,6 +4,7 @@ of a layer it must not see, and that no public header reaches a third-party head
 
     tests/check_layers.py [SOURCE_DIR]            exit 1 and list every violation
     tests/check_layers.py --graph [SOURCE_DIR]    the include counts per pair of layers
+    tests/check_layers.py --self-test             the check finds planted violations
 
 Layers, lowest first. A file may include headers of the layers listed for its own:
     base     store/{status,log,bytes}.*, store/file_util.h     base
@@ -127,7 +128,48 @@ def print_graph(graph):
         print(f"{source:8} -> {target:8} {count}")
 
 
+def self_test():
+    """Plants each kind of violation in a scratch tree; the check must report exactly those."""
+    import tempfile
+    files = {
+        "store/status.h": "#include <string>\n",
+        "store/archive.h": '#include "store/status.h"\n#include "store/engine/kv.h"\n',
+        "store/engine/kv.h": '#include "store/status.h"\n',
+        "store/archive/impl.cc": '#include "store/archive.h"\n#include "store/dicom/parse.h"\n',
+        "store/dicom/parse.h": "#include <vector>\n",
+        "fs/ops.cc": '#include "store/archive.h"\n#include "store/status.h"\n',
+    }
+    planted = {
+        "store/engine/chunks.cc": '#include "store/archive/impl.h"\n',      # engine -> archive
+        "store/dicom/deid.cc": '#include "store/engine/kv.h"\n',            # dicom -> engine
+        "tools/cmd.cc": '#include "store/engine/kv.h"\n',                   # client -> engine
+        "store/stray.cc": "\n",                                             # not in a layer
+        "store/verify.h": '#include "store/dicom/leaky.h"\n',               # third party behind
+        "store/dicom/leaky.h": "#include <rocksdb/db.h>\n",                 # a public header
+    }
+    with tempfile.TemporaryDirectory() as root:
+        def write(tree):
+            for path, text in tree.items():
+                os.makedirs(os.path.dirname(os.path.join(root, path)), exist_ok=True)
+                with open(os.path.join(root, path), "w", encoding="utf-8") as f:
+                    f.write(text)
+        write(files)
+        clean, _ = check(root)
+        write(planted)
+        found, _ = check(root)
+    expected = ["store/engine/chunks.cc", "store/dicom/deid.cc", "tools/cmd.cc", "store/stray.cc",
+                "store/verify.h reaches the third-party header rocksdb/db.h"]
+    missed = [e for e in expected if not any(problem.startswith(e) for problem in found)]
+    if clean or missed or len(found) != len(expected):
+        print("clean tree:", clean, "\nfound:", found, "\nmissed:", missed)
+        return 1
+    print(f"the check reports all {len(expected)} planted violations and none in the clean tree")
+    return 0
+
+
 def main(argv):
+    if "--self-test" in argv:
+        return self_test()
     graph_only = "--graph" in argv
     args = [a for a in argv if a != "--graph"]
     root = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
