@@ -12,7 +12,7 @@ packages=(
   libpng-dev libjpeg62-turbo-dev           # medvfs diff: PNG/JPEG pictures, the --png picture
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3-pydicom                          # sample DICOM files (CT_small.dcm) for the demo
-  attr zstd clang-format                   # getfattr/setfattr, zstd tool, formatting
+  attr zstd clang-format clang-tidy        # getfattr/setfattr, zstd tool, formatting, lint
   clang libclang-rt-14-dev                 # libFuzzer targets (tests/fuzz)
   fio                                      # stress test: parallel I/O jobs on a mount
   python3 gocryptfs bindfs gnuplot-nox     # bench/run: the script, its baselines, --plot
