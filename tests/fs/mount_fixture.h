@@ -1,5 +1,5 @@
 // A fixture that mounts a fresh archive with the built `medvfs` for real, and always unmounts
-// it again. Tests are skipped where FUSE is unavailable (no /dev/fuse, no fusermount3).
+// it again. Tests fail where FUSE is unavailable (no /dev/fuse, no fusermount3): never skip.
 #pragma once
 
 #include <sys/types.h>

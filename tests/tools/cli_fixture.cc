@@ -70,7 +70,10 @@ nlohmann::json CliTest::LogJson(const std::string& path) const {
 
 void CliMountTest::SetUp() {
   CliTest::SetUp();
-  if (!FuseAvailable()) GTEST_FAIL() << "FUSE is not available here";
+  if (!FuseAvailable()) {
+    GTEST_FAIL() << "FUSE is not available here: mount tests need a usable /dev/fuse and "
+                 << "fusermount3 (see the test prerequisites.mount)";
+  }
   InitArchive();
   mnt_ = dir_ / "mnt";
   std::filesystem::create_directory(mnt_);
@@ -101,7 +104,11 @@ void CliMountTest::Unmount() {
 }
 
 bool FuseAvailable() {
-  int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  // MEDVFS_TEST_FUSE_DEVICE names another device to try than /dev/fuse: pointed nowhere, it
+  // shows that a mount test without FUSE fails, never skips.
+  const char* device = std::getenv("MEDVFS_TEST_FUSE_DEVICE");
+  if (device == nullptr || *device == '\0') device = "/dev/fuse";
+  int fd = open(device, O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;
   close(fd);
   return access("/usr/bin/fusermount3", X_OK) == 0 || access("/bin/fusermount3", X_OK) == 0;

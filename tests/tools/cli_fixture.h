@@ -39,7 +39,7 @@ class CliTest : public ::testing::Test {
   std::filesystem::path archive_;
 };
 
-// An archive mounted at mnt_ for the test (skipped where FUSE is not available).
+// An archive mounted at mnt_ for the test (failed where FUSE is not available).
 class CliMountTest : public CliTest {
  protected:
   void SetUp() override;
