@@ -40,15 +40,25 @@ class UniqueFd {
   int fd_;
 };
 
-// Writes all of `data` to fd (retrying short writes and EINTR); false on an error.
-inline bool WriteAll(int fd, std::string_view data) {
+// Writes all of `data` to fd (a file, pipe, socket or terminal), retrying short writes and
+// EINTR. Returns 0, or the errno of the write that failed (EIO for a write that wrote nothing,
+// which only a broken device does). The one write-all loop of store/ and tools/.
+inline int WriteAllOrErrno(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
     data.remove_prefix(static_cast<size_t>(n));
   }
-  return true;
+  return 0;
+}
+
+// WriteAllOrErrno as a bool: false on an error, with errno set to its cause.
+inline bool WriteAll(int fd, std::string_view data) {
+  const int err = WriteAllOrErrno(fd, data);
+  if (err != 0) errno = err;
+  return err == 0;
 }
 
 // fsyncs a directory so that the names created or renamed in it are durable. Best effort:

@@ -26,6 +26,7 @@
 #include "fs/session.h"
 #include "store/archive.h"
 #include "store/audit.h"
+#include "store/file_util.h"
 #include "store/log.h"
 #include "tools/cli_error.h"
 #include "tools/commands.h"
@@ -206,7 +207,7 @@ void WritePidFile(const stdfs::path& archive) {
   }
   fchmod(fd, 0600);
   const std::string text = std::to_string(getpid()) + "\n";
-  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+  if (!store::WriteAll(fd, text)) {
     MEDVFS_LOG_WARNING("cannot write the pid file: %s", std::strerror(errno));
   }
   close(fd);
@@ -313,7 +314,7 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   }
   const int code = Serve(plan, key, [report_fd](const std::string& error) {
     const std::string line = (error.empty() ? std::string(kReadyMessage) : error) + "\n";
-    if (write(report_fd, line.data(), line.size()) < 0) {
+    if (!store::WriteAll(report_fd, line)) {
       // The parent is gone; nothing to tell.
     }
     close(report_fd);

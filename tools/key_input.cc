@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "store/bytes.h"
+#include "store/file_util.h"
 
 namespace medvfs::tools {
 namespace {
@@ -109,14 +110,8 @@ class HiddenTerminal {
   std::array<struct sigaction, kPromptSignals.size()> old_actions_{};
 };
 
-void WriteAll(int fd, std::string_view text) {
-  while (!text.empty()) {
-    ssize_t n = write(fd, text.data(), text.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    text.remove_prefix(static_cast<size_t>(n));
-  }
-}
+// Best effort: a prompt that cannot be shown does not stop the reading.
+void WritePromptText(int fd, std::string_view text) { store::WriteAll(fd, text); }
 
 // Reads one line from the terminal without echo into *line. The bytes pass through a fixed
 // buffer that is wiped afterwards.
@@ -126,7 +121,7 @@ Status PromptHidden(int fd, std::string_view prompt, std::string* line) {
   bool complete = false;
   bool interrupted = false;
   {
-    WriteAll(fd, prompt);
+    WritePromptText(fd, prompt);
     HiddenTerminal hidden(fd);
     while (length < buffer.size()) {
       char c = 0;
@@ -145,7 +140,7 @@ Status PromptHidden(int fd, std::string_view prompt, std::string* line) {
       buffer[length++] = c;
       store::Wipe(&c, sizeof(c));
     }
-    WriteAll(fd, "\n");
+    WritePromptText(fd, "\n");
   }
   if (complete && !interrupted) line->assign(buffer.data(), length);
   store::Wipe(buffer.data(), buffer.size());

@@ -8,6 +8,8 @@
 #include <memory>
 #include <span>
 
+#include "store/file_util.h"
+
 namespace medvfs::tools {
 namespace {
 
@@ -31,17 +33,7 @@ class Fd {
 
 }  // namespace
 
-int WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return 0;
-}
+int WriteAll(int fd, std::string_view data) { return store::WriteAllOrErrno(fd, data); }
 
 CopyResult CopyFileTo(const std::filesystem::path& path, int out_fd) {
   CopyResult result;

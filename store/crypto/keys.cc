@@ -273,18 +273,6 @@ Status ReadWholeFile(const fs::path& path, size_t max_size, const char* what, st
   return Status::Ok();
 }
 
-Status WriteAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return StatusFromErrno(errno, "cannot write the key slot file");
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
 fs::path DirectoryOf(const fs::path& file) {
   fs::path dir = file.parent_path();
   return dir.empty() ? fs::path(".") : dir;
@@ -305,7 +293,11 @@ Status WriteNewFile(const fs::path& path, std::string_view contents) {
   if (::fchmod(fd.get(), 0600) != 0) {  // exactly 0600, whatever the umask
     status = StatusFromErrno(errno, "cannot set the key slot file's mode");
   }
-  if (status.ok()) status = WriteAll(fd.get(), contents);
+  if (status.ok()) {
+    if (const int err = WriteAllOrErrno(fd.get(), contents); err != 0) {
+      status = StatusFromErrno(err, "cannot write the key slot file");
+    }
+  }
   if (status.ok() && ::fsync(fd.get()) != 0) {
     status = StatusFromErrno(errno, "cannot sync the key slot file");
   }
