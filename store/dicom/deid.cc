@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/dicom/dcmtk_guard.h"
 #include "store/dicom/deid_profile.h"
 #include "store/dicom/dicom.h"
 #include "store/dicom/dicom_detail.h"
@@ -1192,15 +1193,10 @@ StatusOr<DeidentifiedFile> DeidentifyFile(const Deidentifier& deid, const ReadAt
 
 StatusOr<DeidentifiedFile> Deidentifier::Deidentify(const ReadAtFunction& read,
                                                     uint64_t file_size) const {
-  try {
-    return DeidentifyFile(*this, read, file_size);
-  } catch (const std::bad_alloc&) {
-    return Status::Invalid("DICOM file too large to de-identify in memory");
-  } catch (const std::exception& e) {
-    return Status::Invalid(std::string("DICOM de-identification failed: ") + e.what());
-  } catch (...) {
-    return Status::Invalid("DICOM de-identification failed");
-  }
+  return dicom_detail::GuardDcmtk({.failed = "DICOM de-identification failed",
+                                   .too_large = "DICOM file too large to de-identify in memory",
+                                   .with_what = true},
+                                  [&] { return DeidentifyFile(*this, read, file_size); });
 }
 
 StatusOr<size_t> Deidentifier::ReadDeidentified(const DeidentifiedFile& file,
@@ -1222,16 +1218,17 @@ StatusOr<size_t> Deidentifier::ReadDeidentified(const DeidentifiedFile& file,
     const uint64_t in_pixels = offset - file.header.size();
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(out.size() - done, file.pixel_length - in_pixels));
-    try {
-      MEDVFS_ASSIGN_OR_RETURN(size_t n,
-                              source(file.pixel_offset + in_pixels, out.subspan(done, want)));
-      if (n == 0) return Status::IoError("source file ended inside its Pixel Data");
-      n = std::min(n, want);
-      done += n;
-      offset += n;
-    } catch (...) {
-      return Status::IoError("reading the source file failed");
-    }
+    // The source is the caller's function: whatever it throws is a failed read.
+    MEDVFS_RETURN_IF_ERROR(dicom_detail::GuardDcmtk(
+        {.code = Code::kIoError, .failed = "reading the source file failed"}, [&]() -> Status {
+          MEDVFS_ASSIGN_OR_RETURN(size_t n,
+                                  source(file.pixel_offset + in_pixels, out.subspan(done, want)));
+          if (n == 0) return Status::IoError("source file ended inside its Pixel Data");
+          n = std::min(n, want);
+          done += n;
+          offset += n;
+          return Status::Ok();
+        }));
   }
   if (file.mask.active()) ApplyMask(file.mask, first, out.first(done));
   return done;

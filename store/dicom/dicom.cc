@@ -39,6 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/dicom/dcmtk_guard.h"
 #include "store/dicom/dicom_detail.h"
 #include "store/dicom/dicom_dictionary.h"
 #include "store/log.h"
@@ -958,15 +959,10 @@ bool LooksLikeDicom(std::string_view head) {
 }
 
 StatusOr<DicomTags> ParseDicom(std::string_view bytes, std::optional<uint64_t> file_size) {
-  try {
-    return Parse(bytes, file_size);
-  } catch (const std::bad_alloc&) {
-    return Status::Invalid("DICOM header too large to parse in memory");
-  } catch (const std::exception& e) {
-    return Status::Invalid(std::string("DICOM parser failed: ") + e.what());
-  } catch (...) {
-    return Status::Invalid("DICOM parser failed");
-  }
+  return dicom_detail::GuardDcmtk({.failed = "DICOM parser failed",
+                                   .too_large = "DICOM header too large to parse in memory",
+                                   .with_what = true},
+                                  [&] { return Parse(bytes, file_size); });
 }
 
 }  // namespace medvfs::store

@@ -37,6 +37,7 @@
 #include <jerror.h>  // after jpeglib.h: the warning codes
 #include <png.h>
 
+#include "store/dicom/dcmtk_guard.h"
 #include "store/dicom/dicom_detail.h"
 #include "store/dicom/diff_internal.h"
 #include "store/dicom/diff_pixels_detail.h"
@@ -95,15 +96,14 @@ std::string TransferSyntaxUid(DcmFileFormat& format) {
 // lengths before Pixel Data; what follows Pixel Data (trailing garbage, in any tag order) is cut
 // off here. A deflated data set cannot be cut: it is read up to the first tag after Pixel Data.
 StatusOr<std::string_view> ReadablePart(std::string_view file) {
-  std::optional<dicom_detail::DicomFile> parsed;
-  try {
-    MEDVFS_ASSIGN_OR_RETURN(parsed, dicom_detail::ReadDicomFile(file, file.size()));
-  } catch (const std::bad_alloc&) {
-    return Status::Invalid("DICOM header too large to parse in memory");
-  }
-  const dicom_detail::PixelDataInfo& pixel = parsed->pixel;
+  // Only an allocation failure is settled here; anything else goes on to the caller's guard.
+  MEDVFS_ASSIGN_OR_RETURN(
+      const dicom_detail::DicomFile parsed,
+      dicom_detail::GuardDcmtk({.too_large = "DICOM header too large to parse in memory"},
+                               [&] { return dicom_detail::ReadDicomFile(file, file.size()); }));
+  const dicom_detail::PixelDataInfo& pixel = parsed.pixel;
   OFString uid;
-  parsed->meta->findAndGetOFString(DCM_TransferSyntaxUID, uid);
+  parsed.meta->findAndGetOFString(DCM_TransferSyntaxUID, uid);
   if (!pixel.present || DcmXfer(uid.c_str()).getStreamCompression() != ESC_none) return file;
   // The data set starts where reading the meta header ends, as in ReadDicomFile.
   DcmMetaInfo meta;

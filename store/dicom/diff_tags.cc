@@ -22,6 +22,7 @@
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 
+#include "store/dicom/dcmtk_guard.h"
 #include "store/dicom/dicom_detail.h"
 
 namespace medvfs::store::diff_internal {
@@ -223,15 +224,16 @@ class TagDiffer {
 // Reads one side; kInvalid errors name it ("A" or "B").
 StatusOr<DicomFile> ReadSide(std::string_view bytes, const char* side) {
   const std::string prefix = std::string(side) + " is not a readable DICOM file";
-  try {
-    StatusOr<DicomFile> file = dicom_detail::ReadDicomFile(bytes, bytes.size());
-    if (file.ok() || file.status().code() != Code::kInvalid) return file;
-    return Status::Invalid(prefix + ": " + file.status().message());
-  } catch (const std::bad_alloc&) {
-    return Status::Invalid(prefix + ": too large to parse in memory");
-  } catch (...) {
-    return Status::Invalid(prefix + ": the DICOM parser failed");
-  }
+  const std::string failed = prefix + ": the DICOM parser failed";
+  const std::string too_large = prefix + ": too large to parse in memory";
+  return dicom_detail::GuardDcmtk(
+      {.failed = failed, .too_large = too_large}, [&]() -> StatusOr<DicomFile> {
+        StatusOr<DicomFile> file = dicom_detail::ReadDicomFile(bytes, bytes.size());
+        if (file.ok() || file.status().code() != Code::kInvalid) {
+          return file;
+        }
+        return Status::Invalid(prefix + ": " + file.status().message());
+      });
 }
 
 // Puts SpecificCharacterSet back as the file has it: the data set's values are in UTF-8, and
@@ -258,15 +260,10 @@ StatusOr<std::vector<TagDifference>> Diff(std::string_view a, std::string_view b
 }  // namespace
 
 StatusOr<std::vector<TagDifference>> DiffDicomTags(std::string_view a, std::string_view b) {
-  try {
-    return Diff(a, b);
-  } catch (const std::bad_alloc&) {
-    return Status::Invalid("DICOM files too large to compare in memory");
-  } catch (const std::exception& e) {
-    return Status::Invalid(std::string("DICOM tag comparison failed: ") + e.what());
-  } catch (...) {
-    return Status::Invalid("DICOM tag comparison failed");
-  }
+  return dicom_detail::GuardDcmtk({.failed = "DICOM tag comparison failed",
+                                   .too_large = "DICOM files too large to compare in memory",
+                                   .with_what = true},
+                                  [&] { return Diff(a, b); });
 }
 
 }  // namespace medvfs::store::diff_internal
