@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${MEDVFS_BUILD_DIR:-$root/build}"
 bin="$build/tools/medvfs"
 if [[ ! -x "$bin" ]]; then
-  echo "demo: $bin not found; build first: cmake -S . -B build && cmake --build build -j2" >&2
+  echo "demo: $bin not found; build first: cmake -S . -B build && cmake --build build -j2 --target medvfs mount.medvfs" >&2
   exit 1
 fi
 if [[ ! -r /dev/fuse ]]; then
