@@ -15,7 +15,9 @@
 // Blob file names carry their crc32c (RocksDB 7.8 has no session id for them), so every backup
 // reads each live blob file once to name it, even when it is already in the backup directory;
 // only new files are copied.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <rocksdb/env.h>
 #include <rocksdb/utilities/backup_engine.h>
@@ -35,21 +37,50 @@ namespace {
 // Progress is reported about this often (bytes copied).
 constexpr uint64_t kProgressInterval = 4ull << 20;
 constexpr size_t kMaxMetadata = 64u << 10;
+// What a backup, or a restore into a database directory, needs of a directory.
+constexpr int kWrite = R_OK | W_OK | X_OK;
 
-Status FromBackupStatus(const rocksdb::Status& s, const std::string& what) {
+// Why this process may not use `dir` or a directory in it as `mode` asks (see FromBackupStatus):
+// kReadOnly on a read-only file system, kAccess without permission, kOk otherwise. Asked with the
+// effective credentials (AT_EACCESS), those the engine's system calls run with.
+Code DirectoryFault(const std::filesystem::path& dir, int mode) {
+  auto fault = [mode](const std::filesystem::path& path) {
+    if (::faccessat(AT_FDCWD, path.c_str(), mode, AT_EACCESS) == 0) return Code::kOk;
+    if (errno == EROFS) return Code::kReadOnly;
+    if (errno == EACCES || errno == EPERM) return Code::kAccess;
+    return Code::kOk;
+  };
+  if (Code code = fault(dir); code != Code::kOk) return code;
+  // The engine writes in meta/, private/ and shared_checksum/ below the backup directory.
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    if (!it->is_directory(type_ec)) continue;
+    if (Code code = fault(it->path()); code != Code::kOk) return code;
+  }
+  return Code::kOk;
+}
+
+// The engine's status in our codes, by code and subcode (ENOSPC is kNoSpace, ENOENT
+// kPathNotFound; see kv_store.cc's FromRocks), never by its text, which holds paths. A plain IO
+// error carries its errno only in the text: then the system says whether `dir`, the directory
+// the operation writes (or reads: `mode`), is on a read-only file system or not permitted.
+Status FromBackupStatus(const rocksdb::Status& s, const std::string& what,
+                        const std::filesystem::path& dir, int mode) {
   if (s.ok()) return Status::Ok();
-  const std::string text = s.ToString();
-  const std::string message = what + ": " + text;
-  if (s.IsNoSpace() || text.find("No space") != std::string::npos) {
+  const std::string message = what + ": " + s.ToString();
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
     return Status(Code::kNoSpace, message);
   }
   if (s.IsCorruption()) return Status::Corruption(message);
-  if (s.IsNotFound() || text.find("No such file") != std::string::npos) {
-    return Status::NotFound(message);
-  }
+  if (s.IsNotFound() || s.IsPathNotFound()) return Status::NotFound(message);
   if (s.IsIncomplete()) return Status(Code::kBusy, what + ": stopped before it was complete");
-  if (text.find("Permission denied") != std::string::npos) return Status(Code::kAccess, message);
-  if (text.find("Read-only file system") != std::string::npos) return Status::ReadOnly(message);
+  if (s.IsIOError()) {
+    const Code fault = DirectoryFault(dir, mode);
+    if (fault == Code::kAccess) return Status(Code::kAccess, message);
+    if (fault == Code::kReadOnly) return Status::ReadOnly(message);
+  }
   if (s.IsInvalidArgument()) return Status::Invalid(message);
   return Status::IoError(message);
 }
@@ -100,7 +131,7 @@ StatusOr<std::unique_ptr<rocksdb::BackupEngineReadOnly>> OpenReadOnly(
   rocksdb::BackupEngineReadOnly* engine = nullptr;
   const rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(EngineOptions(backup_dir),
                                                                   rocksdb::Env::Default(), &engine);
-  if (!s.ok()) return FromBackupStatus(s, "opening the backups");
+  if (!s.ok()) return FromBackupStatus(s, "opening the backups", backup_dir, R_OK | X_OK);
   return std::unique_ptr<rocksdb::BackupEngineReadOnly>(engine);
 }
 
@@ -115,7 +146,7 @@ Status KvStore::CreateBackup(const std::filesystem::path& backup_dir, const Back
   rocksdb::BackupEngine* raw = nullptr;
   rocksdb::IOStatus s =
       rocksdb::BackupEngine::Open(EngineOptions(backup_dir), rep_->db->GetEnv(), &raw);
-  if (!s.ok()) return FromBackupStatus(s, "opening the backup directory");
+  if (!s.ok()) return FromBackupStatus(s, "opening the backup directory", backup_dir, kWrite);
   std::unique_ptr<rocksdb::BackupEngine> engine(raw);
   const std::set<std::string> before = BackedUpFiles(*engine);
 
@@ -133,11 +164,11 @@ Status KvStore::CreateBackup(const std::filesystem::path& backup_dir, const Back
   if (!s.ok()) {
     // What a stopped or failed backup left behind goes now (it would at the next backup).
     engine->GarbageCollect().PermitUncheckedError();
-    return FromBackupStatus(s, "backing up the database");
+    return FromBackupStatus(s, "backing up the database", backup_dir, kWrite);
   }
   rocksdb::BackupInfo info;
   const rocksdb::Status read = engine->GetBackupInfo(id, &info, /*include_file_details=*/true);
-  if (!read.ok()) return FromBackupStatus(read, "reading the new backup");
+  if (!read.ok()) return FromBackupStatus(read, "reading the new backup", backup_dir, kWrite);
   if (created != nullptr) {
     *created = ToInfo(info);
     for (const auto& file : info.file_details) {
@@ -148,7 +179,7 @@ Status KvStore::CreateBackup(const std::filesystem::path& backup_dir, const Back
   }
   if (options.keep != 0) {
     s = engine->PurgeOldBackups(options.keep);
-    if (!s.ok()) return FromBackupStatus(s, "deleting old backups");
+    if (!s.ok()) return FromBackupStatus(s, "deleting old backups", backup_dir, kWrite);
   }
   return Status::Ok();
 }
@@ -167,7 +198,7 @@ StatusOr<std::vector<KvStore::BackupInfo>> KvStore::ListBackups(
 Status KvStore::VerifyBackup(const std::filesystem::path& backup_dir, uint32_t id) {
   MEDVFS_ASSIGN_OR_RETURN(auto engine, OpenReadOnly(backup_dir));
   return FromBackupStatus(engine->VerifyBackup(id, /*verify_with_checksum=*/true),
-                          "checking backup " + std::to_string(id));
+                          "checking backup " + std::to_string(id), backup_dir, R_OK | X_OK);
 }
 
 Status KvStore::RestoreBackup(const std::filesystem::path& backup_dir, uint32_t id,
@@ -182,7 +213,7 @@ Status KvStore::RestoreBackup(const std::filesystem::path& backup_dir, uint32_t 
   }
   return FromBackupStatus(
       engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), id, db_dir.string(), db_dir.string()),
-      "restoring backup " + std::to_string(id));
+      "restoring backup " + std::to_string(id), db_dir, kWrite);
 }
 
 }  // namespace medvfs::store

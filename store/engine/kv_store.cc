@@ -1,8 +1,8 @@
 #include "store/engine/kv_store.h"
 
 #include "store/engine/kv_store_rep.h"
-#include "store/log.h"
 #include "store/engine/record_format.h"
+#include "store/log.h"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -17,10 +17,16 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace medvfs::store {
@@ -28,6 +34,15 @@ namespace {
 
 constexpr const char* kChunksFamilyName = "chunks";
 
+// Said when the database is open for writing elsewhere: in another process (a mount), or by
+// another KvStore of this process.
+constexpr const char* kBusyMessage = "the archive is open in another process (mounted?)";
+
+// RocksDB's status in our codes, by its code and subcode (env/io_posix.h's IOError gives ENOSPC
+// the subcode kNoSpace and ENOENT kPathNotFound; any other errno is a plain IO error with its
+// strerror in the text). The text is never read: it holds paths, and "lock" or "No space" in a
+// path would decide the outcome. What a code cannot tell (who holds the LOCK file, why a
+// directory cannot be written) the callers ask the system (see KvStore::Open).
 Status FromRocks(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::Ok();
   std::string message = std::string(what) + ": " + s.ToString();
@@ -36,15 +51,106 @@ Status FromRocks(const rocksdb::Status& s, const char* what) {
   if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
     return Status(Code::kNoSpace, message);
   }
-  if (s.IsIOError()) {
-    // RocksDB reports a held LOCK file as an IO error mentioning the lock.
-    if (s.ToString().find("lock") != std::string::npos) {
-      return Status(Code::kBusy, "the archive is open in another process (mounted?)");
-    }
-    if (s.ToString().find("No space") != std::string::npos) {
-      return Status(Code::kNoSpace, message);
-    }
+  return Status::IoError(message);
+}
+
+// The process's registry of the database directories it has open for writing, by device and
+// inode (so that no second name, symbolic link or bind mount, gets past it). RocksDB keeps such
+// a set too, but by name, and tells of it only in an error's text; and a probe of a LOCK file
+// this process holds would release its lock (an fcntl lock goes with the close of any
+// descriptor of the file), so the registry is asked first and the probe only after.
+std::mutex open_dirs_mu;                  // a leaf: nothing else is locked while it is held
+std::set<std::string>* open_dirs_set() {  // guarded by open_dirs_mu
+  static auto* dirs = new std::set<std::string>;
+  return dirs;
+}
+
+// "dev:ino" of an existing directory; its absolute path while it does not exist (created by
+// the open, after which DirClaim::Settle switches to the inode).
+std::string DirKey(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
   }
+  return std::filesystem::absolute(dir).lexically_normal().string();
+}
+
+// Holds a directory's place in the registry until Keep() hands it to the store, or ends.
+class DirClaim {
+ public:
+  DirClaim() = default;
+  DirClaim(const DirClaim&) = delete;
+  DirClaim& operator=(const DirClaim&) = delete;
+  ~DirClaim() {
+    if (!key_.empty()) Release(key_);
+  }
+  // False when the directory is claimed already (open for writing in this process).
+  bool Take(const std::filesystem::path& dir) { return Insert(DirKey(dir)); }
+  // Once the directory exists: claims it by inode. False when that is claimed already.
+  bool Settle(const std::filesystem::path& dir) {
+    std::string key = DirKey(dir);
+    if (key == key_) return true;
+    const std::string old = std::exchange(key_, std::string());
+    const bool taken = Insert(std::move(key));
+    Release(old);
+    return taken;
+  }
+  std::string Keep() { return std::exchange(key_, std::string()); }
+  static void Release(const std::string& key) {
+    std::lock_guard lock(open_dirs_mu);
+    open_dirs_set()->erase(key);
+  }
+
+ private:
+  bool Insert(std::string key) {
+    std::lock_guard lock(open_dirs_mu);
+    if (!open_dirs_set()->insert(key).second) return false;
+    key_ = std::move(key);
+    return true;
+  }
+
+  std::string key_;
+};
+
+// True when another process holds the database's LOCK file (RocksDB takes it with fcntl
+// F_SETLK for every writable open; F_GETLK never reports this process's own locks). Only called
+// when the registry says this process does not hold it (see open_dirs_set).
+bool LockHeldByOtherProcess(const std::filesystem::path& dir) {
+  const int fd = ::open((dir / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
+// Why this process may not use `path` as `mode` asks (R_OK, W_OK, X_OK), by the effective
+// credentials (AT_EACCESS: those RocksDB's system calls run with): kReadOnly on a read-only
+// file system, kAccess without permission, ok when neither holds (or the path is missing).
+Code AccessFault(const std::filesystem::path& path, int mode) {
+  if (::faccessat(AT_FDCWD, path.c_str(), mode, AT_EACCESS) == 0) return Code::kOk;
+  if (errno == EROFS) return Code::kReadOnly;
+  if (errno == EACCES || errno == EPERM) return Code::kAccess;
+  return Code::kOk;
+}
+
+// What a failed open of the database at `dir` means, asked of the system where RocksDB's code
+// cannot tell (it reports a held lock, a read-only file system and a denied permission alike as
+// an IO error).
+Status FromOpenFailure(const rocksdb::Status& s, const std::filesystem::path& dir, bool read_only) {
+  if (!s.IsIOError() || s.IsNoSpace() || s.IsPathNotFound()) {
+    return FromRocks(s, "opening the database");
+  }
+  if (!read_only && LockHeldByOtherProcess(dir)) return Status(Code::kBusy, kBusyMessage);
+  const std::string message = "opening the database: " + s.ToString();
+  const int dir_mode = read_only ? R_OK | X_OK : R_OK | W_OK | X_OK;
+  Code fault = AccessFault(dir, dir_mode);
+  if (fault == Code::kOk && !read_only) fault = AccessFault(dir / "LOCK", R_OK | W_OK);
+  if (fault == Code::kOk) fault = AccessFault(dir / "CURRENT", R_OK);
+  if (fault == Code::kReadOnly) return Status::ReadOnly(message);
+  if (fault == Code::kAccess) return Status(Code::kAccess, message);
   return Status::IoError(message);
 }
 
@@ -125,7 +231,12 @@ rocksdb::ColumnFamilyOptions ChunkFamilyOptions(const std::shared_ptr<rocksdb::C
 }  // namespace
 
 KvStore::KvStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
-KvStore::~KvStore() = default;
+KvStore::~KvStore() {
+  // The directory is free for another writable open once the database is closed.
+  const std::string claimed = std::move(rep_->claimed_dir);
+  rep_.reset();
+  if (!claimed.empty()) DirClaim::Release(claimed);
+}
 
 namespace {
 
@@ -267,6 +378,9 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
       {rocksdb::kDefaultColumnFamilyName, MetaFamilyOptions(cache)},
       {kChunksFamilyName, ChunkFamilyOptions(cache)},
   };
+  // A second writable open in this process is refused before RocksDB is asked (see DirClaim).
+  DirClaim claim;
+  if (!options.read_only && !claim.Take(dir)) return Status(Code::kBusy, kBusyMessage);
   auto rep = std::make_unique<Rep>();
   rep->dir = dir;
   rep->reserved_bytes = options.reserved_bytes;
@@ -313,9 +427,13 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
                  options.read_only, families, &opened);
     }
   }
-  if (!s.ok()) return FromRocks(s, "opening the database");
+  if (!s.ok()) return FromOpenFailure(s, dir, options.read_only);
   rep->db = opened.db;
   rep->handles = std::move(opened.handles);
+  if (!options.read_only) {
+    if (!claim.Settle(dir)) return Status(Code::kBusy, kBusyMessage);
+    rep->claimed_dir = claim.Keep();
+  }
   return std::unique_ptr<KvStore>(new KvStore(std::move(rep)));
 }
 
