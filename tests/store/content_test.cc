@@ -5,6 +5,22 @@
 #include <random>
 #include <set>
 
+// The heap in use: the sanitizer's allocator counts it under ASan and TSan (where the resident
+// size is inflated by shadow memory and quarantine); glibc's mallinfo2 otherwise.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MEDVFS_TEST_SANITIZER_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MEDVFS_TEST_SANITIZER_HEAP 1
+#endif
+#endif
+#ifdef MEDVFS_TEST_SANITIZER_HEAP
+// From the sanitizer runtime (sanitizer/allocator_interface.h, which GCC 12 does not ship).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
+#else
+#include <malloc.h>
+#endif
+
 #include "store/engine/kv_store.h"
 #include "tests/store/test_util.h"
 
@@ -35,11 +51,56 @@ class ContentTest : public test_util::TempDirTest {
     return out;
   }
 
+  // Bytes that zstd compresses to almost nothing, yet different from `seed` to `seed`: what the
+  // archive stores of them is small, so the heap measured around a writer is the writer's own,
+  // not RocksDB's memtable filling with what it stored.
+  static std::string Compressible(size_t n, uint32_t seed) {
+    std::mt19937_64 rng(seed);
+    std::string s(n, 'x');
+    for (size_t i = 0; i < n; i += 4096) s[i] = static_cast<char>(rng());
+    return s;
+  }
+
   SecretKey data_key_ = SecretKey::Random();
   std::unique_ptr<KvStore> kv_;
   std::unique_ptr<ChunkStore> chunks_;
   bool deferred_ = false;  // Finalize's: no test above kMaxHashedHoleBytes of hole expects it
 };
+
+// Heap bytes allocated and not yet freed, by the whole process.
+uint64_t HeapBytesInUse() {
+#ifdef MEDVFS_TEST_SANITIZER_HEAP
+  return __sanitizer_get_current_allocated_bytes();
+#else
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+#endif
+}
+
+// The most the heap grew above its size at construction, over the Sample() calls. A
+// measurement, not an estimate: it sees every allocation, the library's included.
+class HeapGrowth {
+ public:
+  HeapGrowth() : baseline_(HeapBytesInUse()) {}
+  void Sample() {
+    const uint64_t now = HeapBytesInUse();
+    if (now > baseline_) peak_ = std::max(peak_, now - baseline_);
+  }
+  uint64_t peak() const { return peak_; }
+
+ private:
+  uint64_t baseline_;
+  uint64_t peak_ = 0;
+};
+
+// The meter itself: a test that trusts it must be able to see a buffer of a few MiB.
+TEST(HeapGrowthTest, SeesABufferOfAFewMebibytes) {
+  HeapGrowth growth;
+  std::string buffer(8 << 20, 'x');
+  growth.Sample();
+  EXPECT_GE(growth.peak(), uint64_t{8} << 20) << buffer.size();
+  EXPECT_LT(growth.peak(), uint64_t{9} << 20);
+}
 
 TEST_F(ContentTest, SmallEditOfLargeContentReusesAlmostEveryChunk) {
   const std::string original = Random(16 << 20, 1);
@@ -70,31 +131,70 @@ TEST_F(ContentTest, SmallEditOfLargeContentReusesAlmostEveryChunk) {
   EXPECT_LE(fresh, 2u) << "of " << second.extents().size() << " chunks";
 }
 
+// Random writes into a 6 MiB file with a 256 KiB dirty-bytes cap: the pages the writer holds
+// are stored whenever they exceed the cap, so the heap never grows by much more than the cap
+// (and the store's chunk cache, 256 KiB here), whereas the ~100 distinct 64 KiB pages these
+// writes touch would be ~6 MiB held at once.
 TEST_F(ContentTest, OverlayCheckpointsKeepMemoryBoundedAndContentRight) {
-  const std::string original = Random(6 << 20, 2);
-  PendingContent writer(chunks_.get(), ExtentList(), 256 << 10);  // tiny cap: many checkpoints
+  constexpr uint64_t kCap = 256 << 10;
+  constexpr uint64_t kCache = 256 << 10;
+  ChunkStore chunks(kv_.get(), data_key_, kCache);
+  const std::string original = Compressible(6 << 20, 2);
+  PendingContent writer(&chunks, ExtentList(), kCap);
   ASSERT_OK(writer.Write(0, original));
   ExtentList base;
   Sha256Digest sha;
   ASSERT_OK(writer.Finalize(&base, &sha, &deferred_));
-  PendingContent editor(chunks_.get(), base, 256 << 10);
+  PendingContent editor(&chunks, base, kCap);
   std::string expected = original;
+  expected.reserve((7 << 20) + 9000);  // its growth is the test's, not the writer's
   std::mt19937 rng(9);
+  HeapGrowth growth;
   for (int i = 0; i < 200; ++i) {
     const size_t off = rng() % (7 << 20);
-    const std::string patch = Random(1 + rng() % 9000, static_cast<uint32_t>(i));
+    const std::string patch = Compressible(1 + rng() % 9000, static_cast<uint32_t>(i));
     ASSERT_OK(editor.Write(off, patch));
+    growth.Sample();
     if (expected.size() < off + patch.size()) expected.resize(off + patch.size(), '\0');
     expected.replace(off, patch.size(), patch);
     if (i == 100) {
       ASSERT_OK(editor.Truncate(3 << 20));
+      growth.Sample();
       expected.resize(3 << 20);
     }
   }
   ExtentList result;
   ASSERT_OK(editor.Finalize(&result, &sha, &deferred_));
+  growth.Sample();
+  EXPECT_LE(growth.peak(), kCap + kCache + (1 << 20)) << "heap growth while writing, in bytes";
   EXPECT_EQ(sha, Sha256Of(expected));
   EXPECT_EQ(ReadAll(result), expected);
+}
+
+// A sequential writer stores chunks as the bytes arrive: writing 48 MiB holds at most one chunk
+// (256 KiB) and the extent list, never the file.
+TEST_F(ContentTest, StreamingALargeFileKeepsMemoryBounded) {
+  constexpr size_t kPiece = 1 << 20;
+  constexpr size_t kPieces = 48;
+  std::string piece = Compressible(kPiece, 4);
+  Sha256 whole;
+  ChunkStore chunks(kv_.get(), data_key_, 256 << 10);  // a small chunk cache: not measured
+  PendingContent writer(&chunks, ExtentList(), 32 << 20);
+  HeapGrowth growth;
+  for (size_t i = 0; i < kPieces; ++i) {
+    piece[i] = static_cast<char>('a' + i % 26);  // no two pieces alike
+    piece[kPiece - 1 - i] = static_cast<char>('A' + i % 26);
+    whole.Update(piece);
+    ASSERT_OK(writer.Write(i * kPiece, piece));
+    growth.Sample();
+  }
+  ExtentList content;
+  Sha256Digest sha;
+  ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+  growth.Sample();
+  EXPECT_LE(growth.peak(), uint64_t{4} << 20) << "heap growth while writing, in bytes";
+  EXPECT_EQ(content.size(), kPieces * kPiece);
+  EXPECT_EQ(sha, whole.Finish());
 }
 
 TEST_F(ContentTest, ReadsSeeStreamedBytesBeforeTheyAreStored) {
