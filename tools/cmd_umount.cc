@@ -47,6 +47,7 @@ int RunFusermount(const std::string& mountpoint, bool lazy) {
   if (lazy) argv.push_back("-z");
   argv.push_back(mountpoint);
   std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
   for (std::string& arg : argv) cargv.push_back(arg.data());
   cargv.push_back(nullptr);
   pid_t child = -1;

@@ -116,7 +116,7 @@ void WritePromptText(int fd, std::string_view text) { store::WriteAll(fd, text);
 // Reads one line from the terminal without echo into *line. The bytes pass through a fixed
 // buffer that is wiped afterwards.
 Status PromptHidden(int fd, std::string_view prompt, std::string* line) {
-  std::array<char, kMaxPassphrase> buffer;
+  std::array<char, kMaxPassphrase> buffer{};
   size_t length = 0;
   bool complete = false;
   bool interrupted = false;
@@ -194,7 +194,7 @@ StatusOr<KeySource> ReadPassphraseFile(const std::string& file, const KeyNames& 
   }
   SecretString contents;
   contents.value.reserve(kMaxPassphraseFile);  // no reallocation, so no stray copy
-  std::array<char, 4096> piece;
+  std::array<char, 4096> piece{};
   bool failed = false;
   while (contents.value.size() < kMaxPassphraseFile &&
          contents.value.find('\n') == std::string::npos) {
