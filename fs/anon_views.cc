@@ -380,7 +380,12 @@ StatusOr<std::string> AnonView::WithheldReport(std::optional<uint64_t> generatio
     separator = ", ";
   }
   out += "\nreason\tpath\n";
-  for (const auto& [reason, path] : lines) out += reason + "\t" + path + "\n";
+  for (const auto& [reason, path] : lines) {
+    out += reason;
+    out += '\t';
+    out += path;
+    out += '\n';
+  }
   return out;
 }
 
