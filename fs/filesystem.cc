@@ -95,10 +95,11 @@ fuse_entry_param RealEntry(const Filesystem& fs, const store::Attr& attr) {
   return e;
 }
 
-void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr) {
-  const fuse_entry_param e = RealEntry(fs, attr);
-  // A reply the kernel did not take (interrupted request) added no lookup.
-  if (fuse_reply_entry(req, &e) != 0) fs.archive().Forget(attr.ino, 1);
+void ReplyRealEntry(fuse_req_t req, Filesystem& fs, store::NodeRef node) {
+  const fuse_entry_param e = RealEntry(fs, node.attr());
+  // The kernel takes the reference with the reply (and gives it back with FORGET); one it did
+  // not take (an interrupted request) is released with `node`.
+  if (fuse_reply_entry(req, &e) == 0) node.Release();
 }
 
 double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view) {

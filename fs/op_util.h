@@ -94,7 +94,7 @@ fuse_entry_param RealEntry(const Filesystem& fs, const store::Attr& attr);
 store::StatusOr<fuse_entry_param> AcquireViewEntry(Filesystem& fs, const ViewDescriptor& view,
                                                    std::string audit_path);
 // Replies RealEntry (the caller holds the lookup reference it adds).
-void ReplyRealEntry(fuse_req_t req, Filesystem& fs, const store::Attr& attr);
+void ReplyRealEntry(fuse_req_t req, Filesystem& fs, store::NodeRef node);
 // Replies AcquireViewEntry.
 store::Status ReplyViewEntry(fuse_req_t req, Filesystem& fs, const ViewDescriptor& view,
                              std::string audit_path);

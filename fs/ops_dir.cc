@@ -41,8 +41,8 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       return ReplyViewEntry(req, fs, PatientsRoot(), "/" + std::string(kPatientsDirName));
     }
     if (parent == FUSE_ROOT_ID && name == kAnonDirName) return ReplyAnonRoot(req, fs);
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(parent, name));
-    ReplyRealEntry(req, fs, attr);
+    MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node, fs.archive().Lookup(parent, name));
+    ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
 }
@@ -72,9 +72,9 @@ void MakeDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kMkdir, name));
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+    MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().MakeDir(parent, name, mode & 07777, CallerOf(req)));
-    ReplyRealEntry(req, fs, attr);
+    ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
 }
@@ -196,8 +196,9 @@ StatusOr<fuse_entry_param> LookUpForListing(Filesystem& fs, fuse_ino_t dir_ino,
     return AcquireViewEntry(fs, *item.view,
                             ChildAuditPath(*dir_view, fs.nodes().AuditPath(dir_ino), child));
   }
-  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, fs.archive().Lookup(dir_ino, item.name));
-  return RealEntry(fs, attr);
+  MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node, fs.archive().Lookup(dir_ino, item.name));
+  // Handed over: ReadDirectoryPlus gives it to the kernel with the reply, or forgets it.
+  return RealEntry(fs, node.Release());
 }
 
 // readdir with each entry's attributes, so that `ls -l` and `ls -lR` need no LOOKUP per name

@@ -67,9 +67,9 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kCreate, name));
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+    MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().MakeNode(parent, name, mode, rdev, CallerOf(req)));
-    ReplyRealEntry(req, fs, attr);
+    ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
 }
@@ -89,27 +89,18 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
       existed = made.ok();
     }
     if (!made.ok()) return made.status();
-    const store::Attr attr = *made;
+    // Released on every early return; handed to the kernel with the reply.
+    store::NodeRef node = std::move(*made);
+    const store::Attr& attr = node.attr();
     if (existed) {
       // An open of an existing file: its permissions apply, and it is recorded like an open
       // (a new file's creation is the store's own entry).
       const int open_flags = fi->flags & ~(O_CREAT | O_EXCL);
-      const Status allowed = CheckLiveOpen(req, fs, attr, open_flags);
-      if (!allowed.ok()) {
-        archive.Forget(attr.ino, 1);
-        return allowed;
-      }
-      const Status audited = AuditOpen(req, fs, LiveOpenEvent(fs, attr, open_flags), open_flags);
-      if (!audited.ok()) {
-        archive.Forget(attr.ino, 1);
-        return audited;
-      }
+      MEDVFS_RETURN_IF_ERROR(CheckLiveOpen(req, fs, attr, open_flags));
+      MEDVFS_RETURN_IF_ERROR(AuditOpen(req, fs, LiveOpenEvent(fs, attr, open_flags), open_flags));
     }
     auto handle = archive.Open(attr.ino, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), caller);
-    if (!handle.ok()) {
-      archive.Forget(attr.ino, 1);
-      return handle.status();
-    }
+    if (!handle.ok()) return handle.status();
     auto file = std::make_unique<OpenFile>();
     file->handle = std::move(*handle);
     file->writable = true;
@@ -119,9 +110,9 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     fs.TrackFile(file.get());
     if (fuse_reply_create(req, &e, fi) == 0) {
       file.release();
+      node.Release();
     } else {
       fs.UntrackFile(file.get());
-      archive.Forget(attr.ino, 1);
     }
     return Status::Ok();
   });

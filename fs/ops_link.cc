@@ -49,9 +49,9 @@ void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* 
     MEDVFS_RETURN_IF_ERROR(CheckNewRealName(fs, parent, name));
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kSymlink, name));
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+    MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().MakeSymlink(parent, name, target, CallerOf(req)));
-    ReplyRealEntry(req, fs, attr);
+    ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
 }
@@ -89,9 +89,9 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
       MEDVFS_RETURN_IF_ERROR(
           AuditDenial(req, fs, CheckLinkSource(CredentialsOf(req), source), std::move(denied)));
     }
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr attr,
+    MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().Link(ino, new_parent, new_name, CallerOf(req)));
-    ReplyRealEntry(req, fs, attr);
+    ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
 }

@@ -221,7 +221,7 @@ struct ArchiveOptions {
   // kCorruption naming the log file. Default: false.
   bool accept_wal_damage = false;
   // Every open adds up the archive's records against the state digest its last change stored
-  // (store/state_digest.h) and refuses with kCorruption when they differ: a record put back
+  // (store/archive/state_digest.h) and refuses with kCorruption when they differ: a record put back
   // from an older copy, deleted, or mixed from another point in time, by someone with write
   // access to the archive directory. This opens such an archive anyway (after a `medvfs
   // verify` and a decision to keep what is there), records kRecordDamageAccepted in the audit
@@ -232,6 +232,47 @@ struct ArchiveOptions {
   // its current version, and nothing at all once it is deleted (see medvfs-views(7)).
   // Default: DefaultScratchPatterns().
   std::vector<std::string> scratch_patterns = DefaultScratchPatterns();
+};
+
+class Archive;
+
+// A counted reference to a live node, with the node's attributes, as Lookup, MakeNode, MakeDir,
+// MakeSymlink, Link and LookupPath return it. While a reference is held, the node stays (even
+// once unlinked, with its content). The NodeRef releases its reference when it dies, so that a
+// caller cannot leak one; Release() hands it over instead: fs/ gives it to the kernel, which
+// returns it through Archive::Forget. Not copyable; it cannot be converted to an Attr by
+// accident (that would drop the reference at once): attr() copies the attributes out.
+class [[nodiscard]] NodeRef : private Attr {
+ public:
+  NodeRef() = default;  // holds no reference
+  NodeRef(Archive* archive, const Attr& attr) : Attr(attr), archive_(archive) {}
+  NodeRef(NodeRef&& other) noexcept;
+  NodeRef& operator=(NodeRef&& other) noexcept;
+  NodeRef(const NodeRef&) = delete;
+  NodeRef& operator=(const NodeRef&) = delete;
+  ~NodeRef();
+
+  using Attr::atime_ns;
+  using Attr::ctime_ns;
+  using Attr::gid;
+  using Attr::history;
+  using Attr::ino;
+  using Attr::mode;
+  using Attr::mtime_ns;
+  using Attr::nlink;
+  using Attr::rdev;
+  using Attr::size;
+  using Attr::uid;
+  using Attr::version;
+
+  const Attr& attr() const { return *this; }
+  // True while the NodeRef holds a reference.
+  bool holds_reference() const { return archive_ != nullptr; }
+  // Gives up the reference without releasing it: the caller now owes Archive::Forget(ino, 1).
+  Attr Release();
+
+ private:
+  Archive* archive_ = nullptr;
 };
 
 // --- Backups (see Archive::Backup and RestoreBackup) ---
@@ -320,19 +361,35 @@ class Archive {
   virtual bool read_only() const = 0;
 
   // --- The live namespace ---------------------------------------------------------------
+  // Errors of every method here, besides those listed with it: kIoError or kCorruption when
+  // the database cannot be read or a record fails authentication; the methods that change
+  // something also kReadOnly (a read-only archive), kNoSpace (the disk is full; nothing is
+  // changed) and kRolledBack (see ArchiveOptions).
+  //
+  // kNotFound: no such inode.
   virtual StatusOr<Attr> GetAttr(InodeId ino) = 0;
-  virtual StatusOr<Attr> Lookup(InodeId parent, std::string_view name) = 0;
+  // A reference to the node `name` of `parent`. kNotFound: no such name; kNotDirectory:
+  // `parent` is not a directory; kNameTooLong.
+  virtual StatusOr<NodeRef> Lookup(InodeId parent, std::string_view name) = 0;
+  // kNotDirectory: `dir` is not a directory.
   virtual StatusOr<std::vector<DirEntry>> ReadDir(InodeId dir) = 0;
-  // Creates a regular file (or fifo/socket/device from `mode`'s type bits). Fails with kExists
-  // when the name is taken.
-  virtual StatusOr<Attr> MakeNode(InodeId parent, std::string_view name, uint32_t mode,
-                                  uint64_t rdev, const Caller& caller) = 0;
-  virtual StatusOr<Attr> MakeDir(InodeId parent, std::string_view name, uint32_t mode,
+  // Creates a regular file (or fifo/socket/device from `mode`'s type bits) and returns a
+  // reference to it. kExists: the name is taken; kNotFound / kNotDirectory: no such parent
+  // directory; kNameTooLong; kInvalid: an invalid name (".", "..", with a slash) or a
+  // directory or symlink mode.
+  virtual StatusOr<NodeRef> MakeNode(InodeId parent, std::string_view name, uint32_t mode,
+                                     uint64_t rdev, const Caller& caller) = 0;
+  // As MakeNode.
+  virtual StatusOr<NodeRef> MakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                                    const Caller& caller) = 0;
+  // As MakeNode; kNotFound also for an empty target, kNameTooLong for one too long.
+  virtual StatusOr<NodeRef> MakeSymlink(InodeId parent, std::string_view name,
+                                        std::string_view target, const Caller& caller) = 0;
+  // A new name for `ino`. kExists: the name is taken; kPermission: `ino` is a directory;
+  // kNotFound: `ino` was removed, or as MakeNode; kNotDirectory, kNameTooLong, kInvalid as
+  // MakeNode.
+  virtual StatusOr<NodeRef> Link(InodeId ino, InodeId new_parent, std::string_view new_name,
                                  const Caller& caller) = 0;
-  virtual StatusOr<Attr> MakeSymlink(InodeId parent, std::string_view name, std::string_view target,
-                                     const Caller& caller) = 0;
-  virtual StatusOr<Attr> Link(InodeId ino, InodeId new_parent, std::string_view new_name,
-                              const Caller& caller) = 0;
   virtual Status Unlink(InodeId parent, std::string_view name, const Caller& caller) = 0;
   virtual Status RemoveDir(InodeId parent, std::string_view name, const Caller& caller) = 0;
   // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE (linux/fs.h values).
@@ -357,8 +414,8 @@ class Archive {
   // Opens live content. flags: open(2) flags (O_ACCMODE, O_TRUNC, O_APPEND are honoured).
   virtual StatusOr<std::unique_ptr<FileHandle>> Open(InodeId ino, int flags,
                                                      const Caller& caller) = 0;
-  // Drops an inode the kernel no longer references (FUSE forget); frees an unlinked inode
-  // once nothing holds it.
+  // Releases `lookups` references that NodeRef::Release handed over (FUSE forget); frees an
+  // unlinked inode once nothing holds it. Never fails.
   virtual void Forget(InodeId ino, uint64_t lookups) = 0;
 
   // --- History --------------------------------------------------------------------------
@@ -426,7 +483,7 @@ class Archive {
   // unlinked file, where it was last linked. kNotFound for unknown inodes.
   virtual StatusOr<std::string> PathOf(InodeId ino) = 0;
 
-  // --- Backup (store/archive_backup.cc) -----------------------------------------------------
+  // --- Backup (store/archive/archive_backup.cc) -----------------------------------------------------
   // Adds a backup of the archive to the backup directory `dest` while the archive stays in
   // use: a consistent point-in-time copy of the database holding every change acknowledged
   // before the call, still encrypted (nothing is decrypted), plus the key slot as it is now.
@@ -438,7 +495,7 @@ class Archive {
   // kReadOnly with ArchiveOptions::no_writes.
   virtual StatusOr<BackupResult> Backup(const std::filesystem::path& dest,
                                         const BackupRequest& request, const Caller& caller) = 0;
-  // --- De-identification (store/deid.h) -----------------------------------------------------
+  // --- De-identification (store/dicom/deid.h) -----------------------------------------------------
   // A de-identifier keyed by this archive (a subkey of its data key), so that pseudonyms and
   // remapped UIDs are the same in every view and export of the archive and nowhere else.
   virtual std::unique_ptr<Deidentifier> NewDeidentifier(const DeidConfig& config) = 0;
@@ -457,10 +514,10 @@ StatusOr<std::vector<PseudonymEntry>> BuildDeidMap(Archive& archive,
                                                    const Deidentifier& deidentifier);
 
 // Resolves a slash-separated path relative to the root to the live inode (no symlinks
-// followed), for the command line on an unmounted archive.
-StatusOr<Attr> LookupPath(Archive& archive, std::string_view path);
+// followed), for the command line on an unmounted archive. Errors as Archive::Lookup.
+StatusOr<NodeRef> LookupPath(Archive& archive, std::string_view path);
 
-// --- Backup directories (store/archive_backup.cc) ---------------------------------------------
+// --- Backup directories (store/archive/archive_backup.cc) ---------------------------------------------
 // The complete backups in `dest`, oldest first; kNotFound when it is no backup directory or
 // holds none. Needs no key.
 StatusOr<std::vector<BackupEntry>> ListBackups(const std::filesystem::path& dest);

@@ -314,7 +314,7 @@ void ExportFromArchive(const ExportArgs& args, const fs::path& archive_dir,
   ExportCounts counts;
   std::string path = "/" + inner_path;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  ExportTree(*archive, anon, *attr, path.starts_with("//") ? path.substr(1) : path, writer,
+  ExportTree(*archive, anon, attr->attr(), path.starts_with("//") ? path.substr(1) : path, writer,
              &counts);
   PrintSummary(counts, args.dest);
 }

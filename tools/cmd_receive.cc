@@ -72,22 +72,21 @@ store::Caller CallerFor(const PeerInfo& peer) {
 class ArchivePending final : public PendingInstance {
  public:
   ArchivePending(store::Archive& archive, store::InodeId dir, std::string name, std::string temp,
-                 store::InodeId ino, std::unique_ptr<store::FileHandle> handle,
+                 store::NodeRef node, std::unique_ptr<store::FileHandle> handle,
                  store::Caller caller)
       : archive_(archive),
         dir_(dir),
         name_(std::move(name)),
         temp_(std::move(temp)),
-        ino_(ino),
+        node_(std::move(node)),
         handle_(std::move(handle)),
         caller_(std::move(caller)) {}
 
   // Unlinking the never-committed temporary file first leaves no trace of it; the handle's
-  // release then finds the file deleted and commits nothing.
+  // release then finds the file deleted and commits nothing; node_ goes last.
   ~ArchivePending() override {
     if (!committed_) (void)archive_.Unlink(dir_, temp_, caller_);
     handle_.reset();
-    archive_.Forget(ino_, 1);
   }
   ArchivePending(const ArchivePending&) = delete;
   ArchivePending& operator=(const ArchivePending&) = delete;
@@ -112,17 +111,15 @@ class ArchivePending final : public PendingInstance {
 
  private:
   uint64_t CurrentVersion() {
-    auto attr = archive_.Lookup(dir_, name_);
-    if (!attr.ok()) return 0;
-    archive_.Forget(attr->ino, 1);
-    return attr->version;
+    auto node = archive_.Lookup(dir_, name_);
+    return node.ok() ? node->version : 0;
   }
 
   store::Archive& archive_;
   const store::InodeId dir_;
   const std::string name_;
   const std::string temp_;
-  const store::InodeId ino_;
+  store::NodeRef node_;  // the temporary file, held until its handle is gone
   std::unique_ptr<store::FileHandle> handle_;
   const store::Caller caller_;
   uint64_t offset_ = 0;
@@ -141,16 +138,16 @@ class ArchiveSink final : public InstanceSink {
       MEDVFS_ASSIGN_OR_RETURN(dir, Subdirectory(dir, components[i], caller));
     }
     const std::string temp = TemporaryName();
-    MEDVFS_ASSIGN_OR_RETURN(store::Attr node,
+    MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             archive_.MakeNode(dir, temp, S_IFREG | 0640, 0, caller));
     auto handle = archive_.Open(node.ino, O_WRONLY, caller);
     if (!handle.ok()) {
       (void)archive_.Unlink(dir, temp, caller);
-      archive_.Forget(node.ino, 1);
       return handle.status();
     }
-    return std::unique_ptr<PendingInstance>(new ArchivePending(
-        archive_, dir, components.back(), temp, node.ino, std::move(handle).value(), caller));
+    return std::unique_ptr<PendingInstance>(new ArchivePending(archive_, dir, components.back(),
+                                                               temp, std::move(node),
+                                                               std::move(handle).value(), caller));
   }
 
   void RecordStored(const PeerInfo& peer, const std::string& path, const StoredInstance& stored,
@@ -189,7 +186,6 @@ class ArchiveSink final : public InstanceSink {
       }
     }
     if (!attr.ok()) return attr.status();
-    archive_.Forget(attr->ino, 1);
     if (!S_ISDIR(attr->mode)) return Status(store::Code::kNotDirectory, "not a directory");
     return attr->ino;
   }

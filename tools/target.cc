@@ -247,9 +247,8 @@ std::unique_ptr<store::Archive> OpenArchiveOrFail(const fs::path& archive,
 }
 
 ArchiveFile ResolveInArchiveOrFail(store::Archive& archive, const FileTarget& target) {
-  store::StatusOr<store::Attr> dir = target.dir_in_archive == "/"
-                                         ? archive.GetAttr(store::kRootInode)
-                                         : store::LookupPath(archive, RelativeDir(target));
+  store::StatusOr<store::NodeRef> dir =
+      store::LookupPath(archive, target.dir_in_archive == "/" ? "" : RelativeDir(target));
   if (!dir.ok()) {
     if (dir.status().code() == store::Code::kNotFound) {
       Fail(target.display + ": the directory " + target.dir_in_archive +

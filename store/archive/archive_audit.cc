@@ -262,33 +262,38 @@ void ArchiveImpl::Audit(const Caller& caller, AuditOp op, const Status& result, 
 
 // --- the audited operations ----------------------------------------------------------------
 
-StatusOr<Attr> ArchiveImpl::MakeNode(InodeId parent, std::string_view name, uint32_t mode,
-                                     uint64_t rdev, const Caller& caller) {
+// The Do* bodies count the new node's reference; the NodeRef owns it from here.
+StatusOr<NodeRef> ArchiveImpl::MakeNode(InodeId parent, std::string_view name, uint32_t mode,
+                                        uint64_t rdev, const Caller& caller) {
   auto result = DoMakeNode(parent, name, mode, rdev, caller);
   Audit(caller, AuditOp::kCreate, result.status(), AuditPathIn(parent, name));
-  return result;
+  if (!result.ok()) return result.status();
+  return NodeRef(this, *result);
 }
 
-StatusOr<Attr> ArchiveImpl::MakeDir(InodeId parent, std::string_view name, uint32_t mode,
-                                    const Caller& caller) {
+StatusOr<NodeRef> ArchiveImpl::MakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                                       const Caller& caller) {
   auto result = DoMakeDir(parent, name, mode, caller);
   Audit(caller, AuditOp::kMkdir, result.status(), AuditPathIn(parent, name));
-  return result;
+  if (!result.ok()) return result.status();
+  return NodeRef(this, *result);
 }
 
-StatusOr<Attr> ArchiveImpl::MakeSymlink(InodeId parent, std::string_view name,
-                                        std::string_view target, const Caller& caller) {
+StatusOr<NodeRef> ArchiveImpl::MakeSymlink(InodeId parent, std::string_view name,
+                                           std::string_view target, const Caller& caller) {
   auto result = DoMakeSymlink(parent, name, target, caller);
   Audit(caller, AuditOp::kSymlink, result.status(), AuditPathIn(parent, name));
-  return result;
+  if (!result.ok()) return result.status();
+  return NodeRef(this, *result);
 }
 
-StatusOr<Attr> ArchiveImpl::Link(InodeId ino, InodeId new_parent, std::string_view new_name,
-                                 const Caller& caller) {
+StatusOr<NodeRef> ArchiveImpl::Link(InodeId ino, InodeId new_parent, std::string_view new_name,
+                                    const Caller& caller) {
   auto result = DoLink(ino, new_parent, new_name);
   Audit(caller, AuditOp::kLink, result.status(), AuditPathOf(ino), 0, {},
         AuditPathIn(new_parent, new_name));
-  return result;
+  if (!result.ok()) return result.status();
+  return NodeRef(this, *result);
 }
 
 Status ArchiveImpl::Unlink(InodeId parent, std::string_view name, const Caller& caller) {

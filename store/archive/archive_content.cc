@@ -303,25 +303,16 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
     if (!unchanged) {
       HistoryRecord history;
       MEDVFS_RETURN_IF_ERROR(GetRecord(HistoryKey(node.history), &history));
-      VersionRecord version;
-      version.info.sha256 = made.sha256;
-      version.info.sha256_deferred = made.sha256_deferred;
-      version.info.size = made.size;
-      version.info.has_dicom_tags = tags.has_value();
+      VersionInfo made_content;
+      made_content.sha256 = made.sha256;
+      made_content.sha256_deferred = made.sha256_deferred;
+      made_content.size = made.size;
+      made_content.has_dicom_tags = tags.has_value();
       if (tags && tags->Find("SOPInstanceUID") != nullptr) {
-        version.info.sop_instance_uid = tags->Find("SOPInstanceUID")->value;
+        made_content.sop_instance_uid = tags->Find("SOPInstanceUID")->value;
       }
-      MarkSopReuse(node.history, history, &version.info);
-      version.info.number = ++history.last_version;
-      version.info.time_ns = now;
-      version.info.writer_uid = caller.uid;
-      version.info.writer_gid = caller.gid;
-      version.info.writer_pid = caller.pid;
-      version.info.program = caller.program;
-      version.info.op = session->pending_op;
-      version.info.file_mode = node.mode;
-      version.info.file_uid = node.uid;
-      version.info.file_gid = node.gid;
+      const VersionRecord version = NewVersion(node.history, &history, std::move(made_content),
+                                               session->pending_op, now, caller, node);
       PutVersion(batch, node.history, version, content);
       PutRecord(batch, HistoryKey(node.history), history);
       // A scratch file keeps only its current version.

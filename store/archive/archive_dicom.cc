@@ -104,6 +104,26 @@ void ArchiveImpl::MarkSopReuse(HistoryId history, const HistoryRecord& history_r
   }
 }
 
+VersionRecord ArchiveImpl::NewVersion(HistoryId history_id, HistoryRecord* history,
+                                      VersionInfo content, Operation op, int64_t now,
+                                      const Caller& caller, const InodeRecord& file) {
+  VersionRecord version;
+  version.info = std::move(content);
+  version.info.note.clear();  // a note belongs to the version it was written on
+  MarkSopReuse(history_id, *history, &version.info);
+  version.info.number = ++history->last_version;
+  version.info.time_ns = now;
+  version.info.writer_uid = caller.uid;
+  version.info.writer_gid = caller.gid;
+  version.info.writer_pid = caller.pid;
+  version.info.program = caller.program;
+  version.info.op = op;
+  version.info.file_mode = file.mode;
+  version.info.file_uid = file.uid;
+  version.info.file_gid = file.gid;
+  return version;
+}
+
 void ArchiveImpl::UpdatePatientIndex(KvBatch& batch, InodeId ino, const DicomTags* tags) {
   PatientIndexRecord old;
   if (GetRecord(IndexedKey(ino), &old).ok()) {

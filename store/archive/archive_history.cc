@@ -165,21 +165,10 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
     history.live_ino = ino;
   }
   history.fresh = false;
-  VersionRecord restored;
-  restored.info = source.info;
-  MarkSopReuse(history_id, history, &restored.info);
-  restored.info.number = ++history.last_version;
-  restored.info.time_ns = now;
-  restored.info.writer_uid = caller.uid;
-  restored.info.writer_gid = caller.gid;
-  restored.info.writer_pid = caller.pid;
-  restored.info.program = caller.program;
-  restored.info.op = Operation::kRestore;
-  restored.info.restored_from = number;
-  restored.info.note.clear();
-  restored.info.file_mode = node.mode;
-  restored.info.file_uid = node.uid;
-  restored.info.file_gid = node.gid;
+  VersionInfo content = source.info;
+  content.restored_from = number;
+  const VersionRecord restored =
+      NewVersion(history_id, &history, std::move(content), Operation::kRestore, now, caller, node);
   PutVersion(batch, history_id, restored, extents);
   PutRecord(batch, HistoryKey(history_id), history);
   CopyTags(batch, history_id, number, history_id, restored.info.number);

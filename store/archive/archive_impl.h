@@ -64,16 +64,16 @@ class ArchiveImpl final : public Archive {
   bool read_only() const override { return options_.read_only || options_.no_writes; }
 
   StatusOr<Attr> GetAttr(InodeId ino) override;
-  StatusOr<Attr> Lookup(InodeId parent, std::string_view name) override;
+  StatusOr<NodeRef> Lookup(InodeId parent, std::string_view name) override;
   StatusOr<std::vector<DirEntry>> ReadDir(InodeId dir) override;
-  StatusOr<Attr> MakeNode(InodeId parent, std::string_view name, uint32_t mode, uint64_t rdev,
-                          const Caller& caller) override;
-  StatusOr<Attr> MakeDir(InodeId parent, std::string_view name, uint32_t mode,
-                         const Caller& caller) override;
-  StatusOr<Attr> MakeSymlink(InodeId parent, std::string_view name, std::string_view target,
+  StatusOr<NodeRef> MakeNode(InodeId parent, std::string_view name, uint32_t mode, uint64_t rdev,
                              const Caller& caller) override;
-  StatusOr<Attr> Link(InodeId ino, InodeId new_parent, std::string_view new_name,
-                      const Caller& caller) override;
+  StatusOr<NodeRef> MakeDir(InodeId parent, std::string_view name, uint32_t mode,
+                            const Caller& caller) override;
+  StatusOr<NodeRef> MakeSymlink(InodeId parent, std::string_view name, std::string_view target,
+                                const Caller& caller) override;
+  StatusOr<NodeRef> Link(InodeId ino, InodeId new_parent, std::string_view new_name,
+                         const Caller& caller) override;
   Status Unlink(InodeId parent, std::string_view name, const Caller& caller) override;
   Status RemoveDir(InodeId parent, std::string_view name, const Caller& caller) override;
   Status Rename(InodeId parent, std::string_view name, InodeId new_parent,
@@ -299,6 +299,13 @@ class ArchiveImpl final : public Archive {
   // Sets info->sop_instance_uid_reused: the newest earlier content version had the same
   // SOPInstanceUID and other bytes. REQUIRES: history_record.last_version not yet advanced.
   void MarkSopReuse(HistoryId history, const HistoryRecord& history_record, VersionInfo* info);
+  // The one way a version record is made (commit, rename over, restore, delete marker): the
+  // version `content` describes (size, digest, SOP instance UID; its restore source as set),
+  // numbered after the history's last (history->last_version advances), with the SOP reuse
+  // mark, the time, who made it, how (`op`), and the mode and owner `file` had then.
+  VersionRecord NewVersion(HistoryId history_id, HistoryRecord* history, VersionInfo content,
+                           Operation op, int64_t now, const Caller& caller,
+                           const InodeRecord& file);
   void UpdatePatientIndex(KvBatch& batch, InodeId ino, const DicomTags* tags);
   void CopyTags(KvBatch& batch, HistoryId from, uint64_t from_number, HistoryId to,
                 uint64_t to_number);
@@ -312,7 +319,7 @@ class ArchiveImpl final : public Archive {
   SecretKey name_key_;
   SecretKey audit_key_;       // the chain's HMAC key
   SecretKey high_water_key_;  // the high-water mark's HMAC key
-  SecretKey deid_key_;        // pseudonyms and remapped UIDs (store/deid.h)
+  SecretKey deid_key_;        // pseudonyms and remapped UIDs (store/dicom/deid.h)
   std::string archive_id_;    // 16 bytes, from the key slot
   std::unique_ptr<ChunkStore> chunks_;
   ArchiveOptions options_;

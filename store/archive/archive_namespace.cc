@@ -96,7 +96,28 @@ StatusOr<Attr> ArchiveImpl::GetAttr(InodeId ino) {
   return ToAttr(ino, record);
 }
 
-StatusOr<Attr> ArchiveImpl::Lookup(InodeId parent, std::string_view name) {
+NodeRef::NodeRef(NodeRef&& other) noexcept
+    : Attr(other.attr()), archive_(std::exchange(other.archive_, nullptr)) {}
+
+NodeRef& NodeRef::operator=(NodeRef&& other) noexcept {
+  if (this != &other) {
+    if (archive_ != nullptr) archive_->Forget(ino, 1);
+    static_cast<Attr&>(*this) = other.attr();
+    archive_ = std::exchange(other.archive_, nullptr);
+  }
+  return *this;
+}
+
+NodeRef::~NodeRef() {
+  if (archive_ != nullptr) archive_->Forget(ino, 1);
+}
+
+Attr NodeRef::Release() {
+  archive_ = nullptr;
+  return attr();
+}
+
+StatusOr<NodeRef> ArchiveImpl::Lookup(InodeId parent, std::string_view name) {
   std::lock_guard lock(mu_);
   InodeRecord dir;
   MEDVFS_RETURN_IF_ERROR(LoadDir(parent, &dir));
@@ -111,7 +132,7 @@ StatusOr<Attr> ArchiveImpl::Lookup(InodeId parent, std::string_view name) {
     return s.code() == Code::kNotFound ? Status::Corruption("dangling directory entry") : s;
   }
   CountLookup(entry.ino);
-  return ToAttr(entry.ino, child);
+  return NodeRef(this, ToAttr(entry.ino, child));
 }
 
 StatusOr<std::vector<DirEntry>> ArchiveImpl::ReadDir(InodeId dir_ino) {
@@ -330,17 +351,8 @@ Status ArchiveImpl::DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, Ino
       // A deleted scratch file leaves nothing.
       MEDVFS_RETURN_IF_ERROR(EraseScratchHistory(batch, node.history, history));
     } else if (history.last_version > 0) {
-      VersionRecord marker;
-      marker.info.number = ++history.last_version;
-      marker.info.time_ns = now;
-      marker.info.writer_uid = caller.uid;
-      marker.info.writer_gid = caller.gid;
-      marker.info.writer_pid = caller.pid;
-      marker.info.program = caller.program;
-      marker.info.op = Operation::kDeleteMarker;
-      marker.info.file_mode = node.mode;
-      marker.info.file_uid = node.uid;
-      marker.info.file_gid = node.gid;
+      const VersionRecord marker = NewVersion(node.history, &history, VersionInfo{},
+                                              Operation::kDeleteMarker, now, caller, node);
       PutVersion(batch, node.history, marker, ExtentList());
       PutRecord(batch, HistoryKey(node.history), history);
     } else {

@@ -18,7 +18,6 @@
 namespace medvfs::store {
 namespace {
 
-
 std::filesystem::path KeySlotPath(const std::filesystem::path& dir) {
   return dir / kKeySlotFileName;
 }
@@ -480,16 +479,18 @@ StatusOr<ArchiveStats> ArchiveImpl::Stats() {
   return stats;
 }
 
-StatusOr<Attr> LookupPath(Archive& archive, std::string_view path) {
-  MEDVFS_ASSIGN_OR_RETURN(Attr attr, archive.GetAttr(kRootInode));
+StatusOr<NodeRef> LookupPath(Archive& archive, std::string_view path) {
+  MEDVFS_ASSIGN_OR_RETURN(Attr root, archive.GetAttr(kRootInode));
+  NodeRef node(nullptr, root);  // the root is never freed: it needs no reference
   while (!path.empty()) {
     const size_t slash = path.find('/');
     std::string_view part = path.substr(0, slash);
     path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
     if (part.empty() || part == ".") continue;
-    MEDVFS_ASSIGN_OR_RETURN(attr, archive.Lookup(attr.ino, part));
+    // Each step's reference is released as the next one is taken.
+    MEDVFS_ASSIGN_OR_RETURN(node, archive.Lookup(node.ino, part));
   }
-  return attr;
+  return node;
 }
 
 }  // namespace medvfs::store

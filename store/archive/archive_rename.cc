@@ -54,20 +54,8 @@ Status ArchiveImpl::RenameOver(KvBatch& batch, InodeId src_ino, InodeRecord& src
       MEDVFS_ASSIGN_OR_RETURN(unchanged, SameContentAs(target, current, incoming.info, extents));
     }
     if (!unchanged) {
-      VersionRecord saved;
-      saved.info = incoming.info;
-      MarkSopReuse(target, target_history, &saved.info);
-      saved.info.number = ++target_history.last_version;
-      saved.info.time_ns = now;
-      saved.info.writer_uid = caller.uid;
-      saved.info.writer_gid = caller.gid;
-      saved.info.writer_pid = caller.pid;
-      saved.info.program = caller.program;
-      saved.info.op = Operation::kRenameOver;
-      saved.info.note.clear();
-      saved.info.file_mode = src.mode;
-      saved.info.file_uid = src.uid;
-      saved.info.file_gid = src.gid;
+      const VersionRecord saved = NewVersion(target, &target_history, incoming.info,
+                                             Operation::kRenameOver, now, caller, src);
       PutVersion(batch, target, saved, extents);
       CopyTags(batch, src.history, src.version, target, saved.info.number);
       if (target_history.scratch && dst.version > 0) {

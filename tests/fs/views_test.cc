@@ -303,13 +303,13 @@ TEST_F(ViewsTest, RestoreFromHistoryDirectory) {
       RestoreFromView(*archive_, VersionRootOf(store::kRootInode), "1", caller_).status().code(),
       store::Code::kReadOnly);
   ASSERT_OK_AND_ASSIGN(Attr live, RestoreFromView(*archive_, history.view, "1\n", caller_));
-  ASSERT_OK_AND_ASSIGN(Attr looked_up, archive_->Lookup(store::kRootInode, "scan.dcm"));
+  ASSERT_OK_AND_ASSIGN(Attr looked_up,
+                       store::ReleasedAttr(archive_->Lookup(store::kRootInode, "scan.dcm")));
   EXPECT_EQ(live.ino, looked_up.ino);
   EXPECT_EQ(looked_up.size, 5u);
   ASSERT_OK_AND_ASSIGN(auto entries, ListView(*archive_, history.view, false));
   EXPECT_EQ(entries.size(), 3u);  // first, second, restored first
   EXPECT_EQ(ReadAll(entries.back().view), "first");
-  archive_->Forget(looked_up.ino, 1);
 }
 
 // --- Metadata views, notes, virtual xattrs, patient index -------------------------------------
@@ -401,8 +401,8 @@ TEST_F(MetaViewsTest, NonDicomFileHasNoTags) {
   EXPECT_EQ(ListPath(meta, "x.dcm"), (std::vector<std::string>{"note", "sha256", "versions.tsv"}));
   EXPECT_EQ(ResolveCode(meta, "x.dcm/dicom.json"), store::Code::kNotFound);
   EXPECT_EQ(ResolveCode(meta, "x.dcm/tags"), store::Code::kNotFound);
-  ASSERT_OK_AND_ASSIGN(Attr live, archive_->Lookup(store::kRootInode, "x.dcm"));
-  archive_->Forget(live.ino, 1);
+  ASSERT_OK_AND_ASSIGN(Attr live,
+                       store::ReleasedAttr(archive_->Lookup(store::kRootInode, "x.dcm")));
   ASSERT_OK_AND_ASSIGN(store::VersionInfo v1, archive_->GetVersion(live.history, 1));
   EXPECT_EQ(ReadPath(meta, "x.dcm/sha256"), store::FormatSha256Hex(v1.sha256) + "\n");
   EXPECT_EQ(ReadPath(meta, "x.dcm/note"), "");

@@ -133,7 +133,8 @@ TEST_F(ArchiveDicomTest, NotesAreMetadataAndEveryNoteIsKept) {
 
 TEST_F(ArchiveDicomTest, PatientIndexFollowsSavesRenamesAndDeletes) {
   const std::string ct = ReadFile(std::string(kSamples) + "CT_small.dcm");
-  ASSERT_OK_AND_ASSIGN(Attr dir, archive_->MakeDir(kRootInode, "scans", 0755, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr dir,
+                       ReleasedAttr(archive_->MakeDir(kRootInode, "scans", 0755, caller_)));
   Save(dir.ino, "ct.dcm", ct);
   Save(kRootInode, "notes.txt", "not DICOM");
   ASSERT_OK_AND_ASSIGN(auto patients, archive_->ListPatients());

@@ -137,8 +137,8 @@ TEST_F(ArchiveTest, UnchangedSaveAddsNoVersion) {
 }
 
 TEST_F(ArchiveTest, EmptyCreatedFileGetsOneVersion) {
-  ASSERT_OK_AND_ASSIGN(Attr made,
-                       archive_->MakeNode(kRootInode, "empty", S_IFREG | 0600, 0, caller_));
+  ASSERT_OK_AND_ASSIGN(
+      Attr made, ReleasedAttr(archive_->MakeNode(kRootInode, "empty", S_IFREG | 0600, 0, caller_)));
   {
     ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(made.ino, O_WRONLY, caller_));
     ASSERT_OK(handle->Flush(caller_));
@@ -153,7 +153,7 @@ TEST_F(ArchiveTest, EditorSaveThroughTemporaryFileContinuesHistory) {
   ASSERT_OK_AND_ASSIGN(Attr before, archive_->GetAttr(target));
   InodeId tmp = Save(kRootInode, ".report.txt.swp", "v2 from the editor");
   ASSERT_OK(archive_->Rename(kRootInode, ".report.txt.swp", kRootInode, "report.txt", 0, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr after, archive_->Lookup(kRootInode, "report.txt"));
+  ASSERT_OK_AND_ASSIGN(Attr after, ReleasedAttr(archive_->Lookup(kRootInode, "report.txt")));
   EXPECT_EQ(after.ino, tmp);
   EXPECT_EQ(after.history, before.history);
   ASSERT_OK_AND_ASSIGN(auto versions, archive_->ListVersions(after.history));
@@ -186,7 +186,7 @@ TEST_F(ArchiveTest, BackupRenameThenRewriteContinuesTheNamesHistory) {
   EXPECT_EQ(ReadVersion(now.history, 2), "modified");
   // The backup keeps its history; the new file starts with a copy of what the name held, so
   // the two live files never share one.
-  ASSERT_OK_AND_ASSIGN(Attr backup, archive_->Lookup(kRootInode, "ct.dcm.bak"));
+  ASSERT_OK_AND_ASSIGN(Attr backup, ReleasedAttr(archive_->Lookup(kRootInode, "ct.dcm.bak")));
   EXPECT_EQ(backup.history, before.history);
   EXPECT_NE(now.history, backup.history);
   EXPECT_EQ(ReadLive(backup.ino), "original");
@@ -197,7 +197,7 @@ TEST_F(ArchiveTest, BackupRenameThenRewriteContinuesTheNamesHistory) {
 }
 
 TEST_F(ArchiveTest, UnlinkLeavesDeleteMarkerAndRestoreBringsFileBack) {
-  ASSERT_OK_AND_ASSIGN(Attr dir, archive_->MakeDir(kRootInode, "ct", 0755, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr dir, ReleasedAttr(archive_->MakeDir(kRootInode, "ct", 0755, caller_)));
   Save(dir.ino, "slice.dcm", "one");
   InodeId ino = Save(dir.ino, "slice.dcm", "two");
   ASSERT_OK_AND_ASSIGN(Attr attr, archive_->GetAttr(ino));
@@ -211,7 +211,7 @@ TEST_F(ArchiveTest, UnlinkLeavesDeleteMarkerAndRestoreBringsFileBack) {
   EXPECT_TRUE(versions[2].is_delete_marker());
 
   ASSERT_OK_AND_ASSIGN(Attr restored, archive_->Restore(attr.history, 1, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr found, archive_->Lookup(dir.ino, "slice.dcm"));
+  ASSERT_OK_AND_ASSIGN(Attr found, ReleasedAttr(archive_->Lookup(dir.ino, "slice.dcm")));
   EXPECT_EQ(found.ino, restored.ino);
   EXPECT_EQ(ReadLive(found.ino), "one");
   ASSERT_OK_AND_ASSIGN(auto after, archive_->ListVersions(attr.history));
@@ -237,7 +237,7 @@ TEST_F(ArchiveTest, HistorySurvivesReopen) {
   Save(kRootInode, "keep", "bb");
   ASSERT_OK_AND_ASSIGN(Attr attr, archive_->GetAttr(ino));
   Reopen();
-  ASSERT_OK_AND_ASSIGN(Attr again, archive_->Lookup(kRootInode, "keep"));
+  ASSERT_OK_AND_ASSIGN(Attr again, ReleasedAttr(archive_->Lookup(kRootInode, "keep")));
   EXPECT_EQ(again.history, attr.history);
   EXPECT_EQ(ReadVersion(attr.history, 1), "a");
   EXPECT_EQ(ReadLive(again.ino), "bb");
@@ -322,8 +322,8 @@ TEST_F(ArchiveTest, DirectoryAsItWasAtATime) {
 }
 
 TEST_F(ArchiveTest, RenameRules) {
-  ASSERT_OK_AND_ASSIGN(Attr d1, archive_->MakeDir(kRootInode, "d1", 0755, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr d2, archive_->MakeDir(d1.ino, "d2", 0755, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr d1, ReleasedAttr(archive_->MakeDir(kRootInode, "d1", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(Attr d2, ReleasedAttr(archive_->MakeDir(d1.ino, "d2", 0755, caller_)));
   EXPECT_EQ(archive_->Rename(kRootInode, "d1", d2.ino, "x", 0, caller_).code(), Code::kInvalid);
   Save(kRootInode, "f", "f");
   EXPECT_EQ(archive_->Rename(kRootInode, "f", kRootInode, "d1", 0, caller_).code(),
@@ -334,10 +334,10 @@ TEST_F(ArchiveTest, RenameRules) {
   EXPECT_EQ(archive_->Rename(kRootInode, "f", kRootInode, "g", RENAME_NOREPLACE, caller_).code(),
             Code::kExists);
   ASSERT_OK(archive_->Rename(kRootInode, "f", kRootInode, "g", RENAME_EXCHANGE, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr g, archive_->Lookup(kRootInode, "g"));
+  ASSERT_OK_AND_ASSIGN(Attr g, ReleasedAttr(archive_->Lookup(kRootInode, "g")));
   EXPECT_EQ(ReadLive(g.ino), "f");
   ASSERT_OK(archive_->Rename(kRootInode, "g", d2.ino, "moved", 0, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr moved, archive_->Lookup(d2.ino, "moved"));
+  ASSERT_OK_AND_ASSIGN(Attr moved, ReleasedAttr(archive_->Lookup(d2.ino, "moved")));
   EXPECT_EQ(ReadLive(moved.ino), "f");
   EXPECT_EQ(archive_->RemoveDir(kRootInode, "d1", caller_).code(), Code::kNotEmpty);
   ASSERT_OK_AND_ASSIGN(Attr root, archive_->GetAttr(kRootInode));
@@ -393,7 +393,7 @@ TEST_F(ArchiveTest, ReadOnlyArchiveRefusesChanges) {
   options_.read_only = true;
   ASSERT_OK_AND_ASSIGN(archive_, Archive::Open(path(), Key(), options_));
   EXPECT_EQ(archive_->MakeDir(kRootInode, "d", 0755, caller_).status().code(), Code::kReadOnly);
-  ASSERT_OK_AND_ASSIGN(Attr x, archive_->Lookup(kRootInode, "x"));
+  ASSERT_OK_AND_ASSIGN(Attr x, ReleasedAttr(archive_->Lookup(kRootInode, "x")));
   EXPECT_EQ(ReadLive(x.ino), "x");
 }
 
@@ -471,10 +471,10 @@ TEST_F(ArchiveTest, ChunksOfAFileUnlinkedWhileOpenGoWithItsLastClose) {
   Save(kRootInode, "kept.dat", kept);
   const std::string lost = RandomBytes(2 << 20, 22);
   const std::string shared = RandomBytes(1 << 20, 23);
-  ASSERT_OK_AND_ASSIGN(Attr gone,
-                       archive_->MakeNode(kRootInode, "gone.dat", S_IFREG | 0644, 0, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr other,
-                       archive_->MakeNode(kRootInode, "other.dat", S_IFREG | 0644, 0, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr gone, ReleasedAttr(archive_->MakeNode(kRootInode, "gone.dat",
+                                                                  S_IFREG | 0644, 0, caller_)));
+  ASSERT_OK_AND_ASSIGN(Attr other, ReleasedAttr(archive_->MakeNode(kRootInode, "other.dat",
+                                                                   S_IFREG | 0644, 0, caller_)));
   ASSERT_OK_AND_ASSIGN(auto other_handle, archive_->Open(other.ino, O_WRONLY, caller_));
   {
     ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(gone.ino, O_WRONLY, caller_));
@@ -486,13 +486,56 @@ TEST_F(ArchiveTest, ChunksOfAFileUnlinkedWhileOpenGoWithItsLastClose) {
   }
   ASSERT_OK(other_handle->Flush(caller_));
   other_handle.reset();
-  ASSERT_OK_AND_ASSIGN(Attr other_now, archive_->Lookup(kRootInode, "other.dat"));
+  ASSERT_OK_AND_ASSIGN(Attr other_now, ReleasedAttr(archive_->Lookup(kRootInode, "other.dat")));
   EXPECT_TRUE(ReadLive(other_now.ino) == shared);
   archive_.reset();
   ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
   EXPECT_TRUE(report.clean()) << (report.problems.empty() ? "" : report.problems[0].ToString());
   EXPECT_EQ(report.unreferenced_chunks, 0u);
   EXPECT_EQ(report.warnings, 0u) << (report.problems.empty() ? "" : report.problems[0].ToString());
+}
+
+// A NodeRef keeps its node, even unlinked, until it dies; moving it hands the reference on;
+// Release() hands it to the caller, who then owes Forget; LookupPath keeps only the last step.
+TEST_F(ArchiveTest, NodeRefHoldsItsNodeUntilItDiesOrIsReleased) {
+  InodeId held_ino = 0;
+  {
+    ASSERT_OK_AND_ASSIGN(NodeRef node,
+                         archive_->MakeNode(kRootInode, "held.dat", S_IFREG | 0644, 0, caller_));
+    held_ino = node.ino;
+    ASSERT_OK(archive_->Unlink(kRootInode, "held.dat", caller_));
+    EXPECT_OK(archive_->GetAttr(held_ino));
+    NodeRef moved = std::move(node);
+    EXPECT_FALSE(node.holds_reference());  // NOLINT(bugprone-use-after-move): checked on purpose
+    EXPECT_TRUE(moved.holds_reference());
+    EXPECT_OK(archive_->GetAttr(held_ino));
+  }
+  EXPECT_EQ(archive_->GetAttr(held_ino).status().code(), Code::kNotFound);
+
+  Attr released;
+  {
+    ASSERT_OK_AND_ASSIGN(NodeRef node,
+                         archive_->MakeNode(kRootInode, "kept.dat", S_IFREG | 0644, 0, caller_));
+    released = node.Release();
+    EXPECT_FALSE(node.holds_reference());
+  }
+  ASSERT_OK(archive_->Unlink(kRootInode, "kept.dat", caller_));
+  EXPECT_OK(archive_->GetAttr(released.ino));  // the caller still owes the reference
+  archive_->Forget(released.ino, 1);
+  EXPECT_EQ(archive_->GetAttr(released.ino).status().code(), Code::kNotFound);
+
+  // Walking a path takes and drops a reference per step: once the walk's result is gone,
+  // removing the directories frees them.
+  ASSERT_OK_AND_ASSIGN(Attr a, ReleasedAttr(archive_->MakeDir(kRootInode, "a", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(Attr b, ReleasedAttr(archive_->MakeDir(a.ino, "b", 0755, caller_)));
+  {
+    ASSERT_OK_AND_ASSIGN(NodeRef found, LookupPath(*archive_, "a/b"));
+    EXPECT_EQ(found.ino, b.ino);
+  }
+  ASSERT_OK(archive_->RemoveDir(a.ino, "b", caller_));
+  ASSERT_OK(archive_->RemoveDir(kRootInode, "a", caller_));
+  EXPECT_EQ(archive_->GetAttr(b.ino).status().code(), Code::kNotFound);
+  EXPECT_EQ(archive_->GetAttr(a.ino).status().code(), Code::kNotFound);
 }
 
 }  // namespace

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "store/archive.h"
-#include "store/engine/kv_store.h"
 #include "store/archive/records.h"
+#include "store/engine/kv_store.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {
@@ -290,10 +290,12 @@ TEST_F(AuditTest, ConcurrentAppendsKeepTheChain) {
 
 TEST_F(AuditTest, PathOfNamesNodesFromTheRoot) {
   EXPECT_EQ(archive_->PathOf(kRootInode).value(), "/");
-  ASSERT_OK_AND_ASSIGN(Attr ct, archive_->MakeDir(kRootInode, "ct", 0755, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr sub, archive_->MakeDir(ct.ino, "sub", 0755, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr file, archive_->MakeNode(sub.ino, "a.dcm", S_IFREG | 0644, 0, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr link, archive_->MakeSymlink(ct.ino, "l", "sub/a.dcm", caller_));
+  ASSERT_OK_AND_ASSIGN(Attr ct, ReleasedAttr(archive_->MakeDir(kRootInode, "ct", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(Attr sub, ReleasedAttr(archive_->MakeDir(ct.ino, "sub", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(
+      Attr file, ReleasedAttr(archive_->MakeNode(sub.ino, "a.dcm", S_IFREG | 0644, 0, caller_)));
+  ASSERT_OK_AND_ASSIGN(Attr link,
+                       ReleasedAttr(archive_->MakeSymlink(ct.ino, "l", "sub/a.dcm", caller_)));
   EXPECT_EQ(archive_->PathOf(sub.ino).value(), "/ct/sub");
   EXPECT_EQ(archive_->PathOf(file.ino).value(), "/ct/sub/a.dcm");
   EXPECT_EQ(archive_->PathOf(link.ino).value(), "/ct/l");
@@ -303,8 +305,9 @@ TEST_F(AuditTest, PathOfNamesNodesFromTheRoot) {
 }
 
 TEST_F(AuditTest, StoreRecordsItsOwnEvents) {
-  ASSERT_OK_AND_ASSIGN(Attr ct, archive_->MakeDir(kRootInode, "ct", 0755, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr file, archive_->MakeNode(ct.ino, "a.dcm", S_IFREG | 0644, 0, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr ct, ReleasedAttr(archive_->MakeDir(kRootInode, "ct", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(
+      Attr file, ReleasedAttr(archive_->MakeNode(ct.ino, "a.dcm", S_IFREG | 0644, 0, caller_)));
   {
     ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(file.ino, O_WRONLY, caller_));
     ASSERT_OK(handle->Write(0, "content one"));

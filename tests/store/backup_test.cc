@@ -457,7 +457,7 @@ TEST_F(BackupTest, BackupWhileWriting) {
   auto copy = OpenArchive(dir() / "restored");
   ASSERT_NE(copy, nullptr);
   for (const auto& [name, content] : before_second) {
-    ASSERT_OK_AND_ASSIGN(Attr attr, AttrOf(copy->Lookup(kRootInode, name)));
+    ASSERT_OK_AND_ASSIGN(Attr attr, ReleasedAttr(copy->Lookup(kRootInode, name)));
     ASSERT_OK_AND_ASSIGN(auto versions, copy->ListVersions(attr.history));
     // The version seen committed, or a later one, is there; every version reads back whole.
     bool found = false;

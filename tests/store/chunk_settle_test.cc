@@ -1,5 +1,5 @@
 // Chunks a writer stored but overwrote or truncated away before its commit are released by that
-// commit (store/chunk_settle.h), checked against a model of the file's bytes: after random
+// commit (store/engine/chunk_settle.h), checked against a model of the file's bytes: after random
 // sequences of appends, writes nearer the start, truncates, fsyncs and closes, the file reads
 // as the model says and `medvfs verify` finds no chunk that nothing references. Issue 17: an
 // archive Orthanc used as its storage folder (SQLite writes its -wal file to the end, then
@@ -84,8 +84,8 @@ class ChunkSettleTest : public TempDirTest {
 // near its start, then closed. The chunks that held the old start were left behind.
 TEST_F(ChunkSettleTest, AWriteNearTheStartAfterStreamingReleasesTheOldChunks) {
   std::mt19937_64 rng(1);
-  ASSERT_OK_AND_ASSIGN(Attr file,
-                       archive_->MakeNode(kRootInode, "index-wal", S_IFREG | 0644, 0, caller_));
+  ASSERT_OK_AND_ASSIGN(Attr file, ReleasedAttr(archive_->MakeNode(kRootInode, "index-wal",
+                                                                  S_IFREG | 0644, 0, caller_)));
   std::string model = RandomBytes(2 << 20, rng);
   {
     ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(file.ino, O_WRONLY, caller_));
@@ -108,8 +108,9 @@ TEST_F(ChunkSettleTest, RandomWritesLeaveNoUnreferencedChunk) {
   std::string models[kFiles];
   std::unique_ptr<FileHandle> handles[kFiles];
   for (int f = 0; f < kFiles; ++f) {
-    ASSERT_OK_AND_ASSIGN(Attr made, archive_->MakeNode(kRootInode, "f" + std::to_string(f),
-                                                       S_IFREG | 0644, 0, caller_));
+    ASSERT_OK_AND_ASSIGN(Attr made,
+                         ReleasedAttr(archive_->MakeNode(kRootInode, "f" + std::to_string(f),
+                                                         S_IFREG | 0644, 0, caller_)));
     inos[f] = made.ino;
   }
   for (int step = 0; step < kSteps; ++step) {

@@ -267,7 +267,7 @@ TEST(ChunkerTest, ResetAndFinishStartANewStream) {
 // Pins the boundaries: they are part of the on-disk format (deduplication against existing
 // archives). If this test fails, the chunker changed the format; do not update the numbers
 // without a format migration. The numbers were cross-checked with an independent, byte-by-byte
-// Python implementation of the cut rule in store/chunker.cc.
+// Python implementation of the cut rule in store/engine/chunker.cc.
 TEST(ChunkerTest, BoundariesAreStable) {
   const std::vector<size_t> expected = {98545, 66438, 92771, 66541, 120856, 71780, 56514,
                                         61513, 92048, 76481, 68290, 106246, 57614, 12939};

@@ -13,14 +13,14 @@
 #include <random>
 
 #include "store/archive.h"
-#include "store/engine/kv_store.h"
 #include "store/archive/records.h"
+#include "store/engine/kv_store.h"
 #include "store/verify.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {
 
-void FailRecordSealsForTesting(int count);  // store/archive_open.cc
+void FailRecordSealsForTesting(int count);  // store/archive/archive_open.cc
 
 namespace {
 
@@ -289,7 +289,7 @@ TEST_F(DamageTest, AnyAlteredRecordRefusesTheOpen) {
   std::filesystem::copy(path(), copy, std::filesystem::copy_options::recursive);
   {
     ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
-    ASSERT_OK_AND_ASSIGN(Attr dir, archive->MakeDir(kRootInode, "ct", 0755, caller_));
+    ASSERT_OK_AND_ASSIGN(Attr dir, ReleasedAttr(archive->MakeDir(kRootInode, "ct", 0755, caller_)));
     Save(*archive, dir.ino, "a.dcm", RandomContent(5000, 8));
     Save(*archive, kRootInode, "scan.dcm", RandomContent(3000, 9));
     ASSERT_OK(archive->SetNote(scan_.history, 7, "another note", caller_));
@@ -393,7 +393,7 @@ TEST_F(DamageTest, DeletedRecordIsFound) {
 TEST_F(DamageTest, ChangesKeepTheStateDigest) {
   {
     ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
-    ASSERT_OK_AND_ASSIGN(Attr dir, archive->MakeDir(kRootInode, "ct", 0755, caller_));
+    ASSERT_OK_AND_ASSIGN(Attr dir, ReleasedAttr(archive->MakeDir(kRootInode, "ct", 0755, caller_)));
     Save(*archive, dir.ino, "a.dcm", "a");
     ASSERT_OK(archive->Rename(kRootInode, "scan.dcm", dir.ino, "a.dcm", 0, caller_));
     ASSERT_OK(archive->Unlink(dir.ino, "a.dcm", caller_));

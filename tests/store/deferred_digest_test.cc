@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 
 #include "store/archive.h"
-#include "store/engine/content.h"
 #include "store/crypto/crypto.h"
+#include "store/engine/content.h"
 #include "store/verify.h"
 #include "store/views.h"
 #include "tests/store/test_util.h"
@@ -207,14 +207,14 @@ TEST_F(DeferredDigestTest, EqualSparseContentAddsNoVersionAndDifferentBytesDo) {
   const InodeId tmp = Create(".sparse.dat.tmp");
   SaveSparse(tmp, kHole, "tail");
   ASSERT_OK(archive_->Rename(kRootInode, ".sparse.dat.tmp", kRootInode, "sparse.dat", 0, caller_));
-  ASSERT_OK_AND_ASSIGN(Attr after, archive_->Lookup(kRootInode, "sparse.dat"));
+  ASSERT_OK_AND_ASSIGN(Attr after, ReleasedAttr(archive_->Lookup(kRootInode, "sparse.dat")));
   ASSERT_OK_AND_ASSIGN(auto versions, archive_->ListVersions(after.history));
   EXPECT_EQ(versions.back().number, restored);
   // With other bytes: a new version, its digest still deferred.
   const InodeId tmp2 = Create(".sparse.dat.tmp");
   SaveSparse(tmp2, kHole, "tale");
   ASSERT_OK(archive_->Rename(kRootInode, ".sparse.dat.tmp", kRootInode, "sparse.dat", 0, caller_));
-  ASSERT_OK_AND_ASSIGN(after, archive_->Lookup(kRootInode, "sparse.dat"));
+  ASSERT_OK_AND_ASSIGN(after, ReleasedAttr(archive_->Lookup(kRootInode, "sparse.dat")));
   ASSERT_OK_AND_ASSIGN(versions, archive_->ListVersions(after.history));
   EXPECT_EQ(versions.back().number, restored + 1);
   EXPECT_TRUE(versions.back().sha256_deferred);

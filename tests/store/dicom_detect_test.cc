@@ -38,7 +38,7 @@ bool HasDicm(std::string_view bytes) {
   return bytes.size() >= 132 && bytes.substr(128, 4) == "DICM";
 }
 
-// What LooksLikeDicom sees of a file in the archive (store/archive_dicom.cc reads 4 KiB).
+// What LooksLikeDicom sees of a file in the archive (store/archive/archive_dicom.cc reads 4 KiB).
 std::string_view Head(std::string_view bytes) { return bytes.substr(0, 4096); }
 
 // Every regular file of the samples, the dicomdir folder's included: DICOM or not, by DCMTK's

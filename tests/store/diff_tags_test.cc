@@ -1,4 +1,4 @@
-// DiffDicomTags (store/diff_internal.h) on pydicom's sample files changed with DCMTK's own
+// DiffDicomTags (store/dicom/diff_internal.h) on pydicom's sample files changed with DCMTK's own
 // tools (dcmodify, dcmconv, dcmcjpls), and on hand-made files.
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "store/diff.h"
 #include "store/dicom/diff_internal.h"
+#include "store/diff.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store::diff_internal {

@@ -64,7 +64,8 @@ class HistoryModelTest : public test_util::TempDirTest {
     if (existing.ok()) {
       ino = existing->ino;
     } else {
-      MEDVFS_ASSIGN_OR_RETURN(Attr made, archive_->MakeNode(dir, name, S_IFREG | 0644, 0, caller_));
+      MEDVFS_ASSIGN_OR_RETURN(
+          Attr made, ReleasedAttr(archive_->MakeNode(dir, name, S_IFREG | 0644, 0, caller_)));
       ino = made.ino;
     }
     MEDVFS_ASSIGN_OR_RETURN(auto handle, archive_->Open(ino, O_WRONLY | O_TRUNC, caller_));
@@ -125,7 +126,8 @@ class HistoryModelTest : public test_util::TempDirTest {
     }
     for (const auto& [place, file] : model.live) {
       SCOPED_TRACE("live " + std::to_string(place.first) + "/" + place.second);
-      ASSERT_OK_AND_ASSIGN(Attr attr, archive_->Lookup(dirs[place.first], place.second));
+      ASSERT_OK_AND_ASSIGN(Attr attr,
+                           ReleasedAttr(archive_->Lookup(dirs[place.first], place.second)));
       ASSERT_TRUE(same_history(model.files[file].history, attr.history));
       ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(attr.ino, O_RDONLY, caller_));
       ASSERT_OK_AND_ASSIGN(std::string content, ReadAll(*handle));
@@ -155,9 +157,9 @@ class HistoryModelTest : public test_util::TempDirTest {
     InodeId dirs[2];
     for (int d = 0; d < 2; ++d) {
       ASSERT_OK_AND_ASSIGN(
-          Attr made,
-          archive_->MakeDir(kRootInode, "s" + std::to_string(sequence) + "_" + std::to_string(d),
-                            0755, caller_));
+          Attr made, ReleasedAttr(archive_->MakeDir(
+                         kRootInode, "s" + std::to_string(sequence) + "_" + std::to_string(d), 0755,
+                         caller_)));
       dirs[d] = made.ino;
     }
     std::string trace;
@@ -218,7 +220,8 @@ class HistoryModelTest : public test_util::TempDirTest {
         const Place to = any_place();
         if (model.live.contains(to)) continue;
         trace += "link " + label(*from) + " " + label(to) + "; ";
-        ASSERT_OK_AND_ASSIGN(Attr attr, archive_->Lookup(dirs[from->first], from->second));
+        ASSERT_OK_AND_ASSIGN(Attr attr,
+                             ReleasedAttr(archive_->Lookup(dirs[from->first], from->second)));
         ASSERT_OK(archive_->Link(attr.ino, dirs[to.first], to.second, caller_)) << trace;
         model.Link(*from, to);
       }

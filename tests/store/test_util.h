@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/archive.h"
 #include "store/status.h"
 
 namespace medvfs::store::test_util {
@@ -111,6 +112,18 @@ inline std::function<StatusOr<size_t>(uint64_t, std::span<char>)> ReaderOf(
 }
 
 }  // namespace medvfs::store::test_util
+
+namespace medvfs::store {
+
+// The attributes of the node a call returned a reference to (Lookup, MakeNode, ...), the
+// reference released at once: for tests that keep only inode numbers, also across reopenings
+// of the archive, which a NodeRef must not outlive.
+inline StatusOr<Attr> ReleasedAttr(StatusOr<NodeRef> node) {
+  if (!node.ok()) return node.status();
+  return node->attr();
+}
+
+}  // namespace medvfs::store
 
 // ASSERT_OK(expr) / EXPECT_OK(expr): expr is a Status or a StatusOr<T>; on failure the
 // message shows expr and its Status::ToString().

@@ -47,8 +47,7 @@ medvfs::store::StatusOr<Parent> ResolveParent(Archive& archive, std::string_view
   std::string_view dir = slash == std::string_view::npos ? "" : path.substr(0, slash);
   std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
   while (!dir.empty() && dir.front() == '/') dir.remove_prefix(1);
-  auto attr = dir.empty() ? archive.GetAttr(medvfs::store::kRootInode)
-                          : medvfs::store::LookupPath(archive, dir);
+  auto attr = medvfs::store::LookupPath(archive, dir);  // "": the root
   if (!attr.ok()) return attr.status();
   return Parent{attr->ino, name};
 }
