@@ -46,19 +46,6 @@ void HashZeros(Sha256* sha, uint64_t length) {
   }
 }
 
-// True when another process holds the database's LOCK file (RocksDB locks it with fcntl for
-// every writable open; a read-only open takes no lock).
-bool DatabaseLocked(const std::filesystem::path& db) {
-  const int fd = ::open((db / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  const bool locked = ::fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
-  ::close(fd);
-  return locked;
-}
-
 // "failed authentication (altered or damaged)" from ChunkStore's "a chunk failed
 // authentication".
 std::string ChunkReason(const Status& status) {
@@ -123,7 +110,7 @@ class Verifier {
 
   Status OpenDatabase() {
     const std::filesystem::path db = dir_ / "db";
-    report_.archive_in_use = DatabaseLocked(db);
+    report_.archive_in_use = KvStore::LockedForWriting(db);
     KvOpenOptions kv_options;
     kv_options.read_only = true;
     auto kv = KvStore::Open(db, kv_options);

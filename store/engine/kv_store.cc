@@ -126,6 +126,18 @@ bool LockHeldByOtherProcess(const std::filesystem::path& dir) {
   return held;
 }
 
+}  // namespace
+
+bool KvStore::LockedForWriting(const std::filesystem::path& dir) {
+  {
+    std::lock_guard lock(open_dirs_mu);
+    if (open_dirs_set()->contains(DirKey(dir))) return true;
+  }
+  return LockHeldByOtherProcess(dir);
+}
+
+namespace {
+
 // Why this process may not use `path` as `mode` asks (R_OK, W_OK, X_OK), by the effective
 // credentials (AT_EACCESS: those RocksDB's system calls run with): kReadOnly on a read-only
 // file system, kAccess without permission, ok when neither holds (or the path is missing).

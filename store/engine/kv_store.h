@@ -87,6 +87,10 @@ struct KvFile {
 class KvStore {
  public:
   // kBusy if another process holds the database open for writing.
+  // True when the database at `dir` is open for writing, in this process or another (its
+  // LOCK file is held). Safe to ask beside this process's own writable open, which probing the
+  // LOCK file directly is not: closing any descriptor of it drops the process's fcntl lock.
+  static bool LockedForWriting(const std::filesystem::path& dir);
   static StatusOr<std::unique_ptr<KvStore>> Open(const std::filesystem::path& dir,
                                                  const KvOpenOptions& options);
   ~KvStore();

@@ -13,11 +13,11 @@
 #include <random>
 
 #include "store/archive.h"
-#include "store/engine/chunk_store.h"
-#include "store/crypto/crypto.h"
-#include "store/engine/kv_store.h"
 #include "store/archive/records.h"
+#include "store/crypto/crypto.h"
 #include "store/crypto/subkeys.h"
+#include "store/engine/chunk_store.h"
+#include "store/engine/kv_store.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {
@@ -67,7 +67,7 @@ class VerifyTest : public TempDirTest {
     caller_.program = "test";
     ASSERT_OK_AND_ASSIGN(auto archive, Archive::Create(path(), Key(), options_));
     // /ct/scan.dcm: three versions of ~9 chunks; /ct/other.dcm and /notes.txt; a deleted file.
-    ASSERT_OK_AND_ASSIGN(Attr ct, archive->MakeDir(kRootInode, "ct", 0755, caller_));
+    ASSERT_OK_AND_ASSIGN(Attr ct, ReleasedAttr(archive->MakeDir(kRootInode, "ct", 0755, caller_)));
     scan_ = Save(*archive, ct.ino, "scan.dcm", RandomContent(600000, 1));
     Save(*archive, ct.ino, "scan.dcm", RandomContent(600000, 2));
     Save(*archive, ct.ino, "scan.dcm", RandomContent(600000, 3));
@@ -220,47 +220,78 @@ TEST(VerifyHelper, DISABLED_HoldArchiveOpen) {
   }
 }
 
+// Starts this test program again as VerifyHelper.DISABLED_HoldArchiveOpen on the fixture's
+// archive (posix_spawn: a forked child of this process, which has RocksDB's threads, could
+// deadlock opening an archive). Whether it could open the archive for writing goes to *opened;
+// it holds the archive until HeldArchive::Stop.
+struct HeldArchive {
+  pid_t child = -1;
+  int ready = -1;
+  int done = -1;
+
+  void Start(const std::filesystem::path& archive, char* opened) {
+    int ready_pipe[2];
+    int done_pipe[2];
+    ASSERT_EQ(pipe2(ready_pipe, O_CLOEXEC), 0);
+    ASSERT_EQ(pipe2(done_pipe, O_CLOEXEC), 0);
+    std::string filter = "--gtest_filter=VerifyHelper.DISABLED_HoldArchiveOpen";
+    std::string also_disabled = "--gtest_also_run_disabled_tests";
+    std::string self = "/proc/self/exe";
+    char* argv[] = {self.data(), filter.data(), also_disabled.data(), nullptr};
+    std::string hold = "MEDVFS_TEST_HOLD_ARCHIVE=" + archive.string();
+    char* envp[] = {hold.data(), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, done_pipe[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, ready_pipe[1], 3);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    const int spawned = posix_spawn(&child, argv[0], &actions, nullptr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    close(ready_pipe[1]);
+    close(done_pipe[0]);
+    ready = ready_pipe[0];
+    done = done_pipe[1];
+    ASSERT_EQ(spawned, 0);
+    ASSERT_EQ(read(ready, opened, 1), 1);
+  }
+
+  void Stop() {
+    if (done >= 0) {
+      const char byte = 'x';
+      EXPECT_EQ(write(done, &byte, 1), 1);
+      close(done);
+    }
+    if (child > 0) {
+      int status = 0;
+      waitpid(child, &status, 0);
+    }
+    if (ready >= 0) close(ready);
+    child = ready = done = -1;
+  }
+  ~HeldArchive() { Stop(); }
+};
+
 TEST_F(VerifyTest, RunsWhileTheArchiveIsOpenForWriting) {
-  // In this process: the read-only open works beside a writable one.
+  // In this process: the read-only open works beside a writable one, and leaves its lock
+  // alone (probing the LOCK file here once dropped it: another process could then open the
+  // archive for writing beside this one).
   {
     ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
     ASSERT_OK_AND_ASSIGN(VerifyReport report, Verify());
     EXPECT_TRUE(report.clean()) << Describe(report);
+    EXPECT_TRUE(report.archive_in_use);
+    HeldArchive other;
+    char opened = 0;
+    other.Start(path(), &opened);
+    EXPECT_EQ(opened, 'n') << "another process opened the archive beside this one";
   }
-  // In another process (as a mount would): the database's lock is seen. The other process is
-  // this test program again, started with posix_spawn: a forked child of this process (which
-  // has RocksDB's threads) could deadlock opening an archive.
-  int ready[2];
-  int done[2];
-  ASSERT_EQ(pipe2(ready, O_CLOEXEC), 0);
-  ASSERT_EQ(pipe2(done, O_CLOEXEC), 0);
-  std::string filter = "--gtest_filter=VerifyHelper.DISABLED_HoldArchiveOpen";
-  std::string also_disabled = "--gtest_also_run_disabled_tests";
-  std::string self = "/proc/self/exe";
-  char* argv[] = {self.data(), filter.data(), also_disabled.data(), nullptr};
-  std::string hold = "MEDVFS_TEST_HOLD_ARCHIVE=" + path().string();
-  char* envp[] = {hold.data(), nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, done[0], STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, ready[1], 3);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t child = -1;
-  const int spawned = posix_spawn(&child, argv[0], &actions, nullptr, argv, envp);
-  posix_spawn_file_actions_destroy(&actions);
-  close(ready[1]);
-  close(done[0]);
-  ASSERT_EQ(spawned, 0);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  EXPECT_EQ(byte, 'y');
+  // In another process (as a mount would): the database's lock is seen.
+  HeldArchive mount;
+  char opened = 0;
+  mount.Start(path(), &opened);
+  EXPECT_EQ(opened, 'y');
   auto report = Verify();
-  byte = 'x';
-  EXPECT_EQ(write(done[1], &byte, 1), 1);
-  close(done[1]);
-  int status = 0;
-  waitpid(child, &status, 0);
-  close(ready[0]);
+  mount.Stop();
   ASSERT_OK(report);
   EXPECT_TRUE(report->archive_in_use);
   EXPECT_TRUE(report->clean()) << Describe(*report);
