@@ -21,17 +21,19 @@ std::string HumanBytes(uint64_t bytes) {
   return text.data();
 }
 
-std::string EscapeCell(std::string_view text) {
+std::string EscapeCell(std::string_view text, Backslashes backslashes) {
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
     auto u = static_cast<unsigned char>(c);
-    if (c == '\\') {
+    if (c == '\\' && backslashes == Backslashes::kDouble) {
       out += "\\\\";
     } else if (c == '\t') {
       out += "\\t";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
     } else if (u < 0x20 || u == 0x7f) {
       std::array<char, 8> hex{};
       std::snprintf(hex.data(), hex.size(), "\\x%02x", u);

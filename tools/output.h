@@ -11,9 +11,11 @@ namespace medvfs::tools {
 // "0 B", "512 B", "1.5 KiB", "3.2 GiB" (binary units, one decimal).
 std::string HumanBytes(uint64_t bytes);
 
-// Makes a free-text field fit one table cell: tabs, newlines and other control characters
-// become escapes (\t, \n, \x1b), backslashes double.
-std::string EscapeCell(std::string_view text);
+// Keeps text on one line of a table: tab, newline and carriage return become \t, \n, \r,
+// other control characters \xNN. Backslashes double (kDouble), so that the escapes read back
+// unambiguously, or stay as they are (kKeep: they separate DICOM values, as dcmdump shows them).
+enum class Backslashes { kDouble, kKeep };
+std::string EscapeCell(std::string_view text, Backslashes backslashes = Backslashes::kDouble);
 
 // Left-aligned columns separated by two spaces; the last column is not padded.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);

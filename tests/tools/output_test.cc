@@ -18,6 +18,9 @@ TEST(OutputTest, EscapeCellKeepsOneLine) {
   EXPECT_EQ(EscapeCell("plain text"), "plain text");
   EXPECT_EQ(EscapeCell("a\tb\nc\\d\x1b"), "a\\tb\\nc\\\\d\\x1b");
   EXPECT_EQ(EscapeCell("Müller"), "Müller");
+  EXPECT_EQ(EscapeCell("a\rb"), "a\\rb");
+  // DICOM values keep their backslash separators.
+  EXPECT_EQ(EscapeCell("1\\2\t3", Backslashes::kKeep), "1\\2\\t3");
 }
 
 TEST(OutputTest, FormatTableAlignsColumns) {
