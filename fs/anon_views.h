@@ -4,7 +4,7 @@
 //          <SOPInstanceUID>.dcm
 //
 // holds every live DICOM file of the patient index, de-identified on read by a
-// store::Deidentifier (store/deid.h). Every name comes from the de-identified values
+// store::Deidentifier (store/dicom/deid.h). Every name comes from the de-identified values
 // (Deidentifier::NamesFor of the current version's stored tags: the pseudonym, the remapped
 // UIDs, StudyDate as the output has it), never from the real ones, so that a listing of @anon
 // shows no patient data. Files that share all four names get "_2", "_3"... before ".dcm",

@@ -22,7 +22,7 @@ enum class KeySourceKind : uint8_t { kPassphrase = 1, kKeyFile = 2 };
 
 // A passphrase, or the bytes of a key file. The secret is wiped when the object dies, and
 // the string it was made from is wiped when the object takes it over. Callers wipe their own
-// copies (WipeString in store/crypto.h).
+// copies (WipeString in store/crypto/crypto.h).
 class KeySource {
  public:
   static KeySource Passphrase(std::string passphrase);

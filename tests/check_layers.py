@@ -10,11 +10,11 @@ Layers, lowest first. A file may include headers of the layers listed for its ow
     base     store/{status,log,bytes}.*, store/file_util.h     base
     crypto   store/crypto/, store/keys.h                       base crypto
     engine   store/engine/                                     base crypto engine
-    dicom    store/dicom/                                      base crypto dicom
+    dicom    store/dicom/, store/dicom_files.h                 base crypto dicom
     archive  store/archive/, store/{archive,audit,verify,views,diff}.h   everything in store/
     client   fs/, tools/                                       base and the public headers
-The public headers are the headers at store/ top other than the base ones: keys.h (of crypto)
-and archive.h, audit.h, verify.h, views.h, diff.h (of archive). Neither they, nor the base
+The public headers are the headers at store/ top other than the base ones: keys.h (of crypto),
+dicom_files.h (of dicom) and archive.h, audit.h, verify.h, views.h, diff.h (of archive). Neither they, nor the base
 headers, nor any store header they include (transitively) may include a third-party header:
 fs/ and tools/ see none through store/.
 """

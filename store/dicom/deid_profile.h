@@ -1,7 +1,7 @@
 // The attribute table of DICOM PS3.15 Annex E (Table E.1-1, Application Level Confidentiality
-// Profile Attributes) as data, for store/deid.cc. Internal to store/.
+// Profile Attributes) as data, for store/dicom/deid.cc. Internal to store/.
 // The rows are generated from a machine-readable rendition of the standard's edition
-// kProfileEdition by store/deid_table_gen.py into store/deid_table.inc.
+// kProfileEdition by store/dicom/deid_table_gen.py into store/dicom/deid_table.inc.
 #pragma once
 
 #include <cstdint>

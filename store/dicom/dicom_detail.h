@@ -1,4 +1,4 @@
-// The DCMTK side of store/dicom.cc that other DICOM code in store/ shares (the tag diff,
+// The DCMTK side of store/dicom/dicom.cc that other DICOM code in store/ shares (the tag diff,
 // diff_tags.cc, and the pixel decoding, diff_pixels.cc): reading a file into DCMTK's objects and
 // showing an element's value as DicomElement::value does. Includes DCMTK: only store/*.cc files may
 // include this header.
@@ -67,7 +67,7 @@ struct DicomFile {
   bool inflated = false;
 };
 
-// Reads a file as ParseDicom (store/dicom.h) does, with the same checks and errors: `bytes`
+// Reads a file as ParseDicom (store/dicom/dicom.h) does, with the same checks and errors: `bytes`
 // is the start of the file, `file_size` the size of the whole file when known. May throw
 // (std::bad_alloc); callers catch.
 StatusOr<DicomFile> ReadDicomFile(std::string_view bytes, std::optional<uint64_t> file_size);

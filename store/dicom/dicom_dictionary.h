@@ -1,6 +1,6 @@
-// The DICOM data dictionary (DCMTK's), for code outside store/ that has tag numbers or keywords
-// without a parsed file: `medvfs tags` through a mount names the elements of `dicom.json` with
-// it. The keywords are the ones DicomElement::keyword (store/dicom.h) shows.
+// The DICOM data dictionary (DCMTK's), for code of store/dicom that has tag numbers or keywords
+// without a parsed file. The keywords are the ones DicomElement::keyword (store/dicom/dicom.h)
+// shows.
 #pragma once
 
 #include <cstdint>

@@ -40,7 +40,7 @@ struct ChunkIdHash {
 };
 
 // An extent with the all-zero id is a hole: no chunk is stored for it and it reads as zeros
-// (see ExtentList in store/content.h). Nothing is ever read from or written to the chunk
+// (see ExtentList in store/engine/content.h). Nothing is ever read from or written to the chunk
 // store for it.
 inline bool IsHole(const Extent& extent) {
   for (uint8_t byte : extent.id) {

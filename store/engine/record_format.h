@@ -39,7 +39,7 @@ inline constexpr char kDroppedExtentPrefix = 'G';
 // W history number -> VersionDigestRecord: the SHA-256 of a version whose commit left it to be
 // computed later (VersionInfo::sha256_deferred).
 inline constexpr char kVersionDigestPrefix = 'W';
-inline constexpr char kAuditPrefix = 'A';     // A seq -> AuditRecord (store/audit_chain.h)
+inline constexpr char kAuditPrefix = 'A';     // A seq -> AuditRecord (store/archive/audit_chain.h)
 inline constexpr char kAuditHeadKey[] = "L";  // L -> AuditHeadRecord (last seq and chain MAC)
 
 inline constexpr size_t kNameHashSize = 16;

@@ -32,7 +32,7 @@ namespace {
 namespace stdfs = std::filesystem;
 
 constexpr uint64_t kMaxFileSize = 4 << 20;
-constexpr uint64_t kPage = 64 << 10;  // the store's overlay page (store/content.h)
+constexpr uint64_t kPage = 64 << 10;  // the store's overlay page (store/engine/content.h)
 constexpr size_t kFullCopies = 4;     // versions per file kept byte for byte, for diagnostics
 
 uint64_t EnvNumber(const char* name, uint64_t fallback) {

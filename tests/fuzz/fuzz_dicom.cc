@@ -1,13 +1,13 @@
 // libFuzzer target: the DICOM parsing path of store/. The input is the content of a file.
-//  - ParseDicom as a commit runs it (ArchiveImpl::ParseContentTags, store/archive_dicom.cc):
+//  - ParseDicom as a commit runs it (ArchiveImpl::ParseContentTags, store/archive/archive_dicom.cc):
 //    the head up to the Pixel Data tag bytes and 256 more, told the whole file's size, then
 //    everything if that fails; and ParseDicom on the whole input without a size;
-//  - what a parse promises (store/dicom.h): UTF-8 keywords and values of at most 64 KiB, two
+//  - what a parse promises (store/dicom/dicom.h): UTF-8 keywords and values of at most 64 KiB, two
 //    letter VRs, JSON that parses; and that the tags survive their record encoding;
 //  - the comparison of medvfs diff (store/diff.h) against a copy with the last byte changed
 //    and against a small reference file: tag walk, pixel decoding, the side-by-side PNG, and
 //    the text and JSON forms;
-//  - the de-identification of `@anon` and medvfs export (store/deid.h): what it accepts comes
+//  - the de-identification of `@anon` and medvfs export (store/dicom/deid.h): what it accepts comes
 //    out as a DICOM file that parses, its naming values agree with NamesFor, and reading it in
 //    pieces gives the same bytes as reading it whole.
 #include <algorithm>

@@ -3,9 +3,9 @@
 // malformed bytes with a Status, never crash; and what it accepts must survive being encoded
 // and decoded again unchanged (else a record would change on its next rewrite).
 //
-//   0-11   store/records.h: super, inode, dirent, name event, history, version, extent
+//   0-11   store/archive/records.h: super, inode, dirent, name event, history, version, extent
 //          group, chunk index, metadata event, DICOM tags, note, patient index
-//   12-14  store/audit_chain.h: audit entry, audit record, audit head record
+//   12-14  store/archive/audit_chain.h: audit entry, audit record, audit head record
 //   15     the high-water mark file (DecodeHighWater, all-zero key, fixed archive id)
 //   16     a line of the plaintext failed-unlocks side file (ParseFailedUnlock)
 //   17     versions.tsv (ParseVersionsTsv, store/views.h)

@@ -55,7 +55,7 @@ std::pair<uint32_t, uint32_t> PngSize(const std::string& png) {
   return {be32(16), be32(20)};
 }
 
-// The size of the picture of an image of rows x columns (store/diff_pixels_detail.h).
+// The size of the picture of an image of rows x columns (store/dicom/diff_pixels_detail.h).
 std::pair<uint32_t, uint32_t> PictureSize(uint32_t rows, uint32_t columns) {
   const store::diff_internal::detail::ComparisonGeometry g =
       store::diff_internal::detail::GeometryFor(rows, columns);

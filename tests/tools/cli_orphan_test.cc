@@ -2,7 +2,7 @@
 // used as its storage folder, with no interrupted write. The cause: a file written to its end
 // (its chunks stored as the bytes arrive), then written again nearer its start before any
 // commit (as SQLite may do to its -wal file); the commit referenced the new chunks and kept the
-// overwritten ones for good (store/chunk_settle.h). Here through a real mount: that write
+// overwritten ones for good (store/engine/chunk_settle.h). Here through a real mount: that write
 // pattern with plain system calls (2 such chunks before the fix), and Orthanc storing into the
 // mount; afterwards verify finds no unreferenced chunk.
 #include <arpa/inet.h>
