@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "store/engine/chunker.h"
 #include "store/crypto/compress.h"
 #include "store/crypto/crypto.h"
+#include "store/engine/chunker.h"
 
 namespace medvfs::store {
 namespace {

@@ -483,7 +483,7 @@ class Archive {
   // unlinked file, where it was last linked. kNotFound for unknown inodes.
   virtual StatusOr<std::string> PathOf(InodeId ino) = 0;
 
-  // --- Backup (store/archive/archive_backup.cc) -----------------------------------------------------
+  // --- Backup (store/archive/archive_backup.cc) --------------------------------------------------
   // Adds a backup of the archive to the backup directory `dest` while the archive stays in
   // use: a consistent point-in-time copy of the database holding every change acknowledged
   // before the call, still encrypted (nothing is decrypted), plus the key slot as it is now.
@@ -495,7 +495,7 @@ class Archive {
   // kReadOnly with ArchiveOptions::no_writes.
   virtual StatusOr<BackupResult> Backup(const std::filesystem::path& dest,
                                         const BackupRequest& request, const Caller& caller) = 0;
-  // --- De-identification (store/dicom/deid.h) -----------------------------------------------------
+  // --- De-identification (store/dicom/deid.h) ----------------------------------------------------
   // A de-identifier keyed by this archive (a subkey of its data key), so that pseudonyms and
   // remapped UIDs are the same in every view and export of the archive and nowhere else.
   virtual std::unique_ptr<Deidentifier> NewDeidentifier(const DeidConfig& config) = 0;
@@ -517,7 +517,7 @@ StatusOr<std::vector<PseudonymEntry>> BuildDeidMap(Archive& archive,
 // followed), for the command line on an unmounted archive. Errors as Archive::Lookup.
 StatusOr<NodeRef> LookupPath(Archive& archive, std::string_view path);
 
-// --- Backup directories (store/archive/archive_backup.cc) ---------------------------------------------
+// --- Backup directories (store/archive/archive_backup.cc) ----------------------------------------
 // The complete backups in `dest`, oldest first; kNotFound when it is no backup directory or
 // holds none. Needs no key.
 StatusOr<std::vector<BackupEntry>> ListBackups(const std::filesystem::path& dest);

@@ -283,7 +283,8 @@ Status ArchiveImpl::RecordAcceptedRecordDamage() {
     }
   });
   std::string sealed;
-  MEDVFS_RETURN_IF_ERROR(SealRecord(meta_key_, kStateDigestKey, EncodeStateDigest(digest), &sealed));
+  MEDVFS_RETURN_IF_ERROR(
+      SealRecord(meta_key_, kStateDigestKey, EncodeStateDigest(digest), &sealed));
   batch.Put(Family::kMeta, kStateDigestKey, sealed);
   accepted_record_damage_.reset();
   return kv_->Write(batch, /*sync=*/true);

@@ -1,5 +1,6 @@
 // libFuzzer target: the DICOM parsing path of store/. The input is the content of a file.
-//  - ParseDicom as a commit runs it (ArchiveImpl::ParseContentTags, store/archive/archive_dicom.cc):
+//  - ParseDicom as a commit runs it (ArchiveImpl::ParseContentTags in
+//    store/archive/archive_dicom.cc):
 //    the head up to the Pixel Data tag bytes and 256 more, told the whole file's size, then
 //    everything if that fails; and ParseDicom on the whole input without a size;
 //  - what a parse promises (store/dicom/dicom.h): UTF-8 keywords and values of at most 64 KiB, two
@@ -19,11 +20,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/archive/records.h"
 #include "store/crypto/crypto.h"
 #include "store/dicom/deid.h"
 #include "store/dicom/dicom.h"
 #include "store/diff.h"
-#include "store/archive/records.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace medvfs::fuzz {

@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "store/archive/audit_chain.h"
+#include "store/archive/records.h"
 #include "store/crypto/compress.h"
 #include "store/keys.h"
-#include "store/archive/records.h"
 #include "store/views.h"
 #include "tests/fuzz/fuzz_util.h"
 

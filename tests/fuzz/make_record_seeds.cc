@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "store/archive/audit_chain.h"
-#include "store/crypto/compress.h"
 #include "store/archive/records.h"
+#include "store/crypto/compress.h"
 #include "store/views.h"
 
 namespace {

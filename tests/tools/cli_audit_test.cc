@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/engine/kv_store.h"
 #include "store/archive/records.h"
+#include "store/engine/kv_store.h"
 #include "tests/tools/cli_fixture.h"
 #include "tests/tools/subprocess.h"
 
