@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <limits>
 
+#include "store/tsv.h"
+
 namespace medvfs::store {
 namespace {
 
@@ -116,52 +118,6 @@ bool ParseZone(Scanner& s, int64_t* offset_seconds) {
   return true;
 }
 
-std::string EscapeField(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-bool UnescapeField(std::string_view text, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '\\') {
-      *out += text[i];
-      continue;
-    }
-    if (++i == text.size()) return false;
-    switch (text[i]) {
-      case 't':
-        *out += '\t';
-        break;
-      case 'n':
-        *out += '\n';
-        break;
-      case '\\':
-        *out += '\\';
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
 template <typename T>
 bool ParseUnsigned(std::string_view text, T* value) {
   if (text.empty()) return false;
@@ -256,12 +212,12 @@ Status ParseTsvLine(std::string_view line, size_t line_number, size_t field_coun
   } else if (!ParseHexDigest(fields[3], &v->sha256)) {
     return Status::Invalid(where + ": bad sha256");
   }
-  if (!UnescapeField(fields[7], &v->program) || !UnescapeField(fields[9], &v->note)) {
+  if (!UnescapeTsvField(fields[7], &v->program) || !UnescapeTsvField(fields[9], &v->note)) {
     return Status::Invalid(where + ": bad escape");
   }
   if (!ParseOperation(fields[8], &v->op)) return Status::Invalid(where + ": bad operation");
   if (field_count == kTsvFieldsV1) return Status::Ok();
-  if (!UnescapeField(fields[10], &v->sop_instance_uid)) {
+  if (!UnescapeTsvField(fields[10], &v->sop_instance_uid)) {
     return Status::Invalid(where + ": bad escape");
   }
   if (fields[11] == kSopInstanceUidReusedText) {
@@ -388,13 +344,13 @@ std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions) {
     out += '\t';
     out += std::to_string(v.writer_pid);
     out += '\t';
-    out += EscapeField(v.program);
+    AppendTsvField(v.program, &out);
     out += '\t';
     out += OperationName(v.op);
     out += '\t';
-    out += EscapeField(v.note);
+    AppendTsvField(v.note, &out);
     out += '\t';
-    out += EscapeField(v.sop_instance_uid);
+    AppendTsvField(v.sop_instance_uid, &out);
     out += '\t';
     if (v.sop_instance_uid_reused) out += kSopInstanceUidReusedText;
     out += '\n';

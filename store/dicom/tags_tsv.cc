@@ -3,55 +3,12 @@
 #include <cstdio>
 
 #include "store/dicom_files.h"
+#include "store/tsv.h"
 
 namespace medvfs::store {
 namespace {
 
 constexpr size_t kFields = 4;
-
-void AppendEscaped(std::string_view text, std::string* out) {
-  for (char c : text) {
-    switch (c) {
-      case '\t':
-        *out += "\\t";
-        break;
-      case '\n':
-        *out += "\\n";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      default:
-        *out += c;
-    }
-  }
-}
-
-bool Unescape(std::string_view text, std::string* out) {
-  out->clear();
-  out->reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '\\') {
-      *out += text[i];
-      continue;
-    }
-    if (++i == text.size()) return false;
-    switch (text[i]) {
-      case 't':
-        *out += '\t';
-        break;
-      case 'n':
-        *out += '\n';
-        break;
-      case '\\':
-        *out += '\\';
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -90,11 +47,11 @@ std::string FormatTagsTsv(const std::vector<DicomElement>& elements) {
     std::snprintf(tag.data(), tag.size(), "(%04x,%04x)", e.group, e.element);
     out += tag.data();
     out += '\t';
-    AppendEscaped(e.vr, &out);
+    AppendTsvField(e.vr, &out);
     out += '\t';
-    AppendEscaped(e.keyword, &out);
+    AppendTsvField(e.keyword, &out);
     out += '\t';
-    AppendEscaped(e.value, &out);
+    AppendTsvField(e.value, &out);
     out += '\n';
   }
   return out;
@@ -122,8 +79,9 @@ StatusOr<std::vector<DicomElement>> ParseTagsTsv(std::string_view tsv) {
     }
     DicomElement element;
     if (!ParseTag(fields[0], &element)) return LineError(line_number, "not a tag");
-    if (!Unescape(fields[1], &element.vr) || !Unescape(fields[2], &element.keyword) ||
-        !Unescape(fields[3], &element.value)) {
+    if (!UnescapeTsvField(fields[1], &element.vr) ||
+        !UnescapeTsvField(fields[2], &element.keyword) ||
+        !UnescapeTsvField(fields[3], &element.value)) {
       return LineError(line_number, "a bad escape");
     }
     elements.push_back(std::move(element));
