@@ -35,7 +35,7 @@ Status CheckAccess(const Credentials& creds, const store::Attr& attr, int mask) 
     if (!(mask & kMayExec) || S_ISDIR(attr.mode) || (attr.mode & 0111)) return Status::Ok();
     return Denied();
   }
-  uint32_t granted;
+  uint32_t granted = 0;
   if (IsOwner(creds, attr)) {
     granted = (attr.mode >> 6) & 7;
   } else if (creds.InGroup(attr.gid)) {

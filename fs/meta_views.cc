@@ -30,7 +30,7 @@ using store::VersionInfo;
 
 // The longest note the store keeps, and what a handle may hold before the trailing newline
 // is stripped.
-constexpr size_t kMaxNoteBytes = 64 * 1024;
+constexpr size_t kMaxNoteBytes = size_t{64} * 1024;
 constexpr size_t kMaxNoteHandleBytes = kMaxNoteBytes + 2;
 
 // The version a metadata view shows: version N, or the live file's current version (kNotFound
@@ -180,7 +180,7 @@ StatusOr<ViewEntry> ResolveInFileMeta(Archive& archive, const ViewDescriptor& pa
   if (name == kVersionsTsvName && parent.version == 0) {
     return MakeEntry(std::string(name), VersionsTsvOf(parent));
   }
-  ViewKind kind;
+  ViewKind kind{};
   bool needs_tags = false;
   if (name == kSha256Name) {
     kind = ViewKind::kSha256File;

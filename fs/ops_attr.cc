@@ -95,7 +95,7 @@ Status CheckSetAttrRequest(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, int t
   change.times = request->atime_ns.has_value() || request->mtime_ns.has_value();
   change.times_now =
       (to_set & FUSE_SET_ATTR_ATIME_NOW) != 0 && (to_set & FUSE_SET_ATTR_MTIME_NOW) != 0;
-  const Status check = CheckSetAttr(CredentialsOf(req), current, &change);
+  Status check = CheckSetAttr(CredentialsOf(req), current, &change);
   if (check.ok()) {
     request->mode = change.mode;
     return check;

@@ -160,7 +160,7 @@ void OpenDirectory(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // Names are patient data: every listing is recorded (before the reply, so that an entry
     // exists once the caller has the names).
     RecordAudit(req, fs, std::move(listed));
-    if (fuse_reply_open(req, fi) == 0) dir.release();
+    if (fuse_reply_open(req, fi) == 0) static_cast<void>(dir.release());  // fi->fh owns it
     return Status::Ok();
   });
 }

@@ -43,7 +43,7 @@ Status AuditOpen(fuse_req_t req, Filesystem& fs, store::AuditEvent event, int fl
   event.gid = caller.gid;
   event.pid = caller.pid;
   event.program = caller.program;
-  const Status status = fs.archive().RecordAudit(event);
+  Status status = fs.archive().RecordAudit(event);
   if (status.ok()) return status;
   MEDVFS_LOG_ERROR(
       "a read by uid %u, pid %u was refused: its audit entry could not be "
@@ -56,7 +56,7 @@ Status AuditOpen(fuse_req_t req, Filesystem& fs, store::AuditEvent event, int fl
 // With Enforcing: may the requester open live file `attr` with `flags`? A denial is recorded.
 Status CheckLiveOpen(fuse_req_t req, Filesystem& fs, const store::Attr& attr, int flags) {
   if (!Enforcing(fs)) return Status::Ok();
-  const Status check = CheckAccess(CredentialsOf(req), attr, OpenMask(flags));
+  Status check = CheckAccess(CredentialsOf(req), attr, OpenMask(flags));
   if (check.ok()) return check;
   return AuditDenial(req, fs, check, LiveOpenEvent(fs, attr, flags));
 }
@@ -109,7 +109,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     const fuse_entry_param e = RealEntry(fs, attr);
     fs.TrackFile(file.get());
     if (fuse_reply_create(req, &e, fi) == 0) {
-      file.release();
+      static_cast<void>(file.release());  // fi->fh owns it
       node.Release();
     } else {
       fs.UntrackFile(file.get());
@@ -182,7 +182,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fi->fh = reinterpret_cast<uint64_t>(file.get());
     fs.TrackFile(file.get());
     if (fuse_reply_open(req, fi) == 0) {
-      file.release();
+      static_cast<void>(file.release());  // fi->fh owns it
     } else {
       fs.UntrackFile(file.get());
     }

@@ -30,7 +30,7 @@ void FuseLog(enum fuse_log_level level, const char* format, va_list args) {
   {
     std::lock_guard<std::mutex> lock(g_fuse_log_mu);
     g_partial_line += piece;
-    size_t newline;
+    size_t newline = 0;
     while ((newline = g_partial_line.find('\n')) != std::string::npos) {
       std::string line = g_partial_line.substr(0, newline);
       g_partial_line.erase(0, newline + 1);

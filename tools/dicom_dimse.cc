@@ -244,7 +244,7 @@ OFCondition AnswerEcho(T_ASC_Association* assoc, T_ASC_PresentationContextID pre
 OFCondition AnswerStore(T_ASC_Association* assoc, T_ASC_PresentationContextID pres_id,
                         const T_DIMSE_C_StoreRQ& request, const StoreContext& context,
                         AssociationCounts* counts) {
-  T_ASC_PresentationContext pc;
+  T_ASC_PresentationContext pc{};
   OFCondition cond = ASC_findAcceptedPresentationContext(assoc->params, pres_id, &pc);
   if (cond.bad()) return cond;
   InstanceRequest instance;

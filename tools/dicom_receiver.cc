@@ -133,7 +133,7 @@ int AcceptContexts(T_ASC_Parameters* params) {
   int accepted = 0;
   const int count = ASC_countPresentationContexts(params);
   for (int i = 0; i < count; ++i) {
-    T_ASC_PresentationContext pc;
+    T_ASC_PresentationContext pc{};
     if (ASC_getPresentationContext(params, i, &pc).bad()) continue;
     if (!Contains(kAbstractSyntaxes, pc.abstractSyntax)) {
       (void)ASC_refusePresentationContext(params, pc.presentationContextID,

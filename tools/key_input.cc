@@ -26,7 +26,7 @@ using store::Status;
 using store::StatusOr;
 
 constexpr size_t kMaxPassphrase = 1024;
-constexpr size_t kMaxPassphraseFile = 64 * 1024;
+constexpr size_t kMaxPassphraseFile = size_t{64} * 1024;
 constexpr std::array kPromptSignals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
 
 volatile std::sig_atomic_t g_prompt_signal = 0;

@@ -1,4 +1,5 @@
 // medvfs: the command line of the medvfs archive (see man medvfs).
+#include <cstdio>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -32,9 +33,7 @@ int ReportParseError(const CLI::App& app, const CLI::ParseError& e) {
   return medvfs::tools::kExitUsage;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   // umask 077 and no core dumps, before any key or patient data is touched (see key_input.h).
   if (const std::string warning = medvfs::tools::HardenProcess(); !warning.empty()) {
     std::cerr << "medvfs: warning: " << warning << std::endl;
@@ -66,4 +65,18 @@ int main(int argc, char** argv) {
     return medvfs::tools::kExitFailure;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Run reports its own errors; this only catches what escapes them (setting up the command
+  // line, or writing a report to a closed stderr), without anything that could throw again.
+  try {
+    return Run(argc, argv);
+  } catch (...) {
+    std::fputs("medvfs: internal error; please report it with the command that caused it\n",
+               stderr);
+    return medvfs::tools::kExitFailure;
+  }
 }

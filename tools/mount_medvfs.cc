@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
     args.push_back(options);
   }
   std::vector<char*> cargv;
+  cargv.reserve(args.size() + 1);
   for (std::string& a : args) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   for (const std::string& candidate : MedvfsCandidates()) {

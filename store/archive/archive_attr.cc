@@ -11,8 +11,8 @@ namespace medvfs::store {
 namespace {
 
 constexpr size_t kMaxXattrNameLength = 255;
-constexpr size_t kMaxXattrValueSize = 64 * 1024;
-constexpr size_t kMaxXattrTotalSize = 256 * 1024;
+constexpr size_t kMaxXattrValueSize = size_t{64} * 1024;
+constexpr size_t kMaxXattrTotalSize = size_t{256} * 1024;
 
 Status CheckXattrName(std::string_view name) {
   if (name.empty()) return Status::Invalid("empty attribute name");

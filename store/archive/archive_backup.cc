@@ -76,7 +76,7 @@ Status WriteFileDurably(const stdfs::path& file, std::string_view bytes) {
   if (fd.get() < 0) return StatusFromErrno(errno, "writing " + file.filename().string());
   if (!WriteAll(fd.get(), bytes) || ::fsync(fd.get()) != 0 ||
       ::rename(temp.c_str(), file.c_str()) != 0) {
-    const Status failed = StatusFromErrno(errno, "writing " + file.filename().string());
+    Status failed = StatusFromErrno(errno, "writing " + file.filename().string());
     ::unlink(temp.c_str());
     return failed;
   }

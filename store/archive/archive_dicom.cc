@@ -165,7 +165,7 @@ StatusOr<DicomTags> ArchiveImpl::GetTags(HistoryId history, uint64_t number) {
 Status ArchiveImpl::DoSetNote(HistoryId history, uint64_t number, std::string_view text,
                               const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
-  if (text.size() > 64 * 1024) return Status(Code::kTooBig, "a note holds at most 64 KiB");
+  if (text.size() > size_t{64} * 1024) return Status(Code::kTooBig, "a note holds at most 64 KiB");
   {
     std::lock_guard lock(mu_);
     VersionRecord version;

@@ -283,7 +283,7 @@ std::string EncodeHighWater(const SecretKey& key, std::string_view archive_id,
 
 Status DecodeHighWater(const SecretKey& key, std::string_view archive_id, std::string_view in,
                        HighWaterMark* mark) {
-  const Status bad = Status::Corruption("the high-water mark file is malformed");
+  Status bad = Status::Corruption("the high-water mark file is malformed");
   const std::string prefix =
       std::string(kHighWaterMagic) + " " + std::to_string(kHighWaterFormat) + " ";
   if (!in.starts_with(prefix) || !in.ends_with("\n")) return bad;

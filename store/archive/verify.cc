@@ -322,11 +322,10 @@ class Verifier {
         }
         return;
       }
-      case kChunkIndexPrefix:
-        return;  // pass 3
-      case kAuditPrefix:
+      case kChunkIndexPrefix:  // pass 3
+      case kAuditPrefix:       // the audit chain, checked by the Archive (VerifyAuditChain)
       case kAuditHeadKey[0]:
-        return;  // the audit chain, checked by the Archive (VerifyAuditChain)
+        return;
       case kMetaEventPrefix:
         CheckFileRecord<MetadataEvent>(key, value, first, 0, "metadata event");
         return;

@@ -31,7 +31,7 @@ Status DecompressStreaming(std::string_view input, size_t max_size, std::string*
     if (produced == out->size()) {
       if (produced == max_size) {
         // Full: one more byte of output would pass the cap. Probe with a 1-byte buffer.
-        char probe;
+        char probe = 0;
         ZSTD_outBuffer extra{&probe, 1, 0};
         const size_t ret = ZSTD_decompressStream(stream.get(), &extra, &in);
         if (ZSTD_isError(ret)) return Status::Corruption("compressed chunk is damaged");

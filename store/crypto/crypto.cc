@@ -320,7 +320,7 @@ Status Unseal(const SecretKey& key, std::string_view aad, std::string_view seale
   const auto* bytes = Bytes(sealed);
   std::span<const uint8_t> nonce(bytes, kNonceSize);
   std::string_view ciphertext = sealed.substr(kNonceSize, sealed.size() - kSealOverhead);
-  std::array<uint8_t, kTagSize> tag;
+  std::array<uint8_t, kTagSize> tag{};
   std::memcpy(tag.data(), bytes + sealed.size() - kTagSize, kTagSize);
   return AesGcmDecrypt(key.bytes(), nonce, aad, ciphertext, tag, plaintext);
 }
@@ -349,7 +349,7 @@ void Sha256::Update(std::string_view data) {
 
 std::array<uint8_t, 32> Sha256::Finish() {
   CheckOpenSsl(ctx_ != nullptr, "Sha256::Finish on a moved-from object");
-  std::array<uint8_t, 32> digest;
+  std::array<uint8_t, 32> digest{};
   unsigned int len = 0;
   CheckOpenSsl(EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), digest.data(), &len) == 1 &&
                    len == digest.size(),
@@ -373,7 +373,7 @@ std::array<uint8_t, 32> Sha256Of(std::string_view data) {
 }
 
 std::array<uint8_t, 32> HmacSha256(const SecretKey& key, std::string_view data) {
-  std::array<uint8_t, 32> mac;
+  std::array<uint8_t, 32> mac{};
   unsigned int len = 0;
   const unsigned char* result = HMAC(EVP_sha256(), key.data(), static_cast<int>(kKeySize),
                                      Bytes(data), data.size(), mac.data(), &len);

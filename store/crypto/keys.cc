@@ -308,7 +308,7 @@ Status WriteNewFile(const fs::path& path, std::string_view contents) {
 
 // A fresh, unused name beside `file` for a file that will be renamed or linked over it.
 fs::path TempPathFor(const fs::path& file) {
-  std::array<uint8_t, 8> suffix;
+  std::array<uint8_t, 8> suffix{};
   RandomBytes(suffix);
   // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "." + std::string.
   std::string name(1, '.');
@@ -329,7 +329,7 @@ Status PublishNewFile(const fs::path& file, std::string_view contents) {
   const int err = errno;
   ::unlink(temp.c_str());
   if (err == EEXIST) return Status::Exists("a key slot file already exists");
-  if (err != EPERM && err != EOPNOTSUPP && err != ENOTSUP && err != ENOSYS) {
+  if (err != EPERM && err != EOPNOTSUPP && err != ENOSYS) {
     return StatusFromErrno(err, "cannot create the key slot file");
   }
   // No hard links here (FAT, exFAT, some network file systems): create in place.

@@ -334,7 +334,13 @@ StatusOr<DeidConfig> ParseDeidConfig(std::string_view text) {
                              std::to_string(seen.find(key)->second));
     }
     const std::string error = ApplySetting(key, value, &config);
-    if (!error.empty()) return Status::Invalid(prefix + QuotedKey(key) + ": " + error);
+    if (!error.empty()) {
+      std::string message = prefix;
+      message += QuotedKey(key);
+      message += ": ";
+      message += error;
+      return Status::Invalid(message);
+    }
     seen.emplace(std::string(key), number);
   }
   return config;
@@ -525,7 +531,7 @@ class Cleaner {
   }
 
   void CleanElement(DcmItem& item, DcmObject* object) {
-    const DcmTagKey key = object->getTag();
+    const DcmTagKey key(object->getGTag(), object->getETag());
     const uint32_t tag = TagOf(key);
     const uint16_t group = key.getGroup();
     const bool curve = group >= 0x5000 && group <= 0x501E;
@@ -691,7 +697,7 @@ class Cleaner {
           OFString(value.data(), value.size()));
       return;
     }
-    const DcmTagKey key = object->getTag();
+    const DcmTagKey key(object->getGTag(), object->getETag());
     delete item.remove(object);
     if (value.empty()) {
       (void)item.insertEmptyElement(DcmTag(key));

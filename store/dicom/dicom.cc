@@ -53,9 +53,9 @@ using dicom_detail::kMaxSequenceDepth;
 using dicom_detail::PixelDataInfo;
 using dicom_detail::ValueOf;
 
-constexpr size_t kPreambleBytes = 132;        // 128-byte preamble and "DICM"
-constexpr size_t kMaxValueBytes = 64 * 1024;  // one element's value text, marker included
-constexpr uint32_t kBulkBytes = 1024;         // binary values longer than this are bulk data
+constexpr size_t kPreambleBytes = 132;                // 128-byte preamble and "DICM"
+constexpr size_t kMaxValueBytes = size_t{64} * 1024;  // one element's value text, marker included
+constexpr uint32_t kBulkBytes = 1024;  // binary values longer than this are bulk data
 constexpr size_t kMaxInflatedBytes = kMaxDicomHeaderBytes;  // deflated data sets
 constexpr uint32_t kUndefinedLength = 0xFFFFFFFFu;
 constexpr std::string_view kTruncatedMarker = "...(truncated)";
@@ -259,7 +259,7 @@ class StructureWalker {
   Result WalkValue(const Header& h, size_t end, Syntax syntax, int depth, size_t* next) {
     size_t pos = h.value;
     if (h.length == kUndefinedLength) {
-      Result result;
+      Result result = Result::kDone;
       if (h.tag == kPixelDataTag) {
         uint64_t fragment_bytes = 0;
         result = WalkFragments(&pos, end, &fragment_bytes);
@@ -488,7 +488,7 @@ Status Inflate(std::string_view deflated, std::string* out, bool* ended) {
   MemoryStream in(deflated);
   const OFCondition cond = in.installCompressionFilter(ESC_zlib);
   if (cond.bad()) return InvalidFrom("deflated DICOM data set", cond);
-  constexpr size_t kStep = 256 * 1024;
+  constexpr size_t kStep = size_t{256} * 1024;
   while (in.good() && !in.eos() && out->size() < kMaxInflatedBytes) {
     const size_t have = out->size();
     out->resize(have + kStep);
@@ -719,7 +719,9 @@ std::string JsonOf(DcmDataset& dataset, const PixelDataInfo& pixel) {
     const OFCondition put =
         ow ? placeholder->putUint16Array(&zero, 1)
            : placeholder->putUint8Array(reinterpret_cast<const Uint8*>(&zero), 2);
-    if (put.good() && dataset.insert(placeholder.get(), OFTrue).good()) placeholder.release();
+    if (put.good() && dataset.insert(placeholder.get(), OFTrue).good()) {
+      static_cast<void>(placeholder.release());  // the data set owns it
+    }
   }
   std::optional<std::string> text = JsonText(dataset, BulkElementsOf(dataset));
   if (text) return std::move(*text);
@@ -863,7 +865,7 @@ std::vector<DicomElement> ElementsOf(DcmMetaInfo& meta, DcmDataset& dataset,
   AppendElements(meta, &elements);
   for (DcmObject* object = dataset.nextInContainer(nullptr); object != nullptr;
        object = dataset.nextInContainer(object)) {
-    const DcmTagKey tag = object->getTag();
+    const DcmTagKey tag(object->getGTag(), object->getETag());
     if (charset && tag >= DCM_SpecificCharacterSet) {
       elements.push_back(*std::exchange(charset, std::nullopt));
     }

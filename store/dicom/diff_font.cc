@@ -9,7 +9,7 @@ namespace medvfs::store::diff_internal::font {
 namespace {
 
 struct Glyph {
-  char c;
+  char c = 0;
   std::array<std::string_view, kGlyphHeight> rows;
 };
 
@@ -156,7 +156,7 @@ TextBitmap RenderText(std::string_view text, uint32_t scale) {
         if (!GlyphPixel(text[i], gx, gy)) continue;
         for (uint32_t dy = 0; dy < scale; ++dy) {
           uint8_t* row = &bitmap.on[(size_t{gy} * scale + dy) * bitmap.width];
-          for (uint32_t dx = 0; dx < scale; ++dx) row[left + gx * scale + dx] = 1;
+          for (uint32_t dx = 0; dx < scale; ++dx) row[left + size_t{gx} * scale + dx] = 1;
         }
       }
     }

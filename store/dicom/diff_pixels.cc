@@ -281,7 +281,7 @@ Status ExtractFrames(std::span<const uint8_t> data, const StoredFormat& f,
     const uint64_t first = k * words_per_frame;
     for (uint64_t p = 0; p < pixels; ++p) {
       for (uint32_t s = 0; s < f.samples; ++s) {
-        uint64_t word;
+        uint64_t word = 0;
         if (f.ybr_422) {
           word = 4 * (p / 2) + (s == 0 ? p % 2 : s + 1);
         } else if (f.planar) {

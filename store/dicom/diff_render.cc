@@ -446,8 +446,8 @@ ComparisonGeometry GeometryFor(uint32_t rows, uint32_t columns) {
   g.image_y = g.label_y + G::kLabelLines * g.line_height + G::kPad;
   g.legend_y = g.image_y + g.image_height + G::kPad;
   g.legend_text_y = g.legend_y + G::kLegendBarHeight + G::kTickHeight + 2 * g.text_scale;
-  g.width = uint64_t{g.panel_width} * 3 + 4 * G::kPad;
-  g.height = uint64_t{g.legend_text_y} + font::kGlyphHeight * g.text_scale + G::kPad;
+  g.width = uint64_t{g.panel_width} * 3 + uint64_t{4} * G::kPad;
+  g.height = uint64_t{g.legend_text_y} + uint64_t{font::kGlyphHeight} * g.text_scale + G::kPad;
   return g;
 }
 

@@ -32,7 +32,7 @@ namespace medvfs::store {
 
 struct ChunkIdHash {
   size_t operator()(const ChunkId& id) const {
-    size_t h;
+    size_t h = 0;
     static_assert(sizeof(h) <= sizeof(ChunkId));
     __builtin_memcpy(&h, id.data(), sizeof(h));
     return h;

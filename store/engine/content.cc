@@ -35,9 +35,9 @@ size_t ExtentList::IndexAt(uint64_t offset) const {
 
 namespace {
 // Writes at least this large hash the file on a second thread (see WritePending).
-constexpr size_t kParallelHashBytes = 256 * 1024;
+constexpr size_t kParallelHashBytes = size_t{256} * 1024;
 // FUSE's read-ahead window: reads this large come from a sequential reader.
-constexpr size_t kSequentialReadBytes = 128 * 1024;
+constexpr size_t kSequentialReadBytes = size_t{128} * 1024;
 // How many chunks (~64 KiB each) to fetch ahead of such a read: ~2 MiB.
 constexpr size_t kReadAheadChunks = 32;
 // Zeros to hash for holes, a piece at a time.

@@ -114,7 +114,7 @@ class PendingContent {
     if (!status.ok() && failed_.ok()) failed_ = status;
     return status;
   }
-  static constexpr uint64_t kPageSize = 64 * 1024;
+  static constexpr uint64_t kPageSize = uint64_t{64} * 1024;
   Status SwitchToOverlay();
   Status LoadPage(uint64_t index, std::string* page);
   // Stores the overlay as chunks; the result becomes the base. Zeros nobody wrote (beyond

@@ -191,6 +191,7 @@ StatusOr<std::vector<KvStore::BackupInfo>> KvStore::ListBackups(
   engine->GetBackupInfo(&infos);
   if (infos.empty()) return Status::NotFound("the directory holds no complete backup");
   std::vector<BackupInfo> out;
+  out.reserve(infos.size());
   for (const auto& info : infos) out.push_back(ToInfo(info));
   return out;
 }
