@@ -1,4 +1,5 @@
 // `medvfs verify`: exit codes and messages on a clean and on a damaged archive.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -10,7 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/engine/kv_store.h"
+#include "tests/store/pack_files.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {
@@ -30,23 +31,12 @@ class CliVerifyTest : public CliTest {
 
   // Flips one byte of the smallest stored chunk: report.txt's first version is the smallest.
   void DamageSmallestChunk() {
-    auto kv = store::KvStore::Open(archive_ / "db", {});
-    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
-    std::string key;
-    std::string value;
-    ASSERT_TRUE((*kv)
-                    ->Scan(store::Family::kChunks, "",
-                           [&](std::string_view k, std::string_view v) {
-                             if (value.empty() || v.size() < value.size()) {
-                               key = k;
-                               value = v;
-                             }
-                             return true;
-                           })
-                    .ok());
-    ASSERT_FALSE(value.empty());
-    value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x01);
-    ASSERT_TRUE((*kv)->Put(store::Family::kChunks, key, value, /*sync=*/true).ok());
+    const auto entries = store::test_util::PackEntriesOnDisk(archive_);
+    ASSERT_FALSE(entries.empty());
+    auto smallest = std::min_element(
+        entries.begin(), entries.end(),
+        [](const auto& a, const auto& b) { return a.info.length < b.info.length; });
+    store::test_util::FlipBitInPackEntry(*smallest);
   }
 };
 
