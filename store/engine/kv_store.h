@@ -188,6 +188,9 @@ class KvStore {
   // files: the caller removes it.
   static Status RestoreBackup(const std::filesystem::path& backup_dir, uint32_t id,
                               const std::filesystem::path& db_dir);
+  // Deletes backup `id` (the files only it uses go); for a backup whose pack files could not
+  // be copied. kNotFound for an unknown id.
+  static Status DeleteBackup(const std::filesystem::path& backup_dir, uint32_t id);
 
  private:
   struct Rep;

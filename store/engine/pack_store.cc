@@ -416,6 +416,25 @@ Status PackStore::Sync() {
   return first_failure;
 }
 
+Status PackStore::SealAll() {
+  std::vector<std::shared_ptr<OpenPack>> packs;
+  {
+    std::lock_guard lock(mu_);
+    packs = open_;
+  }
+  Status first_failure;
+  for (const auto& pack : packs) {
+    std::lock_guard pack_lock(pack->mu);
+    if (!pack->taking_appends || pack->entries.empty()) continue;
+    Status s = SealLocked(*pack);
+    if (!s.ok()) {
+      Retire(pack);
+      if (first_failure.ok()) first_failure = s;
+    }
+  }
+  return first_failure;
+}
+
 uint64_t PackStore::DurableEnd(uint64_t pack) const {
   std::lock_guard lock(mu_);
   auto it = durable_end_.find(pack);

@@ -108,6 +108,10 @@ class PackStore {
   // Makes every entry appended before the call durable: one fdatasync per pack with new
   // bytes. Callers serialise (ChunkStore groups concurrent commits into one Sync).
   Status Sync();
+  // Seals every pack that takes appends and holds an entry, whatever its size (a backup: see
+  // store/archive/pack_backup.h); later appends go to new packs. Returns the first failure
+  // (that pack is left unsealed and taken out of use).
+  Status SealAll();
   // The offset up to which pack `pack` is durable (UINT64_MAX when all of it is).
   uint64_t DurableEnd(uint64_t pack) const;
   // Packs sealed since the last call, with their final sizes (for their PackRecords).

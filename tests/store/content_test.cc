@@ -57,9 +57,11 @@ class ContentTest : public test_util::TempDirTest {
     return s;
   }
 
-  std::string ReadAll(const ExtentList& list) {
+  // Reads through `store` (default: chunks_).
+  std::string ReadAll(const ExtentList& list, ChunkStore* store = nullptr) {
     std::string out(list.size(), '\0');
-    auto n = ReadExtents(*chunks_, list, 0, std::span<char>(out.data(), out.size()));
+    auto n = ReadExtents(store != nullptr ? *store : *chunks_, list, 0,
+                         std::span<char>(out.data(), out.size()));
     EXPECT_OK(n);
     return out;
   }
@@ -182,7 +184,7 @@ TEST_F(ContentTest, OverlayCheckpointsKeepMemoryBoundedAndContentRight) {
   growth.Sample();
   EXPECT_LE(growth.peak(), kCap + kCache + (1 << 20)) << "heap growth while writing, in bytes";
   EXPECT_EQ(sha, Sha256Of(expected));
-  EXPECT_EQ(ReadAll(result), expected);
+  EXPECT_EQ(ReadAll(result, &chunks), expected);
 }
 
 // A sequential writer stores chunks as the bytes arrive: writing 48 MiB holds at most one chunk
