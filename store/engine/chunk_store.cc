@@ -160,7 +160,7 @@ void ChunkStore::ReadAheadLoop() {
   }
 }
 
-void ChunkStore::ReadAheadBatch(std::vector<Extent> batch) {
+void ChunkStore::ReadAheadBatch(const std::vector<Extent>& batch) {
   struct Wanted {
     Extent extent;
     PackLocation at;

@@ -160,7 +160,7 @@ class ChunkStore {
   void PutPackRecord(KvBatch& batch, const PackRecord& record) const;
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
   void ReadAheadLoop();
-  void ReadAheadBatch(std::vector<Extent> batch);
+  void ReadAheadBatch(const std::vector<Extent>& batch);
 
   KvStore* kv_;
   SecretKey id_key_;
