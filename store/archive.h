@@ -232,6 +232,10 @@ struct ArchiveOptions {
   // its current version, and nothing at all once it is deleted (see medvfs-views(7)).
   // Default: DefaultScratchPatterns().
   std::vector<std::string> scratch_patterns = DefaultScratchPatterns();
+  // Content chunks are appended to pack files in the archive's packs/ directory; a pack is
+  // sealed (made immutable) once it reaches this size. Default: 64 MiB. Tests use less, to
+  // seal packs without writing that much.
+  uint64_t pack_bytes = uint64_t{64} << 20;
 };
 
 class Archive;

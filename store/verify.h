@@ -65,7 +65,14 @@ struct VerifyReport {
   uint64_t digests_pending = 0;
   uint64_t unreferenced_chunks = 0;
   uint64_t chunks_awaiting_gc = 0;  // unreferenced, of versions a scratch file dropped
-  AuditChainReport audit;           // from Archive::VerifyAuditChain
+  uint64_t packs = 0;               // pack files read
+  uint64_t pack_bytes = 0;          // their size
+  // Whole, authentic entries in packs that the chunk index does not refer to: written for a
+  // commit that did not happen (a crash between the pack sync and the index write), or
+  // dropped by a later commit. Garbage, counted, never an error.
+  uint64_t orphan_chunks = 0;
+  uint64_t orphan_bytes = 0;
+  AuditChainReport audit;  // from Archive::VerifyAuditChain
   bool audit_checked = false;
   std::vector<VerifyProblem> problems;  // in the order found
   uint64_t problems_dropped = 0;        // beyond VerifyOptions::max_problems

@@ -99,7 +99,13 @@ void PrintText(const VerifyArgs& args, const VerifyReport& r) {
   std::cout << "checked: " << r.database_files << " database files ("
             << HumanBytes(r.database_bytes) << "), " << r.records << " records, " << r.files
             << " files with " << r.versions << " versions, " << r.chunks << " chunks ("
-            << HumanBytes(r.content_bytes) << " of content)\n";
+            << HumanBytes(r.content_bytes) << " of content), " << r.packs << " pack files ("
+            << HumanBytes(r.pack_bytes) << ")\n";
+  if (r.orphan_chunks != 0) {
+    std::cout << "note: " << r.orphan_chunks << " chunk entries (" << HumanBytes(r.orphan_bytes)
+              << ") in the packs are garbage (no index refers to them: overwritten before a "
+                 "commit, or written for one a crash stopped; not damage)\n";
+  }
   if (r.digests_pending != 0) {
     std::cout << "note: " << r.digests_pending
               << " mostly sparse versions have no SHA-256 computed yet (not damage; their chunks "
@@ -150,6 +156,10 @@ void PrintJson(const VerifyReport& r) {
       {"digests_pending", r.digests_pending},
       {"unreferenced_chunks", r.unreferenced_chunks},
       {"chunks_awaiting_gc", r.chunks_awaiting_gc},
+      {"packs", r.packs},
+      {"pack_bytes", r.pack_bytes},
+      {"orphan_chunks", r.orphan_chunks},
+      {"orphan_bytes", r.orphan_bytes},
       {"audit",
        {{"checked", r.audit_checked},
         {"entries", r.audit.entries},

@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "store/archive/archive_impl.h"
+#include "store/archive/pack_backup.h"
 #include "store/file_util.h"
 #include "store/log.h"
 
@@ -260,6 +261,27 @@ StatusOr<BackupResult> ArchiveImpl::Backup(const stdfs::path& dest_arg,
   options.keep = request.keep;
   KvStore::BackupInfo info;
   if (Status s = kv_->CreateBackup(dest, options, &info); !s.ok()) return failed(s);
+  // Then the packs its records refer to (pack_backup.h); without them the records are of no
+  // use, so a failed or cancelled copy takes the records' backup away again.
+  uint64_t pack_bytes = 0;
+  uint64_t pack_total = 0;
+  if (Status s =
+          BackupPacks(chunks_->packs(), dest, info.id, request.cancelled, &pack_bytes, &pack_total);
+      !s.ok()) {
+    KvStore::DeleteBackup(dest, info.id).IgnoreError();
+    return failed(s);
+  }
+  info.new_bytes += pack_bytes;
+  info.size += pack_total;
+  if (request.keep > 0) {
+    // RocksDB purged the oldest backups: their pack copies go too, where no kept one needs them.
+    auto kept = KvStore::ListBackups(dest);
+    if (kept.ok()) {
+      std::vector<uint32_t> ids;
+      for (const auto& backup : *kept) ids.push_back(backup.id);
+      PruneBackupPacks(dest, ids);
+    }
+  }
   MakePrivate(dest);
   SyncDirectoryQuietly(dest);
   MEDVFS_LOG_INFO("backup %u made (%llu bytes copied)", info.id,
@@ -418,7 +440,9 @@ StatusOr<RestoredBackup> RestoreBackup(const stdfs::path& dest, const stdfs::pat
   Status s = WriteAndUnlockKeySlot(archive_dir, metadata.key_slot, key);
   // Every file is checked before anything is copied, then again as it is copied.
   if (s.ok()) s = KvStore::VerifyBackup(dest, chosen.id);
+  if (s.ok()) s = VerifyBackupPacks(dest, chosen.id);
   if (s.ok()) s = KvStore::RestoreBackup(dest, chosen.id, archive_dir / "db");
+  if (s.ok()) s = RestoreBackupPacks(dest, chosen.id, archive_dir);
   if (s.ok()) {
     MakePrivate(archive_dir);
     SyncDirectoryQuietly(archive_dir);

@@ -248,6 +248,14 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
     return s;
   }
   made.size = content.size();
+  // The chunks the content references are durable and indexed before the batch that refers
+  // to them is written (commits that arrive together share the pack sync).
+  s = chunks_->MakeDurable();
+  if (!s.ok()) {
+    MEDVFS_LOG_ERROR("inode %llu: making its chunks durable failed: %s",
+                     static_cast<unsigned long long>(ino), s.ToString().c_str());
+    return s;
+  }
   // Tags are parsed from memory, before the archive lock; a file that does not parse just
   // has none (a save never fails because of parsing).
   const std::optional<DicomTags> tags = ParseContentTags(session->content);
@@ -386,6 +394,7 @@ void ArchiveImpl::ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>
     owner = session->content.owner();
     written = session->content.TakeInserted();
   }
+  chunks_->EndWriter(owner);  // its pack may take another writer's chunks
   if (written.empty()) return;
   auto released = chunks_->ReleaseFresh(owner, written);
   if (!released.ok()) {

@@ -49,8 +49,9 @@ struct WriteSession {
 
 class ArchiveImpl final : public Archive {
  public:
-  ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key, std::string archive_id,
-              const ArchiveOptions& options, std::filesystem::path dir);
+  ArchiveImpl(std::unique_ptr<KvStore> kv, std::unique_ptr<ChunkStore> chunks,
+              const SecretKey& data_key, std::string archive_id, const ArchiveOptions& options,
+              std::filesystem::path dir);
   ~ArchiveImpl() override;
 
   // Writes the root directory and super record of a new archive.

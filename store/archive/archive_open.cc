@@ -23,6 +23,43 @@ std::filesystem::path KeySlotPath(const std::filesystem::path& dir) {
 }
 std::filesystem::path DatabasePath(const std::filesystem::path& dir) { return dir / "db"; }
 
+StatusOr<std::unique_ptr<ChunkStore>> OpenChunkStore(KvStore* kv, const SecretKey& data_key,
+                                                     const std::filesystem::path& dir,
+                                                     const ArchiveOptions& options,
+                                                     rocksdb::Env* storage_env) {
+  ChunkStoreOptions chunk_options;
+  chunk_options.packs_dir = dir / "packs";
+  chunk_options.packs.seal_bytes = options.pack_bytes;
+  chunk_options.packs.read_only = options.no_writes;
+  chunk_options.packs.env = storage_env;
+  return ChunkStore::Open(kv, data_key, chunk_options);
+}
+
+// Refuses an archive whose records this medvfs does not know how to read, naming its schema
+// and what to do. Schema 1 (chunks inside RocksDB) is read: its chunks stay where they are,
+// and new ones go to packs (the first change marks it schema 2, see Load).
+Status CheckSchema(const KvStore& kv, const SecretKey& data_key) {
+  const SecretKey meta_key = DeriveSubkey(data_key, kMetaSealLabel);
+  std::string value;
+  Status s = kv.Get(Family::kMeta, kSuperKey, &value);
+  if (s.code() == Code::kNotFound) return Status::Corruption("the archive has no super record");
+  MEDVFS_RETURN_IF_ERROR(s);
+  SuperRecord super;
+  if (OpenSealedRecord(meta_key, kSuperKey, value, &super) != RecordFault::kNone) {
+    return Status::Corruption("the archive's super record does not open");
+  }
+  if (super.schema < kOldestReadableSchema || super.schema > kSchemaVersion) {
+    return Status(Code::kNotSupported,
+                  "the archive has format (schema) " + std::to_string(super.schema) +
+                      "; this medvfs reads schemas " + std::to_string(kOldestReadableSchema) +
+                      " to " + std::to_string(kSchemaVersion) +
+                      (super.schema > kSchemaVersion
+                           ? ": it was written by a newer medvfs; use that version (or newer)"
+                           : ": export it with the medvfs that wrote it, and import it here"));
+  }
+  return Status::Ok();
+}
+
 Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch);
 Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest);
 Status OpenStateDigestRecord(const SecretKey& meta_key, std::string_view value,
@@ -92,7 +129,10 @@ StatusOr<std::unique_ptr<Archive>> CreateArchiveWithEnv(const std::filesystem::p
   kv_options.create = true;
   kv_options.env = storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
-  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
+  MEDVFS_ASSIGN_OR_RETURN(auto chunks,
+                          OpenChunkStore(kv.get(), data_key, dir, options, storage_env));
+  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), std::move(chunks), data_key,
+                                               archive_id, options, dir);
   Caller creator;
   creator.uid = ::geteuid();
   creator.gid = ::getegid();
@@ -135,15 +175,21 @@ StatusOr<std::unique_ptr<Archive>> OpenArchiveWithEnv(const std::filesystem::pat
   kv_options.accept_wal_damage = options.accept_wal_damage;
   kv_options.env = storage_env;
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
-  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), data_key, archive_id, options, dir);
+  // The schema is checked before the packs are touched: an archive of an unknown schema is
+  // refused with nothing changed.
+  MEDVFS_RETURN_IF_ERROR(CheckSchema(*kv, data_key));
+  MEDVFS_ASSIGN_OR_RETURN(auto chunks,
+                          OpenChunkStore(kv.get(), data_key, dir, options, storage_env));
+  auto archive = std::make_unique<ArchiveImpl>(std::move(kv), std::move(chunks), data_key,
+                                               archive_id, options, dir);
   MEDVFS_RETURN_IF_ERROR(archive->Load());
   MEDVFS_RETURN_IF_ERROR(archive->OpenAudit());
   return std::unique_ptr<Archive>(std::move(archive));
 }
 
-ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key,
-                         std::string archive_id, const ArchiveOptions& options,
-                         std::filesystem::path dir)
+ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, std::unique_ptr<ChunkStore> chunks,
+                         const SecretKey& data_key, std::string archive_id,
+                         const ArchiveOptions& options, std::filesystem::path dir)
     : kv_(std::move(kv)),
       meta_key_(DeriveSubkey(data_key, kMetaSealLabel)),
       name_key_(DeriveSubkey(data_key, kNameHashLabel)),
@@ -151,7 +197,7 @@ ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, const SecretKey& data_key,
       high_water_key_(DeriveSubkey(data_key, kHighWaterLabel)),
       deid_key_(DeriveSubkey(data_key, kDeidLabel)),
       archive_id_(std::move(archive_id)),
-      chunks_(std::make_unique<ChunkStore>(kv_.get(), data_key)),
+      chunks_(std::move(chunks)),
       options_(options),
       dir_(std::move(dir)) {}
 
@@ -269,10 +315,23 @@ Status ArchiveImpl::Load() {
   Status s = GetRecord(kSuperKey, &super_);
   if (s.code() == Code::kNotFound) return Status::Corruption("the archive has no super record");
   MEDVFS_RETURN_IF_ERROR(s);
-  if (super_.schema != kSchemaVersion) {
+  if (super_.schema < kOldestReadableSchema || super_.schema > kSchemaVersion) {
     return Status(Code::kNotSupported, "the archive has schema " + std::to_string(super_.schema) +
-                                           "; this medvfs reads schema " +
+                                           "; this medvfs reads schemas " +
+                                           std::to_string(kOldestReadableSchema) + " to " +
                                            std::to_string(kSchemaVersion));
+  }
+  if (super_.schema < kSchemaVersion && !options_.no_writes && !options_.read_only) {
+    // Schema 1 wrote chunks into RocksDB; they stay there and are read from there. New chunks
+    // go to packs, which a medvfs of schema 1 would not find: the archive says so from now on
+    // (before any pack is referenced), and that medvfs then refuses it instead of misreading.
+    super_.schema = kSchemaVersion;
+    KvBatch batch;
+    PutRecord(batch, kSuperKey, super_);
+    MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
+    MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
+    MEDVFS_LOG_INFO("the archive was upgraded from schema 1 to schema %u (chunks in pack files)",
+                    kSchemaVersion);
   }
   MEDVFS_RETURN_IF_ERROR(CheckStateDigestLocked());
   return LoadAuditHead();

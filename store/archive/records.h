@@ -16,8 +16,11 @@
 
 namespace medvfs::store {
 
-// The schema of the records this medvfs writes and reads (SuperRecord::schema).
-inline constexpr uint32_t kSchemaVersion = 1;
+// The schema of the records this medvfs writes (SuperRecord::schema): 2, chunks in pack files.
+// Schema 1 (chunks in RocksDB's "chunks" family) is still read, and upgraded by the first
+// writable open.
+inline constexpr uint32_t kSchemaVersion = 2;
+inline constexpr uint32_t kOldestReadableSchema = 1;
 
 struct SuperRecord {
   uint32_t schema = kSchemaVersion;

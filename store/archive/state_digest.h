@@ -9,8 +9,9 @@
 // 2^256, k = DeriveSubkey(data key, kStateDigestLabel). Covered: the super record and the
 // namespace, history, version, version digest, extent, event, tag, note and patient
 // index records (the
-// kinds in kStateDigestKinds). Not covered: the chunk index (written with its chunk, outside
-// the batches; content-addressed and checked against every version that uses it), the audit
+// kinds in kStateDigestKinds). Not covered: the chunk index and the pack records (written by
+// the chunk store, outside the batches; content-addressed and checked against every version
+// that uses it, and against the packs, by verify), the audit
 // log (its own MAC chain, checked by `medvfs audit --verify` and verify) and the digest
 // record itself. See man/medvfs-format.5.
 #pragma once

@@ -11,20 +11,24 @@
 namespace medvfs::store {
 namespace {
 
-constexpr uint8_t kChunkFormat = 1;
-constexpr uint8_t kEncodingRaw = 0;
-constexpr uint8_t kEncodingZstd = 1;
+constexpr uint8_t kLegacyChunkFormat = 1;  // schema 1: a chunk value in the "chunks" family
 constexpr int kZstdLevel = 3;
+// Chunks pending (appended, not yet indexed) beyond which a Put makes them durable itself, so
+// that a file written for a long time without a commit keeps this map small (~100 bytes per
+// chunk: ~1.6 MiB at this bound, 1 GiB of chunks).
+constexpr size_t kMaxPendingChunks = 16384;
 
-std::string ChunkAad(const ChunkId& id) {
+std::string LegacyChunkAad(const ChunkId& id) {
   std::string aad = "chunk";
   aad.append(reinterpret_cast<const char*>(id.data()), id.size());
   return aad;
 }
 
-std::string ChunkKey(const ChunkId& id) {
+std::string LegacyChunkKey(const ChunkId& id) {
   return std::string(reinterpret_cast<const char*>(id.data()), id.size());
 }
+
+std::string ShortId(const ChunkId& id) { return HexEncode(id).substr(0, 16); }
 
 }  // namespace
 
@@ -34,6 +38,44 @@ ChunkStore::ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_by
       seal_key_(DeriveSubkey(data_key, kChunkSealLabel)),
       cache_capacity_(cache_bytes) {}
 
+StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(KvStore* kv, const SecretKey& data_key,
+                                                       const ChunkStoreOptions& options) {
+  std::unique_ptr<ChunkStore> store(new ChunkStore(kv, data_key, options.cache_bytes));
+  MEDVFS_RETURN_IF_ERROR(store->LoadPackRecords());
+  std::vector<KnownPack> known;
+  for (const auto& [number, record] : store->pack_records_) {
+    known.push_back(KnownPack{number, record.sealed, record.indexed_end});
+  }
+  std::vector<RecoveredPack> recovered;
+  MEDVFS_ASSIGN_OR_RETURN(store->packs_, PackStore::Open(options.packs_dir, store->seal_key_,
+                                                         options.packs, known, &recovered));
+  KvBatch batch;
+  for (const RecoveredPack& found : recovered) {
+    ++store->recovery_.packs;
+    store->recovery_.orphan_entries += found.orphan_entries;
+    store->recovery_.orphan_bytes += found.orphan_bytes;
+    store->recovery_.cut_bytes += found.cut_bytes;
+    PackRecord& record = store->pack_records_[found.pack];
+    record.pack = found.pack;
+    record.size = found.end;
+    record.sealed = record.sealed || found.sealed_on_disk;
+    store->PutPackRecord(batch, record);
+  }
+  if (!options.packs.read_only && batch.count() > 0) {
+    MEDVFS_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/false));
+  }
+  store->packs_->TakeSealed();  // recorded just now
+  if (!store->recovery_.empty()) {
+    MEDVFS_LOG_INFO(
+        "packs: %llu orphan chunks (%llu bytes) kept for garbage collection, %llu torn "
+        "bytes cut, in %u packs that were taking appends",
+        static_cast<unsigned long long>(store->recovery_.orphan_entries),
+        static_cast<unsigned long long>(store->recovery_.orphan_bytes),
+        static_cast<unsigned long long>(store->recovery_.cut_bytes), store->recovery_.packs);
+  }
+  return store;
+}
+
 ChunkStore::~ChunkStore() {
   {
     std::lock_guard lock(read_ahead_mu_);
@@ -41,6 +83,39 @@ ChunkStore::~ChunkStore() {
   }
   read_ahead_cv_.notify_all();
   for (std::thread& thread : read_ahead_threads_) thread.join();
+}
+
+Status ChunkStore::LoadPackRecords() {
+  std::lock_guard lock(index_mu_);
+  Status failed;
+  MEDVFS_RETURN_IF_ERROR(kv_->Scan(Family::kMeta, std::string(1, kPackPrefix),
+                                   [&](std::string_view key, std::string_view value) {
+                                     PackRecord record;
+                                     if (OpenSealedRecord(seal_key_, key, value, &record) !=
+                                         RecordFault::kNone) {
+                                       failed = Status::Corruption("a pack record does not open");
+                                       return false;
+                                     }
+                                     pack_records_[record.pack] = record;
+                                     return true;
+                                   }));
+  return failed;
+}
+
+void ChunkStore::PutPackRecord(KvBatch& batch, const PackRecord& record) const {
+  const std::string key = PackKey(record.pack);
+  std::string sealed;
+  Status s = SealRecord(seal_key_, key, Encode(record), &sealed);
+  if (!s.ok()) {
+    batch.Fail(s);
+    return;
+  }
+  batch.Put(Family::kMeta, key, sealed);
+}
+
+std::map<uint64_t, PackRecord> ChunkStore::PackRecords() const {
+  std::lock_guard lock(index_mu_);
+  return pack_records_;
 }
 
 void ChunkStore::ReadAhead(std::span<const Extent> extents) {
@@ -73,13 +148,72 @@ void ChunkStore::ReadAheadLoop() {
   while (true) {
     read_ahead_cv_.wait(lock, [this] { return stopping_ || !read_ahead_queue_.empty(); });
     if (stopping_) return;
-    const Extent extent = read_ahead_queue_.front();
-    read_ahead_queue_.pop_front();
+    std::vector<Extent> batch;
+    while (!read_ahead_queue_.empty() && batch.size() < kReadAheadBatch) {
+      batch.push_back(read_ahead_queue_.front());
+      read_ahead_queue_.pop_front();
+    }
     lock.unlock();
-    std::shared_ptr<const std::string> ignored;
-    Get(extent.id, extent.length, &ignored).IgnoreError();  // the reader reports
+    ReadAheadBatch(batch);
     lock.lock();
-    read_ahead_pending_.erase(extent.id);
+    for (const Extent& extent : batch) read_ahead_pending_.erase(extent.id);
+  }
+}
+
+void ChunkStore::ReadAheadBatch(const std::vector<Extent>& batch) {
+  struct Wanted {
+    Extent extent;
+    PackLocation at;
+  };
+  std::vector<Wanted> located;
+  for (const Extent& extent : batch) {
+    {
+      std::lock_guard lock(cache_mu_);
+      if (cache_index_.contains(extent.id)) continue;
+    }
+    PackLocation at;
+    if (!Locate(extent.id, &at).ok()) continue;  // the reader's own Get reports it
+    if (at.pack == 0) {
+      std::shared_ptr<const std::string> ignored;
+      Get(extent.id, extent.length, &ignored).IgnoreError();
+      continue;
+    }
+    located.push_back(Wanted{extent, at});
+  }
+  std::sort(located.begin(), located.end(), [](const Wanted& a, const Wanted& b) {
+    return a.at.pack != b.at.pack ? a.at.pack < b.at.pack : a.at.offset < b.at.offset;
+  });
+  // Entries that follow each other in a pack are read with one read.
+  constexpr uint64_t kMaxRunBytes = uint64_t{4} << 20;
+  for (size_t first = 0; first < located.size();) {
+    size_t last = first;
+    while (last + 1 < located.size() && located[last + 1].at.pack == located[first].at.pack &&
+           located[last + 1].at.offset == located[last].at.end() &&
+           located[last + 1].at.end() - located[first].at.offset <= kMaxRunBytes) {
+      ++last;
+    }
+    const uint64_t run_start = located[first].at.offset;
+    std::string run;
+    if (packs_->ReadRaw(located[first].at.pack, run_start, located[last].at.end() - run_start, &run)
+            .ok()) {
+      for (size_t i = first; i <= last; ++i) {
+        const Wanted& w = located[i];
+        const std::string_view bytes =
+            std::string_view(run).substr(w.at.offset - run_start, w.at.length);
+        PackEntryInfo info;
+        std::string payload;
+        auto plaintext = std::make_shared<std::string>();
+        if (ParsePackEntryHeader(bytes, w.at.offset, &info).ok() && info.id == w.extent.id &&
+            info.length == w.at.length &&
+            packs_->OpenEntry(w.at.pack, info, bytes, &payload).ok() &&
+            Decode(w.extent.id, w.extent.length, IdCheck::kSkip, info, std::move(payload),
+                   plaintext.get())
+                .ok()) {
+          CacheInsert(w.extent.id, std::move(plaintext));
+        }
+      }
+    }
+    first = last + 1;
   }
 }
 
@@ -92,16 +226,18 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
   if (inserted != nullptr) *inserted = false;
   const std::string index_key = ChunkIndexKey(*id);
   // Stored already (the common case of an unchanged chunk): nothing to seal. The check and
-  // the mark are one step under fresh_mu_, so ReleaseFresh never deletes a chunk handed out.
+  // the mark are one step under mu_, so ReleaseFresh never drops a chunk handed out.
   auto found = [&]() -> StatusOr<bool> {
-    MEDVFS_ASSIGN_OR_RETURN(bool present, kv_->Contains(Family::kMeta, index_key));
-    if (!present) return false;
+    if (!pending_.contains(*id)) {
+      MEDVFS_ASSIGN_OR_RETURN(bool present, kv_->Contains(Family::kMeta, index_key));
+      if (!present) return false;
+    }
     auto it = fresh_.find(*id);
     if (it != fresh_.end() && it->second != owner) it->second = kSharedOwner;
     return true;
   };
   {
-    std::lock_guard lock(fresh_mu_);
+    std::lock_guard lock(mu_);
     MEDVFS_ASSIGN_OR_RETURN(bool present, found());
     if (present) return Status::Ok();
   }
@@ -109,51 +245,158 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
   std::string compressed;
   MEDVFS_RETURN_IF_ERROR(Compress(plaintext, kZstdLevel, &compressed));
   const bool use_zstd = compressed.size() < plaintext.size();
-  std::string value;
-  value.reserve(2 + kSealOverhead + plaintext.size());
-  value.push_back(static_cast<char>(kChunkFormat));
-  value.push_back(static_cast<char>(use_zstd ? kEncodingZstd : kEncodingRaw));
-  MEDVFS_RETURN_IF_ERROR(Seal(seal_key_, ChunkAad(*id), use_zstd ? compressed : plaintext, &value));
-
-  ChunkIndexRecord index{static_cast<uint32_t>(plaintext.size()),
-                         static_cast<uint32_t>(value.size())};
-  std::string sealed_index;
-  MEDVFS_RETURN_IF_ERROR(SealRecord(seal_key_, index_key, Encode(index), &sealed_index));
-
-  KvBatch batch;
-  batch.Put(Family::kChunks, ChunkKey(*id), value);
-  batch.Put(Family::kMeta, index_key, sealed_index);
-  std::lock_guard lock(fresh_mu_);
-  MEDVFS_ASSIGN_OR_RETURN(bool present, found());  // stored meanwhile by another writer
-  if (present) return Status::Ok();
-  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-  if (owner != 0) fresh_[*id] = owner;  // a writer without a name never releases
-  bytes_written_ += value.size();
+  const std::string_view payload = use_zstd ? std::string_view(compressed) : plaintext;
+  MEDVFS_RETURN_IF_ERROR(kv_->CheckDataWrite(PackEntryLength(payload.size())));
+  PackLocation at;
+  MEDVFS_RETURN_IF_ERROR(packs_->Append(owner, *id, static_cast<uint32_t>(plaintext.size()),
+                                        use_zstd ? kEncodingZstd : kEncodingRaw, payload, &at));
+  bytes_written_ += at.length;
+  size_t pending_count = 0;
+  {
+    std::lock_guard lock(mu_);
+    // Stored meanwhile by another writer: this entry stays unreferenced (garbage).
+    MEDVFS_ASSIGN_OR_RETURN(bool present, found());
+    if (present) return Status::Ok();
+    pending_[*id] = Pending{at, static_cast<uint32_t>(plaintext.size())};
+    ++appends_;
+    if (owner != 0) fresh_[*id] = owner;  // a writer without a name never releases
+    pending_count = pending_.size();
+  }
   if (inserted != nullptr) *inserted = true;
+  if (pending_count > kMaxPendingChunks) MEDVFS_RETURN_IF_ERROR(MakeDurable());
   return Status::Ok();
 }
 
+Status ChunkStore::MakeDurable() {
+  uint64_t wanted = 0;
+  {
+    std::lock_guard lock(mu_);
+    wanted = appends_;
+  }
+  std::unique_lock lock(durable_mu_);
+  while (true) {
+    if (durable_appends_ >= wanted) return Status::Ok();
+    if (!durable_running_) break;
+    durable_cv_.wait(lock);
+  }
+  durable_running_ = true;
+  lock.unlock();
+  uint64_t target = 0;
+  {
+    std::lock_guard appends_lock(mu_);
+    target = appends_;
+  }
+  Status s = packs_->Sync();
+  if (s.ok()) s = IndexDurable();
+  lock.lock();
+  durable_running_ = false;
+  if (s.ok()) durable_appends_ = std::max(durable_appends_, target);
+  lock.unlock();
+  durable_cv_.notify_all();
+  return s;
+}
+
+Status ChunkStore::IndexDurable() {
+  std::lock_guard index_lock(index_mu_);
+  std::vector<std::pair<ChunkId, Pending>> durable;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, pending] : pending_) {
+      if (pending.at.end() <= packs_->DurableEnd(pending.at.pack))
+        durable.emplace_back(id, pending);
+    }
+  }
+  const auto sealed = packs_->TakeSealed();
+  if (durable.empty() && sealed.empty()) return Status::Ok();
+  std::map<uint64_t, PackRecord> changed;
+  auto record_of = [&](uint64_t pack) -> PackRecord& {
+    auto it = changed.find(pack);
+    if (it != changed.end()) return it->second;
+    PackRecord record = pack_records_.contains(pack) ? pack_records_[pack] : PackRecord{};
+    record.pack = pack;
+    return changed.emplace(pack, record).first->second;
+  };
+  KvBatch batch;
+  for (const auto& [id, pending] : durable) {
+    const std::string key = ChunkIndexKey(id);
+    ChunkIndexRecord index{pending.plain_length, pending.at.length, pending.at.pack,
+                           pending.at.offset};
+    std::string sealed_index;
+    MEDVFS_RETURN_IF_ERROR(SealRecord(seal_key_, key, Encode(index), &sealed_index));
+    batch.Put(Family::kMeta, key, sealed_index);
+    PackRecord& record = record_of(pending.at.pack);
+    record.live_bytes += pending.at.length;
+    ++record.live_chunks;
+    record.indexed_end = std::max(record.indexed_end, pending.at.end());
+    record.size = std::max(record.size, pending.at.end());
+  }
+  for (const auto& [pack, size] : sealed) {
+    PackRecord& record = record_of(pack);
+    record.sealed = true;
+    record.size = size;
+  }
+  for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
+  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  for (auto& [pack, record] : changed) pack_records_[pack] = record;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, pending] : durable) {
+    auto it = pending_.find(id);
+    if (it != pending_.end() && it->second.at.pack == pending.at.pack &&
+        it->second.at.offset == pending.at.offset) {
+      pending_.erase(it);
+    }
+  }
+  return Status::Ok();
+}
+
+void ChunkStore::EndWriter(uint64_t owner) { packs_->EndWriter(owner); }
+
 void ChunkStore::Settle(std::span<const ChunkId> ids) {
-  std::lock_guard lock(fresh_mu_);
+  std::lock_guard lock(mu_);
   for (const ChunkId& id : ids) fresh_.erase(id);
 }
 
 StatusOr<size_t> ChunkStore::ReleaseFresh(uint64_t owner, std::span<const ChunkId> ids) {
-  std::lock_guard lock(fresh_mu_);
+  std::lock_guard index_lock(index_mu_);
+  std::lock_guard lock(mu_);
   KvBatch batch;
   std::vector<ChunkId> released;
+  std::map<uint64_t, PackRecord> changed;
   for (const ChunkId& id : ids) {
     auto it = fresh_.find(id);
     if (it == fresh_.end()) continue;  // settled, or released already
-    if (it->second == owner) {
-      batch.Delete(Family::kChunks, ChunkKey(id));
-      batch.Delete(Family::kMeta, ChunkIndexKey(id));
-      released.push_back(id);
-    }
+    const bool owned = it->second == owner;
     fresh_.erase(it);
+    if (!owned) continue;
+    released.push_back(id);
+    // Not indexed yet: forgetting it is all (its pack bytes were never live).
+    if (pending_.erase(id) > 0) continue;
+    const std::string key = ChunkIndexKey(id);
+    std::string value;
+    ChunkIndexRecord index;
+    if (!kv_->Get(Family::kMeta, key, &value).ok() ||
+        OpenSealedRecord(seal_key_, key, value, &index) != RecordFault::kNone) {
+      continue;  // verify reports what does not open
+    }
+    batch.Delete(Family::kMeta, key);
+    if (index.pack == 0) {
+      batch.Delete(Family::kChunks, LegacyChunkKey(id));
+      continue;
+    }
+    auto record = changed.find(index.pack);
+    if (record == changed.end()) {
+      PackRecord base =
+          pack_records_.contains(index.pack) ? pack_records_[index.pack] : PackRecord{};
+      base.pack = index.pack;
+      record = changed.emplace(index.pack, base).first;
+    }
+    record->second.live_bytes -= std::min<uint64_t>(record->second.live_bytes, index.stored_length);
+    if (record->second.live_chunks > 0) --record->second.live_chunks;
   }
   if (released.empty()) return size_t{0};
-  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
+  if (batch.count() > 0) MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  for (auto& [pack, record] : changed) pack_records_[pack] = record;
   std::lock_guard cache_lock(cache_mu_);
   for (const ChunkId& id : released) {
     auto it = cache_index_.find(id);
@@ -165,46 +408,106 @@ StatusOr<size_t> ChunkStore::ReleaseFresh(uint64_t owner, std::span<const ChunkI
   return released.size();
 }
 
-Status ChunkStore::ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
-                                 std::string* plaintext) {
+Status ChunkStore::Locate(const ChunkId& id, PackLocation* at) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(id);
+    if (it != pending_.end()) {
+      *at = it->second.at;
+      return Status::Ok();
+    }
+  }
+  const std::string key = ChunkIndexKey(id);
   std::string value;
-  Status s = id_check == IdCheck::kRecompute
-                 ? kv_->GetWithChecksums(Family::kChunks, ChunkKey(id), &value)
-                 : kv_->Get(Family::kChunks, ChunkKey(id), &value);
+  Status s = kv_->Get(Family::kMeta, key, &value);
   if (s.code() == Code::kNotFound) {
-    MEDVFS_LOG_ERROR("chunk %s is missing from the archive", HexEncode(id).substr(0, 16).c_str());
+    MEDVFS_LOG_ERROR("chunk %s is missing from the chunk index", ShortId(id).c_str());
     return Status::Corruption("a chunk is missing");
   }
   MEDVFS_RETURN_IF_ERROR(s);
-  if (value.size() < 2 || static_cast<uint8_t>(value[0]) != kChunkFormat) {
-    MEDVFS_LOG_ERROR("chunk %s has an unknown format", HexEncode(id).substr(0, 16).c_str());
-    return Status::Corruption("a chunk has an unknown format");
+  ChunkIndexRecord index;
+  if (OpenSealedRecord(seal_key_, key, value, &index) != RecordFault::kNone) {
+    MEDVFS_LOG_ERROR("the index record of chunk %s does not open", ShortId(id).c_str());
+    return Status::Corruption("a chunk index record failed authentication");
   }
-  const uint8_t encoding = static_cast<uint8_t>(value[1]);
-  std::string payload;
-  s = Unseal(seal_key_, ChunkAad(id), std::string_view(value).substr(2), &payload);
-  if (!s.ok()) {
-    MEDVFS_LOG_ERROR("chunk %s failed authentication (altered or damaged)",
-                     HexEncode(id).substr(0, 16).c_str());
-    return Status::Corruption("a chunk failed authentication");
+  *at = PackLocation{index.pack, index.offset, index.stored_length};
+  return Status::Ok();
+}
+
+Status ChunkStore::Decode(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
+                          const PackEntryInfo& info, std::string payload,
+                          std::string* plaintext) const {
+  if (info.plain_length != expected_length) {
+    MEDVFS_LOG_ERROR("chunk %s has another length than its reference", ShortId(id).c_str());
+    return Status::Corruption("a chunk does not match its id");
   }
-  if (encoding == kEncodingZstd) {
-    s = Decompress(payload, expected_length, plaintext);
+  if (info.encoding == kEncodingZstd) {
+    Status s = Decompress(payload, expected_length, plaintext);
     if (!s.ok()) {
-      MEDVFS_LOG_ERROR("chunk %s does not decompress", HexEncode(id).substr(0, 16).c_str());
+      MEDVFS_LOG_ERROR("chunk %s does not decompress", ShortId(id).c_str());
       return Status::Corruption("a chunk does not decompress");
     }
-  } else if (encoding == kEncodingRaw) {
+  } else if (info.encoding == kEncodingRaw) {
     *plaintext = std::move(payload);
   } else {
     return Status::Corruption("a chunk has an unknown encoding");
   }
   if (plaintext->size() != expected_length ||
       (id_check == IdCheck::kRecompute && IdOf(*plaintext) != id)) {
-    MEDVFS_LOG_ERROR("chunk %s does not match its id", HexEncode(id).substr(0, 16).c_str());
+    MEDVFS_LOG_ERROR("chunk %s does not match its id", ShortId(id).c_str());
     return Status::Corruption("a chunk does not match its id");
   }
   return Status::Ok();
+}
+
+Status ChunkStore::ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
+                                 std::string* plaintext) {
+  PackLocation at;
+  MEDVFS_RETURN_IF_ERROR(Locate(id, &at));
+  if (at.pack == 0) {
+    MEDVFS_RETURN_IF_ERROR(ReadLegacy(id, expected_length, plaintext));
+    if (id_check == IdCheck::kRecompute && IdOf(*plaintext) != id) {
+      MEDVFS_LOG_ERROR("chunk %s does not match its id", ShortId(id).c_str());
+      return Status::Corruption("a chunk does not match its id");
+    }
+    return Status::Ok();
+  }
+  PackEntryInfo info;
+  std::string payload;
+  Status s = packs_->Read(at, id, &info, &payload);
+  if (!s.ok()) {
+    if (s.code() == Code::kCorruption) {
+      MEDVFS_LOG_ERROR("chunk %s failed authentication (altered or damaged)", ShortId(id).c_str());
+      return Status::Corruption("a chunk failed authentication");
+    }
+    return s;
+  }
+  return Decode(id, expected_length, id_check, info, std::move(payload), plaintext);
+}
+
+Status ChunkStore::ReadLegacy(const ChunkId& id, uint32_t expected_length, std::string* plaintext) {
+  std::string value;
+  Status s = kv_->GetWithChecksums(Family::kChunks, LegacyChunkKey(id), &value);
+  if (s.code() == Code::kNotFound) {
+    MEDVFS_LOG_ERROR("chunk %s is missing from the archive", ShortId(id).c_str());
+    return Status::Corruption("a chunk is missing");
+  }
+  MEDVFS_RETURN_IF_ERROR(s);
+  if (value.size() < 2 || static_cast<uint8_t>(value[0]) != kLegacyChunkFormat) {
+    MEDVFS_LOG_ERROR("chunk %s has an unknown format", ShortId(id).c_str());
+    return Status::Corruption("a chunk has an unknown format");
+  }
+  PackEntryInfo info;
+  info.id = id;
+  info.plain_length = expected_length;
+  info.encoding = static_cast<uint8_t>(value[1]);
+  std::string payload;
+  s = Unseal(seal_key_, LegacyChunkAad(id), std::string_view(value).substr(2), &payload);
+  if (!s.ok()) {
+    MEDVFS_LOG_ERROR("chunk %s failed authentication (altered or damaged)", ShortId(id).c_str());
+    return Status::Corruption("a chunk failed authentication");
+  }
+  return Decode(id, expected_length, IdCheck::kSkip, info, std::move(payload), plaintext);
 }
 
 Status ChunkStore::Get(const ChunkId& id, uint32_t expected_length,

@@ -1,17 +1,24 @@
-// ChunkStore: content chunks, stored once each, compressed then sealed.
-// Internal to store/.
+// ChunkStore: content chunks, stored once each, compressed, sealed and appended to pack files
+// (PackStore); RocksDB keeps the chunk index (chunk id -> pack, offset, length) and one record
+// per pack (its live bytes, for garbage collection). Internal to store/.
 //
 // A chunk's id is HMAC-SHA-256(id key, plaintext): equal chunks get equal ids (deduplication)
-// but the id reveals nothing about the content to someone without the key. A stored chunk is
-//   [format byte][encoding byte: 0 raw, 1 zstd][Seal(chunk key, aad = "chunk" || id, payload)]
-// and a read checks the seal (whose additional data binds the id); `medvfs verify` also checks
-// that the plaintext hashes to the id again.
+// but the id reveals nothing about the content to someone without the key. A read checks the
+// entry's seal (whose additional data binds the id, the pack and the offset); `medvfs verify`
+// also checks that the plaintext hashes to the id again.
+//
+// The index refers to an entry only once its bytes are durable (MakeDurable: the packs are
+// synced, then the index batch is written, before the commit's own batch, in the same
+// write-ahead log). Until then a chunk is "pending": known to this process only.
+// Archives written before packs (schema 1) hold their chunks in RocksDB's "chunks" family;
+// their index records name no pack, and those chunks are read from there.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <list>
 #include <map>
 #include <memory>
@@ -26,6 +33,7 @@
 
 #include "store/crypto/crypto.h"
 #include "store/engine/kv_store.h"
+#include "store/engine/pack_store.h"
 #include "store/engine/record_format.h"
 
 namespace medvfs::store {
@@ -49,63 +57,117 @@ inline bool IsHole(const Extent& extent) {
   return true;
 }
 
+struct ChunkStoreOptions {
+  // The archive's packs/ directory, and how packs are written (read_only: nothing is).
+  std::filesystem::path packs_dir;
+  PackStoreOptions packs;
+  // Plaintext chunks kept for reads. Default 32 MiB.
+  uint64_t cache_bytes = 32ull << 20;
+};
+
+// What the open found in the packs that were taking appends when the archive was last closed
+// (or its daemon died): orphans (whole entries the index never took: written for a commit
+// that did not happen) and torn bytes cut off.
+struct PackRecoverySummary {
+  uint32_t packs = 0;
+  uint64_t orphan_entries = 0;
+  uint64_t orphan_bytes = 0;
+  uint64_t cut_bytes = 0;
+  bool empty() const { return orphan_entries == 0 && cut_bytes == 0; }
+};
+
 class ChunkStore {
  public:
-  // cache_bytes: plaintext chunks kept for reads. Default 32 MiB.
-  ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes = 32ull << 20);
+  // Opens the packs (recovering those that were taking appends: see PackStore::Open) and
+  // loads the pack records.
+  static StatusOr<std::unique_ptr<ChunkStore>> Open(KvStore* kv, const SecretKey& data_key,
+                                                    const ChunkStoreOptions& options);
   // Stops the read-ahead threads (waiting for the reads they are doing).
   ~ChunkStore();
   ChunkStore(const ChunkStore&) = delete;
   ChunkStore& operator=(const ChunkStore&) = delete;
 
+  const PackRecoverySummary& recovery() const { return recovery_; }
+
   ChunkId IdOf(std::string_view plaintext) const;
-  // Stores the chunk unless an equal one is stored already. Not synced: the commit that
-  // references the chunk syncs the log, which makes every earlier write durable.
+  // Stores the chunk unless an equal one is stored already: appends it to a pack (not
+  // synced: see MakeDurable). kNoSpace (and nothing written) when the disk would fall below
+  // the database's free-space reserve (KvOpenOptions::reserved_bytes).
   // `owner` names the writer (PendingContent::owner(), 0 for none); *inserted (if given) is
   // set to whether this call stored the chunk. A chunk a named writer stored stays "fresh"
   // (owned by it) until Settle; a Put of it by any other owner marks it shared.
   Status Put(std::string_view plaintext, ChunkId* id, uint64_t owner = 0, bool* inserted = nullptr);
+  // Makes every chunk Put before the call durable and indexed: syncs the packs that took
+  // appends, then writes their index records (not syncing the log: the commit that follows
+  // does, and the log is sequential). Concurrent callers share one sync. A commit calls this
+  // before writing the batch that references its chunks.
+  Status MakeDurable();
+  // The writer is done (its last handle closed): its pack may go to another writer.
+  void EndWriter(uint64_t owner);
   // The commit that references these chunks is written: they are no longer fresh.
   void Settle(std::span<const ChunkId> ids);
-  // Deletes those of `ids` that are still fresh, owned by `owner` and never shared: nothing
+  // Drops those of `ids` that are still fresh, owned by `owner` and never shared: nothing
   // else can reference them (the chunks of a file deleted before a commit kept them). The
-  // others are left alone. Returns how many were deleted.
+  // others are left alone. Their index records go (their pack bytes become garbage, counted
+  // out of the pack's live bytes). Returns how many were dropped.
   StatusOr<size_t> ReleaseFresh(uint64_t owner, std::span<const ChunkId> ids);
   // Reads a chunk (through the cache). kCorruption if it fails authentication, does not
   // decompress or has the wrong length. Authentication suffices to serve it: the seal's
   // additional data binds the id, so only a holder of the key could have stored other bytes
   // under it.
   Status Get(const ChunkId& id, uint32_t expected_length, std::shared_ptr<const std::string>* out);
-  // Get for `medvfs verify`: bypasses the cache, has RocksDB check the blob's checksum, and
-  // recomputes the keyed hash, which catches a chunk sealed under the wrong id (a bug in a
-  // writer that had the key).
+  // Get for `medvfs verify`: bypasses the cache and recomputes the keyed hash, which catches a
+  // chunk sealed under the wrong id (a bug in a writer that had the key).
   Status GetAndCheckId(const ChunkId& id, uint32_t expected_length,
                        std::shared_ptr<const std::string>* out);
   // Reads these chunks into the cache in the background, several at once, so that a
-  // sequential reader finds the next chunks ready: chunk keys are hashes, so a file's chunks
-  // lie in random order in the blob files and each read is a random read on the disk. Chunks
-  // already cached or queued are skipped; at most kMaxQueuedReads wait, the rest are dropped
-  // (read-ahead is a hint). Errors are left for the reader's own Get to report.
+  // sequential reader finds the next chunks ready. Chunks that lie next to each other in a
+  // pack (a file's chunks, written in order) are read with one read. Chunks already cached or
+  // queued are skipped; at most kMaxQueuedReads wait, the rest are dropped (read-ahead is a
+  // hint). Errors are left for the reader's own Get to report.
   void ReadAhead(std::span<const Extent> extents);
-  static constexpr size_t kReadAheadThreads = 4;
+  static constexpr size_t kReadAheadThreads = 2;
   static constexpr size_t kMaxQueuedReads = 64;
+  // Queued chunks one read-ahead thread takes at once (and reads as few runs as it can).
+  static constexpr size_t kReadAheadBatch = 8;
 
   // Sealed bytes of chunks stored by this process (a statistic).
   uint64_t bytes_written() const { return bytes_written_; }
-  // Sum of the sealed sizes of every stored chunk, from the chunk index.
+  // Sum of the stored sizes of every indexed chunk, from the chunk index.
   Status SumStoredBytes(uint64_t* total) const;
+  // The pack records (live bytes per pack), by pack number.
+  std::map<uint64_t, PackRecord> PackRecords() const;
+  PackStore& packs() { return *packs_; }
 
  private:
+  ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes);
   enum class IdCheck { kSkip, kRecompute };
+  struct Pending {
+    PackLocation at;
+    uint32_t plain_length = 0;
+  };
+  // Where the chunk is: pending in this process, or from the index. kCorruption when the
+  // index has no record of it (a chunk a version references is missing).
+  Status Locate(const ChunkId& id, PackLocation* at);
   Status ReadAndVerify(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
                        std::string* plaintext);
+  Status ReadLegacy(const ChunkId& id, uint32_t expected_length, std::string* plaintext);
+  Status Decode(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
+                const PackEntryInfo& info, std::string payload, std::string* plaintext) const;
+  // Writes the index records of the pending chunks whose bytes are durable now.
+  Status IndexDurable();
+  Status LoadPackRecords();
+  void PutPackRecord(KvBatch& batch, const PackRecord& record) const;
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
   void ReadAheadLoop();
+  void ReadAheadBatch(const std::vector<Extent>& batch);
 
   KvStore* kv_;
   SecretKey id_key_;
   SecretKey seal_key_;
   uint64_t cache_capacity_;
+  std::unique_ptr<PackStore> packs_;
+  PackRecoverySummary recovery_;
   std::atomic<uint64_t> bytes_written_{0};
 
   // Lock order: after any ArchiveImpl lock (leaf lock).
@@ -116,12 +178,24 @@ class ChunkStore {
       cache_index_;           // GUARDED_BY(cache_mu_)
   uint64_t cache_bytes_ = 0;  // GUARDED_BY(cache_mu_)
 
+  // Index writes (IndexDurable, ReleaseFresh) and the pack records. Lock order: before mu_.
+  mutable std::mutex index_mu_;
+  std::map<uint64_t, PackRecord> pack_records_;  // GUARDED_BY(index_mu_)
+
   // Chunks stored by this process and not yet settled by a commit: id -> owner, or
-  // kSharedOwner once another owner's Put returned it. Lock order: before cache_mu_, after
-  // any ArchiveImpl lock.
+  // kSharedOwner once another owner's Put returned it; and the chunks not yet indexed.
+  // Lock order: before cache_mu_, after index_mu_ and any ArchiveImpl lock.
   static constexpr uint64_t kSharedOwner = UINT64_MAX;
-  std::mutex fresh_mu_;
-  std::unordered_map<ChunkId, uint64_t, ChunkIdHash> fresh_;  // GUARDED_BY(fresh_mu_)
+  std::mutex mu_;
+  std::unordered_map<ChunkId, uint64_t, ChunkIdHash> fresh_;   // GUARDED_BY(mu_)
+  std::unordered_map<ChunkId, Pending, ChunkIdHash> pending_;  // GUARDED_BY(mu_)
+  uint64_t appends_ = 0;                                       // GUARDED_BY(mu_)
+
+  // One MakeDurable at a time; the others wait for it and return if it covered them.
+  std::mutex durable_mu_;
+  std::condition_variable durable_cv_;
+  bool durable_running_ = false;  // GUARDED_BY(durable_mu_)
+  uint64_t durable_appends_ = 0;  // GUARDED_BY(durable_mu_): appends_ the last sync covered
 
   // Read-ahead. Lock order: a leaf lock, never held with cache_mu_.
   std::mutex read_ahead_mu_;

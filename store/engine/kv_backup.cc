@@ -217,4 +217,16 @@ Status KvStore::RestoreBackup(const std::filesystem::path& backup_dir, uint32_t 
       "restoring backup " + std::to_string(id), db_dir, kWrite);
 }
 
+Status KvStore::DeleteBackup(const std::filesystem::path& backup_dir, uint32_t id) {
+  rocksdb::BackupEngine* raw = nullptr;
+  rocksdb::IOStatus s =
+      rocksdb::BackupEngine::Open(EngineOptions(backup_dir), rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return FromBackupStatus(s, "opening the backup directory", backup_dir, kWrite);
+  std::unique_ptr<rocksdb::BackupEngine> engine(raw);
+  s = engine->DeleteBackup(id);
+  if (s.IsNotFound()) return Status::NotFound("no backup " + std::to_string(id));
+  if (!s.ok()) return FromBackupStatus(s, "deleting a backup", backup_dir, kWrite);
+  return Status::Ok();
+}
+
 }  // namespace medvfs::store

@@ -638,7 +638,23 @@ Status KvStore::SyncWal() {
     std::lock_guard lock(rep_->failure_mu);
     return rep_->failure;
   }
-  return NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
+  const uint64_t wanted = rep_->db->GetLatestSequenceNumber();
+  std::unique_lock lock(rep_->sync_mu);
+  while (true) {
+    if (rep_->synced_seq >= wanted) return Status::Ok();
+    if (!rep_->syncing) break;
+    rep_->sync_cv.wait(lock);
+  }
+  rep_->syncing = true;
+  lock.unlock();
+  const uint64_t target = rep_->db->GetLatestSequenceNumber();
+  Status s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
+  lock.lock();
+  rep_->syncing = false;
+  if (s.ok()) rep_->synced_seq = std::max(rep_->synced_seq, target);
+  lock.unlock();
+  rep_->sync_cv.notify_all();
+  return s;
 }
 
 uint64_t KvStore::ApproximateSize(Family family) const {

@@ -126,8 +126,13 @@ class KvStore {
   // The last key <= `key` that starts with `prefix`; kNotFound if none.
   Status SeekLast(Family family, std::string_view prefix, std::string_view key,
                   std::string* found_key, std::string* value) const;
-  // Makes every write so far durable.
+  // Makes every write so far durable. Concurrent callers share one sync: a caller returns
+  // as soon as a sync that started after its writes has finished.
   Status SyncWal();
+  // Ok if `bytes` of data may be written beside the database (pack files, on the same file
+  // system) without taking it below the reserve of KvOpenOptions::reserved_bytes; kNoSpace
+  // otherwise, or the error of an earlier failed write (see Write).
+  Status CheckDataWrite(size_t bytes) const { return CheckWritable(bytes, 1); }
   // Approximate live bytes of a family on disk.
   uint64_t ApproximateSize(Family family) const;
 
@@ -183,6 +188,9 @@ class KvStore {
   // files: the caller removes it.
   static Status RestoreBackup(const std::filesystem::path& backup_dir, uint32_t id,
                               const std::filesystem::path& db_dir);
+  // Deletes backup `id` (the files only it uses go); for a backup whose pack files could not
+  // be copied. kNotFound for an unknown id.
+  static Status DeleteBackup(const std::filesystem::path& backup_dir, uint32_t id);
 
  private:
   struct Rep;

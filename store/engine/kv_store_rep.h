@@ -5,6 +5,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -30,6 +31,12 @@ struct KvStore::Rep {
   // The directory's key in the process's registry of writable opens (kv_store.cc's DirClaim),
   // released once the database is closed; empty for a read-only open.
   std::string claimed_dir;
+  // Group sync of the log (SyncWal): one sync at a time; the callers that wait for it return
+  // when it covered their writes (the sequence number it started at is at least theirs).
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  bool syncing = false;     // guarded by sync_mu
+  uint64_t synced_seq = 0;  // guarded by sync_mu: every write up to this sequence is durable
   rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
   ~Rep() {
     if (db == nullptr) return;

@@ -130,13 +130,49 @@ Status Decode(std::string_view in, std::vector<Extent>* group) {
 }
 
 std::string Encode(const ChunkIndexRecord& r) {
-  return RecordWriter().Varint(r.plain_length).Varint(r.stored_length).Take();
+  RecordWriter w;
+  w.Varint(r.plain_length).Varint(r.stored_length);
+  if (r.pack != 0) w.Varint(r.pack).Varint(r.offset);
+  return w.Take();
 }
 Status Decode(std::string_view in, ChunkIndexRecord* r) {
   RecordReader rd(in);
   r->plain_length = rd.U32();
   r->stored_length = rd.U32();
+  r->pack = 0;
+  r->offset = 0;
+  // Schema 1 records end here: the chunk is in the "chunks" family.
+  if (rd.HasMore()) {
+    r->pack = rd.Varint();
+    r->offset = rd.Varint();
+    if (r->pack == 0) return Status::Corruption("malformed chunk index record");
+  }
   return rd.Finish("chunk index");
+}
+
+std::string PackKey(uint64_t pack) { return PrefixWithU64(kPackPrefix, pack); }
+
+std::string Encode(const PackRecord& r) {
+  return RecordWriter()
+      .Varint(r.pack)
+      .U8(r.sealed ? 1 : 0)
+      .Varint(r.size)
+      .Varint(r.indexed_end)
+      .Varint(r.live_bytes)
+      .Varint(r.live_chunks)
+      .Take();
+}
+Status Decode(std::string_view in, PackRecord* r) {
+  RecordReader rd(in);
+  r->pack = rd.Varint();
+  const uint8_t flags = rd.U8();
+  r->sealed = (flags & 1) != 0;
+  r->size = rd.Varint();
+  r->indexed_end = rd.Varint();
+  r->live_bytes = rd.Varint();
+  r->live_chunks = rd.Varint();
+  if (flags > 1 || r->pack == 0) return Status::Corruption("malformed pack record");
+  return rd.Finish("pack");
 }
 
 }  // namespace medvfs::store

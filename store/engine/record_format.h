@@ -28,6 +28,7 @@ inline constexpr char kHistoryPrefix = 'Y';     // Y history -> HistoryRecord
 inline constexpr char kVersionPrefix = 'V';     // V history number -> VersionRecord
 inline constexpr char kExtentPrefix = 'X';      // X history number group -> ExtentGroup
 inline constexpr char kChunkIndexPrefix = 'K';  // K chunkid -> ChunkIndexRecord
+inline constexpr char kPackPrefix = 'F';        // F pack -> PackRecord
 inline constexpr char kMetaEventPrefix = 'M';   // M history seq -> MetadataEvent
 inline constexpr char kTagsPrefix = 'T';        // T history number -> DicomTags
 inline constexpr char kNotePrefix = 'N';        // N history number seq -> NoteEvent
@@ -52,10 +53,24 @@ struct Extent {
 
 struct ChunkIndexRecord {
   uint32_t plain_length = 0;
-  uint32_t stored_length = 0;
+  uint32_t stored_length = 0;  // the pack entry's length (schema 1: the RocksDB value's)
+  uint64_t pack = 0;           // 0: schema 1, the chunk is in the "chunks" family
+  uint64_t offset = 0;         // of the entry in the pack
+};
+
+// One pack file, as the chunk index sees it. Kept up to date by every index write, so that
+// garbage collection can choose packs by their live bytes without reading them.
+struct PackRecord {
+  uint64_t pack = 0;
+  bool sealed = false;
+  uint64_t size = 0;         // the file's length as far as the index knows it
+  uint64_t indexed_end = 0;  // every indexed entry ends at or before this offset
+  uint64_t live_bytes = 0;   // bytes of the entries the index refers to
+  uint64_t live_chunks = 0;
 };
 
 std::string ChunkIndexKey(const ChunkId& id);
+std::string PackKey(uint64_t pack);
 std::string AuditKey(uint64_t seq);
 // A key: the prefix byte, then v as a big-endian fixed 64-bit integer.
 std::string PrefixWithU64(char prefix, uint64_t v);
@@ -66,8 +81,10 @@ uint64_t KeyU64(std::string_view key, size_t pos);
 
 std::string Encode(const std::vector<Extent>& group);
 std::string Encode(const ChunkIndexRecord& r);
+std::string Encode(const PackRecord& r);
 Status Decode(std::string_view in, std::vector<Extent>* group);
 Status Decode(std::string_view in, ChunkIndexRecord* r);
+Status Decode(std::string_view in, PackRecord* r);
 
 // The field coding of every record. Every encoded record starts with this byte; a reader refuses
 // formats it does not know.

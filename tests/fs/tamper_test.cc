@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "store/engine/kv_store.h"
 #include "tests/fs/mount_fixture.h"
+#include "tests/store/pack_files.h"
 
 namespace medvfs::fs_test {
 namespace {
@@ -45,7 +45,7 @@ int ReadAll(const std::filesystem::path& path, std::string* out) {
 class TamperTest : public MountTest {};
 
 TEST_F(TamperTest, DamagedChunkReadsAsEioAndTheMountKeepsServing) {
-  const std::string big = RandomContent(400000, 7);  // several chunks, all stored in blob files
+  const std::string big = RandomContent(400000, 7);  // several chunks, in a pack file
   const std::string small = "a short report";        // one chunk of a few dozen stored bytes
   MountOk();
   ASSERT_EQ(WriteFile(P("scan.dcm"), big), 0);
@@ -53,22 +53,14 @@ TEST_F(TamperTest, DamagedChunkReadsAsEioAndTheMountKeepsServing) {
   UmountOk();
 
   {
-    // Flip one byte in every chunk of scan.dcm (the large ones), through RocksDB itself.
-    auto kv = store::KvStore::Open(archive_ / "db", {});
-    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
-    std::vector<std::pair<std::string, std::string>> damaged;
-    ASSERT_TRUE((*kv)
-                    ->Scan(store::Family::kChunks, "",
-                           [&](std::string_view key, std::string_view value) {
-                             if (value.size() > 1000) damaged.emplace_back(key, value);
-                             return true;
-                           })
-                    .ok());
-    ASSERT_GE(damaged.size(), 2u);
-    for (auto& [key, value] : damaged) {
-      value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x01);
-      ASSERT_TRUE((*kv)->Put(store::Family::kChunks, key, value, /*sync=*/true).ok());
+    // Flip one bit in every chunk of scan.dcm (the large ones), in the pack files.
+    size_t damaged = 0;
+    for (const auto& entry : store::test_util::PackEntriesOnDisk(archive_)) {
+      if (entry.info.length <= 1000) continue;
+      store::test_util::FlipBitInPackEntry(entry);
+      ++damaged;
     }
+    ASSERT_GE(damaged, 2u);
   }
 
   MountOk();

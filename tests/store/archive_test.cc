@@ -12,6 +12,7 @@
 #include "store/engine/kv_store.h"
 #include "store/verify.h"
 #include "store/views.h"
+#include "tests/store/pack_files.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {
@@ -364,20 +365,10 @@ TEST_F(ArchiveTest, AlteredChunkIsNeverReturnedAsData) {
   InodeId ino = Save(kRootInode, "victim", content);
   ASSERT_OK_AND_ASSIGN(Attr attr, archive_->GetAttr(ino));
   archive_.reset();
-  {
-    // Flip one bit in every stored chunk, straight in RocksDB.
-    ASSERT_OK_AND_ASSIGN(auto kv, KvStore::Open(path() / "db", {}));
-    std::vector<std::pair<std::string, std::string>> chunks;
-    ASSERT_OK(kv->Scan(Family::kChunks, "", [&](std::string_view k, std::string_view v) {
-      chunks.emplace_back(k, v);
-      return true;
-    }));
-    ASSERT_FALSE(chunks.empty());
-    for (auto& [key, value] : chunks) {
-      value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x01);
-      ASSERT_OK(kv->Put(Family::kChunks, key, value, true));
-    }
-  }
+  // Flip one bit in every stored chunk, straight in the pack files.
+  const auto entries = test_util::PackEntriesOnDisk(path());
+  ASSERT_FALSE(entries.empty());
+  for (const auto& entry : entries) test_util::FlipBitInPackEntry(entry);
   Reopen();
   ASSERT_OK_AND_ASSIGN(auto handle, archive_->OpenVersion(attr.history, 1));
   std::string buffer(4096, '\0');

@@ -197,8 +197,8 @@ TEST_F(BackupTest, RestoredArchiveIsIdenticalAndVerifies) {
   EXPECT_EQ(made.id, 1u);
   EXPECT_GT(made.size, 8u << 20);
   EXPECT_EQ(made.new_bytes, made.size);  // the first backup copies everything
-  // The chunks live in blob files: the backup must carry them.
-  EXPECT_FALSE(FilesWithExtension(dest() / "shared_checksum", ".blob").empty());
+  // The chunks live in pack files: the backup must carry them.
+  EXPECT_FALSE(FilesWithExtension(dest() / "packs", ".pack").empty());
   EXPECT_FALSE(FilesWithExtension(dest() / "shared_checksum", ".sst").empty());
   const std::string before = Snapshot(*archive);
   archive.reset();
@@ -288,16 +288,16 @@ TEST_F(BackupTest, DamagedBackupFileIsRefusedAndNothingIsLeft) {
   ASSERT_NE(archive, nullptr);
   ASSERT_OK(BackUp(*archive, dest()));
   archive.reset();
-  const auto blobs = FilesWithExtension(dest() / "shared_checksum", ".blob");
-  ASSERT_FALSE(blobs.empty());
-  std::string bytes = test_util::ReadFile(blobs[0]);
+  const auto packs = FilesWithExtension(dest() / "packs", ".pack");
+  ASSERT_FALSE(packs.empty());
+  std::string bytes = test_util::ReadFile(packs[0]);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
-  ::chmod(blobs[0].c_str(), 0600);
-  test_util::WriteFile(blobs[0], bytes);
+  ::chmod(packs[0].c_str(), 0600);
+  test_util::WriteFile(packs[0], bytes);
 
   auto restored = Restore(dir() / "restored");
   EXPECT_EQ(restored.status().code(), Code::kCorruption) << restored.status().ToString();
-  EXPECT_NE(restored.status().message().find(".blob"), std::string::npos)
+  EXPECT_NE(restored.status().message().find(".pack"), std::string::npos)
       << restored.status().ToString();
   EXPECT_FALSE(stdfs::exists(dir() / "restored"));
   // An existing empty target stays, empty.

@@ -34,7 +34,20 @@ class ContentTest : public test_util::TempDirTest {
     KvOpenOptions options;
     options.create = true;
     ASSERT_OK_AND_ASSIGN(kv_, KvStore::Open(dir() / "db", options));
-    chunks_ = std::make_unique<ChunkStore>(kv_.get(), data_key_);
+    ASSERT_OK_AND_ASSIGN(chunks_, OpenChunks());
+  }
+
+  // A chunk store on this test's database. A second writable one beside chunks_ needs packs
+  // of its own (two stores appending to one pack directory would overwrite each other's);
+  // a read_only one may read chunks_'s.
+  StatusOr<std::unique_ptr<ChunkStore>> OpenChunks(uint64_t cache_bytes = 32ull << 20,
+                                                   bool read_only = false,
+                                                   const std::string& packs = "packs") {
+    ChunkStoreOptions options;
+    options.packs_dir = dir() / packs;
+    options.packs.read_only = read_only;
+    options.cache_bytes = cache_bytes;
+    return ChunkStore::Open(kv_.get(), data_key_, options);
   }
 
   static std::string Random(size_t n, uint32_t seed) {
@@ -44,9 +57,11 @@ class ContentTest : public test_util::TempDirTest {
     return s;
   }
 
-  std::string ReadAll(const ExtentList& list) {
+  // Reads through `store` (default: chunks_).
+  std::string ReadAll(const ExtentList& list, ChunkStore* store = nullptr) {
     std::string out(list.size(), '\0');
-    auto n = ReadExtents(*chunks_, list, 0, std::span<char>(out.data(), out.size()));
+    auto n = ReadExtents(store != nullptr ? *store : *chunks_, list, 0,
+                         std::span<char>(out.data(), out.size()));
     EXPECT_OK(n);
     return out;
   }
@@ -138,7 +153,8 @@ TEST_F(ContentTest, SmallEditOfLargeContentReusesAlmostEveryChunk) {
 TEST_F(ContentTest, OverlayCheckpointsKeepMemoryBoundedAndContentRight) {
   constexpr uint64_t kCap = 256 << 10;
   constexpr uint64_t kCache = 256 << 10;
-  ChunkStore chunks(kv_.get(), data_key_, kCache);
+  ASSERT_OK_AND_ASSIGN(auto small_cache, OpenChunks(kCache, false, "packs-small-cache"));
+  ChunkStore& chunks = *small_cache;
   const std::string original = Compressible(6 << 20, 2);
   PendingContent writer(&chunks, ExtentList(), kCap);
   ASSERT_OK(writer.Write(0, original));
@@ -168,7 +184,7 @@ TEST_F(ContentTest, OverlayCheckpointsKeepMemoryBoundedAndContentRight) {
   growth.Sample();
   EXPECT_LE(growth.peak(), kCap + kCache + (1 << 20)) << "heap growth while writing, in bytes";
   EXPECT_EQ(sha, Sha256Of(expected));
-  EXPECT_EQ(ReadAll(result), expected);
+  EXPECT_EQ(ReadAll(result, &chunks), expected);
 }
 
 // A sequential writer stores chunks as the bytes arrive: writing 48 MiB holds at most one chunk
@@ -178,7 +194,9 @@ TEST_F(ContentTest, StreamingALargeFileKeepsMemoryBounded) {
   constexpr size_t kPieces = 48;
   std::string piece = Compressible(kPiece, 4);
   Sha256 whole;
-  ChunkStore chunks(kv_.get(), data_key_, 256 << 10);  // a small chunk cache: not measured
+  // A small chunk cache: not measured.
+  ASSERT_OK_AND_ASSIGN(auto small_cache, OpenChunks(256 << 10, false, "packs-small-cache"));
+  ChunkStore& chunks = *small_cache;
   PendingContent writer(&chunks, ExtentList(), 32 << 20);
   HeapGrowth growth;
   for (size_t i = 0; i < kPieces; ++i) {
@@ -229,9 +247,11 @@ TEST_F(ContentTest, SequentialReadsWithReadAheadReturnTheContent) {
   ExtentList content;
   Sha256Digest sha;
   ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+  ASSERT_OK(chunks_->MakeDurable());  // indexed, so that another store finds them
   for (int round = 0; round < 3; ++round) {
     // A fresh store: an empty cache, so every chunk comes from the disk or the read-ahead.
-    ChunkStore cold(kv_.get(), data_key_);
+    ASSERT_OK_AND_ASSIGN(auto cold_store, OpenChunks(32ull << 20, /*read_only=*/true));
+    ChunkStore& cold = *cold_store;
     std::string read(original.size(), '\0');
     constexpr size_t kRead = 128 * 1024;
     for (size_t off = 0; off < read.size(); off += kRead) {

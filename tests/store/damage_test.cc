@@ -4,7 +4,6 @@
 // state digest), and a record that cannot be sealed fails its batch.
 #include <fcntl.h>
 #include <rocksdb/options.h>
-#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table_properties.h>
 #include <sys/stat.h>
 
@@ -16,6 +15,7 @@
 #include "store/archive/records.h"
 #include "store/engine/kv_store.h"
 #include "store/verify.h"
+#include "tests/store/pack_files.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {
@@ -69,6 +69,13 @@ class DamageTest : public TempDirTest {
     for (uint32_t i = 2; i <= 6; ++i)
       Save(*archive, kRootInode, "scan.dcm", RandomContent(200000, i));
     ASSERT_OK(archive->SetNote(scan_.history, 2, "a note", caller_));
+    // The log holds records only (chunks go to pack files): more saves spread it over several
+    // of its 32 KiB blocks, so that damage in its middle has committed versions after it in
+    // blocks of their own (damage that leaves nothing readable after it is a torn tail).
+    for (int i = 0; i < 150; ++i) {
+      Save(*archive, kRootInode, "report" + std::to_string(i) + ".txt",
+           "report " + std::to_string(i));
+    }
   }
 
   std::filesystem::path path() const { return dir() / "archive"; }
@@ -134,7 +141,7 @@ TEST_F(DamageTest, FlippedWalByteRefusesTheOpenAndVerifyNamesIt) {
   std::vector<std::filesystem::path> logs = DbFiles(db(), ".log");
   ASSERT_EQ(logs.size(), 1u);
   std::string bytes = test_util::ReadFile(logs[0]);
-  ASSERT_GT(bytes.size(), 1u << 20) << "the versions should still be in the log";
+  ASSERT_GT(bytes.size(), 3u * 32768) << "the versions should still be in the log";
   // In the middle: committed versions follow the damage.
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
   test_util::WriteFile(logs[0], bytes);
@@ -202,27 +209,28 @@ TEST_F(DamageTest, LostCommittedLogTailIsNotCalledARollback) {
   EXPECT_EQ(test_util::ReadFile(copy), bytes);
 }
 
-TEST_F(DamageTest, FlippedChunkFamilyTableByteIsCorruptionNotAnAbort) {
-  OpenDb(db()).reset();  // flushes the log into table and blob files
-  std::filesystem::path chunk_table;
-  for (const auto& file : DbFiles(db(), ".sst")) {
-    rocksdb::SstFileReader reader{rocksdb::Options()};
-    ASSERT_TRUE(reader.Open(file.string()).ok());
-    if (reader.GetTableProperties()->column_family_name == "chunks") chunk_table = file;
+// Someone without the key edits what a pack shows in plaintext: the pack header and the
+// length field of every entry header (a huge length must not become a huge read or
+// allocation). Reads fail with kCorruption and verify names the pack; nothing aborts.
+TEST_F(DamageTest, EditedPackHeadersAreCorruptionNotAnAbort) {
+  const auto entries = test_util::PackEntriesOnDisk(path());
+  ASSERT_FALSE(entries.empty());
+  const std::filesystem::path pack = entries.front().file;
+  for (const auto& entry : entries) {
+    // The sealed length: bytes 4..7 of the entry header, little-endian.
+    test_util::OverwriteInFile(entry.file, entry.info.offset + 4,
+                               std::string("\xff\xff\xff\x7f", 4));
   }
-  ASSERT_FALSE(chunk_table.empty());
-  std::string bytes = test_util::ReadFile(chunk_table);
-  bytes[10] = static_cast<char>(bytes[10] ^ 0x01);  // in the first data block
-  test_util::WriteFile(chunk_table, bytes);
-
+  test_util::OverwriteInFile(pack, 16, std::string(8, '\x07'));  // the pack number
   {
     ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
     Status read = ReadScan(*archive);
     EXPECT_EQ(read.code(), Code::kCorruption) << read.ToString();
   }
   ASSERT_OK_AND_ASSIGN(VerifyReport report, VerifyArchive(path(), Key()));
-  EXPECT_TRUE(HasProblem(report, "database file " + chunk_table.filename().string(), ""))
-      << Describe(report);
+  EXPECT_FALSE(report.clean());
+  EXPECT_TRUE(HasProblem(report, "pack 1", "")) << Describe(report);
+  EXPECT_TRUE(HasProblem(report, "/scan.dcm", "failed authentication")) << Describe(report);
 }
 
 TEST_F(DamageTest, RecordPutBackFromAnOlderCopyIsFound) {

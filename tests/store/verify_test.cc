@@ -18,6 +18,7 @@
 #include "store/crypto/subkeys.h"
 #include "store/engine/chunk_store.h"
 #include "store/engine/kv_store.h"
+#include "tests/store/pack_files.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::store {
@@ -135,10 +136,6 @@ class VerifyTest : public TempDirTest {
     return ids;
   }
 
-  static std::string ChunkKey(const ChunkId& id) {
-    return std::string(reinterpret_cast<const char*>(id.data()), id.size());
-  }
-
   void FlipValue(KvStore& kv, Family family, const std::string& key) {
     std::string value;
     ASSERT_OK(kv.Get(family, key, &value));
@@ -194,12 +191,13 @@ TEST_F(VerifyTest, CleanArchiveVerifies) {
   EXPECT_EQ(content.total, report.content_bytes);
 }
 
-TEST_F(VerifyTest, CleanAfterFlushToTableAndBlobFiles) {
+TEST_F(VerifyTest, CleanAfterFlushToTableFiles) {
   ASSERT_FALSE(DbFiles(".sst").empty());
-  ASSERT_FALSE(DbFiles(".blob").empty());
+  ASSERT_FALSE(test_util::PackEntriesOnDisk(path()).empty());
   ASSERT_OK_AND_ASSIGN(VerifyReport report, Verify());
   EXPECT_TRUE(report.clean()) << Describe(report);
-  EXPECT_GE(report.database_files, 2u);
+  EXPECT_GE(report.database_files, 1u);
+  EXPECT_GE(report.packs, 1u);
 }
 
 TEST_F(VerifyTest, WrongKeyIsRefused) {
@@ -302,7 +300,7 @@ TEST_F(VerifyTest, FlippedByteInChunkNamesFileAndVersion) {
     auto kv = OpenDb();
     std::vector<ChunkId> ids = ChunksOf(*kv, scan_.history, 2);
     ASSERT_GE(ids.size(), 5u);
-    FlipValue(*kv, Family::kChunks, ChunkKey(ids[4]));
+    test_util::FlipBitInPackEntry(test_util::PackEntryOf(path(), ids[4]));
     ASSERT_EQ(ids.size(), ChunksOf(*kv, scan_.history, 2).size());
   }
   ASSERT_OK_AND_ASSIGN(VerifyReport report, Verify());
@@ -368,11 +366,11 @@ TEST_F(VerifyTest, FlippedByteInTableFileIsFound) {
   EXPECT_FALSE(report->clean());
 }
 
-TEST_F(VerifyTest, FlippedByteInBlobFileIsFound) {
-  std::vector<std::filesystem::path> blobs = DbFiles(".blob");
-  ASSERT_FALSE(blobs.empty());
-  const uint64_t size = std::filesystem::file_size(blobs[0]);
-  FlipByteInFile(blobs[0], size / 2);
+TEST_F(VerifyTest, FlippedByteInPackFileIsFound) {
+  const auto entries = test_util::PackEntriesOnDisk(path());
+  ASSERT_FALSE(entries.empty());
+  const std::filesystem::path pack = entries.back().file;
+  FlipByteInFile(pack, std::filesystem::file_size(pack) / 2);
   ASSERT_OK_AND_ASSIGN(VerifyReport report, Verify());
   EXPECT_FALSE(report.clean());
   // The chunk that holds the byte is named with a file and version.
@@ -390,8 +388,16 @@ TEST_F(VerifyTest, SwappedChunksAreDetectedOnReadAndByVerify) {
     auto kv = OpenDb();
     a = ChunksOf(*kv, other_.history, 1)[0];
     b = ChunksOf(*kv, notes_.history, 1)[0];
-    SwapValues(*kv, Family::kChunks, ChunkKey(a), ChunkKey(b));
   }
+  // Each entry's plaintext header is edited to claim the other's chunk id: the index then
+  // finds a chunk of another id where it points (and the seal, which binds the header, fails).
+  const test_util::PackEntryOnDisk entry_a = test_util::PackEntryOf(path(), a);
+  const test_util::PackEntryOnDisk entry_b = test_util::PackEntryOf(path(), b);
+  constexpr uint64_t kIdOffset = 16;  // of the id in an entry header (pack_format.h)
+  test_util::OverwriteInFile(entry_a.file, entry_a.info.offset + kIdOffset,
+                             std::string(reinterpret_cast<const char*>(b.data()), b.size()));
+  test_util::OverwriteInFile(entry_b.file, entry_b.info.offset + kIdOffset,
+                             std::string(reinterpret_cast<const char*>(a.data()), a.size()));
   {
     ASSERT_OK_AND_ASSIGN(auto archive, Archive::Open(path(), Key(), options_));
     for (HistoryId history : {other_.history, notes_.history}) {
@@ -423,7 +429,7 @@ TEST_F(VerifyTest, MissingChunkIsAnErrorAndUnreferencedChunkAWarning) {
     auto kv = OpenDb();
     std::vector<ChunkId> ids = ChunksOf(*kv, other_.history, 1);
     KvBatch batch;
-    batch.Delete(Family::kChunks, ChunkKey(ids.back()));
+    batch.Delete(Family::kMeta, ChunkIndexKey(ids.back()));
     ASSERT_OK(kv->Write(batch, /*sync=*/true));
   }
   ASSERT_OK_AND_ASSIGN(VerifyReport missing, Verify());
@@ -437,8 +443,11 @@ TEST_F(VerifyTest, MissingChunkIsAnErrorAndUnreferencedChunkAWarning) {
     SecretKey data_key;
     std::string archive_id;
     ASSERT_OK(UnlockKeySlot(path() / "keyslot", Key(), &data_key, &archive_id));
-    ChunkStore chunks(kv.get(), data_key);
-    ASSERT_OK(chunks.Put(RandomContent(40000, 9), &stray));
+    ChunkStoreOptions options;
+    options.packs_dir = path() / "packs";
+    ASSERT_OK_AND_ASSIGN(auto chunks, ChunkStore::Open(kv.get(), data_key, options));
+    ASSERT_OK(chunks->Put(RandomContent(40000, 9), &stray));
+    ASSERT_OK(chunks->MakeDurable());  // indexed, as if its commit failed after that
     ASSERT_OK(kv->SyncWal());
   }
   ASSERT_OK_AND_ASSIGN(VerifyReport report, Verify());

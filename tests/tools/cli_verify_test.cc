@@ -1,4 +1,5 @@
 // `medvfs verify`: exit codes and messages on a clean and on a damaged archive.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -10,7 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "store/engine/kv_store.h"
+#include "tests/store/pack_files.h"
 #include "tests/tools/cli_fixture.h"
 
 namespace medvfs::testing {
@@ -30,23 +31,12 @@ class CliVerifyTest : public CliTest {
 
   // Flips one byte of the smallest stored chunk: report.txt's first version is the smallest.
   void DamageSmallestChunk() {
-    auto kv = store::KvStore::Open(archive_ / "db", {});
-    ASSERT_TRUE(kv.ok()) << kv.status().ToString();
-    std::string key;
-    std::string value;
-    ASSERT_TRUE((*kv)
-                    ->Scan(store::Family::kChunks, "",
-                           [&](std::string_view k, std::string_view v) {
-                             if (value.empty() || v.size() < value.size()) {
-                               key = k;
-                               value = v;
-                             }
-                             return true;
-                           })
-                    .ok());
-    ASSERT_FALSE(value.empty());
-    value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x01);
-    ASSERT_TRUE((*kv)->Put(store::Family::kChunks, key, value, /*sync=*/true).ok());
+    const auto entries = store::test_util::PackEntriesOnDisk(archive_);
+    ASSERT_FALSE(entries.empty());
+    auto smallest = std::min_element(
+        entries.begin(), entries.end(),
+        [](const auto& a, const auto& b) { return a.info.length < b.info.length; });
+    store::test_util::FlipBitInPackEntry(*smallest);
   }
 };
 
@@ -98,6 +88,13 @@ TEST_F(CliVerifyTest, DamagedChunkExitsOneAndNamesFileAndVersion) {
 // A flipped byte in the write-ahead log, with committed versions after it: verify names the
 // log, and a mount refuses without calling it a rollback (and without dropping the log).
 TEST_F(CliVerifyTest, DamagedWriteAheadLogIsNamedAndTheMountRefuses) {
+  // The log holds records only (chunks go to pack files): enough small saves that it spans
+  // several of its 32 KiB blocks, so that the damage has committed versions after it.
+  std::vector<std::string> saves{"mkdir:/notes"};
+  for (int i = 0; i < 200; ++i) {
+    saves.push_back("write:/notes/n" + std::to_string(i) + ".txt=note " + std::to_string(i));
+  }
+  Populate(saves);
   std::vector<std::filesystem::path> logs;
   for (const auto& entry : std::filesystem::directory_iterator(archive_ / "db")) {
     if (entry.path().extension() == ".log") logs.push_back(entry.path());
@@ -108,7 +105,7 @@ TEST_F(CliVerifyTest, DamagedWriteAheadLogIsNamedAndTheMountRefuses) {
     std::ifstream in(logs[0], std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  ASSERT_GT(bytes.size(), 200000u) << "the populate run's versions should be in the log";
+  ASSERT_GT(bytes.size(), 3u * 32768) << "the populate run's versions should be in the log";
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
   {
     std::ofstream out(logs[0], std::ios::binary | std::ios::trunc);
