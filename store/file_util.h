@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -66,6 +67,22 @@ inline bool WriteAll(int fd, std::string_view data) {
 inline void SyncDirectoryQuietly(const std::filesystem::path& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() >= 0) ::fsync(fd.get());
+}
+
+// Writes `bytes` to `file` (mode 0600): a temporary file beside it, fsync'ed, renamed over it,
+// and the directory fsync'ed.
+inline Status WriteFileDurably(const std::filesystem::path& file, std::string_view bytes) {
+  const std::filesystem::path temp = file.string() + ".tmp" + std::to_string(::getpid());
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) return StatusFromErrno(errno, "writing " + file.filename().string());
+  if (!WriteAll(fd.get(), bytes) || ::fsync(fd.get()) != 0 ||
+      ::rename(temp.c_str(), file.c_str()) != 0) {
+    Status failed = StatusFromErrno(errno, "writing " + file.filename().string());
+    ::unlink(temp.c_str());
+    return failed;
+  }
+  SyncDirectoryQuietly(file.parent_path());
+  return Status::Ok();
 }
 
 }  // namespace medvfs::store

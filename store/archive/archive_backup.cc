@@ -69,22 +69,6 @@ StatusOr<std::string> ReadSmallFile(const stdfs::path& file, size_t limit) {
   return out;
 }
 
-// Writes `bytes` to `file` (mode 0600): a temporary file beside it, fsync'ed, renamed over it,
-// and the directory fsync'ed.
-Status WriteFileDurably(const stdfs::path& file, std::string_view bytes) {
-  const stdfs::path temp = file.string() + ".tmp" + std::to_string(::getpid());
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) return StatusFromErrno(errno, "writing " + file.filename().string());
-  if (!WriteAll(fd.get(), bytes) || ::fsync(fd.get()) != 0 ||
-      ::rename(temp.c_str(), file.c_str()) != 0) {
-    Status failed = StatusFromErrno(errno, "writing " + file.filename().string());
-    ::unlink(temp.c_str());
-    return failed;
-  }
-  SyncDirectoryQuietly(file.parent_path());
-  return Status::Ok();
-}
-
 // Makes every directory below `root` 0700 and every file 0600 (RocksDB creates its files
 // under the process umask). Symbolic links are not followed.
 void MakePrivate(const stdfs::path& root) {

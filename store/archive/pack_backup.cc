@@ -83,19 +83,6 @@ Status CopyPrefix(const stdfs::path& from, const stdfs::path& to, uint64_t lengt
   return Status::Ok();
 }
 
-Status WriteSmallFileDurably(const stdfs::path& file, const std::string& text) {
-  const stdfs::path temp = file.string() + ".tmp";
-  UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (out.get() < 0) return StatusFromErrno(errno, "writing " + file.filename().string());
-  if (!WriteAll(out.get(), text) || ::fsync(out.get()) != 0 ||
-      ::rename(temp.c_str(), file.c_str()) != 0) {
-    Status failed = StatusFromErrno(errno, "writing " + file.filename().string());
-    ::unlink(temp.c_str());
-    return failed;
-  }
-  return Status::Ok();
-}
-
 std::string ReadText(const stdfs::path& file) {
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (in.get() < 0) return {};
@@ -178,7 +165,7 @@ Status BackupPacks(PackStore& packs, const stdfs::path& dest, uint32_t id,
       if (!s.ok()) return undo(s);
       *new_bytes += line.size;
       if (sealed) {
-        s = WriteSmallFileDurably(sum, line.sha256);
+        s = WriteFileDurably(sum, line.sha256);
         if (!s.ok()) return undo(s);
       }
     }
@@ -188,9 +175,8 @@ Status BackupPacks(PackStore& packs, const stdfs::path& dest, uint32_t id,
   }
   SyncDirectoryQuietly(OwnDir(dest, id));
   SyncDirectoryQuietly(PacksOf(dest));
-  Status s = WriteSmallFileDurably(ManifestPath(dest, id), manifest);
+  Status s = WriteFileDurably(ManifestPath(dest, id), manifest);
   if (!s.ok()) return undo(s);
-  SyncDirectoryQuietly(PacksOf(dest));
   return Status::Ok();
 }
 
