@@ -169,6 +169,8 @@ struct OpenFile {
   store::Caller opener;   // for the commit on release (its context carries no caller)
   // Data was written (or the file truncated) through this handle since its last commit.
   std::atomic<bool> wrote{false};
+  // A read through this handle met damaged stored bytes, and that was recorded (once).
+  std::atomic<bool> damage_recorded{false};
 };
 inline OpenFile* FileOf(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
 

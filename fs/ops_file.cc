@@ -194,9 +194,23 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   RunOp(req, "read", ino, [&]() -> Status {
     if (off < 0) return Status::Invalid("negative offset");
     auto buf = std::make_unique_for_overwrite<char[]>(size);
-    MEDVFS_ASSIGN_OR_RETURN(size_t n, FileOf(fi)->handle->Read(static_cast<uint64_t>(off),
-                                                               std::span<char>(buf.get(), size)));
-    fuse_reply_buf(req, buf.get(), n);
+    OpenFile* file = FileOf(fi);
+    auto n = file->handle->Read(static_cast<uint64_t>(off), std::span<char>(buf.get(), size));
+    if (!n.ok()) {
+      // Damaged stored bytes: the reader gets EIO, and the audit log says who met it where,
+      // once per open (a reader retries, the kernel reads ahead).
+      if (n.status().code() == store::Code::kCorruption && !file->damage_recorded.exchange(true)) {
+        Filesystem& fs = Fs(req);
+        store::AuditEvent event;
+        event.op = store::AuditOp::kDamageFound;
+        event.path = AuditPathOf(fs, ino);
+        event.result = EIO;
+        event.detail = "read at offset " + std::to_string(off) + ": " + n.status().message();
+        RecordAudit(req, fs, std::move(event));
+      }
+      return n.status();
+    }
+    fuse_reply_buf(req, buf.get(), *n);
     return Status::Ok();
   });
 }

@@ -55,6 +55,8 @@ enum class AuditOp : uint8_t {
                                // (--accept-wal-damage); detail: the log file and what was lost
   kRecordDamageAccepted = 34,  // opened although its records did not add up to the state
                                // digest (--accept-record-damage); detail: what differed
+  kDamageFound = 35,           // a read met stored bytes that failed authentication (it got
+                               // EIO, never the bytes); once per open handle; detail: where
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

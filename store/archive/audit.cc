@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 34> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 35> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -52,6 +52,7 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 34> kOpNames{{
     {AuditOp::kDicomReceive, "dicom-receive"},
     {AuditOp::kWalDamageAccepted, "wal-damage-accepted"},
     {AuditOp::kRecordDamageAccepted, "record-damage-accepted"},
+    {AuditOp::kDamageFound, "damage-found"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {

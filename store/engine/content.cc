@@ -466,7 +466,8 @@ Status PendingContent::FinalizePending(ExtentList* content, Sha256Digest* sha256
   *deferred = false;
   if (!streaming_) {
     MEDVFS_RETURN_IF_ERROR(Checkpoint());
-    if (HoleBytes(base_) > kMaxHashedHoleBytes) {
+    const uint64_t hole_bytes = HoleBytes(base_);
+    if (hole_bytes > kMaxHashedHoleBytes || base_.size() - hole_bytes > kMaxRehashedBytes) {
       sha256->fill(0);
       *deferred = true;
     } else {

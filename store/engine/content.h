@@ -55,6 +55,12 @@ StatusOr<size_t> ReadExtents(ChunkStore& chunks, const ExtentList& list, uint64_
 // costs anyway, while a `truncate -s 200G` would cost minutes of CPU in the commit. Below it,
 // the digest is computed at once, as before.
 inline constexpr uint64_t kMaxHashedHoleBytes = uint64_t{64} << 20;
+// Likewise a commit of content written in place (random writes: the overlay), whose digest
+// would mean reading every stored byte of the file back, defers it when the file holds more
+// than this many stored bytes: a header edit of a 2 GB multi-frame DICOM then costs what the
+// edit changed, not a 2 GB read. A streaming writer hashes as the bytes arrive and never
+// defers.
+inline constexpr uint64_t kMaxRehashedBytes = uint64_t{64} << 20;
 
 // Bytes of `list` that are hole (an O(extent count) walk).
 uint64_t HoleBytes(const ExtentList& list);
@@ -91,7 +97,8 @@ class PendingContent {
   Status Write(uint64_t offset, std::string_view data);
   Status Truncate(uint64_t new_size);
   // Stores every pending byte as chunks and returns the complete content with its SHA-256.
-  // When more than kMaxHashedHoleBytes of it are hole, the hash is not computed: *deferred is
+  // When more than kMaxHashedHoleBytes of it are hole, or the content was written in place and
+  // holds more than kMaxRehashedBytes of stored bytes, the hash is not computed: *deferred is
   // set and *sha256 is all zeros (the cost of a commit follows the bytes written and the
   // extent count, never a size the writer merely told). Afterwards the object continues from
   // that content.

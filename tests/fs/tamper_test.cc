@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/fs/audit_reader.h"
 #include "tests/fs/mount_fixture.h"
 #include "tests/store/pack_files.h"
 
@@ -77,6 +78,17 @@ TEST_F(TamperTest, DamagedChunkReadsAsEioAndTheMountKeepsServing) {
   ASSERT_EQ(WriteFile(P("new.txt"), "still writable"), 0);
   EXPECT_EQ(ReadFile(P("new.txt")), "still writable");
   UmountOk();
+  // Each open that met the damage is in the audit log (once, however often it read), with
+  // the file and EIO; the intact file's reads are not.
+  const std::vector<store::AuditEntry> entries = ReadAudit(archive_);
+  size_t damage = 0;
+  for (const store::AuditEntry& entry : entries) {
+    if (entry.op != store::AuditOp::kDamageFound) continue;
+    ++damage;
+    EXPECT_EQ(entry.path, "/scan.dcm");
+    EXPECT_EQ(entry.result, EIO);
+  }
+  EXPECT_EQ(damage, 2u) << "one per open of the damaged file";
 }
 
 }  // namespace

@@ -115,7 +115,7 @@ void Delete(KvStore& kv, const std::string& key) {
 }
 
 TEST(AuditOpNames, RoundTrip) {
-  for (int op = 1; op <= 29; ++op) {
+  for (int op = 1; op <= 35; ++op) {
     const auto value = static_cast<AuditOp>(op);
     ASSERT_NE(AuditOpName(value), "unknown") << op;
     EXPECT_EQ(ParseAuditOpName(AuditOpName(value)), value);
