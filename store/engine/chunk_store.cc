@@ -17,6 +17,10 @@ constexpr int kZstdLevel = 3;
 // that a file written for a long time without a commit keeps this map small (~100 bytes per
 // chunk: ~1.6 MiB at this bound, 1 GiB of chunks).
 constexpr size_t kMaxPendingChunks = 16384;
+// A chunk that zstd shrinks by less than 1/kMinCompressionGain of its size counts as
+// incompressible (ChunkStore::CompressionSkip); the longest skip is 32 chunks (~2 MiB).
+constexpr size_t kMinCompressionGain = 32;
+constexpr uint32_t kMaxCompressionSkip = 32;
 
 std::string LegacyChunkAad(const ChunkId& id) {
   std::string aad = "chunk";
@@ -236,15 +240,33 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
     if (it != fresh_.end() && it->second != owner) it->second = kSharedOwner;
     return true;
   };
+  bool try_zstd = true;
   {
     std::lock_guard lock(mu_);
     MEDVFS_ASSIGN_OR_RETURN(bool present, found());
     if (present) return Status::Ok();
+    if (owner != 0) {
+      auto skip = compression_skip_.find(owner);
+      if (skip != compression_skip_.end() && skip->second.remaining > 0) {
+        --skip->second.remaining;
+        try_zstd = false;
+      }
+    }
   }
 
   std::string compressed;
-  MEDVFS_RETURN_IF_ERROR(Compress(plaintext, kZstdLevel, &compressed));
-  const bool use_zstd = compressed.size() < plaintext.size();
+  if (try_zstd) {
+    MEDVFS_RETURN_IF_ERROR(Compress(plaintext, kZstdLevel, &compressed));
+    if (owner != 0) {
+      const bool gained =
+          compressed.size() + plaintext.size() / kMinCompressionGain < plaintext.size();
+      std::lock_guard lock(mu_);
+      CompressionSkip& skip = compression_skip_[owner];
+      skip.backoff = gained ? 0 : std::clamp<uint32_t>(skip.backoff * 2, 1, kMaxCompressionSkip);
+      skip.remaining = skip.backoff;
+    }
+  }
+  const bool use_zstd = try_zstd && compressed.size() < plaintext.size();
   const std::string_view payload = use_zstd ? std::string_view(compressed) : plaintext;
   MEDVFS_RETURN_IF_ERROR(kv_->CheckDataWrite(PackEntryLength(payload.size())));
   PackLocation at;
@@ -349,7 +371,11 @@ Status ChunkStore::IndexDurable() {
   return Status::Ok();
 }
 
-void ChunkStore::EndWriter(uint64_t owner) { packs_->EndWriter(owner); }
+void ChunkStore::EndWriter(uint64_t owner) {
+  packs_->EndWriter(owner);
+  std::lock_guard lock(mu_);
+  compression_skip_.erase(owner);
+}
 
 void ChunkStore::Settle(std::span<const ChunkId> ids) {
   std::lock_guard lock(mu_);
