@@ -36,7 +36,8 @@ class ArchiveImpl;
 
 // The shared pending content of an inode that has handles open for writing.
 struct WriteSession {
-  explicit WriteSession(PendingContent c) : content(std::move(c)) {}
+  WriteSession(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes)
+      : content(chunks, std::move(base), max_dirty_bytes) {}
   std::mutex mu;
   PendingContent content;                    // GUARDED_BY(mu)
   bool dirty = false;                        // GUARDED_BY(mu): changed since the last commit

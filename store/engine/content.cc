@@ -181,6 +181,73 @@ PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max
       base_visible_(base_.size()),
       owner_(NextOwner()) {}
 
+PendingContent::~PendingContent() {
+  if (!intake_) return;
+  {
+    std::lock_guard lock(intake_->mu);
+    intake_->stopping = true;
+  }
+  intake_->changed.notify_all();
+  intake_->worker.join();
+}
+
+Status PendingContent::QueueAppend(std::string_view data) {
+  if (!intake_) {
+    intake_ = std::make_unique<Intake>();
+    try {
+      intake_->worker = std::thread([this] { WorkerLoop(); });
+    } catch (const std::system_error&) {
+      intake_.reset();
+      return StoreAppend(data);  // no thread to be had: store it on this one
+    }
+  }
+  std::unique_lock lock(intake_->mu);
+  // Room for it, or nothing queued (an append larger than the bound still goes, alone).
+  intake_->changed.wait(lock, [&] {
+    return !intake_->failed.ok() || intake_->queued_bytes == 0 ||
+           intake_->queued_bytes + data.size() <= kMaxQueuedBytes;
+  });
+  if (!intake_->failed.ok()) {
+    lock.unlock();
+    WaitForQueue();
+    return failed_;
+  }
+  intake_->queue.emplace_back(data);
+  intake_->queued_bytes += data.size();
+  lock.unlock();
+  intake_->changed.notify_all();
+  return Status::Ok();
+}
+
+void PendingContent::WorkerLoop() {
+  std::unique_lock lock(intake_->mu);
+  for (;;) {
+    intake_->changed.wait(lock, [&] { return intake_->stopping || !intake_->queue.empty(); });
+    if (intake_->queue.empty()) return;  // stopping, and everything queued is stored
+    std::string data = std::move(intake_->queue.front());
+    intake_->queue.pop_front();
+    intake_->busy = true;
+    const bool store = intake_->failed.ok();  // after a failure the rest is dropped
+    lock.unlock();
+    Status stored = store ? StoreAppend(data) : Status::Ok();
+    lock.lock();
+    intake_->busy = false;
+    intake_->queued_bytes -= data.size();
+    if (!stored.ok() && intake_->failed.ok()) intake_->failed = std::move(stored);
+    intake_->changed.notify_all();
+  }
+}
+
+void PendingContent::WaitForQueue() {
+  if (!intake_) return;
+  std::unique_lock lock(intake_->mu);
+  intake_->changed.wait(lock, [&] { return intake_->queue.empty() && !intake_->busy; });
+  if (!intake_->failed.ok()) {
+    Fail(intake_->failed).IgnoreError();
+    intake_->failed = Status::Ok();  // now failed_'s, until Truncate(0) starts over
+  }
+}
+
 Status PendingContent::StoreChunk(std::string_view chunk, ExtentList* into) {
   ChunkId id;
   bool inserted = false;
@@ -227,6 +294,7 @@ Status PendingContent::LoadPage(uint64_t index, std::string* page) {
 }
 
 StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
+  WaitForQueue();
   if (!failed_.ok()) return failed_;
   auto read = ReadPending(offset, out);
   if (!read.ok()) Fail(read.status()).IgnoreError();
@@ -236,17 +304,26 @@ StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
 Status PendingContent::Write(uint64_t offset, std::string_view data) {
   if (!failed_.ok()) return failed_;
   if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) return TooBig();
+  if (streaming_ && offset == size_ && data.size() >= kPipelinedWriteBytes) {
+    MEDVFS_RETURN_IF_ERROR(Fail(QueueAppend(data)));
+    size_ += data.size();
+    return Status::Ok();
+  }
+  WaitForQueue();
+  if (!failed_.ok()) return failed_;
   return Fail(WritePending(offset, data));
 }
 
 Status PendingContent::Truncate(uint64_t new_size) {
   if (new_size > kMaxFileSize) return TooBig();
+  WaitForQueue();
   if (new_size == 0) failed_ = Status::Ok();  // starting over: nothing unknown is left
   if (!failed_.ok()) return failed_;
   return Fail(TruncatePending(new_size));
 }
 
 Status PendingContent::Finalize(ExtentList* content, Sha256Digest* sha256, bool* deferred) {
+  WaitForQueue();
   if (!failed_.ok()) return failed_;
   return Fail(FinalizePending(content, sha256, deferred));
 }
@@ -291,29 +368,33 @@ StatusOr<size_t> PendingContent::ReadPending(uint64_t offset, std::span<char> ou
   return total;
 }
 
+Status PendingContent::StoreAppend(std::string_view data) {
+  Status failed;
+  // The file's SHA-256 and the chunks' ids, seals and stores are independent passes over
+  // the same bytes: on a large write (FUSE sends up to 1 MiB) they run on two cores.
+  std::future<void> hashed;
+  if (data.size() >= kParallelHashBytes) {
+    try {
+      hashed = std::async(std::launch::async, [&] { stream_sha_.Update(data); });
+    } catch (const std::system_error&) {
+      // No thread to be had: hash below, on this one.
+    }
+  }
+  chunker_.Update(data, [&](std::string_view chunk) {
+    if (failed.ok()) failed = StoreChunk(chunk, &base_);
+  });
+  if (hashed.valid()) {
+    hashed.get();
+  } else {
+    stream_sha_.Update(data);
+  }
+  return failed;
+}
+
 Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   if (data.empty()) return Status::Ok();
   if (streaming_ && offset == size_) {
-    Status failed;
-    // The file's SHA-256 and the chunks' ids, seals and stores are independent passes over
-    // the same bytes: on a large write (FUSE sends up to 1 MiB) they run on two cores.
-    std::future<void> hashed;
-    if (data.size() >= kParallelHashBytes) {
-      try {
-        hashed = std::async(std::launch::async, [&] { stream_sha_.Update(data); });
-      } catch (const std::system_error&) {
-        // No thread to be had: hash below, on this one.
-      }
-    }
-    chunker_.Update(data, [&](std::string_view chunk) {
-      if (failed.ok()) failed = StoreChunk(chunk, &base_);
-    });
-    if (hashed.valid()) {
-      hashed.get();
-    } else {
-      stream_sha_.Update(data);
-    }
-    MEDVFS_RETURN_IF_ERROR(failed);
+    MEDVFS_RETURN_IF_ERROR(StoreAppend(data));
     size_ += data.size();
     return Status::Ok();
   }

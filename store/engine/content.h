@@ -2,13 +2,17 @@
 // Internal to store/.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -83,9 +87,24 @@ StatusOr<bool> SameContent(ChunkStore& chunks, const ExtentList& a, const Extent
 // bounded: the streaming tail holds at most one chunk; the overlay is chunked and stored
 // ("checkpointed") when it exceeds the dirty-bytes cap.
 // Not thread-safe; the owner serialises calls.
+//
+// Pipelined appends: a streaming append of at least kPipelinedWriteBytes is copied into a
+// bounded queue (kMaxQueuedBytes) and Write returns; a worker thread of this object chunks,
+// hashes, seals and stores the queued bytes in order, so the writer's next bytes cross FUSE
+// while the last ones are stored, on the other core. Every other call first waits for the
+// queue to empty. A failure of a queued append is reported by the next call (a later Write,
+// or the Finalize of the flush, fsync or close), as the kernel reports the failure of a
+// buffered write.
 class PendingContent {
  public:
   PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes);
+  ~PendingContent();
+  // The worker holds `this`: never moved or copied (WriteSession constructs it in place).
+  PendingContent(const PendingContent&) = delete;
+  PendingContent& operator=(const PendingContent&) = delete;
+
+  static constexpr size_t kPipelinedWriteBytes = size_t{128} * 1024;
+  static constexpr size_t kMaxQueuedBytes = size_t{2} << 20;
 
   uint64_t size() const { return size_; }
   // After any failure (a chunk that could not be stored: a full disk, an I/O error) the
@@ -109,7 +128,10 @@ class PendingContent {
   // The chunks this writer stored (new to the archive) since the last TakeInserted: the
   // commit that references them settles them, and a file deleted before any commit
   // references them releases them (ChunkStore::Settle, ReleaseFresh).
-  std::vector<ChunkId> TakeInserted() { return std::exchange(inserted_, {}); }
+  std::vector<ChunkId> TakeInserted() {
+    WaitForQueue();
+    return std::exchange(inserted_, {});
+  }
 
  private:
   StatusOr<size_t> ReadPending(uint64_t offset, std::span<char> out);
@@ -133,6 +155,28 @@ class PendingContent {
   // REQUIRES: overlay mode, offset < size_.
   bool HoleAt(uint64_t offset, uint64_t* end) const;
   Status StoreChunk(std::string_view chunk, ExtentList* into);
+  // Chunks, hashes and stores an append to the streaming tail (on the caller's thread or the
+  // worker's).
+  Status StoreAppend(std::string_view data);
+  // Queues a pipelined append (see the class comment), starting the worker if needed.
+  Status QueueAppend(std::string_view data);
+  void WorkerLoop();
+  // Returns once every queued append is stored or failed; a failure becomes failed_.
+  void WaitForQueue();
+
+  // The queue of pipelined appends, shared with the worker. While it is not empty, or the
+  // worker is busy, only the worker touches base_, chunker_, stream_sha_ and inserted_.
+  struct Intake {
+    std::mutex mu;
+    std::condition_variable changed;
+    std::deque<std::string> queue;  // GUARDED_BY(mu)
+    size_t queued_bytes = 0;        // GUARDED_BY(mu): also counts the append being stored
+    bool busy = false;              // GUARDED_BY(mu): the worker is storing an append
+    bool stopping = false;          // GUARDED_BY(mu)
+    Status failed;                  // GUARDED_BY(mu): the first failure of a queued append
+    std::thread worker;
+  };
+  std::unique_ptr<Intake> intake_;  // made at the first pipelined append
 
   ChunkStore* chunks_;
   ExtentList base_;

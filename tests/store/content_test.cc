@@ -558,5 +558,97 @@ TEST_F(ContentTest, SameContentOfHugeHolesReadsOnlyStoredBytes) {
   EXPECT_FALSE(ac);
 }
 
+// Pipelined appends (writes of at least kPipelinedWriteBytes at the streaming end are stored by
+// a worker thread after Write returns) against a plain string as the model: random sequences
+// of large and small appends, overwrites behind the end, reads, truncates and commits. Every
+// read and every commit must see exactly the model's bytes, whatever the worker has done yet.
+TEST_F(ContentTest, PipelinedAppendsAgreeWithAModelUnderRandomOperations) {
+  constexpr size_t kLarge = PendingContent::kPipelinedWriteBytes;
+  for (uint32_t seed = 1; seed <= 6; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    auto pick = [&](size_t below) { return static_cast<size_t>(rng() % below); };
+    PendingContent writer(chunks_.get(), ExtentList(), 4 << 20);
+    std::string model;
+    for (int step = 0; step < 60; ++step) {
+      const size_t op = pick(100);
+      if (op < 45) {  // append: mostly large enough to be pipelined
+        const size_t n = op < 35 ? kLarge + pick(3 * kLarge) : 1 + pick(kLarge - 1);
+        const std::string data = Random(n, seed * 1000 + static_cast<uint32_t>(step));
+        ASSERT_OK(writer.Write(model.size(), data));
+        model += data;
+      } else if (op < 55 && !model.empty()) {  // overwrite inside: leaves streaming
+        const size_t at = pick(model.size());
+        const std::string data = Random(1 + pick(2 * kLarge), seed * 2000 + step);
+        ASSERT_OK(writer.Write(at, data));
+        if (at + data.size() > model.size()) model.resize(at + data.size());
+        model.replace(at, data.size(), data);
+      } else if (op < 75) {  // read a random range
+        const size_t at = model.empty() ? 0 : pick(model.size());
+        std::string out(1 + pick(2 * kLarge), '\0');
+        ASSERT_OK_AND_ASSIGN(size_t n, writer.Read(at, std::span<char>(out.data(), out.size())));
+        ASSERT_EQ(std::string_view(out).substr(0, n), std::string_view(model).substr(at, n));
+        ASSERT_EQ(n, std::min(out.size(), model.size() - at));
+      } else if (op < 82) {  // truncate, to zero now and then (streaming again)
+        const size_t size = pick(4) == 0 ? 0 : pick(model.size() + 1);
+        ASSERT_OK(writer.Truncate(size));
+        model.resize(size);
+      } else {  // commit
+        ExtentList content;
+        Sha256Digest sha;
+        ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+        ASSERT_EQ(content.size(), model.size());
+        ASSERT_EQ(ReadAll(content), model);
+        if (!deferred_) {
+          ASSERT_EQ(sha, Sha256Of(model));
+        }
+      }
+      ASSERT_EQ(writer.size(), model.size());
+    }
+    ExtentList content;
+    Sha256Digest sha;
+    ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+    EXPECT_EQ(ReadAll(content), model);
+  }
+}
+
+// A pipelined append that cannot be stored (here: the disk is "full") was acknowledged before
+// the failure was known; the next call reports it, no commit is made of the content, and
+// nothing written after it is taken either, until Truncate(0) starts over.
+TEST_F(ContentTest, AFailedPipelinedAppendIsReportedByTheNextCall) {
+  KvOpenOptions options;
+  options.create = true;
+  options.reserved_bytes = uint64_t{1} << 62;  // every data write is refused: kNoSpace
+  ASSERT_OK_AND_ASSIGN(auto full_kv, KvStore::Open(dir() / "full-db", options));
+  ChunkStoreOptions chunk_options;
+  chunk_options.packs_dir = dir() / "full-packs";
+  ASSERT_OK_AND_ASSIGN(auto full_chunks, ChunkStore::Open(full_kv.get(), data_key_, chunk_options));
+  for (int reporter = 0; reporter < 3; ++reporter) {
+    SCOPED_TRACE("reporter " + std::to_string(reporter));
+    PendingContent writer(full_chunks.get(), ExtentList(), 4 << 20);
+    const std::string data = Random(PendingContent::kPipelinedWriteBytes * 2, 7);
+    ASSERT_OK(writer.Write(0, data));  // queued: the failure is not known yet
+    Status reported;
+    if (reporter == 0) {
+      // Appends keep being accepted only until the failure is seen; it must come out.
+      for (int i = 1; i < 64 && reported.ok(); ++i) reported = writer.Write(i * data.size(), data);
+    } else if (reporter == 1) {
+      std::string out(16, '\0');
+      reported = writer.Read(0, std::span<char>(out.data(), out.size())).status();
+    } else {
+      ExtentList content;
+      Sha256Digest sha;
+      reported = writer.Finalize(&content, &sha, &deferred_);
+    }
+    EXPECT_EQ(reported.code(), Code::kNoSpace) << reported.ToString();
+    ExtentList content;
+    Sha256Digest sha;
+    EXPECT_EQ(writer.Finalize(&content, &sha, &deferred_).code(), Code::kNoSpace);
+    ASSERT_OK(writer.Truncate(0));  // starts over: empty content commits
+    ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+    EXPECT_EQ(content.size(), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace medvfs::store
