@@ -143,7 +143,10 @@ Status CheckGcmArgs(std::span<const uint8_t> key, std::span<const uint8_t> iv) {
 // Sets up ctx for AES-256-GCM in direction `encrypt` (1 or 0) and feeds the AAD.
 Status InitGcm(EVP_CIPHER_CTX* ctx, int encrypt, std::span<const uint8_t> key,
                std::span<const uint8_t> iv, std::string_view aad) {
-  if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr, encrypt) != 1 ||
+  // Fetched once: EVP_aes_256_gcm() makes OpenSSL 3 look the algorithm up again per call.
+  static EVP_CIPHER* const kAes256Gcm = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (kAes256Gcm == nullptr ||
+      EVP_CipherInit_ex(ctx, kAes256Gcm, nullptr, nullptr, nullptr, encrypt) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(iv.size()), nullptr) != 1 ||
       EVP_CipherInit_ex(ctx, nullptr, nullptr, key.data(), iv.data(), encrypt) != 1) {
     return Status::IoError("AES-GCM initialisation failed");
@@ -378,6 +381,33 @@ std::array<uint8_t, 32> HmacSha256(const SecretKey& key, std::string_view data) 
   const unsigned char* result = HMAC(EVP_sha256(), key.data(), static_cast<int>(kKeySize),
                                      Bytes(data), data.size(), mac.data(), &len);
   CheckOpenSsl(result != nullptr && len == mac.size(), "HMAC");
+  return mac;
+}
+
+KeyedHmacSha256::KeyedHmacSha256(const SecretKey& key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  CheckOpenSsl(mac != nullptr, "EVP_MAC_fetch(HMAC)");
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);
+  CheckOpenSsl(ctx != nullptr, "EVP_MAC_CTX_new");
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                               OSSL_PARAM_construct_end()};
+  CheckOpenSsl(EVP_MAC_init(ctx, key.data(), kKeySize, params) == 1, "EVP_MAC_init");
+  keyed_ = ctx;
+}
+
+KeyedHmacSha256::~KeyedHmacSha256() { EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(keyed_)); }
+
+std::array<uint8_t, 32> KeyedHmacSha256::Mac(std::string_view data) const {
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(static_cast<const EVP_MAC_CTX*>(keyed_));
+  CheckOpenSsl(ctx != nullptr, "EVP_MAC_CTX_dup");
+  std::array<uint8_t, 32> mac{};
+  size_t len = 0;
+  const bool ok = EVP_MAC_update(ctx, Bytes(data), data.size()) == 1 &&
+                  EVP_MAC_final(ctx, mac.data(), &len, mac.size()) == 1 && len == mac.size();
+  EVP_MAC_CTX_free(ctx);
+  CheckOpenSsl(ok, "HMAC");
   return mac;
 }
 

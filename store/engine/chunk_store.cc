@@ -38,7 +38,7 @@ std::string ShortId(const ChunkId& id) { return HexEncode(id).substr(0, 16); }
 
 ChunkStore::ChunkStore(KvStore* kv, const SecretKey& data_key, uint64_t cache_bytes)
     : kv_(kv),
-      id_key_(DeriveSubkey(data_key, kChunkIdLabel)),
+      id_mac_(DeriveSubkey(data_key, kChunkIdLabel)),
       seal_key_(DeriveSubkey(data_key, kChunkSealLabel)),
       cache_capacity_(cache_bytes) {}
 
@@ -221,9 +221,7 @@ void ChunkStore::ReadAheadBatch(const std::vector<Extent>& batch) {
   }
 }
 
-ChunkId ChunkStore::IdOf(std::string_view plaintext) const {
-  return HmacSha256(id_key_, plaintext);
-}
+ChunkId ChunkStore::IdOf(std::string_view plaintext) const { return id_mac_.Mac(plaintext); }
 
 Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, bool* inserted) {
   *id = IdOf(plaintext);

