@@ -78,24 +78,27 @@ ChunkerParams Sanitize(ChunkerParams p) {
 // is a run of top bits, so "no mask bit set" is "h < below" with below = ~mask + 1: four bytes
 // are tested with one comparison of their smallest hash, and only a block that holds a cut is
 // hashed again byte by byte (a third less time than testing every byte).
-size_t ScanForCut(const uint8_t* p, size_t& i_inout, size_t end, uint64_t& h_inout, uint64_t mask) {
-  // Locals, not the references: p may alias them (uint8_t), which would force every hash
-  // through memory.
+size_t ScanForCut(const uint8_t* bytes, size_t first, size_t& i_inout, size_t end,
+                  uint64_t& h_inout, uint64_t mask) {
+  // Locals, not the references: the bytes may alias them (uint8_t), which would force every
+  // hash through memory.
   size_t i = i_inout;
   uint64_t h = h_inout;
   size_t cut = 0;
   const uint64_t below = ~mask + 1;
+  const uint8_t* p = bytes + (i - first);  // the byte at chunk offset i
   while (i + 4 <= end) {
-    const uint64_t h1 = (h << 1) + kGear[p[i]];
-    const uint64_t h2 = (h1 << 1) + kGear[p[i + 1]];
-    const uint64_t h3 = (h2 << 1) + kGear[p[i + 2]];
-    const uint64_t h4 = (h3 << 1) + kGear[p[i + 3]];
+    const uint64_t h1 = (h << 1) + kGear[p[0]];
+    const uint64_t h2 = (h1 << 1) + kGear[p[1]];
+    const uint64_t h3 = (h2 << 1) + kGear[p[2]];
+    const uint64_t h4 = (h3 << 1) + kGear[p[3]];
     if (std::min(std::min(h1, h2), std::min(h3, h4)) < below) break;
     h = h4;
     i += 4;
+    p += 4;
   }
-  for (; i < end; ++i) {
-    h = (h << 1) + kGear[p[i]];
+  for (; i < end; ++i, ++p) {
+    h = (h << 1) + kGear[*p];
     if ((h & mask) == 0) {
       cut = ++i;
       break;
@@ -116,6 +119,11 @@ Chunker::Chunker(ChunkerParams params)
 
 void Chunker::Update(std::string_view data, const Emit& emit) {
   while (!data.empty()) {
+    // Past the DICOM rule (or without one), chunks are cut from the caller's bytes in place.
+    if (dicom_ == DicomState::kDone && !has_forced_cut_) {
+      UpdateInPlace(data, emit);
+      return;
+    }
     if (begin_ > 0) {
       buffer_.erase(0, begin_);
       begin_ = 0;
@@ -222,8 +230,50 @@ void Chunker::Drain(bool at_end, const Emit& emit) {
   }
 }
 
+void Chunker::UpdateInPlace(std::string_view data, const Emit& emit) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
+  size_t consumed = 0;
+  // The chunk begun by earlier calls (held, and hashed to its end by their Drain) ends in
+  // `data` or takes all of it: only its rest is copied, to emit it whole.
+  if (const size_t held = buffer_.size() - begin_; held > 0) {
+    assert(scanned_ == held && tag_match_ == 0);
+    const size_t cut = FindBoundary(bytes, held, held + data.size());
+    const size_t taken = cut == 0 ? data.size() : cut - held;
+    if (begin_ > 0) {
+      buffer_.erase(0, begin_);
+      begin_ = 0;
+    }
+    buffer_.append(data.substr(0, taken));
+    position_ += taken;
+    if (cut == 0) return;
+    EmitChunk(cut, emit);
+    consumed = taken;
+  }
+  // Whole chunks inside `data`: emitted without a copy.
+  buffer_.clear();
+  begin_ = 0;
+  while (consumed < data.size()) {
+    const size_t cut = FindBoundary(bytes + consumed, 0, data.size() - consumed);
+    if (cut == 0) break;
+    emit(data.substr(consumed, cut));
+    consumed += cut;
+    base_ += cut;
+    position_ += cut;
+    scanned_ = 0;
+    hash_ = 0;
+  }
+  // The unfinished tail, hashed already (scanned_, hash_), is held for the next call.
+  if (buffer_.capacity() < capacity_) buffer_.reserve(capacity_);
+  buffer_.append(data.substr(consumed));
+  position_ += data.size() - consumed;
+}
+
 size_t Chunker::FindBoundary(size_t limit) {
-  const auto* p = reinterpret_cast<const uint8_t*>(buffer_.data() + begin_);
+  return FindBoundary(reinterpret_cast<const uint8_t*>(buffer_.data() + begin_), 0, limit);
+}
+
+size_t Chunker::FindBoundary(const uint8_t* bytes, size_t first, size_t limit) {
+  assert(scanned_ >= first);
   const size_t min_size = params_.min_size;
   const size_t normal_size = params_.avg_size;
   const size_t max_size = params_.max_size;
@@ -233,11 +283,16 @@ size_t Chunker::FindBoundary(size_t limit) {
   const size_t warm_up = min_size > kGearWindow ? min_size - kGearWindow : 0;
   if (i < warm_up) i = std::min(limit, warm_up);
   // Byte i makes the chunk i + 1 bytes long.
-  for (size_t end = std::min(limit, min_size - 1); i < end; ++i) h = (h << 1) + kGear[p[i]];
-  if (const size_t cut = ScanForCut(p, i, std::min(limit, normal_size - 1), h, mask_small_)) {
+  for (size_t end = std::min(limit, min_size - 1); i < end; ++i) {
+    h = (h << 1) + kGear[bytes[i - first]];
+  }
+  if (const size_t cut =
+          ScanForCut(bytes, first, i, std::min(limit, normal_size - 1), h, mask_small_)) {
     return cut;
   }
-  if (const size_t cut = ScanForCut(p, i, std::min(limit, max_size), h, mask_large_)) return cut;
+  if (const size_t cut = ScanForCut(bytes, first, i, std::min(limit, max_size), h, mask_large_)) {
+    return cut;
+  }
   if (i == max_size) return max_size;
   scanned_ = i;
   hash_ = h;

@@ -50,6 +50,13 @@ class Chunker {
   // Hashes held bytes from scanned_ up to chunk offset `limit`; returns the length of the chunk
   // if a boundary was found (0 otherwise).
   size_t FindBoundary(size_t limit);
+  // The same over `bytes`, whose first byte is at chunk offset `first` (REQUIRES: the bytes
+  // before it are hashed, scanned_ >= first), up to chunk offset `limit`.
+  size_t FindBoundary(const uint8_t* bytes, size_t first, size_t limit);
+  // Update once no DICOM rule is pending: chunks that lie wholly in `data` are emitted from
+  // it without a copy; only a chunk begun by an earlier call, and the unfinished tail, are
+  // copied into buffer_.
+  void UpdateInPlace(std::string_view data, const Emit& emit);
   void EmitChunk(size_t length, const Emit& emit);
 
   ChunkerParams params_;

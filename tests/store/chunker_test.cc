@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -281,6 +283,70 @@ TEST(ChunkerTest, BoundariesAreStable) {
   EXPECT_EQ(sizes_small, expected_small);
 }
 
+// The cut rule of store/engine/chunker.cc written the plain way (the gear table generated
+// again, every byte hashed from the chunk's start, one test per byte): the reference that the
+// optimized scan (warm-up skip, four positions per comparison, chunks cut in the caller's
+// buffer) must agree with on any stream fed in any pieces.
+std::vector<size_t> ReferenceSizes(std::string_view data, const ChunkerParams& params) {
+  std::array<uint64_t, 256> gear{};
+  uint64_t state = 0x6d65647666732d31ULL;
+  for (uint64_t& value : gear) {
+    state += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    value = z ^ (z >> 31);
+  }
+  const int bits = std::countr_zero(params.avg_size);
+  const uint64_t mask_small = ~0ULL << (64 - (bits + 2));
+  const uint64_t mask_large = ~0ULL << (64 - (bits - 2));
+  std::vector<size_t> sizes;
+  for (size_t start = 0; start < data.size();) {
+    uint64_t h = 0;
+    size_t cut = data.size() - start;
+    for (size_t len = 1; start + len <= data.size(); ++len) {
+      h = (h << 1) + gear[static_cast<uint8_t>(data[start + len - 1])];
+      const bool small_cut =
+          len >= params.min_size && len < params.avg_size && (h & mask_small) == 0;
+      const bool large_cut =
+          len >= params.avg_size && len < params.max_size && (h & mask_large) == 0;
+      if (small_cut || large_cut || len == params.max_size) {
+        cut = len;
+        break;
+      }
+    }
+    sizes.push_back(cut);
+    start += cut;
+  }
+  return sizes;
+}
+
+TEST(ChunkerTest, AgreesWithAPlainImplementationOfTheCutRuleFedInAnyPieces) {
+  // Random bytes, bytes that rarely cut (max_size chunks), and a mix of runs of both.
+  std::string mixed;
+  for (uint64_t run = 0; mixed.size() < (6u << 20); ++run) {
+    mixed += run % 3 == 0 ? std::string(100000 + run * 997, static_cast<char>(run))
+                          : RandomData(50000 + run * 7919, 40 + run);
+  }
+  const std::vector<std::pair<std::string, std::string>> streams = {
+      {"random", RandomData(6 << 20, 41)}, {"mixed", mixed}};
+  const std::vector<ChunkerParams> param_sets = {
+      ChunkerParams{}, ChunkerParams{.min_size = 64, .avg_size = 256, .max_size = 1024}};
+  for (const ChunkerParams& params : param_sets) {
+    for (const auto& [name, data] : streams) {
+      SCOPED_TRACE(name + ", avg " + std::to_string(params.avg_size));
+      const std::vector<size_t> expected = ReferenceSizes(data, params);
+      EXPECT_EQ(Sizes(ChunkAll(data, params)), expected);
+      for (size_t piece : {size_t{1} << 20, size_t{128} << 10, size_t{3} << 20}) {
+        EXPECT_EQ(Sizes(ChunkFixed(data, params, piece).chunks), expected) << piece;
+      }
+      for (uint64_t seed : {51U, 52U}) {
+        EXPECT_EQ(Sizes(ChunkRandomPieces(data, params, seed, 3 << 20).chunks), expected) << seed;
+      }
+    }
+  }
+}
+
 // ---- DICOM pixel-data boundary ----
 
 TEST(ChunkerDicomTest, CutRightBeforePixelData) {
@@ -293,6 +359,21 @@ TEST(ChunkerDicomTest, CutRightBeforePixelData) {
   EXPECT_EQ(chunks[0].size(), tag);  // shorter than min_size: cut short by the forced boundary
   EXPECT_EQ(chunks[1].substr(0, 4), kPixelDataTag);
   EXPECT_EQ(Concat(chunks), dicom);
+}
+
+// A DICOM stream: the plain cut rule up to the Pixel Data tag, a cut there, and the plain
+// rule again from the tag on, however the stream is fed.
+TEST(ChunkerDicomTest, AgreesWithThePlainCutRuleOnEachSideOfThePixelDataTag) {
+  const std::string dicom = MakeDicom(FakeHeader(200000, 42), RandomData(5 << 20, 43));
+  const size_t tag = dicom.find(kPixelDataTag, 132);
+  std::vector<size_t> expected = ReferenceSizes(std::string_view(dicom).substr(0, tag), {});
+  for (size_t size : ReferenceSizes(std::string_view(dicom).substr(tag), {})) {
+    expected.push_back(size);
+  }
+  EXPECT_EQ(Sizes(ChunkAll(dicom)), expected);
+  for (uint64_t seed : {61U, 62U, 63U}) {
+    EXPECT_EQ(Sizes(ChunkRandomPieces(dicom, {}, seed, 3 << 20).chunks), expected) << seed;
+  }
 }
 
 TEST(ChunkerDicomTest, HeaderEditKeepsPixelChunks) {
