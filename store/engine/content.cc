@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <future>
 #include <system_error>
 
 namespace medvfs::store {
@@ -34,8 +33,6 @@ size_t ExtentList::IndexAt(uint64_t offset) const {
 }
 
 namespace {
-// Writes at least this large hash the file on a second thread (see WritePending).
-constexpr size_t kParallelHashBytes = size_t{256} * 1024;
 // FUSE's read-ahead window: reads this large come from a sequential reader.
 constexpr size_t kSequentialReadBytes = size_t{128} * 1024;
 // How many chunks (~64 KiB each) to fetch ahead of such a read: ~2 MiB.
@@ -305,6 +302,9 @@ Status PendingContent::Write(uint64_t offset, std::string_view data) {
   if (!failed_.ok()) return failed_;
   if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) return TooBig();
   if (streaming_ && offset == size_ && data.size() >= kPipelinedWriteBytes) {
+    // The file's SHA-256 here, the chunks' ids, seals and stores on the worker: two passes
+    // over the bytes, on two cores.
+    stream_sha_.Update(data);
     MEDVFS_RETURN_IF_ERROR(Fail(QueueAppend(data)));
     size_ += data.size();
     return Status::Ok();
@@ -370,30 +370,16 @@ StatusOr<size_t> PendingContent::ReadPending(uint64_t offset, std::span<char> ou
 
 Status PendingContent::StoreAppend(std::string_view data) {
   Status failed;
-  // The file's SHA-256 and the chunks' ids, seals and stores are independent passes over
-  // the same bytes: on a large write (FUSE sends up to 1 MiB) they run on two cores.
-  std::future<void> hashed;
-  if (data.size() >= kParallelHashBytes) {
-    try {
-      hashed = std::async(std::launch::async, [&] { stream_sha_.Update(data); });
-    } catch (const std::system_error&) {
-      // No thread to be had: hash below, on this one.
-    }
-  }
   chunker_.Update(data, [&](std::string_view chunk) {
     if (failed.ok()) failed = StoreChunk(chunk, &base_);
   });
-  if (hashed.valid()) {
-    hashed.get();
-  } else {
-    stream_sha_.Update(data);
-  }
   return failed;
 }
 
 Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   if (data.empty()) return Status::Ok();
   if (streaming_ && offset == size_) {
+    stream_sha_.Update(data);
     MEDVFS_RETURN_IF_ERROR(StoreAppend(data));
     size_ += data.size();
     return Status::Ok();

@@ -155,8 +155,8 @@ class PendingContent {
   // REQUIRES: overlay mode, offset < size_.
   bool HoleAt(uint64_t offset, uint64_t* end) const;
   Status StoreChunk(std::string_view chunk, ExtentList* into);
-  // Chunks, hashes and stores an append to the streaming tail (on the caller's thread or the
-  // worker's).
+  // Chunks and stores an append to the streaming tail (on the caller's thread or the
+  // worker's); the caller hashes it (stream_sha_ is only ever touched by the owner).
   Status StoreAppend(std::string_view data);
   // Queues a pipelined append (see the class comment), starting the worker if needed.
   Status QueueAppend(std::string_view data);
@@ -165,7 +165,7 @@ class PendingContent {
   void WaitForQueue();
 
   // The queue of pipelined appends, shared with the worker. While it is not empty, or the
-  // worker is busy, only the worker touches base_, chunker_, stream_sha_ and inserted_.
+  // worker is busy, only the worker touches base_, chunker_ and inserted_.
   struct Intake {
     std::mutex mu;
     std::condition_variable changed;
