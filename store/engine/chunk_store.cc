@@ -86,6 +86,7 @@ ChunkStore::~ChunkStore() {
     stopping_ = true;
   }
   read_ahead_cv_.notify_all();
+  read_ahead_done_cv_.notify_all();
   for (std::thread& thread : read_ahead_threads_) thread.join();
 }
 
@@ -161,7 +162,21 @@ void ChunkStore::ReadAheadLoop() {
     ReadAheadBatch(batch);
     lock.lock();
     for (const Extent& extent : batch) read_ahead_pending_.erase(extent.id);
+    read_ahead_done_cv_.notify_all();
   }
+}
+
+void ChunkStore::WaitForReadAhead(const ChunkId& id) {
+  std::unique_lock lock(read_ahead_mu_);
+  if (!read_ahead_pending_.contains(id)) return;
+  auto queued = std::find_if(read_ahead_queue_.begin(), read_ahead_queue_.end(),
+                             [&](const Extent& extent) { return extent.id == id; });
+  if (queued != read_ahead_queue_.end()) {
+    read_ahead_queue_.erase(queued);
+    read_ahead_pending_.erase(id);
+    return;
+  }
+  read_ahead_done_cv_.wait(lock, [&] { return stopping_ || !read_ahead_pending_.contains(id); });
 }
 
 void ChunkStore::ReadAheadBatch(const std::vector<Extent>& batch) {
@@ -536,15 +551,9 @@ Status ChunkStore::ReadLegacy(const ChunkId& id, uint32_t expected_length, std::
 
 Status ChunkStore::Get(const ChunkId& id, uint32_t expected_length,
                        std::shared_ptr<const std::string>* out) {
-  {
-    std::lock_guard lock(cache_mu_);
-    auto it = cache_index_.find(id);
-    if (it != cache_index_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      *out = it->second->second;
-      return Status::Ok();
-    }
-  }
+  if (CacheLookup(id, out)) return Status::Ok();
+  WaitForReadAhead(id);
+  if (CacheLookup(id, out)) return Status::Ok();
   auto plaintext = std::make_shared<std::string>();
   MEDVFS_RETURN_IF_ERROR(ReadAndVerify(id, expected_length, IdCheck::kSkip, plaintext.get()));
   *out = plaintext;
@@ -584,6 +593,15 @@ Status ChunkStore::SumStoredBytes(uint64_t* total) const {
                   return true;
                 }));
   return failed;
+}
+
+bool ChunkStore::CacheLookup(const ChunkId& id, std::shared_ptr<const std::string>* out) {
+  std::lock_guard lock(cache_mu_);
+  auto it = cache_index_.find(id);
+  if (it == cache_index_.end()) return false;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  *out = it->second->second;
+  return true;
 }
 
 void ChunkStore::CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk) {

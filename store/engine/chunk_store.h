@@ -158,9 +158,15 @@ class ChunkStore {
   Status IndexDurable();
   Status LoadPackRecords();
   void PutPackRecord(KvBatch& batch, const PackRecord& record) const;
+  // The cached plaintext of `id` (made most recently used), if cached.
+  bool CacheLookup(const ChunkId& id, std::shared_ptr<const std::string>* out);
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
   void ReadAheadLoop();
   void ReadAheadBatch(const std::vector<Extent>& batch);
+  // A reader's Get that missed the cache: if a read-ahead thread is reading `id` right now,
+  // waits for it (reading the same bytes twice was a fifth of a cold read's pack reads); if
+  // `id` is only queued, takes it off the queue (the reader reads it at once).
+  void WaitForReadAhead(const ChunkId& id);
 
   KvStore* kv_;
   KeyedHmacSha256 id_mac_;  // names chunks (ChunkId)
@@ -208,7 +214,8 @@ class ChunkStore {
   // Read-ahead. Lock order: a leaf lock, never held with cache_mu_.
   std::mutex read_ahead_mu_;
   std::condition_variable read_ahead_cv_;
-  std::deque<Extent> read_ahead_queue_;                          // GUARDED_BY(read_ahead_mu_)
+  std::condition_variable read_ahead_done_cv_;  // a batch finished: see WaitForReadAhead
+  std::deque<Extent> read_ahead_queue_;         // GUARDED_BY(read_ahead_mu_)
   std::unordered_set<ChunkId, ChunkIdHash> read_ahead_pending_;  // GUARDED_BY(read_ahead_mu_)
   bool stopping_ = false;                                        // GUARDED_BY(read_ahead_mu_)
   std::vector<std::thread> read_ahead_threads_;                  // started by the first ReadAhead
