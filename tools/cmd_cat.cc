@@ -123,7 +123,10 @@ void CatInArchive(const CatArgs& args, const FileTarget& target, std::optional<i
   AuditCommandLineRead(*archive, target, "cat", version);
   store::Status read_status;
   CopyResult result = CopyHandleTo(*handle, STDOUT_FILENO, &read_status);
-  if (!result.ok()) FailCopy(result, read_status, args.path);
+  if (!result.ok()) {
+    AuditCommandLineDamage(*archive, ArchivePathOf(target), "cat", version, read_status);
+    FailCopy(result, read_status, args.path);
+  }
 }
 
 void RunCat(const CatArgs& args) {

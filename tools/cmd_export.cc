@@ -245,7 +245,10 @@ store::Status ExportVersion(store::Archive& archive, medvfs::fs::AnonView& anon,
       offset += *n;
     }
   });
-  if (!read_status.ok()) return read_status;
+  if (!read_status.ok()) {
+    AuditCommandLineDamage(archive, path, "export --deidentify", attr.version, read_status);
+    return read_status;
+  }
   if (err != 0) {
     return store::Status::IoError(std::string("cannot write the copy: ") + std::strerror(err));
   }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -306,15 +307,32 @@ bool RecordCommandLineAudit(store::Archive& archive, store::AuditEvent event,
   return false;
 }
 
+std::string ArchivePathOf(const FileTarget& target) {
+  return target.dir_in_archive == "/" ? "/" + target.name
+                                      : target.dir_in_archive + "/" + target.name;
+}
+
 void AuditCommandLineRead(store::Archive& archive, const FileTarget& target,
                           std::string_view command, uint64_t version) {
   store::AuditEvent event;
   event.op = store::AuditOp::kCliRead;
-  event.path =
-      target.dir_in_archive == "/" ? "/" + target.name : target.dir_in_archive + "/" + target.name;
+  event.path = ArchivePathOf(target);
   event.version = version;
   event.detail = std::string(command);
   RecordCommandLineAudit(archive, std::move(event), "the read");
+}
+
+void AuditCommandLineDamage(store::Archive& archive, const std::string& path,
+                            std::string_view command, uint64_t version,
+                            const store::Status& read_status) {
+  if (read_status.code() != store::Code::kCorruption) return;
+  store::AuditEvent event;
+  event.op = store::AuditOp::kDamageFound;
+  event.path = path;
+  event.version = version;
+  event.result = EIO;
+  event.detail = std::string(command) + ": " + read_status.message();
+  RecordCommandLineAudit(archive, std::move(event), "the damage found");
 }
 
 }  // namespace medvfs::tools

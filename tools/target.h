@@ -109,7 +109,15 @@ bool RecordCommandLineAudit(store::Archive& archive, store::AuditEvent event,
 // Records in the audit log that `command` (e.g. "cat") read `version` of the target (0: no one
 // version, as for log) on an unmounted archive; through a mount the daemon records the reads
 // itself. A failure to record is reported on stderr and does not stop the command.
+// The target's path inside its archive ("/dir/name").
+std::string ArchivePathOf(const FileTarget& target);
 void AuditCommandLineRead(store::Archive& archive, const FileTarget& target,
                           std::string_view command, uint64_t version);
+// Records in the audit log that `command` met damaged stored bytes (kCorruption) reading
+// `path` (its path in the archive), as a mount does for a read that gets EIO. Any other
+// status records nothing.
+void AuditCommandLineDamage(store::Archive& archive, const std::string& path,
+                            std::string_view command, uint64_t version,
+                            const store::Status& read_status);
 
 }  // namespace medvfs::tools

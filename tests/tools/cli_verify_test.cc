@@ -85,6 +85,28 @@ TEST_F(CliVerifyTest, DamagedChunkExitsOneAndNamesFileAndVersion) {
   EXPECT_THAT(quiet.out, Not(HasSubstr("checked:")));
 }
 
+// `medvfs cat` of a file whose stored bytes were damaged: it fails with the damage named,
+// writes none of the damaged chunk's bytes, and the audit log records who met the damage where
+// (damage-found), as a read through a mount does.
+TEST_F(CliVerifyTest, CatOfDamagedBytesFailsAndIsAudited) {
+  const auto entries = store::test_util::PackEntriesOnDisk(archive_);
+  ASSERT_FALSE(entries.empty());
+  auto largest = std::max_element(
+      entries.begin(), entries.end(),
+      [](const auto& a, const auto& b) { return a.info.length < b.info.length; });
+  store::test_util::FlipBitInPackEntry(*largest);
+  RunResult cat = Medvfs({"cat", archive_.string() + "::/ct/scan.dcm"});
+  EXPECT_NE(cat.exit_code, 0) << cat.err;
+  EXPECT_THAT(cat.err, HasSubstr("/ct/scan.dcm"));
+  EXPECT_LT(cat.out.size(), 700000u);
+  RunResult report = Medvfs({"cat", archive_.string() + "::/report.txt"});
+  EXPECT_EQ(report.exit_code, 0) << report.err;  // other files read on
+  RunResult audit = Medvfs({"audit", archive_.string()});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_THAT(audit.out, ::testing::ContainsRegex("damage-found +EIO +v1 +/ct/scan.dcm +cat: "))
+      << audit.out;
+}
+
 // A flipped byte in the write-ahead log, with committed versions after it: verify names the
 // log, and a mount refuses without calling it a rollback (and without dropping the log).
 TEST_F(CliVerifyTest, DamagedWriteAheadLogIsNamedAndTheMountRefuses) {
