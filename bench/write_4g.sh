@@ -3,7 +3,8 @@
 #
 # Writes SIZE bytes of incompressible data into one file through a medvfs mount and, in the
 # same run and on the same disk, into a plain directory; reports the throughput of both and the
-# medvfs daemon's peak resident memory, which must stay under 256 MiB whatever the file size.
+# medvfs daemon's peak resident memory, which must stay under 256 MiB whatever the file size,
+# also while the file is read back.
 #
 # Usage:
 #   bench/write_4g.sh [MEDVFS_BINARY [SIZE]]
@@ -30,7 +31,8 @@
 #      per run, so that no two runs or parts of a file share content and deduplication cannot
 #      flatter medvfs; /dev/urandom when openssl is missing);
 #   3. per round, writes SIZE bytes with `dd bs=1M conv=fsync` into the plain directory, then
-#      into the mount, each timed from the first byte to the end of the fsync;
+#      into the mount, each timed from the first byte to the end of the fsync, and reads each
+#      file back with `dd bs=1M` after dropping the page cache (root only; else warm);
 #   4. reads the daemon's VmHWM (peak RSS) from /proc/PID/status before unmounting;
 #   5. prints a Markdown table and writes it to bench/results/write_4g.md (next to this script).
 #
@@ -235,6 +237,25 @@ timed_write() {
     'BEGIN { printf "%.1f", b / (t1 - t0) / 1e6 }')"
 }
 
+# Reads $1 back with `dd bs=1M` after dropping the page cache (when we may: root); sets
+# last_read_mbs to the throughput in MB/s.
+last_read_mbs=""
+cold_reads=1
+timed_read() {
+  local target="$1" t0 t1
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then
+    echo 3 >/proc/sys/vm/drop_caches
+  else
+    cold_reads=0
+  fi
+  t0="$(now)"
+  dd if="$target" of=/dev/null bs=1M status=none || die "reading ${target} back failed"
+  t1="$(now)"
+  last_read_mbs="$(awk -v b="$size_bytes" -v t0="$t0" -v t1="$t1" \
+    'BEGIN { printf "%.1f", b / (t1 - t0) / 1e6 }')"
+}
+
 # Median of the numbers given as arguments.
 median() {
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
@@ -262,19 +283,26 @@ fi
 
 plain_results=()
 medvfs_results=()
+plain_read_results=()
+medvfs_read_results=()
 for ((round = 1; round <= rounds; round++)); do
   rm -f -- "${plain}"/*.bin
   sync
   log "round ${round}/${rounds}: plain directory"
   timed_write "${plain}/round${round}.bin"
   plain_results+=("$last_mbs")
+  timed_read "${plain}/round${round}.bin"
+  plain_read_results+=("$last_read_mbs")
   rm -f -- "${plain}/round${round}.bin"
   sync
   log "round ${round}/${rounds}: medvfs mount"
   timed_write "${mnt}/round${round}.bin"
   medvfs_results+=("$last_mbs")
+  timed_read "${mnt}/round${round}.bin"
+  medvfs_read_results+=("$last_read_mbs")
   is_our_daemon "$daemon_pid" || die "the medvfs daemon died during round ${round}"
-  log "round ${round}: plain ${plain_results[-1]} MB/s, medvfs ${medvfs_results[-1]} MB/s," \
+  log "round ${round}: write plain ${plain_results[-1]} MB/s, medvfs ${medvfs_results[-1]} MB/s;" \
+    "read back plain ${plain_read_results[-1]} MB/s, medvfs ${medvfs_read_results[-1]} MB/s;" \
     "daemon VmHWM $(($(vm_field "$daemon_pid" VmHWM) >> 10)) MiB"
 done
 
@@ -292,6 +320,10 @@ wait_for_exit "$daemon_pid" 300 || log "daemon ${daemon_pid} still running after
 plain_mbs="$(median "${plain_results[@]}")"
 medvfs_mbs="$(median "${medvfs_results[@]}")"
 ratio="$(awk -v m="$medvfs_mbs" -v p="$plain_mbs" 'BEGIN { printf "%.2f", m / p }')"
+plain_read_mbs="$(median "${plain_read_results[@]}")"
+medvfs_read_mbs="$(median "${medvfs_read_results[@]}")"
+read_ratio="$(awk -v m="$medvfs_read_mbs" -v p="$plain_read_mbs" 'BEGIN { printf "%.2f", m / p }')"
+if ((cold_reads)); then read_kind="cold (page cache dropped)"; else read_kind="warm (not root)"; fi
 hwm_mib="$(awk -v k="$hwm_kib" 'BEGIN { printf "%.1f", k / 1024 }')"
 if ((hwm_kib < rss_limit_mib * 1024)); then verdict=PASS; else verdict=FAIL; fi
 
@@ -300,17 +332,22 @@ medvfs_version="$("$medvfs" --version 2>/dev/null </dev/null | head -n 1 || true
 
 report="$(
   printf '## medvfs write benchmark (%s)\n\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  printf '| size | MB/s plain | MB/s medvfs | ratio | peak RSS MiB | RSS < %s MiB |\n' \
-    "$rss_limit_mib"
-  printf '|---|---|---|---|---|---|\n'
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$size_arg" "$plain_mbs" "$medvfs_mbs" "$ratio" \
-    "$hwm_mib" "$verdict"
+  printf '| size | write MB/s plain | write MB/s medvfs | ratio | read MB/s plain |'
+  printf ' read MB/s medvfs | ratio | peak RSS MiB | RSS < %s MiB |\n' "$rss_limit_mib"
+  printf '|---|---|---|---|---|---|---|---|---|\n'
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$size_arg" "$plain_mbs" \
+    "$medvfs_mbs" "$ratio" "$plain_read_mbs" "$medvfs_read_mbs" "$read_ratio" "$hwm_mib" \
+    "$verdict"
   printf '\n'
-  printf -- '- one file of %s bytes per run, %s, timed to the end of fsync;' \
+  printf -- '- one file of %s bytes per run, %s, timed to the end of fsync, then read back' \
     "$size_bytes" "\`dd bs=1M conv=fsync\`"
-  printf ' median of %s interleaved rounds (plain, medvfs, ...)\n' "$rounds"
-  printf -- '- plain MB/s per round: %s; medvfs MB/s per round: %s\n' \
+  printf ' %s with %s; median of %s interleaved rounds (plain, medvfs, ...); the peak RSS' \
+    "$read_kind" "\`dd bs=1M\`" "$rounds"
+  printf ' covers the writes and the reads\n'
+  printf -- '- write MB/s per round: plain %s; medvfs %s\n' \
     "${plain_results[*]}" "${medvfs_results[*]}"
+  printf -- '- read MB/s per round: plain %s; medvfs %s\n' \
+    "${plain_read_results[*]}" "${medvfs_read_results[*]}"
   printf -- '- data source (%s, fresh key per run) alone: %s MB/s\n' "$source_name" "$source_mbs"
   printf -- '- daemon VmHWM %s KiB, VmRSS at the end %s KiB\n' "$hwm_kib" "${rss_kib:-?}"
   printf -- '- %s, %s, %s CPUs (load average %s at start), %s; medvfs %s\n' "$(uname -sr)" \
