@@ -29,14 +29,14 @@ class CliVerifyTest : public CliTest {
               "write:/report.txt=a second report", "write:/gone.txt=x", "rm:/gone.txt"});
   }
 
-  // Flips one byte of the smallest stored chunk: report.txt's first version is the smallest.
-  void DamageSmallestChunk() {
-    const auto entries = store::test_util::PackEntriesOnDisk(archive_);
+  // Flips one byte of the smallest stored chunk (gone.txt's "x"), or of the largest (one of
+  // scan.dcm's).
+  void DamageChunk(bool largest = false) {
+    auto entries = store::test_util::PackEntriesOnDisk(archive_);
     ASSERT_FALSE(entries.empty());
-    auto smallest = std::min_element(
-        entries.begin(), entries.end(),
-        [](const auto& a, const auto& b) { return a.info.length < b.info.length; });
-    store::test_util::FlipBitInPackEntry(*smallest);
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.info.length < b.info.length; });
+    store::test_util::FlipBitInPackEntry(largest ? entries.back() : entries.front());
   }
 };
 
@@ -63,7 +63,7 @@ TEST_F(CliVerifyTest, CleanArchiveExitsZero) {
 }
 
 TEST_F(CliVerifyTest, DamagedChunkExitsOneAndNamesFileAndVersion) {
-  DamageSmallestChunk();
+  DamageChunk();
   RunResult run = Medvfs({"verify", archive_.string()});
   EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
   EXPECT_THAT(run.out, HasSubstr("error: /gone.txt v1: chunk 1 of 1 failed authentication"));
@@ -89,12 +89,7 @@ TEST_F(CliVerifyTest, DamagedChunkExitsOneAndNamesFileAndVersion) {
 // writes none of the damaged chunk's bytes, and the audit log records who met the damage where
 // (damage-found), as a read through a mount does.
 TEST_F(CliVerifyTest, CatOfDamagedBytesFailsAndIsAudited) {
-  const auto entries = store::test_util::PackEntriesOnDisk(archive_);
-  ASSERT_FALSE(entries.empty());
-  auto largest = std::max_element(
-      entries.begin(), entries.end(),
-      [](const auto& a, const auto& b) { return a.info.length < b.info.length; });
-  store::test_util::FlipBitInPackEntry(*largest);
+  DamageChunk(/*largest=*/true);
   RunResult cat = Medvfs({"cat", archive_.string() + "::/ct/scan.dcm"});
   EXPECT_NE(cat.exit_code, 0) << cat.err;
   EXPECT_THAT(cat.err, HasSubstr("/ct/scan.dcm"));
