@@ -301,16 +301,6 @@ StatusOr<size_t> PendingContent::Read(uint64_t offset, std::span<char> out) {
 Status PendingContent::Write(uint64_t offset, std::string_view data) {
   if (!failed_.ok()) return failed_;
   if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) return TooBig();
-  if (streaming_ && offset == size_ && data.size() >= kPipelinedWriteBytes) {
-    // The file's SHA-256 here, the chunks' ids, seals and stores on the worker: two passes
-    // over the bytes, on two cores.
-    stream_sha_.Update(data);
-    MEDVFS_RETURN_IF_ERROR(Fail(QueueAppend(data)));
-    size_ += data.size();
-    return Status::Ok();
-  }
-  WaitForQueue();
-  if (!failed_.ok()) return failed_;
   return Fail(WritePending(offset, data));
 }
 
@@ -379,11 +369,21 @@ Status PendingContent::StoreAppend(std::string_view data) {
 Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   if (data.empty()) return Status::Ok();
   if (streaming_ && offset == size_) {
+    // The file's SHA-256 on this thread; a large append's chunk ids, seals and stores on the
+    // worker (two passes over the bytes, on two cores), a small one's here, after the queue.
     stream_sha_.Update(data);
-    MEDVFS_RETURN_IF_ERROR(StoreAppend(data));
+    if (data.size() >= kPipelinedWriteBytes) {
+      MEDVFS_RETURN_IF_ERROR(QueueAppend(data));
+    } else {
+      WaitForQueue();
+      MEDVFS_RETURN_IF_ERROR(failed_);
+      MEDVFS_RETURN_IF_ERROR(StoreAppend(data));
+    }
     size_ += data.size();
     return Status::Ok();
   }
+  WaitForQueue();
+  MEDVFS_RETURN_IF_ERROR(failed_);
   MEDVFS_RETURN_IF_ERROR(SwitchToOverlay());
   uint64_t at = offset;
   std::string_view rest = data;
