@@ -236,6 +236,14 @@ struct ArchiveOptions {
   // sealed (made immutable) once it reaches this size. Default: 64 MiB. Tests use less, to
   // seal packs without writing that much.
   uint64_t pack_bytes = uint64_t{64} << 20;
+  // The commit interval, in milliseconds (ext4's commit=). 0: every commit (close, flush) is
+  // durable before it returns (a power loss keeps it). Otherwise a commit returns once it is
+  // written (visible, ordered, in the write-ahead log and the pack files: a killed process
+  // loses nothing it acknowledged), and a background sync makes the commits durable within
+  // this interval; fsync (FileHandle::Sync, SyncAll) is always durable before it returns.
+  // After a power loss the archive holds a prefix of its commits, in order: never a later
+  // change without an earlier one. Default: 0 (what medvfs mount sets: see its commit=).
+  uint32_t commit_interval_ms = 0;
 };
 
 class Archive;

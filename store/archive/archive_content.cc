@@ -113,7 +113,12 @@ class LiveHandle final : public FileHandle {
     if (!session_) return Status::Ok();
     return archive_->Commit(ino_, session_, caller);
   }
-  Status Sync(const Caller& caller) override { return Flush(caller); }
+  // fsync(): the commit, durable before it returns also within a commit interval (and for a
+  // read-only handle: what an earlier close committed).
+  Status Sync(const Caller& caller) override {
+    MEDVFS_RETURN_IF_ERROR(Flush(caller));
+    return archive_->commits_deferred() ? archive_->SyncAll() : Status::Ok();
+  }
 
  private:
   ArchiveImpl* archive_;
@@ -249,8 +254,9 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
   }
   made.size = content.size();
   // The chunks the content references are durable and indexed before the batch that refers
-  // to them is written (commits that arrive together share the pack sync).
-  s = chunks_->MakeDurable();
+  // to them is written (commits that arrive together share the pack sync). Within a commit
+  // interval they are indexed now and made durable by the next sync (ChunkStore::IndexWritten).
+  s = commits_deferred() ? chunks_->IndexWritten() : chunks_->MakeDurable();
   if (!s.ok()) {
     MEDVFS_LOG_ERROR("inode %llu: making its chunks durable failed: %s",
                      static_cast<unsigned long long>(ino), s.ToString().c_str());
@@ -347,8 +353,9 @@ Status ArchiveImpl::CommitVersion(InodeId ino, const std::shared_ptr<WriteSessio
     MEDVFS_LOG_ERROR("inode %llu: the chunks of an overwritten write could not be released: %s",
                      static_cast<unsigned long long>(ino), released.status().ToString().c_str());
   }
-  // Durable before close() or fsync() returns; outside mu_ so commits share the fsync.
-  MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
+  // Durable before close() returns (without a commit interval); outside mu_ so commits share
+  // the fsync. Within an interval the background sync does it (and fsync(): LiveHandle::Sync).
+  if (!commits_deferred()) MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
   session->dirty = false;
   session->pending_op = Operation::kWrite;
   return Status::Ok();

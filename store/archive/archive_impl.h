@@ -15,10 +15,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "store/archive.h"
@@ -131,6 +133,11 @@ class ArchiveImpl final : public Archive {
   void ReleaseWriter(InodeId ino, const std::shared_ptr<WriteSession>& session,
                      const Caller& caller);
   ChunkStore& chunks() { return *chunks_; }
+  // The commit interval's background sync (ArchiveOptions::commit_interval_ms; none when 0 or
+  // read-only). Started once the archive is open; stopped first thing at close.
+  void StartBackgroundSync();
+  void StopBackgroundSync();
+  bool commits_deferred() const { return options_.commit_interval_ms != 0; }
 
  private:
   friend class LiveHandle;
@@ -334,6 +341,12 @@ class ArchiveImpl final : public Archive {
   // Unlinked inodes the kernel still references (open files): served from memory until
   // forgotten, and never written back.
   std::unordered_map<InodeId, InodeRecord> orphans_;  // GUARDED_BY(mu_)
+
+  // The background sync thread. background_sync_mu_ is a leaf, never held while syncing.
+  std::thread background_sync_;
+  std::mutex background_sync_mu_;
+  std::condition_variable background_sync_cv_;
+  bool background_sync_stopping_ = false;  // GUARDED_BY(background_sync_mu_)
 
   std::mutex audit_mu_;       // Lock order: a leaf; may be taken with mu_ held.
   uint64_t audit_seq_ = 0;    // GUARDED_BY(audit_mu_): the last entry's sequence number

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <system_error>
@@ -138,6 +139,7 @@ StatusOr<std::unique_ptr<Archive>> CreateArchiveWithEnv(const std::filesystem::p
   creator.gid = ::getegid();
   MEDVFS_RETURN_IF_ERROR(archive->Initialize(creator));
   MEDVFS_RETURN_IF_ERROR(archive->OpenAudit());
+  archive->StartBackgroundSync();
   return std::unique_ptr<Archive>(std::move(archive));
 }
 
@@ -174,6 +176,8 @@ StatusOr<std::unique_ptr<Archive>> OpenArchiveWithEnv(const std::filesystem::pat
   kv_options.read_only = options.no_writes;
   kv_options.accept_wal_damage = options.accept_wal_damage;
   kv_options.env = storage_env;
+  kv_options.replay_check =
+      ChunkStore::ReplayCheck(data_key, dir / "packs", storage_env, !options.no_writes);
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   // The schema is checked before the packs are touched: an archive of an unknown schema is
   // refused with nothing changed.
@@ -184,6 +188,7 @@ StatusOr<std::unique_ptr<Archive>> OpenArchiveWithEnv(const std::filesystem::pat
                                                archive_id, options, dir);
   MEDVFS_RETURN_IF_ERROR(archive->Load());
   MEDVFS_RETURN_IF_ERROR(archive->OpenAudit());
+  archive->StartBackgroundSync();
   return std::unique_ptr<Archive>(std::move(archive));
 }
 
@@ -202,6 +207,7 @@ ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, std::unique_ptr<ChunkStore
       dir_(std::move(dir)) {}
 
 ArchiveImpl::~ArchiveImpl() {
+  StopBackgroundSync();
   // Commit what open handles wrote and did not close (best effort, as a clean unmount would).
   std::unordered_map<InodeId, std::shared_ptr<WriteSession>> sessions;
   {
@@ -481,6 +487,36 @@ Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& bat
 }
 
 }  // namespace
+
+void ArchiveImpl::StartBackgroundSync() {
+  if (options_.commit_interval_ms == 0 || read_only()) return;
+  background_sync_ = std::thread([this] {
+    const auto interval = std::chrono::milliseconds(options_.commit_interval_ms);
+    std::unique_lock lock(background_sync_mu_);
+    while (!background_sync_stopping_) {
+      background_sync_cv_.wait_for(lock, interval, [this] { return background_sync_stopping_; });
+      if (background_sync_stopping_) break;
+      if (!kv_->HasUnsyncedWrites()) continue;
+      lock.unlock();
+      // The packs that logged index records name, then the log (KvStore's hook orders them).
+      Status s = kv_->SyncWal();
+      if (!s.ok()) {
+        MEDVFS_LOG_ERROR("the background sync of the commit interval failed: %s",
+                         s.ToString().c_str());
+      }
+      lock.lock();
+    }
+  });
+}
+
+void ArchiveImpl::StopBackgroundSync() {
+  {
+    std::lock_guard lock(background_sync_mu_);
+    background_sync_stopping_ = true;
+  }
+  background_sync_cv_.notify_all();
+  if (background_sync_.joinable()) background_sync_.join();
+}
 
 Status ArchiveImpl::SyncAll() {
   if (options_.no_writes) return Status::Ok();

@@ -1,5 +1,8 @@
 #include "store/engine/chunk_store.h"
 
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+
 #include <algorithm>
 
 #include "store/crypto/compress.h"
@@ -69,6 +72,11 @@ StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(KvStore* kv, const Secret
     MEDVFS_RETURN_IF_ERROR(kv->Write(batch, /*sync=*/false));
   }
   store->packs_->TakeSealed();  // recorded just now
+  if (!options.packs.read_only) {
+    ChunkStore* raw = store.get();
+    kv->SetBeforeDurable([raw] { return raw->SyncPacksIndexedAhead(); });
+    store->hook_set_ = true;
+  }
   if (!store->recovery_.empty()) {
     MEDVFS_LOG_INFO(
         "packs: %llu orphan chunks (%llu bytes) kept for garbage collection, %llu torn "
@@ -81,6 +89,8 @@ StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(KvStore* kv, const Secret
 }
 
 ChunkStore::~ChunkStore() {
+  // Waits for a hook that runs right now (a flush's).
+  if (hook_set_) kv_->SetBeforeDurable(nullptr);
   {
     std::lock_guard lock(read_ahead_mu_);
     stopping_ = true;
@@ -322,7 +332,7 @@ Status ChunkStore::MakeDurable() {
     target = appends_;
   }
   Status s = packs_->Sync();
-  if (s.ok()) s = IndexDurable();
+  if (s.ok()) s = IndexPending(/*durable_only=*/true);
   lock.lock();
   durable_running_ = false;
   if (s.ok()) durable_appends_ = std::max(durable_appends_, target);
@@ -331,13 +341,65 @@ Status ChunkStore::MakeDurable() {
   return s;
 }
 
-Status ChunkStore::IndexDurable() {
+std::function<bool(std::string_view key, std::string_view value)> ChunkStore::ReplayCheck(
+    const SecretKey& data_key, const std::filesystem::path& packs_dir, rocksdb::Env* env,
+    bool sync_packs) {
+  struct State {
+    SecretKey seal_key;
+    std::filesystem::path dir;
+    std::shared_ptr<rocksdb::FileSystem> fs;
+    bool sync_packs = false;
+    std::map<uint64_t, uint64_t> sizes;  // pack -> file size (0: missing), synced once
+  };
+  auto state = std::make_shared<State>();
+  state->seal_key = DeriveSubkey(data_key, kChunkSealLabel);
+  state->dir = packs_dir;
+  state->fs = env != nullptr ? env->GetFileSystem() : rocksdb::FileSystem::Default();
+  state->sync_packs = sync_packs;
+  return [state](std::string_view key, std::string_view value) {
+    if (key.size() != 1 + sizeof(ChunkId) || key[0] != kChunkIndexPrefix) return true;
+    ChunkIndexRecord index;
+    // A record that does not open is left for the archive's own checks to report.
+    if (OpenSealedRecord(state->seal_key, key, value, &index) != RecordFault::kNone) return true;
+    if (index.pack == 0) return true;  // schema 1: the chunk is in RocksDB itself
+    auto it = state->sizes.find(index.pack);
+    if (it == state->sizes.end()) {
+      const std::string path = (state->dir / PackFileName(index.pack)).string();
+      uint64_t size = 0;
+      if (!state->fs->GetFileSize(path, rocksdb::IOOptions(), &size, nullptr).ok()) size = 0;
+      if (size > 0 && state->sync_packs) {
+        std::unique_ptr<rocksdb::FSWritableFile> file;
+        if (state->fs->ReopenWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok()) {
+          file->Sync(rocksdb::IOOptions(), nullptr).PermitUncheckedError();
+          file->Close(rocksdb::IOOptions(), nullptr).PermitUncheckedError();
+        }
+      }
+      it = state->sizes.emplace(index.pack, size).first;
+    }
+    return index.offset + index.stored_length <= it->second;
+  };
+}
+
+Status ChunkStore::IndexWritten() {
+  // Set before the records are written: a sync that starts once they are logged covers them.
+  indexed_ahead_.store(true);
+  return IndexPending(/*durable_only=*/false);
+}
+
+Status ChunkStore::SyncPacksIndexedAhead() {
+  if (!indexed_ahead_.exchange(false)) return Status::Ok();
+  Status s = packs_->Sync();
+  if (!s.ok()) indexed_ahead_.store(true);
+  return s;
+}
+
+Status ChunkStore::IndexPending(bool durable_only) {
   std::lock_guard index_lock(index_mu_);
   std::vector<std::pair<ChunkId, Pending>> durable;
   {
     std::lock_guard lock(mu_);
     for (const auto& [id, pending] : pending_) {
-      if (pending.at.end() <= packs_->DurableEnd(pending.at.pack))
+      if (!durable_only || pending.at.end() <= packs_->DurableEnd(pending.at.pack))
         durable.emplace_back(id, pending);
     }
   }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -102,6 +103,21 @@ class ChunkStore {
   // does, and the log is sequential). Concurrent callers share one sync. A commit calls this
   // before writing the batch that references its chunks.
   Status MakeDurable();
+  // A commit within a commit interval (ArchiveOptions::commit_interval_ms) calls this instead
+  // of MakeDurable: the index records of every chunk Put before the call are written now,
+  // while their pack bytes are only written (write(2): a killed process loses nothing). The
+  // packs are synced before anything logged after them becomes durable (the hook this store
+  // sets with KvStore::SetBeforeDurable), and after a power loss the open drops the commits
+  // whose pack bytes did not reach the disk, and every change after them (ReplayCheck): the
+  // archive keeps a prefix of its commits.
+  Status IndexWritten();
+  // The check for KvOpenOptions::replay_check: refuses a logged chunk index record whose pack
+  // entry is not (wholly) in its pack file. With `sync_packs` (a writable open), every pack
+  // file a record names is synced once, before the recovery writes the records into table
+  // files. `env`: the FileSystem to use (null: the default).
+  static std::function<bool(std::string_view key, std::string_view value)> ReplayCheck(
+      const SecretKey& data_key, const std::filesystem::path& packs_dir, rocksdb::Env* env,
+      bool sync_packs);
   // The writer is done (its last handle closed): its pack may go to another writer.
   void EndWriter(uint64_t owner);
   // The commit that references these chunks is written: they are no longer fresh.
@@ -154,8 +170,12 @@ class ChunkStore {
   Status ReadLegacy(const ChunkId& id, uint32_t expected_length, std::string* plaintext);
   Status Decode(const ChunkId& id, uint32_t expected_length, IdCheck id_check,
                 const PackEntryInfo& info, std::string payload, std::string* plaintext) const;
-  // Writes the index records of the pending chunks whose bytes are durable now.
-  Status IndexDurable();
+  // Writes the index records of the pending chunks whose bytes are durable now (all pending
+  // chunks with `durable_only` false).
+  Status IndexPending(bool durable_only);
+  // KvStore's before-durable hook: syncs the packs if IndexWritten indexed chunks since the
+  // last sync.
+  Status SyncPacksIndexedAhead();
   Status LoadPackRecords();
   void PutPackRecord(KvBatch& batch, const PackRecord& record) const;
   // The cached plaintext of `id` (made most recently used), if cached.
@@ -210,6 +230,9 @@ class ChunkStore {
   std::condition_variable durable_cv_;
   bool durable_running_ = false;  // GUARDED_BY(durable_mu_)
   uint64_t durable_appends_ = 0;  // GUARDED_BY(durable_mu_): appends_ the last sync covered
+  // IndexWritten indexed chunks whose pack bytes no sync has covered yet.
+  std::atomic<bool> indexed_ahead_{false};
+  bool hook_set_ = false;  // the KvStore hook is this store's (a writable open)
 
   // Read-ahead. Lock order: a leaf lock, never held with cache_mu_.
   std::mutex read_ahead_mu_;

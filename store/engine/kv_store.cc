@@ -7,11 +7,13 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_manager.h>
 #include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table.h>
+#include <rocksdb/wal_filter.h>
 #include <rocksdb/write_batch.h>
 
 #include <sys/stat.h>
@@ -367,6 +369,97 @@ void KeepLogsBeforeCut(const std::filesystem::path& dir) {
   }
 }
 
+// KvOpenOptions::replay_check as RocksDB's WAL filter: the first logged write with a record
+// the check refuses stops the replay (that write and all after it are dropped). Before the
+// first stop of a writable open the logs are copied aside (KeepLogsBeforeCut), as for a cut
+// tail, since the recovery then deletes them.
+class ReplayCheckFilter final : public rocksdb::WalFilter {
+ public:
+  ReplayCheckFilter(std::function<bool(std::string_view, std::string_view)> check,
+                    std::filesystem::path dir, bool read_only)
+      : check_(std::move(check)), dir_(std::move(dir)), read_only_(read_only) {}
+
+  WalProcessingOption LogRecordFound(unsigned long long /*log_number*/,
+                                     const std::string& log_file_name,
+                                     const rocksdb::WriteBatch& batch,
+                                     rocksdb::WriteBatch* /*new_batch*/,
+                                     bool* /*batch_changed*/) override {
+    Visitor visitor(check_);
+    if (!batch.Iterate(&visitor).ok() || !visitor.refused) {
+      return WalProcessingOption::kContinueProcessing;
+    }
+    if (stopped_log_.empty()) {
+      stopped_log_ = std::filesystem::path(log_file_name).filename().string();
+      if (!read_only_ && !logs_kept_) {
+        KeepLogsBeforeCut(dir_);
+        logs_kept_ = true;
+      }
+    }
+    return WalProcessingOption::kStopReplay;
+  }
+  const char* Name() const override { return "medvfs-replay-check"; }
+  // The log whose replay the check stopped; empty if it never did.
+  const std::string& stopped_log() const { return stopped_log_; }
+
+ private:
+  struct Visitor final : public rocksdb::WriteBatch::Handler {
+    explicit Visitor(const std::function<bool(std::string_view, std::string_view)>& record_check)
+        : check(record_check) {}
+    rocksdb::Status PutCF(uint32_t family, const rocksdb::Slice& key,
+                          const rocksdb::Slice& value) override {
+      if (family == static_cast<uint32_t>(Family::kMeta) &&
+          !check(std::string_view(key.data(), key.size()),
+                 std::string_view(value.data(), value.size()))) {
+        refused = true;
+      }
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status PutBlobIndexCF(uint32_t, const rocksdb::Slice&,
+                                   const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    void LogData(const rocksdb::Slice&) override {}
+    bool Continue() override { return !refused; }
+    const std::function<bool(std::string_view, std::string_view)>& check;
+    bool refused = false;
+  };
+
+  std::function<bool(std::string_view, std::string_view)> check_;
+  std::filesystem::path dir_;
+  bool read_only_;
+  bool logs_kept_ = false;
+  std::string stopped_log_;
+};
+
+// Runs KvStore::SetBeforeDurable's hook before every flush of memory tables: a flushed table
+// file is durable, so the pack bytes its index records name must be first.
+class BeforeFlushListener final : public rocksdb::EventListener {
+ public:
+  explicit BeforeFlushListener(std::function<Status()> before_flush)
+      : before_flush_(std::move(before_flush)) {}
+  void OnFlushBegin(rocksdb::DB* /*db*/, const rocksdb::FlushJobInfo& /*info*/) override {
+    Status s = before_flush_();
+    if (!s.ok()) {
+      MEDVFS_LOG_ERROR("before a flush of the database: %s", s.ToString().c_str());
+    }
+  }
+
+ private:
+  std::function<Status()> before_flush_;
+};
+
 }  // namespace
 
 StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& dir,
@@ -396,6 +489,15 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   auto rep = std::make_unique<Rep>();
   rep->dir = dir;
   rep->reserved_bytes = options.reserved_bytes;
+  db_options.listeners.push_back(
+      std::make_shared<BeforeFlushListener>([raw = rep.get()] { return raw->RunBeforeDurable(); }));
+  ReplayCheckFilter* replay_filter = nullptr;
+  if (options.replay_check) {
+    auto filter = std::make_unique<ReplayCheckFilter>(options.replay_check, dir, options.read_only);
+    replay_filter = filter.get();
+    db_options.wal_filter = replay_filter;
+    rep->replay_filter = std::move(filter);
+  }
   OpenedDb opened;
   // A failed strict replay changes nothing on disk: RocksDB deletes logs only after their
   // records are flushed into table files, which happens only once recovery has succeeded.
@@ -440,8 +542,17 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
     }
   }
   if (!s.ok()) return FromOpenFailure(s, dir, options.read_only);
+  if (replay_filter != nullptr && !replay_filter->stopped_log().empty()) {
+    if (!rep->wal_note.empty()) rep->wal_note += "; ";
+    rep->wal_note += "commits lost their pack bytes in a power loss: the write-ahead log (" +
+                     replay_filter->stopped_log() +
+                     ") is replayed up to the first of them, and it and every later change are "
+                     "dropped";
+  }
   rep->db = opened.db;
   rep->handles = std::move(opened.handles);
+  // What the open replayed is on disk already (a writable recovery flushes it).
+  rep->synced_seq = rep->db->GetLatestSequenceNumber();
   if (!options.read_only) {
     if (!claim.Settle(dir)) return Status(Code::kBusy, kBusyMessage);
     rep->claimed_dir = claim.Keep();
@@ -567,6 +678,7 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
                           : wb.Put(rep_->Handle(op.family), op.key, op.value);
     if (!s.ok()) return FromRocks(s, "preparing a write");
   }
+  if (sync) MEDVFS_RETURN_IF_ERROR(rep_->RunBeforeDurable());
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   return NoteWriteResult(FromRocks(rep_->db->Write(write_options, &wb), "writing to the database"));
@@ -575,6 +687,7 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
 Status KvStore::Put(Family family, std::string_view key, std::string_view value, bool sync) {
   MEDVFS_RETURN_IF_ERROR(
       CheckWritable(key.size() + value.size(), TierOf(family, key, key.size() + value.size())));
+  if (sync) MEDVFS_RETURN_IF_ERROR(rep_->RunBeforeDurable());
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   return NoteWriteResult(
@@ -648,13 +761,25 @@ Status KvStore::SyncWal() {
   rep_->syncing = true;
   lock.unlock();
   const uint64_t target = rep_->db->GetLatestSequenceNumber();
-  Status s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
+  Status s = rep_->RunBeforeDurable();
+  if (s.ok()) s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
   lock.lock();
   rep_->syncing = false;
   if (s.ok()) rep_->synced_seq = std::max(rep_->synced_seq, target);
   lock.unlock();
   rep_->sync_cv.notify_all();
   return s;
+}
+
+void KvStore::SetBeforeDurable(std::function<Status()> hook) {
+  std::lock_guard lock(rep_->before_durable_mu);
+  rep_->before_durable = std::move(hook);
+}
+
+bool KvStore::HasUnsyncedWrites() const {
+  const uint64_t latest = rep_->db->GetLatestSequenceNumber();
+  std::lock_guard lock(rep_->sync_mu);
+  return latest > rep_->synced_seq;
 }
 
 uint64_t KvStore::ApproximateSize(Family family) const {

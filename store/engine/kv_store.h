@@ -75,6 +75,12 @@ struct KvOpenOptions {
   // The environment RocksDB does its file I/O through; null for the default. Only tests set
   // it (fault injection: dropping writes not yet synced, failing chosen writes).
   rocksdb::Env* env = nullptr;
+  // Called while the write-ahead log is replayed at open, for every record a logged write put
+  // in the meta family; false stops the replay at that write: it and every later write are
+  // dropped, as a torn tail is. The chunk store uses it to keep a prefix of the commits when
+  // a power loss took pack bytes that logged index records refer to (see
+  // ChunkStore::ReplayCheck). Null: every record is kept.
+  std::function<bool(std::string_view key, std::string_view value)> replay_check;
 };
 
 // A table (.sst) or blob (.blob) file of the database.
@@ -129,6 +135,14 @@ class KvStore {
   // Makes every write so far durable. Concurrent callers share one sync: a caller returns
   // as soon as a sync that started after its writes has finished.
   Status SyncWal();
+  // `hook` runs before anything logged becomes durable: before each sync of the log (SyncWal,
+  // a Write with sync), and before each flush of memory tables into table files. A failed
+  // hook fails that sync (a flush goes on: RocksDB cannot be stopped there; the failure is
+  // logged). The chunk store syncs the packs that logged index records refer to, so that a
+  // durable record never points at pack bytes a power loss can take. Set once, after Open.
+  void SetBeforeDurable(std::function<Status()> hook);
+  // True while a write is in the log that no sync has covered yet.
+  bool HasUnsyncedWrites() const;
   // Ok if `bytes` of data may be written beside the database (pack files, on the same file
   // system) without taking it below the reserve of KvOpenOptions::reserved_bytes; kNoSpace
   // otherwise, or the error of an earlier failed write (see Write).

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/wal_filter.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -31,12 +34,22 @@ struct KvStore::Rep {
   // The directory's key in the process's registry of writable opens (kv_store.cc's DirClaim),
   // released once the database is closed; empty for a read-only open.
   std::string claimed_dir;
+  // KvOpenOptions::replay_check as RocksDB's WAL filter (RocksDB keeps a raw pointer).
+  std::unique_ptr<rocksdb::WalFilter> replay_filter;
   // Group sync of the log (SyncWal): one sync at a time; the callers that wait for it return
   // when it covered their writes (the sequence number it started at is at least theirs).
   std::mutex sync_mu;
   std::condition_variable sync_cv;
   bool syncing = false;     // guarded by sync_mu
   uint64_t synced_seq = 0;  // guarded by sync_mu: every write up to this sequence is durable
+  // KvStore::SetBeforeDurable's hook; set once after open, read by syncs and flushes.
+  std::mutex before_durable_mu;
+  std::function<Status()> before_durable;  // guarded by before_durable_mu
+  // Held while the hook runs, so that clearing it waits for a run in progress.
+  Status RunBeforeDurable() {
+    std::lock_guard lock(before_durable_mu);
+    return before_durable ? before_durable() : Status::Ok();
+  }
   rocksdb::ColumnFamilyHandle* Handle(Family f) const { return handles[static_cast<size_t>(f)]; }
   ~Rep() {
     if (db == nullptr) return;

@@ -389,6 +389,7 @@ Status PackStore::SealLocked(OpenPack& pack) {
 }
 
 Status PackStore::Sync() {
+  std::lock_guard sync_lock(sync_mu_);
   std::vector<std::shared_ptr<OpenPack>> packs;
   {
     std::lock_guard lock(mu_);

@@ -106,7 +106,7 @@ class PackStore {
   // The writer is done: its pack may go to another writer.
   void EndWriter(uint64_t writer);
   // Makes every entry appended before the call durable: one fdatasync per pack with new
-  // bytes. Callers serialise (ChunkStore groups concurrent commits into one Sync).
+  // bytes. Concurrent calls take turns (ChunkStore also groups concurrent commits into one).
   Status Sync();
   // Seals every pack that takes appends and holds an entry, whatever its size (a backup: see
   // store/archive/pack_backup.h); later appends go to new packs. Returns the first failure
@@ -162,6 +162,10 @@ class PackStore {
   PackStoreOptions options_;
   std::shared_ptr<rocksdb::FileSystem> fs_;
 
+  // Held across a whole Sync, so that a Sync returns only once every append before it is
+  // durable, also those a concurrent Sync took from unsynced_. Lock order: before any
+  // OpenPack's mu; nothing that calls RocksDB is done under it (a flush's hook takes it).
+  std::mutex sync_mu_;
   // Lock order: an OpenPack's mu before mu_ (never mu_ and then a pack's mu).
   mutable std::mutex mu_;
   uint64_t next_pack_ = 1;                                          // GUARDED_BY(mu_)
