@@ -23,9 +23,10 @@ inline store::Status CommitOnClose(OpenFile& file, const store::Caller& caller) 
   return status;
 }
 
-// fsync(2): commits whatever is pending and makes it durable.
+// fsync(2): commits whatever is pending and makes it durable. Through a read-only descriptor
+// too: what an earlier close committed within the commit interval becomes durable.
 inline store::Status SyncOpenFile(OpenFile& file, const store::Caller& caller) {
-  if (!file.writable) return store::Status::Ok();
+  if (!file.writable) return file.handle ? file.handle->Sync(caller) : store::Status::Ok();
   const bool wrote = file.wrote.exchange(false);
   store::Status status = file.handle->Sync(caller);
   if (!status.ok() && wrote) file.wrote = true;

@@ -57,6 +57,34 @@ Status SetDeidConfig(const std::string& file, MountOptions* options) {
   return Status::Ok();
 }
 
+// commit=SECONDS: a decimal number of seconds from 0 to 300, kept in milliseconds.
+Status SetCommitInterval(std::string_view value, MountOptions* options) {
+  constexpr std::string_view kUsage = "commit= takes seconds from 0 to 300 (e.g. 0.1, 5 or 0)";
+  uint64_t whole = 0;
+  uint64_t millis = 0;
+  size_t i = 0;
+  for (; i < value.size() && value[i] >= '0' && value[i] <= '9'; ++i) {
+    whole = whole * 10 + static_cast<uint64_t>(value[i] - '0');
+    if (whole > 300) return Status::Invalid(std::string(kUsage));
+  }
+  if (i == 0) return Status::Invalid(std::string(kUsage));
+  if (i < value.size()) {
+    if (value[i] != '.' || i + 1 == value.size()) return Status::Invalid(std::string(kUsage));
+    uint64_t scale = 100;
+    for (++i; i < value.size(); ++i) {
+      if (value[i] < '0' || value[i] > '9') return Status::Invalid(std::string(kUsage));
+      millis += static_cast<uint64_t>(value[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  const uint64_t total = whole * 1000 + millis;
+  if (total > 300'000) return Status::Invalid(std::string(kUsage));
+  // A nonzero interval below a millisecond is a millisecond, not "durable at close".
+  options->commit_interval_ms = static_cast<uint32_t>(
+      total == 0 && value.find_first_of("123456789") != std::string_view::npos ? 1 : total);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseMountOptions(std::string_view list, MountOptions* options) {
@@ -108,6 +136,8 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
         rest.remove_prefix(colon + 1);
       }
       options->scratch_patterns = std::move(patterns);
+    } else if (option.starts_with("commit=")) {
+      MEDVFS_RETURN_IF_ERROR(SetCommitInterval(std::string_view(option).substr(7), options));
     } else if (option == "anon_only") {
       options->anon_only = true;
     } else if (option.starts_with("deid_config=")) {
@@ -119,6 +149,14 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
   // A research workstation's mount shows de-identified data and must not change the archive.
   if (options->anon_only) options->read_only = true;
   return Status::Ok();
+}
+
+std::string FormatCommitInterval(uint32_t milliseconds) {
+  std::string out = std::to_string(milliseconds / 1000);
+  std::string fraction = std::to_string(1000 + milliseconds % 1000).substr(1);
+  while (!fraction.empty() && fraction.back() == '0') fraction.pop_back();
+  if (!fraction.empty()) out += "." + fraction;
+  return out;
 }
 
 std::string FuseOptionString(const MountOptions& options, std::string_view archive_path) {

@@ -1,6 +1,7 @@
 // The `-o` options of `medvfs mount` and `mount.medvfs` (and of /etc/fstab lines).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,9 @@
 #include "store/status.h"
 
 namespace medvfs::fs {
+
+// The default commit interval of a mount: 0.1 s.
+inline constexpr uint32_t kDefaultCommitIntervalMs = 100;
 
 struct MountOptions {
   // Mounts read-only: the archive is opened read-only and the kernel refuses writes with EROFS.
@@ -48,6 +52,13 @@ struct MountOptions {
   // lock files), which keep only their current version and leave nothing once deleted;
   // `scratch=` alone: none. Default: unset, store::DefaultScratchPatterns().
   std::optional<std::vector<std::string>> scratch_patterns;
+  // commit=SECONDS (ext4's commit=; a decimal such as 0.1, at most 300): close() returns once
+  // its version is committed (visible, ordered, written to the archive: a killed daemon loses
+  // nothing), and a background sync makes it survive a power loss within this many seconds;
+  // fsync() is durable before it returns. commit=0: every close() is durable before it
+  // returns. After a power loss the archive holds a prefix of its commits, in order.
+  // Default: kDefaultCommitIntervalMs.
+  uint32_t commit_interval_ms = kDefaultCommitIntervalMs;
   // Key sources for mounts without a terminal (fstab). Default: none.
   std::string passphrase_file;
   std::string key_file;
@@ -61,8 +72,12 @@ struct MountOptions {
 // accepted and dropped; fsname= and subtype= are ignored because medvfs sets them itself, and
 // default_permissions because it is always on.
 // anon_only sets read_only whatever comes after it (rw included). kInvalid for an empty key
-// file or deid_config name and bad values of versions= and audit_failure=.
+// file or deid_config name and bad values of versions=, audit_failure= and commit=.
 store::Status ParseMountOptions(std::string_view list, MountOptions* options);
+
+// A commit interval as commit= takes it: seconds, with the fraction only when there is one
+// ("0.1", "5", "0", "0.025").
+std::string FormatCommitInterval(uint32_t milliseconds);
 
 // The option string given to libfuse: default_permissions always (the kernel's permission
 // checks are the only ones that cover FIFOs, sockets and device nodes; with allow_other the

@@ -187,6 +187,7 @@ store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& 
   options.accept_wal_damage = plan.options.accept_wal_damage;
   options.accept_record_damage = plan.options.accept_record_damage;
   if (plan.options.scratch_patterns) options.scratch_patterns = *plan.options.scratch_patterns;
+  options.commit_interval_ms = plan.options.commit_interval_ms;
   const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
   while (true) {
     auto opened = store::Archive::Open(plan.archive, key, options);
@@ -244,6 +245,9 @@ std::string MountDetail(const MountPlan& plan) {
   if (plan.options.accept_rollback) detail += ",accept_rollback";
   if (plan.options.accept_wal_damage) detail += ",accept_wal_damage";
   if (plan.options.accept_record_damage) detail += ",accept_record_damage";
+  if (!plan.options.read_only) {
+    detail += ",commit=" + fs::FormatCommitInterval(plan.options.commit_interval_ms);
+  }
   for (const std::string& option : plan.options.fuse_options) detail += "," + option;
   return detail;
 }
@@ -423,8 +427,8 @@ void RegisterMountCommand(CLI::App& app) {
   command
       ->add_option("-o", args->options,
                    "Mount options, comma-separated: ro, allow_other, versions=visible, "
-                   "accept_rollback, accept_wal_damage, accept_record_damage, passphrase_file=F, "
-                   "key_file=F, and FUSE options")
+                   "accept_rollback, accept_wal_damage, accept_record_damage, commit=SECONDS, "
+                   "passphrase_file=F, key_file=F, and FUSE options")
       ->allow_extra_args(false)
       ->type_name("OPT[,OPT...]");
   command->add_flag("--accept-rollback", args->accept_rollback,

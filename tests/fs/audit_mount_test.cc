@@ -56,7 +56,7 @@ TEST_F(AuditMountTest, OpensAndViewReadsAreRecordedOncePerOpen) {
   const std::string log = DescribeAudit(audit);
   const auto mount = FindAudit(audit, AuditMatch().Op(AuditOp::kMount));
   ASSERT_TRUE(mount) << log;
-  EXPECT_EQ(mount->detail, "rw") << log;
+  EXPECT_EQ(mount->detail, "rw,commit=0.1") << log;
   EXPECT_TRUE(FindAudit(audit, AuditMatch().Op(AuditOp::kUnmount))) << log;
   int reads = 0;
   for (const store::AuditEntry& entry : audit) {

@@ -1,6 +1,9 @@
 #include "fs/mount_options.h"
 
 #include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -138,4 +141,28 @@ TEST(MountOptionsTest, FuseOptionStringCarriesAnonOptionsForTheSession) {
 }
 
 }  // namespace
+TEST(MountOptionsTest, CommitTakesSecondsAndRoundTripsThroughItsFormat) {
+  MountOptions options;
+  EXPECT_EQ(options.commit_interval_ms, kDefaultCommitIntervalMs);
+  const std::vector<std::pair<std::string, uint32_t>> accepted = {
+      {"0", 0},      {"0.1", 100},  {"5", 5000},  {"0.025", 25},    {"300", 300'000},
+      {"0.0001", 1}, {"1.5", 1500}, {"0.000", 0}, {"12.34", 12'340}};
+  for (const auto& [text, millis] : accepted) {
+    ASSERT_OK(ParseMountOptions("commit=" + text, &options)) << text;
+    EXPECT_EQ(options.commit_interval_ms, millis) << text;
+    MountOptions again;
+    ASSERT_OK(ParseMountOptions("commit=" + FormatCommitInterval(millis), &again)) << text;
+    EXPECT_EQ(again.commit_interval_ms, millis) << text;
+    EXPECT_TRUE(options.fuse_options.empty()) << text;
+  }
+  for (const std::string text : {"", "-1", "301", "300.5", "1.", ".5", "1e3", "0x10", "fast"}) {
+    const store::Status refused = ParseMountOptions("commit=" + text, &options);
+    EXPECT_EQ(refused.code(), store::Code::kInvalid) << text;
+    EXPECT_NE(refused.message().find("commit="), std::string::npos) << refused.message();
+  }
+  EXPECT_EQ(FormatCommitInterval(100), "0.1");
+  EXPECT_EQ(FormatCommitInterval(0), "0");
+  EXPECT_EQ(FormatCommitInterval(5000), "5");
+}
+
 }  // namespace medvfs::fs
