@@ -259,14 +259,15 @@ StatusOr<ViewEntry> ResolveInHistory(Archive& archive, const ViewDescriptor& par
 
 StatusOr<ViewEntry> ResolveAtTime(Archive& archive, const ViewDescriptor& parent,
                                   std::string_view name) {
-  MEDVFS_ASSIGN_OR_RETURN(auto entries, archive.ListDirAt(parent.ino, parent.time_ns));
-  for (const store::DirEntryAt& entry : entries) {
-    if (entry.name != name) continue;
-    std::optional<ViewEntry> child = ChildAtTime(entry, parent);
-    if (!child) return NotFound();
-    return std::move(*child);
+  // One name's events and a search of its versions, never the whole directory at that time.
+  auto entry = archive.ResolveNameAt(parent.ino, name, parent.time_ns);
+  if (!entry.ok()) {
+    if (entry.status().code() == store::Code::kNotFound) return NotFound();
+    return entry.status();
   }
-  return NotFound();
+  std::optional<ViewEntry> child = ChildAtTime(*entry, parent);
+  if (!child) return NotFound();
+  return std::move(*child);
 }
 
 }  // namespace

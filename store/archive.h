@@ -455,6 +455,11 @@ class Archive {
   virtual StatusOr<std::unique_ptr<FileHandle>> OpenVersion(HistoryId history, uint64_t number) = 0;
   // `dir` as it was at `time_ns`: the names bound then, with the version current then.
   virtual StatusOr<std::vector<DirEntryAt>> ListDirAt(InodeId dir, int64_t time_ns) = 0;
+  // The entry `name` of ListDirAt(dir, time_ns), found without listing the directory: the
+  // name's own events and a search of its history's versions (a few point reads, whatever
+  // the size of the directory or the history). kNotFound if ListDirAt would not show it.
+  virtual StatusOr<DirEntryAt> ResolveNameAt(InodeId dir, std::string_view name,
+                                             int64_t time_ns) = 0;
   // Makes version `number` current again as a new kRestore version. A deleted file is linked
   // back under the name and directory it was last seen in (kNotFound if that directory is
   // gone, kExists if the name is now taken by another file). Returns the live attributes.

@@ -80,20 +80,21 @@ std::unique_ptr<store::FileHandle> OpenNumbered(store::Archive& archive, const A
 std::unique_ptr<store::FileHandle> OpenAt(store::Archive& archive, const ArchiveFile& file,
                                           const CatArgs& args, const FileTarget& target,
                                           int64_t at_ns, uint64_t* version) {
-  auto entries = archive.ListDirAt(file.dir, at_ns);
-  if (!entries.ok()) FailStatus(entries.status(), "cannot read the directory of " + args.path);
-  for (const store::DirEntryAt& entry : *entries) {
-    if (entry.name != target.name) continue;
-    if (entry.history == 0 || entry.version == 0) {
-      Fail(args.path + " was not a regular file with content at " + args.at,
-           "pick another time (see medvfs log)");
+  auto entry = archive.ResolveNameAt(file.dir, target.name, at_ns);
+  if (!entry.ok()) {
+    if (entry.status().code() == store::Code::kNotFound) {
+      Fail(args.path + " did not exist at " + args.at, "pick another time (see medvfs log)");
     }
-    auto handle = archive.OpenVersion(entry.history, entry.version);
-    if (!handle.ok()) FailStatus(handle.status(), "cannot open " + args.path);
-    *version = entry.version;
-    return std::move(handle).value();
+    FailStatus(entry.status(), "cannot read the history of " + args.path);
   }
-  Fail(args.path + " did not exist at " + args.at, "pick another time (see medvfs log)");
+  if (entry->history == 0 || entry->version == 0) {
+    Fail(args.path + " was not a regular file with content at " + args.at,
+         "pick another time (see medvfs log)");
+  }
+  auto handle = archive.OpenVersion(entry->history, entry->version);
+  if (!handle.ok()) FailStatus(handle.status(), "cannot open " + args.path);
+  *version = entry->version;
+  return std::move(handle).value();
 }
 
 void CatThroughMount(const CatArgs& args, const FileTarget& target, std::optional<int64_t> at_ns) {

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <map>
+#include <optional>
 
 #include "store/archive/archive_impl.h"
 
@@ -82,37 +83,105 @@ StatusOr<std::vector<DirEntryAt>> ArchiveImpl::ListDirAt(InodeId dir, int64_t ti
         return true;
       }));
   std::vector<DirEntryAt> entries;
-  for (auto& [name, event] : at_time) {
-    if (event.removed) continue;
-    DirEntryAt entry;
-    entry.name = name;
-    entry.mode = event.mode;
-    entry.ino = event.ino;
-    entry.symlink_target = event.symlink_target;
-    if (S_ISREG(event.mode)) {
-      if (event.history == 0) continue;
-      // The version current then: the newest one made at or before time_ns.
-      VersionInfo found;
-      bool have = false;
-      MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
-          VersionPrefix(event.history),
-          [&](std::string_view, const VersionRecord& record) {
-            if (record.info.time_ns > time_ns) return true;
-            found = record.info;
-            have = true;
-            return false;
-          },
-          /*reverse=*/true));
-      if (!have || found.is_delete_marker()) continue;
-      entry.history = event.history;
-      entry.version = found.number;
-      entry.size = found.size;
-      entry.mtime_ns = found.time_ns;
-      entry.mode = S_IFREG | (found.file_mode & 07777);
-    }
-    entries.push_back(std::move(entry));
+  for (const auto& [name, event] : at_time) {
+    MEDVFS_ASSIGN_OR_RETURN(std::optional<DirEntryAt> entry, EntryAt(event, time_ns));
+    if (entry) entries.push_back(std::move(*entry));
   }
   return entries;
+}
+
+StatusOr<DirEntryAt> ArchiveImpl::ResolveNameAt(InodeId dir, std::string_view name,
+                                                int64_t time_ns) {
+  // The name's events sit under parent | name hash in the order they were written, so the one
+  // current at time_ns is the newest written at or before it (the one ListDirAt keeps): scan
+  // backwards and stop there. Only the events written after time_ns are read on the way.
+  std::optional<NameEventRecord> current;
+  MEDVFS_RETURN_IF_ERROR(ScanRecords<NameEventRecord>(
+      NameEventPrefix(dir, NameHash(name)),
+      [&](std::string_view, const NameEventRecord& event) {
+        if (event.time_ns > time_ns || event.name != name) return true;
+        current = event;
+        return false;
+      },
+      /*reverse=*/true));
+  if (!current) return Status::NotFound("the name was not bound then");
+  MEDVFS_ASSIGN_OR_RETURN(std::optional<DirEntryAt> entry, EntryAt(*current, time_ns));
+  if (!entry) return Status::NotFound("the name was not bound then");
+  return std::move(*entry);
+}
+
+StatusOr<std::optional<DirEntryAt>> ArchiveImpl::EntryAt(const NameEventRecord& event,
+                                                         int64_t time_ns) {
+  if (event.removed) return std::optional<DirEntryAt>();
+  DirEntryAt entry;
+  entry.name = event.name;
+  entry.mode = event.mode;
+  entry.ino = event.ino;
+  entry.symlink_target = event.symlink_target;
+  if (S_ISREG(event.mode)) {
+    if (event.history == 0) return std::optional<DirEntryAt>();
+    VersionInfo found;
+    const Status s = VersionAt(event.history, time_ns, &found);
+    if (s.code() == Code::kNotFound) return std::optional<DirEntryAt>();
+    MEDVFS_RETURN_IF_ERROR(s);
+    if (found.is_delete_marker()) return std::optional<DirEntryAt>();
+    entry.history = event.history;
+    entry.version = found.number;
+    entry.size = found.size;
+    entry.mtime_ns = found.time_ns;
+    entry.mode = S_IFREG | (found.file_mode & 07777);
+  }
+  return std::optional<DirEntryAt>(std::move(entry));
+}
+
+Status ArchiveImpl::VersionAt(HistoryId history, int64_t time_ns, VersionInfo* found) {
+  // Versions are numbered in commit order and stamped with their commit time, so times grow
+  // with numbers: a binary search over 1..last_version finds the newest version made at or
+  // before time_ns in a few point reads (the newest is tried first: a time after the last
+  // save is the common case). Where a number has no record (a scratch file keeps only its
+  // current version) or the history record is missing, the versions are scanned backwards
+  // instead, as ListDirAt did before there was a search.
+  HistoryRecord record;
+  Status s = GetRecord(HistoryKey(history), &record);
+  if (!s.ok() && s.code() != Code::kNotFound) return s;
+  bool searched = s.ok() && record.last_version > 0;
+  bool have = false;
+  if (searched) {
+    uint64_t lo = 1;
+    uint64_t hi = record.last_version;
+    uint64_t probe = hi;  // then the middle of [lo, hi]
+    while (lo <= hi) {
+      VersionRecord version;
+      s = LoadVersion(history, probe, &version);
+      if (s.code() == Code::kNotFound) {
+        searched = false;
+        have = false;
+        break;
+      }
+      MEDVFS_RETURN_IF_ERROR(s);
+      if (version.info.time_ns <= time_ns) {
+        *found = std::move(version.info);
+        have = true;
+        lo = probe + 1;
+      } else {
+        hi = probe - 1;
+      }
+      probe = lo + (hi - lo) / 2;
+    }
+  }
+  if (!searched) {
+    MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
+        VersionPrefix(history),
+        [&](std::string_view, const VersionRecord& version) {
+          if (version.info.time_ns > time_ns) return true;
+          *found = version.info;
+          have = true;
+          return false;
+        },
+        /*reverse=*/true));
+  }
+  if (!have) return Status::NotFound("no version was made by then");
+  return Status::Ok();
 }
 
 StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, const Caller& caller) {

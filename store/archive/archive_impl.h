@@ -103,6 +103,8 @@ class ArchiveImpl final : public Archive {
   StatusOr<std::vector<MetadataEvent>> ListMetadataEvents(HistoryId history) override;
   StatusOr<std::unique_ptr<FileHandle>> OpenVersion(HistoryId history, uint64_t number) override;
   StatusOr<std::vector<DirEntryAt>> ListDirAt(InodeId dir, int64_t time_ns) override;
+  StatusOr<DirEntryAt> ResolveNameAt(InodeId dir, std::string_view name,
+                                     int64_t time_ns) override;  // archive_history.cc
   StatusOr<Attr> Restore(HistoryId history, uint64_t number, const Caller& caller) override;
   StatusOr<ArchiveStats> Stats() override;
   StatusOr<DicomTags> GetTags(HistoryId history, uint64_t number) override;
@@ -256,6 +258,12 @@ class ArchiveImpl final : public Archive {
   Status EraseNameEvents(KvBatch& batch, InodeId parent, std::string_view name, HistoryId history);
   // The last event of a name; kNotFound if it never existed.
   Status LastNameEvent(InodeId parent, std::string_view name, NameEventRecord* event);
+  // --- history at a moment (archive_history.cc) ---
+  // The entry an event current at time_ns makes (nullopt: the name showed nothing then).
+  StatusOr<std::optional<DirEntryAt>> EntryAt(const NameEventRecord& event, int64_t time_ns);
+  // The version of `history` current at time_ns: the highest number made at or before it
+  // (kNotFound if none).
+  Status VersionAt(HistoryId history, int64_t time_ns, VersionInfo* found);
   // A history whose only name was a temporary one: born for its inode under its current
   // name, never renamed, linked or continued, with at most one content version; or a scratch
   // file's.
