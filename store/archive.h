@@ -207,6 +207,10 @@ struct ArchiveOptions {
   // Cap on not-yet-committed written bytes held in memory per open file, beyond which they
   // are chunked and stored ahead of the commit. Default: 32 MiB.
   uint64_t max_dirty_bytes_per_file = 32ull << 20;
+  // Cap on the same bytes over every open file together (the overlay pages of files written
+  // in place and the queued pipelined appends; see DirtyBudget in store/engine/content.h):
+  // beyond it, a writer stores its bytes at once instead of holding them. Default: 128 MiB.
+  uint64_t max_dirty_bytes = 128ull << 20;
   // Rollback detection (what medvfs mount uses; see DefaultHighWaterDir). When set, Open keeps
   // a small MAC-protected high-water mark of the archive's audit sequence in this directory,
   // one file per archive id, and refuses with kRolledBack an archive older than the mark (a

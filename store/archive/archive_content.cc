@@ -154,7 +154,7 @@ StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::Open(InodeId ino, int flags,
         MEDVFS_RETURN_IF_ERROR(LoadExtents(node.history, current, &base));
       }
       session = std::make_shared<WriteSession>(chunks_.get(), std::move(base),
-                                               options_.max_dirty_bytes_per_file);
+                                               options_.max_dirty_bytes_per_file, &dirty_budget_);
       session->size = session->content.size();
       // A new file (or a deleted name brought back) gets its first version at close even
       // when nothing is written to it.

@@ -38,8 +38,9 @@ class ArchiveImpl;
 
 // The shared pending content of an inode that has handles open for writing.
 struct WriteSession {
-  WriteSession(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes)
-      : content(chunks, std::move(base), max_dirty_bytes) {}
+  WriteSession(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes,
+               DirtyBudget* mount_budget)
+      : content(chunks, std::move(base), max_dirty_bytes, mount_budget) {}
   std::mutex mu;
   PendingContent content;                    // GUARDED_BY(mu)
   bool dirty = false;                        // GUARDED_BY(mu): changed since the last commit
@@ -341,6 +342,9 @@ class ArchiveImpl final : public Archive {
   std::unique_ptr<ChunkStore> chunks_;
   ArchiveOptions options_;
   std::filesystem::path dir_;
+
+  // Written bytes held in memory over every open file (ArchiveOptions::max_dirty_bytes).
+  DirtyBudget dirty_budget_;
 
   std::mutex mu_;      // Lock order: after WriteSession::mu.
   SuperRecord super_;  // GUARDED_BY(mu_)

@@ -204,7 +204,8 @@ ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, std::unique_ptr<ChunkStore
       archive_id_(std::move(archive_id)),
       chunks_(std::move(chunks)),
       options_(options),
-      dir_(std::move(dir)) {}
+      dir_(std::move(dir)),
+      dirty_budget_(options.max_dirty_bytes) {}
 
 ArchiveImpl::~ArchiveImpl() {
   StopBackgroundSync();

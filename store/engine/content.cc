@@ -169,23 +169,46 @@ StatusOr<bool> SameContent(ChunkStore& chunks, const ExtentList& a, const Extent
   return true;
 }
 
-PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes)
+PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes,
+                               DirtyBudget* budget)
     : chunks_(chunks),
       base_(std::move(base)),
       size_(base_.size()),
       max_dirty_bytes_(std::max<uint64_t>(max_dirty_bytes, kPageSize)),
       streaming_(base_.size() == 0),
       base_visible_(base_.size()),
-      owner_(NextOwner()) {}
+      owner_(NextOwner()),
+      budget_(budget) {}
 
 PendingContent::~PendingContent() {
-  if (!intake_) return;
-  {
-    std::lock_guard lock(intake_->mu);
-    intake_->stopping = true;
+  if (intake_) {
+    {
+      std::lock_guard lock(intake_->mu);
+      intake_->stopping = true;
+    }
+    intake_->changed.notify_all();
+    intake_->worker.join();
   }
-  intake_->changed.notify_all();
-  intake_->worker.join();
+  if (budget_ != nullptr) budget_->Give(page_budget_held_ + queue_budget_held_.load());
+}
+
+Status PendingContent::SettlePageBudget() {
+  if (budget_ == nullptr) return Status::Ok();
+  const uint64_t wanted = pages_.size() * kPageSize;
+  if (wanted <= page_budget_held_) {
+    budget_->Give(page_budget_held_ - wanted);
+    page_budget_held_ = wanted;
+    return Status::Ok();
+  }
+  if (budget_->TryTake(wanted - page_budget_held_)) {
+    page_budget_held_ = wanted;
+    return Status::Ok();
+  }
+  // No room left in the mount: store this file's overlay now rather than hold more of it.
+  MEDVFS_RETURN_IF_ERROR(Checkpoint());
+  budget_->Give(page_budget_held_);
+  page_budget_held_ = 0;
+  return Status::Ok();
 }
 
 Status PendingContent::QueueAppend(std::string_view data) {
@@ -209,6 +232,14 @@ Status PendingContent::QueueAppend(std::string_view data) {
     WaitForQueue();
     return failed_;
   }
+  if (budget_ != nullptr && !budget_->TryTake(data.size())) {
+    // The mount holds all the unstored bytes it may: store this append here, after the queue.
+    lock.unlock();
+    WaitForQueue();
+    MEDVFS_RETURN_IF_ERROR(failed_);
+    return StoreAppend(data);
+  }
+  if (budget_ != nullptr) queue_budget_held_ += data.size();
   intake_->queue.emplace_back(data);
   intake_->queued_bytes += data.size();
   lock.unlock();
@@ -227,6 +258,10 @@ void PendingContent::WorkerLoop() {
     const bool store = intake_->failed.ok();  // after a failure the rest is dropped
     lock.unlock();
     Status stored = store ? StoreAppend(data) : Status::Ok();
+    if (budget_ != nullptr) {
+      queue_budget_held_ -= data.size();
+      budget_->Give(data.size());
+    }
     lock.lock();
     intake_->busy = false;
     intake_->queued_bytes -= data.size();
@@ -399,7 +434,7 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   }
   size_ = std::max(size_, offset + data.size());
   if (pages_.size() * kPageSize > max_dirty_bytes_) MEDVFS_RETURN_IF_ERROR(Checkpoint());
-  return Status::Ok();
+  return SettlePageBudget();
 }
 
 Status PendingContent::TruncatePending(uint64_t new_size) {
@@ -412,7 +447,7 @@ Status PendingContent::TruncatePending(uint64_t new_size) {
     streaming_ = true;
     size_ = 0;
     base_visible_ = 0;
-    return Status::Ok();
+    return SettlePageBudget();
   }
   MEDVFS_RETURN_IF_ERROR(SwitchToOverlay());
   if (new_size < size_) {
@@ -426,7 +461,7 @@ Status PendingContent::TruncatePending(uint64_t new_size) {
     }
   }
   size_ = new_size;
-  return Status::Ok();
+  return SettlePageBudget();
 }
 
 // Stores the merged content (base + overlay) as chunks and makes it the new base. Only the
@@ -499,6 +534,10 @@ Status PendingContent::Checkpoint() {
   base_ = std::move(rebuilt);
   base_visible_ = base_.size();
   pages_.clear();
+  if (budget_ != nullptr) {
+    budget_->Give(page_budget_held_);
+    page_budget_held_ = 0;
+  }
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 // Internal to store/.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -29,6 +30,32 @@ namespace medvfs::store {
 inline constexpr uint64_t kMaxFileSize = uint64_t{1} << 38;
 // The longest single hole extent: 2 GiB (the largest hole is 128 extents, one extent group).
 inline constexpr uint32_t kMaxHoleExtent = uint32_t{1} << 31;
+
+// A mount-wide bound on the written bytes held in memory and not yet stored: the overlay pages
+// of files written in place and the queued pipelined appends, over every open file (the
+// per-file caps alone would let a thousand open files hold a thousand times as much). A
+// writer that finds no room stores its bytes at once instead of holding them (a checkpoint of
+// its overlay, or an append stored on its own thread): slower, never blocked, never lost.
+// Thread-safe.
+class DirtyBudget {
+ public:
+  explicit DirtyBudget(uint64_t limit) : limit_(limit) {}
+  // Takes `bytes` if they fit under the limit.
+  bool TryTake(uint64_t bytes) {
+    uint64_t used = used_.load();
+    do {
+      if (used + bytes > limit_) return false;
+    } while (!used_.compare_exchange_weak(used, used + bytes));
+    return true;
+  }
+  void Give(uint64_t bytes) { used_.fetch_sub(bytes); }
+  uint64_t used() const { return used_.load(); }
+  uint64_t limit() const { return limit_; }
+
+ private:
+  const uint64_t limit_;
+  std::atomic<uint64_t> used_{0};
+};
 
 // The chunks of one content, in order, with their offsets. ~40 bytes per 64 KiB chunk.
 // Holes (IsHole: zeros never written as chunks) are extents too.
@@ -97,7 +124,9 @@ StatusOr<bool> SameContent(ChunkStore& chunks, const ExtentList& a, const Extent
 // buffered write.
 class PendingContent {
  public:
-  PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes);
+  // `budget` (may be null: no mount-wide bound) is shared by every writer of the mount.
+  PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max_dirty_bytes,
+                 DirtyBudget* budget = nullptr);
   ~PendingContent();
   // The worker holds `this`: never moved or copied (WriteSession constructs it in place).
   PendingContent(const PendingContent&) = delete;
@@ -155,6 +184,9 @@ class PendingContent {
   // REQUIRES: overlay mode, offset < size_.
   bool HoleAt(uint64_t offset, uint64_t* end) const;
   Status StoreChunk(std::string_view chunk, ExtentList* into);
+  // Makes the budget held for overlay pages match pages_; when the budget has no room for
+  // new pages, checkpoints the overlay (which empties it) instead.
+  Status SettlePageBudget();
   // Chunks and stores an append to the streaming tail (on the caller's thread or the
   // worker's); the caller hashes it (stream_sha_ is only ever touched by the owner).
   Status StoreAppend(std::string_view data);
@@ -192,6 +224,10 @@ class PendingContent {
   Status failed_;                          // the first failure, if any
   uint64_t owner_;
   std::vector<ChunkId> inserted_;  // see TakeInserted
+  DirtyBudget* budget_;
+  uint64_t page_budget_held_ = 0;  // bytes of budget_ held for pages_
+  // Bytes of budget_ held for queued appends (given back by the worker as it stores them).
+  std::atomic<uint64_t> queue_budget_held_{0};
 };
 
 }  // namespace medvfs::store

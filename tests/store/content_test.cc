@@ -612,6 +612,69 @@ TEST_F(ContentTest, PipelinedAppendsAgreeWithAModelUnderRandomOperations) {
   }
 }
 
+// Several writers share one mount-wide budget far smaller than their per-file caps: random
+// appends, overwrites, truncates and commits on each must agree with a model of each file,
+// the budget must never be exceeded, and it must be whole again once the writers are gone.
+TEST_F(ContentTest, WritersSharingAMountWideBudgetStayUnderItAndAgreeWithAModel) {
+  constexpr size_t kLarge = PendingContent::kPipelinedWriteBytes;
+  constexpr uint64_t kBudget = 6 * 64 * 1024;  // six overlay pages for all of them
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    auto pick = [&](size_t below) { return static_cast<size_t>(rng() % below); };
+    DirtyBudget budget(kBudget);
+    {
+      constexpr int kWriters = 3;
+      std::vector<std::unique_ptr<PendingContent>> writers;
+      std::vector<std::string> models(kWriters);
+      for (int w = 0; w < kWriters; ++w) {
+        writers.push_back(
+            std::make_unique<PendingContent>(chunks_.get(), ExtentList(), 32 << 20, &budget));
+      }
+      for (int step = 0; step < 90; ++step) {
+        const size_t w = pick(kWriters);
+        PendingContent& writer = *writers[w];
+        std::string& model = models[w];
+        const size_t op = pick(100);
+        const uint32_t data_seed = seed * 100'000 + static_cast<uint32_t>(step);
+        if (op < 35) {  // append, pipelined or not
+          const std::string data =
+              Random(op < 25 ? kLarge + pick(2 * kLarge) : 1 + pick(5000), data_seed);
+          ASSERT_OK(writer.Write(model.size(), data));
+          model += data;
+        } else if (op < 70 && !model.empty()) {  // scattered overwrites: overlay pages
+          const size_t at = pick(model.size());
+          const std::string data = Random(1 + pick(3 * 64 * 1024), data_seed);
+          ASSERT_OK(writer.Write(at, data));
+          if (at + data.size() > model.size()) model.resize(at + data.size());
+          model.replace(at, data.size(), data);
+        } else if (op < 80) {
+          const size_t size = pick(5) == 0 ? 0 : pick(model.size() + 1);
+          ASSERT_OK(writer.Truncate(size));
+          model.resize(size);
+        } else {
+          ExtentList content;
+          Sha256Digest sha;
+          ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+          ASSERT_EQ(ReadAll(content), model);
+        }
+        ASSERT_LE(budget.used(), kBudget);
+        std::string out(model.size(), '\0');
+        ASSERT_OK_AND_ASSIGN(size_t n, writer.Read(0, std::span<char>(out.data(), out.size())));
+        ASSERT_EQ(n, model.size());
+        ASSERT_EQ(out, model);
+      }
+      for (int w = 0; w < kWriters; ++w) {
+        ExtentList content;
+        Sha256Digest sha;
+        ASSERT_OK(writers[w]->Finalize(&content, &sha, &deferred_));
+        EXPECT_EQ(ReadAll(content), models[w]);
+      }
+    }
+    EXPECT_EQ(budget.used(), 0u);
+  }
+}
+
 // A pipelined append that cannot be stored (here: the disk is "full") was acknowledged before
 // the failure was known; the next call reports it, no commit is made of the content, and
 // nothing written after it is taken either, until Truncate(0) starts over.
