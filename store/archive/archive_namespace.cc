@@ -101,12 +101,13 @@ StatusOr<Attr> ArchiveImpl::GetAttr(InodeId ino) {
 }
 
 NodeRef::NodeRef(NodeRef&& other) noexcept
-    : Attr(other.attr()), archive_(std::exchange(other.archive_, nullptr)) {}
+    : Attr(std::move(static_cast<Attr&>(other))),
+      archive_(std::exchange(other.archive_, nullptr)) {}
 
 NodeRef& NodeRef::operator=(NodeRef&& other) noexcept {
   if (this != &other) {
     if (archive_ != nullptr) archive_->Forget(ino, 1);
-    static_cast<Attr&>(*this) = other.attr();
+    static_cast<Attr&>(*this) = std::move(static_cast<Attr&>(other));
     archive_ = std::exchange(other.archive_, nullptr);
   }
   return *this;
