@@ -101,6 +101,13 @@ StatusOr<Attr> HistoryDirAttr(Archive& archive, const ViewDescriptor& view) {
   // With the file's write bits: restoring (user.medvfs.restore on this directory) writes the
   // file, and the kernel's default_permissions asks w on the directory for that setxattr.
   attr.mode = S_IFDIR | view_detail::ReadAndSearch(guard.mode) | (guard.mode & 0222);
+  // The file's ACL, mapped the same way: who may read the file may list its history.
+  if (auto acl = store::ParseAcl(guard.acl); acl.ok() && !acl->empty()) {
+    for (store::AclEntry& entry : *acl) {
+      entry.perm = static_cast<uint16_t>(view_detail::ReadAndSearch(entry.perm) | (entry.perm & 2));
+    }
+    attr.acl = store::SerializeAcl(*acl);
+  }
   attr.uid = guard.uid;
   attr.gid = guard.gid;
   return attr;

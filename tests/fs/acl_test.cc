@@ -115,13 +115,13 @@ TEST_F(AclTest, SetfaclGetfaclRoundTripAndModeFollowsTheAcl) {
   // An ACL equivalent to the mode is not kept.
   Setfacl({"-b"}, P("scan.dcm"));
   EXPECT_EQ(Xattr(P("scan.dcm"), "system.posix_acl_access"), "errno:ENODATA");
-  EXPECT_EQ(Facl(P("scan.dcm")), "user::rw-\ngroup::rw-\nother::---\n\n");
+  EXPECT_EQ(Facl(P("scan.dcm")), "user::rw-\ngroup::r--\nother::---\n\n");
   // Survives a remount.
   Setfacl({"-m", "u:40002:r"}, P("scan.dcm"));
   UmountOk();
   MountOk("allow_other");
   EXPECT_EQ(Facl(P("scan.dcm")),
-            "user::rw-\nuser:40002:r--\ngroup::rw-\nmask::rw-\nother::---\n\n");
+            "user::rw-\nuser:40002:r--\ngroup::r--\nmask::r--\nother::---\n\n");
 }
 
 TEST_F(AclTest, AnAclEntryAllowsAndDeniesOtherUsers) {
@@ -189,21 +189,26 @@ TEST_F(AclTest, ChmodUpdatesTheMask) {
 TEST_F(AclTest, AnOldVersionShowsTheAclItHad) {
   ASSERT_EQ(WriteFile(P("scan.dcm"), ""), 0);
   ASSERT_EQ(chmod(P("scan.dcm").c_str(), 0600), 0);
-  Setfacl({"-m", "u:40001:rw-"}, P("scan.dcm"));
   ASSERT_EQ(WriteFile(P("scan.dcm"), "version one"), 0);
-  Setfacl({"-b"}, P("scan.dcm"));
+  Setfacl({"-m", "u:40001:rw-"}, P("scan.dcm"));
   ASSERT_EQ(WriteFile(P("scan.dcm"), "version two"), 0);
-  const std::vector<std::string> versions = ListDir(P("scan.dcm/../@version/scan.dcm"));
+  const std::vector<std::string> versions = ListDir(P("@version/scan.dcm"));
   ASSERT_GE(versions.size(), 2u);
-  const stdfs::path v1 = P("@version/scan.dcm/v1");
-  const stdfs::path v2 = P("@version/scan.dcm/v2");
+  // The two last versions (the create may have committed an empty one first).
+  const size_t n = versions.size();
+  const stdfs::path v1 = P("@version/scan.dcm/v" + std::to_string(n - 1));
+  const stdfs::path v2 = P("@version/scan.dcm/v" + std::to_string(n));
   ASSERT_EQ(ReadFile(v1), "version one");
+  ASSERT_EQ(ReadFile(v2), "version two");
   // Read-only as the version's mode is: the entry keeps r, loses w.
-  EXPECT_EQ(Facl(v1), "user::r--\nuser:40001:r--\ngroup::---\nmask::r--\nother::---\n\n");
-  EXPECT_EQ(Facl(v2), "user::r--\ngroup::---\nother::---\n\n");
-  EXPECT_EQ(OpenAs(kAlice, v1, O_RDONLY), 0);
-  EXPECT_EQ(OpenAs(kAlice, v2, O_RDONLY), EACCES);
-  EXPECT_EQ(OpenAs(kAlice, P("scan.dcm"), O_RDONLY), EACCES);
+  EXPECT_EQ(Facl(v1), "user::r--\ngroup::---\nother::---\n\n");
+  EXPECT_EQ(Facl(v2), "user::r--\nuser:40001:r--\ngroup::---\nmask::r--\nother::---\n\n");
+  // Alice may list the history (the live file's ACL lets her read it) and read the version
+  // whose ACL let her, not the one before.
+  EXPECT_EQ(OpenAs(kAlice, P("@version/scan.dcm"), O_RDONLY | O_DIRECTORY), 0);
+  EXPECT_EQ(OpenAs(kAlice, v2, O_RDONLY), 0);
+  EXPECT_EQ(OpenAs(kAlice, v1, O_RDONLY), EACCES);
+  EXPECT_EQ(OpenAs(kBob, v2, O_RDONLY), EACCES);
   // setfacl on a version is refused (history is read-only).
   EXPECT_NE(Run({"setfacl", "-m", "u:40002:r", v1.string()}).exit_code, 0);
 }
