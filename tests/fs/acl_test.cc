@@ -278,7 +278,7 @@ TEST_F(AclTest, RandomOperationsMatchAPlainDirectory) {
     const std::string who = kWho[pick(std::size(kWho))];
     return who + (who.back() == ':' ? "" : ":") + perms[pick(std::size(perms))];
   };
-  for (int i = 0; i < ops; ++i) {
+  for (size_t i = 0; i < static_cast<size_t>(ops); ++i) {
     const int op = static_cast<int>(pick(8));
     const std::string& node = nodes[pick(nodes.size())];
     const std::string& dir = dirs[pick(dirs.size())];
@@ -303,7 +303,10 @@ TEST_F(AclTest, RandomOperationsMatchAPlainDirectory) {
         }
         case 2:
         case 3: {
-          what = std::string(op == 3 ? "setfacl -d -m " : "setfacl -m ") + spec + " " + node;
+          what = op == 3 ? "setfacl -d -m " : "setfacl -m ";
+          what += spec;
+          what += " ";
+          what += node;
           std::vector<std::string> argv = {"setfacl"};
           if (op == 3) argv.push_back("-d");
           argv.insert(argv.end(), {"-m", spec, at.string()});
@@ -312,7 +315,10 @@ TEST_F(AclTest, RandomOperationsMatchAPlainDirectory) {
         }
         case 4: {
           const std::string gone = (i % 2 == 0) ? "u:40001" : "g:40010";
-          what = "setfacl -x " + gone + " " + node;
+          what = "setfacl -x ";
+          what += gone;
+          what += " ";
+          what += node;
           results[side] = Run({"setfacl", "-x", gone, at.string()}).exit_code;
           break;
         }
@@ -321,7 +327,7 @@ TEST_F(AclTest, RandomOperationsMatchAPlainDirectory) {
           results[side] = Run({"setfacl", i % 2 == 0 ? "-b" : "-k", at.string()}).exit_code;
           break;
         case 6: {
-          const mode_t mode = modes[(i * 7) % std::size(modes)] | ((i % 5 == 0) ? 01000 : 0);
+          const mode_t mode = modes[(i * 7) % std::size(modes)] | ((i % 5 == 0) ? 01000u : 0u);
           what = "chmod " + std::to_string(mode) + " " + node;
           results[side] = chmod(at.c_str(), mode) == 0 ? 0 : errno;
           break;
