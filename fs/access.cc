@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "store/posix_acl.h"
+
 namespace medvfs::fs {
 namespace {
 
@@ -34,6 +36,14 @@ Status CheckAccess(const Credentials& creds, const store::Attr& attr, int mask) 
   if (creds.is_root()) {
     if (!(mask & kMayExec) || S_ISDIR(attr.mode) || (attr.mode & 0111)) return Status::Ok();
     return Denied();
+  }
+  if (!attr.acl.empty()) {
+    if (auto acl = store::ParseAcl(attr.acl); acl.ok()) {
+      const bool permitted = store::AclPermits(
+          *acl, attr.uid, creds.uid(), [&](uint32_t gid) { return creds.InGroup(gid); }, attr.gid,
+          mask);
+      return permitted ? Status::Ok() : Denied();
+    }
   }
   uint32_t granted = 0;
   if (IsOwner(creds, attr)) {
@@ -108,6 +118,10 @@ Status CheckXattr(const Credentials& creds, const store::Attr& attr, std::string
     return (!write || creds.is_root()) ? Status::Ok() : NotPermitted();
   }
   if (name.starts_with("user.")) return CheckAccess(creds, attr, write ? kMayWrite : kMayRead);
+  if (store::IsAclXattr(name)) {
+    // posix_acl_xattr_set(): only the owner (or root) sets a node's ACLs; anyone reads them.
+    return (!write || creds.is_root() || IsOwner(creds, attr)) ? Status::Ok() : NotPermitted();
+  }
   return Status::Ok();
 }
 

@@ -61,7 +61,8 @@ class Credentials {
 };
 
 // generic_permission(): Ok when `creds` may do `mask` (kMay* bits) on a node with `attr`'s
-// owner and mode, else kAccess (EACCES). The owner's bits apply to the owner, the group's to
+// owner and mode, else kAccess (EACCES). A node with an access ACL (attr.acl) is decided by
+// it (store::AclPermits); otherwise the owner's bits apply to the owner, the group's to
 // members of the file's group, the others' to everyone else; root passes every r and w check,
 // x on directories, and x on other files that have at least one x bit.
 store::Status CheckAccess(const Credentials& creds, const store::Attr& attr, int mask);
@@ -95,8 +96,9 @@ enum class XattrAccess : uint8_t { kRead, kWrite };
 
 // xattr_permission() and the capability checks: user.* need r to read and w to write;
 // trusted.* are root's (kNoData for others' reads, as the kernel hides them; kPermission for
-// writes); security.* may be read by anyone and written by root only; other namespaces are
-// left to the store.
+// writes); security.* may be read by anyone and written by root only; the POSIX ACLs
+// (system.posix_acl_access, system.posix_acl_default) may be read by anyone and set or
+// removed by the owner and root; other namespaces are left to the store.
 store::Status CheckXattr(const Credentials& creds, const store::Attr& attr, std::string_view name,
                          XattrAccess access);
 

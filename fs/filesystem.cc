@@ -33,6 +33,12 @@ store::Caller CallerOf(fuse_req_t req) {
   return caller;
 }
 
+store::Caller CreatorOf(fuse_req_t req) {
+  store::Caller caller = CallerOf(req);
+  caller.umask = fuse_req_ctx(req)->umask & 0777;
+  return caller;
+}
+
 int64_t NowNs() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -235,6 +241,13 @@ void Init(void* userdata, fuse_conn_info* conn) {
   // Live files are opened with keep_cache (fs/ops_file.cc): the kernel must drop cached pages
   // whenever it sees a file's mtime or size change.
   if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+  // POSIX ACLs: the kernel evaluates them under default_permissions and caches them per inode
+  // (one GETXATTR per inode instead of one per ls -l); the daemon keeps mode and ACL in step
+  // and applies default ACLs and the umask on create (store/posix_acl.h), so the kernel must
+  // not apply the umask first.
+  if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+    conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+  }
   conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_EXPORT_SUPPORT);
   conn->max_write = 1u << 20;
 }

@@ -32,6 +32,9 @@ inline Filesystem& Fs(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_re
 // Who sent the request: uid, gid and pid from the kernel, the program name from
 // /proc/PID/comm (empty if the process is gone).
 store::Caller CallerOf(fuse_req_t req);
+// CallerOf, with the umask of a request that creates a node (create, mknod, mkdir): the
+// kernel leaves it to the daemon (FUSE_CAP_DONT_MASK), which ignores it under a default ACL.
+store::Caller CreatorOf(fuse_req_t req);
 
 // Nanoseconds since the epoch now (UTC).
 int64_t NowNs();

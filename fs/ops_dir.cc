@@ -73,7 +73,7 @@ void MakeDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kMkdir, name));
     MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
-                            fs.archive().MakeDir(parent, name, mode & 07777, CallerOf(req)));
+                            fs.archive().MakeDir(parent, name, mode & 07777, CreatorOf(req)));
     ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });

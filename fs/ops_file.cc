@@ -68,7 +68,7 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kCreate, name));
     MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
-                            fs.archive().MakeNode(parent, name, mode, rdev, CallerOf(req)));
+                            fs.archive().MakeNode(parent, name, mode, rdev, CreatorOf(req)));
     ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
@@ -81,7 +81,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     MEDVFS_RETURN_IF_ERROR(
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kCreate, name));
     store::Archive& archive = fs.archive();
-    const store::Caller caller = CallerOf(req);
+    const store::Caller caller = CreatorOf(req);
     auto made = archive.MakeNode(parent, name, S_IFREG | (mode & 07777), 0, caller);
     bool existed = false;
     if (!made.ok() && made.status().code() == store::Code::kExists && !(fi->flags & O_EXCL)) {

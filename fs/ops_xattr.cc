@@ -11,6 +11,7 @@
 #include "fs/op_util.h"
 #include "fs/view_detail.h"
 #include "store/log.h"
+#include "store/posix_acl.h"
 
 namespace medvfs::fs::internal {
 namespace {
@@ -78,6 +79,17 @@ void InvalidateInode(Filesystem& fs, store::InodeId ino) {
   }
 }
 
+// The access ACL of a view node: a version's (as the live file had it then, without w, as
+// the version's mode has none); other views have none.
+Status GetViewAcl(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, std::string_view name,
+                  size_t size) {
+  if (name != store::kAclAccessXattr) return Status(store::Code::kNoData, "no ACL");
+  MEDVFS_ASSIGN_OR_RETURN(ViewDescriptor view, ViewOf(fs, ino));
+  MEDVFS_ASSIGN_OR_RETURN(store::Attr attr, ViewAttrOf(fs, view));
+  if (attr.acl.empty()) return Status(store::Code::kNoData, "no ACL");
+  return ReplyXattrValue(req, attr.acl, size);
+}
+
 void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) {
   RunOp(req, "setxattr", ino, [&]() -> Status {
@@ -114,7 +126,7 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   RunOp(req, "getxattr", ino, [&]() -> Status {
     Filesystem& fs = Fs(req);
-    if (IsViewNode(ino)) return Status(store::Code::kNoData, "views have no xattrs");
+    if (IsViewNode(ino)) return GetViewAcl(req, fs, ino, name, size);
     // The root's attributes (and stored ones anyone may have set) could name patients.
     if (fs.config().anon_only) return Status(store::Code::kNoData, "this mount serves @anon only");
     MEDVFS_RETURN_IF_ERROR(

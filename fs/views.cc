@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "fs/view_detail.h"
+#include "store/posix_acl.h"
 #include "store/views.h"
 
 namespace medvfs::fs {
@@ -88,6 +89,7 @@ StatusOr<Attr> CurrentGuard(Archive& archive, store::InodeId ino, store::History
     guard.mode = versions.back().file_mode;
     guard.uid = versions.back().file_uid;
     guard.gid = versions.back().file_gid;
+    guard.acl = versions.back().file_acl;
   }
   return guard;
 }
@@ -99,6 +101,13 @@ StatusOr<Attr> HistoryDirAttr(Archive& archive, const ViewDescriptor& view) {
   // With the file's write bits: restoring (user.medvfs.restore on this directory) writes the
   // file, and the kernel's default_permissions asks w on the directory for that setxattr.
   attr.mode = S_IFDIR | view_detail::ReadAndSearch(guard.mode) | (guard.mode & 0222);
+  // The file's ACL, mapped the same way: who may read the file may list its history.
+  if (auto acl = store::ParseAcl(guard.acl); acl.ok() && !acl->empty()) {
+    for (store::AclEntry& entry : *acl) {
+      entry.perm = static_cast<uint16_t>(view_detail::ReadAndSearch(entry.perm) | (entry.perm & 2));
+    }
+    attr.acl = store::SerializeAcl(*acl);
+  }
   attr.uid = guard.uid;
   attr.gid = guard.gid;
   return attr;
@@ -107,6 +116,8 @@ StatusOr<Attr> HistoryDirAttr(Archive& archive, const ViewDescriptor& view) {
 Attr VersionAttr(const store::VersionInfo& v) {
   Attr attr;
   attr.mode = S_IFREG | (v.file_mode & 0555);
+  // The ACL the file had then, read-only as the mode is.
+  if (!v.file_acl.empty()) attr.acl = store::WithoutWrite(v.file_acl);
   attr.uid = v.file_uid;
   attr.gid = v.file_gid;
   attr.nlink = 1;

@@ -47,6 +47,10 @@ struct Caller {
   uint32_t gid = 0;
   uint32_t pid = 0;
   std::string program;  // the process's command name (/proc/PID/comm), may be empty
+  // The creating process's umask, for MakeNode and MakeDir: applied to the new node's mode
+  // unless the directory has a default ACL (which then decides instead, as POSIX 1003.1e
+  // says). The FUSE adapter asks the kernel to leave the umask to it (FUSE_CAP_DONT_MASK).
+  uint32_t umask = 0;
 };
 
 struct Attr {
@@ -62,6 +66,9 @@ struct Attr {
   int64_t ctime_ns = 0;
   HistoryId history = 0;  // regular files only; 0 otherwise
   uint64_t version = 0;   // number of the current content version; 0 before the first commit
+  // The access ACL (the system.posix_acl_access value, store/posix_acl.h); empty when the
+  // permission bits say it all.
+  std::string acl;
 };
 
 struct DirEntry {
@@ -107,6 +114,7 @@ struct VersionInfo {
   uint32_t file_mode = 0;
   uint32_t file_uid = 0;
   uint32_t file_gid = 0;
+  std::string file_acl;        // and its access ACL (store/posix_acl.h; empty for none)
   uint64_t restored_from = 0;  // for kRestore: the version whose content this is
   // DICOM content: the SOPInstanceUID, and whether the version before with content had the
   // same SOPInstanceUID but different bytes (one SOP instance UID must mean one content).

@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   python3-pydicom                          # sample DICOM files (CT_small.dcm) for the demo
   attr zstd clang-format clang-tidy        # getfattr/setfattr, zstd tool, formatting, lint
+  acl rsync                                # setfacl/getfacl, rsync -aHAX: the ACL tests
   clang libclang-rt-14-dev                 # libFuzzer targets (tests/fuzz)
   fio                                      # stress test: parallel I/O jobs on a mount
   python3 gocryptfs bindfs gnuplot-nox     # bench/run: the script, its baselines, --plot

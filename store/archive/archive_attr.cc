@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "store/archive/archive_impl.h"
+#include "store/posix_acl.h"
 
 namespace medvfs::store {
 namespace {
@@ -17,10 +18,54 @@ constexpr size_t kMaxXattrTotalSize = size_t{256} * 1024;
 Status CheckXattrName(std::string_view name) {
   if (name.empty()) return Status::Invalid("empty attribute name");
   if (name.size() > kMaxXattrNameLength) return Status(Code::kRange, "attribute name too long");
-  if (name.starts_with("user.") || name.starts_with("trusted.") || name.starts_with("security.")) {
+  if (name.starts_with("user.") || name.starts_with("trusted.") || name.starts_with("security.") ||
+      IsAclXattr(name)) {
     return Status::Ok();
   }
   return Status::NotSupported("attribute namespace not supported");
+}
+
+using XattrList = std::vector<std::pair<std::string, std::string>>;
+
+XattrList::iterator FindXattr(XattrList& xattrs, std::string_view name) {
+  return std::find_if(xattrs.begin(), xattrs.end(),
+                      [&](const auto& entry) { return entry.first == name; });
+}
+
+// posix_acl_chmod(): the access ACL follows new permission bits.
+Status ChmodAccessAcl(InodeRecord* node) {
+  auto it = FindXattr(node->xattrs, kAclAccessXattr);
+  if (it == node->xattrs.end()) return Status::Ok();
+  MEDVFS_ASSIGN_OR_RETURN(Acl acl, ParseAcl(it->second));
+  ChmodAcl(&acl, node->mode);
+  it->second = SerializeAcl(acl);
+  return Status::Ok();
+}
+
+// What setting ACL `name` to `value` does besides storing it (posix_acl_update_mode and
+// set_posix_acl): an access ACL sets the permission bits and is not kept when they say it all;
+// an ACL of no entries is a removal; default ACLs only exist on directories. Returns the value
+// to store, empty for none.
+StatusOr<std::string> PrepareAcl(InodeRecord* node, std::string_view name, std::string_view value,
+                                 const Caller& caller) {
+  MEDVFS_ASSIGN_OR_RETURN(Acl acl, ParseAcl(value));
+  if (name == kAclDefaultXattr) {
+    if (!S_ISDIR(node->mode) && !acl.empty()) {
+      return Status(Code::kAccess, "default ACLs are for directories");
+    }
+    return acl.empty() ? std::string() : SerializeAcl(acl);
+  }
+  if (acl.empty()) return std::string();
+  const AclMode equivalent = ModeOfAcl(acl);
+  node->mode = (node->mode & ~uint32_t{0777}) | equivalent.perms;
+  // Without being in the file's group (or root), S_ISGID goes, as chmod would drop it.
+  if (caller.uid != 0 && caller.gid != node->gid) node->mode &= ~static_cast<uint32_t>(S_ISGID);
+  return equivalent.equivalent ? std::string() : SerializeAcl(acl);
+}
+
+std::string AclEvent(std::string_view name, bool removed) {
+  std::string what = name == kAclDefaultXattr ? "setfacl -d" : "setfacl";
+  return removed ? what + " -b" : what;
 }
 
 }  // namespace
@@ -61,6 +106,7 @@ StatusOr<Attr> ArchiveImpl::DoSetAttr(InodeId ino, const SetAttrRequest& request
   KvBatch batch;
   if (request.mode.has_value()) {
     node.mode = (node.mode & S_IFMT) | (*request.mode & 07777);
+    MEDVFS_RETURN_IF_ERROR(ChmodAccessAcl(&node));
     RecordMetadataEvent(
         batch, node.history,
         "chmod " +
@@ -122,57 +168,69 @@ StatusOr<std::vector<std::string>> ArchiveImpl::ListXattr(InodeId ino) {
 }
 
 Status ArchiveImpl::DoSetXattr(InodeId ino, std::string_view name, std::string_view value,
-                               int flags) {
+                               int flags, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   MEDVFS_RETURN_IF_ERROR(CheckXattrName(name));
   if (value.size() > kMaxXattrValueSize) return Status(Code::kTooBig, "attribute too large");
   std::lock_guard lock(mu_);
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
-  auto it = std::find_if(node.xattrs.begin(), node.xattrs.end(),
-                         [&](const auto& entry) { return entry.first == name; });
+  auto it = FindXattr(node.xattrs, name);
   if (it != node.xattrs.end() && (flags & XATTR_CREATE)) {
     return Status::Exists("attribute exists");
   }
   if (it == node.xattrs.end() && (flags & XATTR_REPLACE)) {
     return Status(Code::kNoData, "no such attribute");
   }
-  size_t total = name.size() + value.size();
+  std::string stored(value);
+  const bool acl = IsAclXattr(name);
+  if (acl) {
+    if (S_ISLNK(node.mode)) return Status::NotSupported("symlinks have no ACLs");
+    MEDVFS_ASSIGN_OR_RETURN(stored, PrepareAcl(&node, name, value, caller));
+  }
+  size_t total = name.size() + stored.size();
   for (const auto& [key, old] : node.xattrs) {
     if (key != name) total += key.size() + old.size();
   }
   if (total > kMaxXattrTotalSize) return Status(Code::kNoSpace, "no room for more attributes");
-  if (it != node.xattrs.end()) {
-    it->second = std::string(value);
+  if (acl && stored.empty()) {
+    // Equivalent to the permission bits, or no entries: nothing to keep.
+    if (it != node.xattrs.end()) node.xattrs.erase(it);
+  } else if (it != node.xattrs.end()) {
+    it->second = std::move(stored);
   } else {
-    node.xattrs.emplace_back(std::string(name), std::string(value));
+    node.xattrs.emplace_back(std::string(name), std::move(stored));
     std::sort(node.xattrs.begin(), node.xattrs.end());
   }
-  node.ctime_ns = NowNs();
+  const int64_t now = NowNs();
+  node.ctime_ns = now;
   if (orphans_.contains(ino)) {
     orphans_[ino] = node;
     return Status::Ok();
   }
   KvBatch batch;
+  // A setfacl is a metadata change recorded on the version chain, as chmod is.
+  if (acl) RecordMetadataEvent(batch, node.history, AclEvent(name, false), caller, now);
   PutRecord(batch, InodeKey(ino), node);
   return WriteBatchLocked(batch);
 }
 
-Status ArchiveImpl::DoRemoveXattr(InodeId ino, std::string_view name) {
+Status ArchiveImpl::DoRemoveXattr(InodeId ino, std::string_view name, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
   std::lock_guard lock(mu_);
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
-  auto it = std::find_if(node.xattrs.begin(), node.xattrs.end(),
-                         [&](const auto& entry) { return entry.first == name; });
+  auto it = FindXattr(node.xattrs, name);
   if (it == node.xattrs.end()) return Status(Code::kNoData, "no such attribute");
   node.xattrs.erase(it);
-  node.ctime_ns = NowNs();
+  const int64_t now = NowNs();
+  node.ctime_ns = now;
   if (orphans_.contains(ino)) {
     orphans_[ino] = node;
     return Status::Ok();
   }
   KvBatch batch;
+  if (IsAclXattr(name)) RecordMetadataEvent(batch, node.history, AclEvent(name, true), caller, now);
   PutRecord(batch, InodeKey(ino), node);
   return WriteBatchLocked(batch);
 }

@@ -342,14 +342,14 @@ StatusOr<Attr> ArchiveImpl::SetAttr(InodeId ino, const SetAttrRequest& request,
 
 Status ArchiveImpl::SetXattr(InodeId ino, std::string_view name, std::string_view value, int flags,
                              const Caller& caller) {
-  Status s = DoSetXattr(ino, name, value, flags);
+  Status s = DoSetXattr(ino, name, value, flags, caller);
   // Attribute names are not patient data (user.*, security.*); values may be, and are not kept.
   Audit(caller, AuditOp::kSetXattr, s, AuditPathOf(ino), 0, std::string(name));
   return s;
 }
 
 Status ArchiveImpl::RemoveXattr(InodeId ino, std::string_view name, const Caller& caller) {
-  Status s = DoRemoveXattr(ino, name);
+  Status s = DoRemoveXattr(ino, name, caller);
   Audit(caller, AuditOp::kRemoveXattr, s, AuditPathOf(ino), 0, std::string(name));
   return s;
 }

@@ -6,6 +6,7 @@
 
 #include "store/archive/archive_impl.h"
 #include "store/log.h"
+#include "store/posix_acl.h"
 
 namespace medvfs::store {
 namespace {
@@ -121,6 +122,10 @@ VersionRecord ArchiveImpl::NewVersion(HistoryId history_id, HistoryRecord* histo
   version.info.file_mode = file.mode;
   version.info.file_uid = file.uid;
   version.info.file_gid = file.gid;
+  version.info.file_acl.clear();
+  for (const auto& [name, value] : file.xattrs) {
+    if (name == kAclAccessXattr) version.info.file_acl = value;
+  }
   return version;
 }
 

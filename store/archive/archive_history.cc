@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "store/archive/archive_impl.h"
+#include "store/posix_acl.h"
 
 namespace medvfs::store {
 namespace {
@@ -226,6 +227,9 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
     node.mode = S_IFREG | (source.info.file_mode & 07777);
     node.uid = source.info.file_uid;
     node.gid = source.info.file_gid;
+    if (!source.info.file_acl.empty()) {
+      node.xattrs.emplace_back(std::string(kAclAccessXattr), source.info.file_acl);
+    }
     node.nlink = 1;
     node.history = history_id;
     node.atime_ns = now;

@@ -185,8 +185,9 @@ class ArchiveImpl final : public Archive {
   Status DoRename(InodeId parent, std::string_view name, InodeId new_parent,
                   std::string_view new_name, unsigned int flags, const Caller& caller);
   StatusOr<Attr> DoSetAttr(InodeId ino, const SetAttrRequest& request, const Caller& caller);
-  Status DoSetXattr(InodeId ino, std::string_view name, std::string_view value, int flags);
-  Status DoRemoveXattr(InodeId ino, std::string_view name);
+  Status DoSetXattr(InodeId ino, std::string_view name, std::string_view value, int flags,
+                    const Caller& caller);
+  Status DoRemoveXattr(InodeId ino, std::string_view name, const Caller& caller);
   StatusOr<Attr> DoRestore(HistoryId history, uint64_t number, const Caller& caller);
   Status DoSetNote(HistoryId history, uint64_t number, std::string_view text, const Caller& caller);
   // REQUIRES: session->mu held. Sets *committed to the version made (0: none).

@@ -7,6 +7,7 @@
 
 #include "store/archive/archive_impl.h"
 #include "store/log.h"
+#include "store/posix_acl.h"
 
 namespace medvfs::store {
 namespace {
@@ -68,6 +69,9 @@ Attr ArchiveImpl::ToAttr(InodeId ino, const InodeRecord& r) {
   a.ctime_ns = r.ctime_ns;
   a.history = r.history;
   a.version = r.version;
+  for (const auto& [name, value] : r.xattrs) {
+    if (name == kAclAccessXattr) a.acl = value;
+  }
   auto session = sessions_.find(ino);
   if (session != sessions_.end()) {
     a.size = session->second->size.load();
@@ -97,12 +101,13 @@ StatusOr<Attr> ArchiveImpl::GetAttr(InodeId ino) {
 }
 
 NodeRef::NodeRef(NodeRef&& other) noexcept
-    : Attr(other.attr()), archive_(std::exchange(other.archive_, nullptr)) {}
+    : Attr(std::move(static_cast<Attr&>(other))),
+      archive_(std::exchange(other.archive_, nullptr)) {}
 
 NodeRef& NodeRef::operator=(NodeRef&& other) noexcept {
   if (this != &other) {
     if (archive_ != nullptr) archive_->Forget(ino, 1);
-    static_cast<Attr&>(*this) = other.attr();
+    static_cast<Attr&>(*this) = std::move(static_cast<Attr&>(other));
     archive_ = std::exchange(other.archive_, nullptr);
   }
   return *this;
@@ -202,6 +207,28 @@ void ArchiveImpl::RecordMetadataEvent(KvBatch& batch, HistoryId history, std::st
   PutRecord(batch, MetaEventKey(history, AllocateSeq()), event);
 }
 
+namespace {
+
+// posix_acl_create(): a new node's mode and ACLs from its directory's default ACL, or its mode
+// less the caller's umask when the directory has none.
+Status InheritAcls(const InodeRecord& dir, uint32_t mode, const Caller& caller, InodeRecord* node) {
+  std::string_view parent_default;
+  for (const auto& [name, value] : dir.xattrs) {
+    if (name == kAclDefaultXattr) parent_default = value;
+  }
+  MEDVFS_ASSIGN_OR_RETURN(InheritedAcl inherited, InheritAcl(parent_default, mode, caller.umask));
+  node->mode = inherited.mode;
+  if (!inherited.access.empty()) {
+    node->xattrs.emplace_back(std::string(kAclAccessXattr), std::move(inherited.access));
+  }
+  if (!inherited.default_acl.empty()) {
+    node->xattrs.emplace_back(std::string(kAclDefaultXattr), std::move(inherited.default_acl));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<Attr> ArchiveImpl::DoMakeNode(InodeId parent, std::string_view name, uint32_t mode,
                                        uint64_t rdev, const Caller& caller) {
   MEDVFS_RETURN_IF_ERROR(CheckWritable());
@@ -213,9 +240,9 @@ StatusOr<Attr> ArchiveImpl::DoMakeNode(InodeId parent, std::string_view name, ui
   MEDVFS_RETURN_IF_ERROR(LoadDir(parent, &dir));
   if (FindEntry(parent, name).ok()) return Status::Exists("entry exists");
   const int64_t now = NowNs();
-  const InodeId ino = AllocateInode();
   InodeRecord node;
-  node.mode = mode;
+  MEDVFS_RETURN_IF_ERROR(InheritAcls(dir, mode, caller, &node));
+  const InodeId ino = AllocateInode();
   node.uid = caller.uid;
   node.gid = (dir.mode & S_ISGID) ? dir.gid : caller.gid;
   node.nlink = 1;
@@ -247,9 +274,9 @@ StatusOr<Attr> ArchiveImpl::DoMakeDir(InodeId parent, std::string_view name, uin
   MEDVFS_RETURN_IF_ERROR(LoadDir(parent, &dir));
   if (FindEntry(parent, name).ok()) return Status::Exists("entry exists");
   const int64_t now = NowNs();
-  const InodeId ino = AllocateInode();
   InodeRecord node;
-  node.mode = S_IFDIR | (mode & 07777);
+  MEDVFS_RETURN_IF_ERROR(InheritAcls(dir, S_IFDIR | (mode & 07777), caller, &node));
+  const InodeId ino = AllocateInode();
   node.uid = caller.uid;
   node.gid = caller.gid;
   if (dir.mode & S_ISGID) {

@@ -211,6 +211,8 @@ std::string Encode(const VersionRecord& r) {
   w.Bytes(v.sop_instance_uid)
       .U8(static_cast<uint8_t>((v.sop_instance_uid_reused ? 1 : 0) | (v.has_dicom_tags ? 2 : 0) |
                                (v.sha256_deferred ? 4 : 0)));
+  // Added later: records without it (older archives) had no ACL.
+  if (!v.file_acl.empty()) w.Bytes(v.file_acl);
   return w.Take();
 }
 Status Decode(std::string_view in, VersionRecord* r) {
@@ -243,6 +245,7 @@ Status Decode(std::string_view in, VersionRecord* r) {
   v.sop_instance_uid_reused = (flags & 1) != 0;
   v.has_dicom_tags = (flags & 2) != 0;
   v.sha256_deferred = (flags & 4) != 0;
+  v.file_acl = rd.HasMore() ? rd.Bytes() : std::string();
   return rd.Finish("version");
 }
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/posix_acl.h"
 #include "tests/store/test_util.h"
 
 namespace medvfs::fs {
@@ -248,6 +249,75 @@ TEST(AccessTest, RenamingADirectoryAcrossParentsNeedsWriteOnIt) {
   // An exchange moves the other side too.
   EXPECT_EQ(CheckRenameNodes(bob, file, dir, false, /*exchange=*/true).code(), Code::kAccess);
   EXPECT_TRUE(CheckRenameNodes(bob, file, dir, false, /*exchange=*/false).ok());
+}
+
+// The daemon's own check decides by the access ACL when there is one (posix_acl_permission).
+TEST(AccessTest, AnAccessAclDecides) {
+  using store::AclTag;
+  store::Attr file = Node(S_IFREG | 0604);
+  file.acl = store::SerializeAcl({{AclTag::kUserObj, 6, 0},
+                                  {AclTag::kUser, 6, kBob},
+                                  {AclTag::kGroupObj, 0, 0},
+                                  {AclTag::kGroup, 4, kOther},
+                                  {AclTag::kMask, 4, 0},
+                                  {AclTag::kOther, 4, 0}});
+  // Bob: his entry, limited by the mask.
+  EXPECT_EQ(AccessCode(As(kBob, kBob), file, kMayRead), Code::kOk);
+  EXPECT_EQ(AccessCode(As(kBob, kBob), file, kMayWrite), Code::kAccess);
+  // The owning group's entry grants nothing, and a matching group entry denies "other".
+  EXPECT_EQ(AccessCode(As(4000, kStaff), file, kMayRead), Code::kAccess);
+  EXPECT_EQ(AccessCode(As(4000, 4000, {kOther}), file, kMayRead), Code::kOk);
+  EXPECT_EQ(AccessCode(As(4000, 4000), file, kMayRead), Code::kOk);
+  EXPECT_EQ(AccessCode(As(kAlice, kStaff), file, kMayWrite), Code::kOk);
+}
+
+TEST(PosixAclTest, ParseRejectsWhatTheKernelRejects) {
+  using store::AclTag;
+  const std::string good = store::SerializeAcl(store::AclFromMode(0640));
+  ASSERT_TRUE(store::ParseAcl(good).ok());
+  EXPECT_EQ(store::ParseAcl(good.substr(0, good.size() - 1)).status().code(), Code::kInvalid);
+  // Named entry without a mask; entries out of order; a repeated user.
+  EXPECT_FALSE(store::ParseAcl(store::SerializeAcl({{AclTag::kUserObj, 6, 0},
+                                                    {AclTag::kUser, 4, 7},
+                                                    {AclTag::kGroupObj, 4, 0},
+                                                    {AclTag::kOther, 0, 0}}))
+                   .ok());
+  EXPECT_FALSE(store::ParseAcl(store::SerializeAcl({{AclTag::kGroupObj, 4, 0},
+                                                    {AclTag::kUserObj, 6, 0},
+                                                    {AclTag::kOther, 0, 0}}))
+                   .ok());
+  EXPECT_FALSE(store::ParseAcl(store::SerializeAcl({{AclTag::kUserObj, 6, 0},
+                                                    {AclTag::kUser, 4, 7},
+                                                    {AclTag::kUser, 4, 7},
+                                                    {AclTag::kGroupObj, 4, 0},
+                                                    {AclTag::kMask, 4, 0},
+                                                    {AclTag::kOther, 0, 0}}))
+                   .ok());
+}
+
+TEST(PosixAclTest, InheritLimitsTheDefaultAclByTheCreateMode) {
+  using store::AclTag;
+  const std::string default_acl = store::SerializeAcl({{AclTag::kUserObj, 7, 0},
+                                                       {AclTag::kUser, 7, kBob},
+                                                       {AclTag::kGroupObj, 5, 0},
+                                                       {AclTag::kMask, 7, 0},
+                                                       {AclTag::kOther, 0, 0}});
+  auto file = store::InheritAcl(default_acl, S_IFREG | 0644, 077);
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->mode, S_IFREG | 0640u);  // the umask is ignored under a default ACL
+  EXPECT_TRUE(file->default_acl.empty());
+  auto access = store::ParseAcl(file->access);
+  ASSERT_TRUE(access.ok());
+  EXPECT_EQ((*access)[3].tag, AclTag::kMask);
+  EXPECT_EQ((*access)[3].perm, 4);
+  auto dir = store::InheritAcl(default_acl, S_IFDIR | 0777, 077);
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(dir->mode, S_IFDIR | 0770u);
+  EXPECT_EQ(dir->default_acl, default_acl);
+  auto bare = store::InheritAcl("", S_IFREG | 0666, 022);
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->mode, S_IFREG | 0644u);
+  EXPECT_TRUE(bare->access.empty());
 }
 
 }  // namespace
