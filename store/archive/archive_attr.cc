@@ -149,7 +149,7 @@ StatusOr<Attr> ArchiveImpl::DoSetAttr(InodeId ino, const SetAttrRequest& request
 }
 
 StatusOr<std::string> ArchiveImpl::GetXattr(InodeId ino, std::string_view name) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
   for (const auto& [key, value] : node.xattrs) {
@@ -159,7 +159,7 @@ StatusOr<std::string> ArchiveImpl::GetXattr(InodeId ino, std::string_view name) 
 }
 
 StatusOr<std::vector<std::string>> ArchiveImpl::ListXattr(InodeId ino) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
   std::vector<std::string> names;

@@ -219,7 +219,7 @@ StatusOr<std::string> ArchiveImpl::HistoryPathLocked(HistoryId history_id) {
 }
 
 StatusOr<std::string> ArchiveImpl::PathOf(InodeId ino) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
   if (ino == kRootInode || S_ISDIR(node.mode)) return DirPathLocked(ino);
@@ -235,13 +235,13 @@ std::string ArchiveImpl::AuditPathOf(InodeId ino) {
 }
 
 std::string ArchiveImpl::AuditPathIn(InodeId parent, std::string_view name) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   auto dir = DirPathLocked(parent);
   return JoinPath(dir.ok() ? *dir : UnknownPlace(parent), name);
 }
 
 std::string ArchiveImpl::AuditPathOfHistory(HistoryId history) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   auto path = HistoryPathLocked(history);
   return path.ok() ? std::move(path).value() : "(history " + std::to_string(history) + ")";
 }

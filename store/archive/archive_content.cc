@@ -182,7 +182,7 @@ StatusOr<size_t> ArchiveImpl::ReadLive(InodeId ino, uint64_t offset, std::span<c
   HistoryId history = 0;
   uint64_t version = 0;
   {
-    std::lock_guard lock(mu_);
+    std::shared_lock lock(mu_);
     auto it = sessions_.find(ino);
     if (it != sessions_.end()) {
       session = it->second;
@@ -431,7 +431,7 @@ Status ArchiveImpl::TruncateClosed(InodeId ino, uint64_t size, const Caller& cal
 }
 
 StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::OpenVersion(HistoryId history, uint64_t number) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   VersionRecord record;
   MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
   if (record.info.is_delete_marker()) return Status::NotFound("a delete marker has no content");

@@ -1,11 +1,10 @@
 // ArchiveImpl: the Archive over KvStore and ChunkStore. Internal to store/.
 //
-// Locking. Lock order: WriteSession::mu, then ArchiveImpl::mu_, then ChunkStore's cache lock;
-// audit_mu_ and high_water_mu_ are leaves (nothing is taken while either is held, and they are
-// never held together).
-// mu_ serialises every change of meta records (and the id counters in SuperRecord), so each
-// change is one atomic KvBatch written under it; the log is synced after mu_ is released so
-// that commits from several threads share fsyncs. Chunks are stored without mu_.
+// Locking (the whole order: store/engine/lock_order.h). mu_ is a shared mutex: every change of meta
+// records (and the id counters in SuperRecord) takes it exclusively, so each change is one
+// atomic KvBatch written under it; reads that only look take it shared and run in parallel.
+// The log is synced after mu_ is released so that commits from several threads share fsyncs.
+// Chunks are stored and read without mu_.
 //
 // Audit. audit_mu_ serialises appends to the audit chain (an entry and the head record in one
 // unsynced KvBatch). RecordAudit may be called with mu_ held, but the store's own events are
@@ -20,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -31,6 +31,7 @@
 #include "store/engine/chunk_store.h"
 #include "store/engine/content.h"
 #include "store/engine/kv_store.h"
+#include "store/engine/lock_order.h"
 
 namespace medvfs::store {
 
@@ -347,10 +348,13 @@ class ArchiveImpl final : public Archive {
   // Written bytes held in memory over every open file (ArchiveOptions::max_dirty_bytes).
   DirtyBudget dirty_budget_;
 
-  std::mutex mu_;      // Lock order: after WriteSession::mu.
-  SuperRecord super_;  // GUARDED_BY(mu_)
+  // Exclusive for changes, shared for reads (store/engine/lock_order.h).
+  std::shared_mutex mu_;
+  SuperRecord super_;                                                    // GUARDED_BY(mu_)
   std::unordered_map<InodeId, std::shared_ptr<WriteSession>> sessions_;  // GUARDED_BY(mu_)
-  std::unordered_map<InodeId, uint64_t> lookups_;                        // GUARDED_BY(mu_)
+  // GUARDED_BY(mu_): changed under an exclusive mu_, or under a shared mu_ with lookups_mu_.
+  std::unordered_map<InodeId, uint64_t> lookups_;
+  std::mutex lookups_mu_;  // a leaf, taken under a shared mu_ (CountLookup)
   // Unlinked inodes the kernel still references (open files): served from memory until
   // forgotten, and never written back.
   std::unordered_map<InodeId, InodeRecord> orphans_;  // GUARDED_BY(mu_)

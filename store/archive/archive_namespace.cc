@@ -81,7 +81,11 @@ Attr ArchiveImpl::ToAttr(InodeId ino, const InodeRecord& r) {
   return a;
 }
 
-void ArchiveImpl::CountLookup(InodeId ino) { ++lookups_[ino]; }
+// REQUIRES: mu_ held, shared or exclusive.
+void ArchiveImpl::CountLookup(InodeId ino) {
+  std::lock_guard lookups_lock(lookups_mu_);
+  ++lookups_[ino];
+}
 
 void ArchiveImpl::Forget(InodeId ino, uint64_t lookups) {
   std::lock_guard lock(mu_);
@@ -94,7 +98,7 @@ void ArchiveImpl::Forget(InodeId ino, uint64_t lookups) {
 }
 
 StatusOr<Attr> ArchiveImpl::GetAttr(InodeId ino) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord record;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &record));
   return ToAttr(ino, record);
@@ -123,7 +127,7 @@ Attr NodeRef::Release() {
 }
 
 StatusOr<NodeRef> ArchiveImpl::Lookup(InodeId parent, std::string_view name) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord dir;
   MEDVFS_RETURN_IF_ERROR(LoadDir(parent, &dir));
   if (name.size() > kMaxNameLength) return Status(Code::kNameTooLong, "name too long");
@@ -141,7 +145,7 @@ StatusOr<NodeRef> ArchiveImpl::Lookup(InodeId parent, std::string_view name) {
 }
 
 StatusOr<std::vector<DirEntry>> ArchiveImpl::ReadDir(InodeId dir_ino) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord dir;
   MEDVFS_RETURN_IF_ERROR(LoadDir(dir_ino, &dir));
   std::vector<DirEntry> entries;
@@ -449,7 +453,7 @@ Status ArchiveImpl::DoRemoveDir(InodeId parent, std::string_view name) {
 }
 
 StatusOr<std::string> ArchiveImpl::ReadLink(InodeId ino) {
-  std::lock_guard lock(mu_);
+  std::shared_lock lock(mu_);
   InodeRecord node;
   MEDVFS_RETURN_IF_ERROR(LoadInode(ino, &node));
   if (!S_ISLNK(node.mode)) return Status::Invalid("not a symlink");

@@ -681,6 +681,11 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
   if (sync) MEDVFS_RETURN_IF_ERROR(rep_->RunBeforeDurable());
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
+  std::shared_lock io_lock(rep_->io_mu);
+  if (rep_->write_failed.load(std::memory_order_acquire)) {
+    std::lock_guard lock(rep_->failure_mu);
+    return rep_->failure;
+  }
   return NoteWriteResult(FromRocks(rep_->db->Write(write_options, &wb), "writing to the database"));
 }
 
@@ -690,6 +695,11 @@ Status KvStore::Put(Family family, std::string_view key, std::string_view value,
   if (sync) MEDVFS_RETURN_IF_ERROR(rep_->RunBeforeDurable());
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
+  std::shared_lock io_lock(rep_->io_mu);
+  if (rep_->write_failed.load(std::memory_order_acquire)) {
+    std::lock_guard lock(rep_->failure_mu);
+    return rep_->failure;
+  }
   return NoteWriteResult(
       FromRocks(rep_->db->Put(write_options, rep_->Handle(family), ToSlice(key), ToSlice(value)),
                 "writing to the database"));
@@ -762,7 +772,15 @@ Status KvStore::SyncWal() {
   lock.unlock();
   const uint64_t target = rep_->db->GetLatestSequenceNumber();
   Status s = rep_->RunBeforeDurable();
-  if (s.ok()) s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
+  if (s.ok()) {
+    std::unique_lock io_lock(rep_->io_mu);
+    if (rep_->write_failed.load(std::memory_order_acquire)) {
+      std::lock_guard failure_lock(rep_->failure_mu);
+      s = rep_->failure;
+    } else {
+      s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
+    }
+  }
   lock.lock();
   rep_->syncing = false;
   if (s.ok()) rep_->synced_seq = std::max(rep_->synced_seq, target);

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct KvStore::Rep {
   // Set by the first failed write: RocksDB then refuses writes until reopened, and touching
   // its failed log writer again (SyncWAL) trips an assertion in Debian's build.
   std::atomic<bool> write_failed{false};
+  // Writes take it shared, a sync of the log exclusively: a write never runs beside a log
+  // sync, so a sync that fails (and marks the log writer failed) is seen by every later write
+  // (write_failed) before it touches the writer (which, in Debian's build, asserts).
+  std::shared_mutex io_mu;
   std::mutex failure_mu;
   Status failure;                                     // guarded by failure_mu
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
