@@ -88,6 +88,7 @@ TEST_F(SameInodeTest, ReadersWritersAndMetadataChangesOnOneFileAgree) {
   // Two savers take turns (two unsynchronised writers of one file interleave their bytes, as
   // on any file system); everything else runs beside them.
   std::mutex save_mu;
+  threads.reserve(kWriters + 4);
   for (int w = 0; w < kWriters; ++w) {
     threads.emplace_back([&, w] {
       for (int i = 0; i < kSavesEach; ++i) {
