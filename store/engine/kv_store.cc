@@ -635,10 +635,7 @@ unsigned TierOf(Family family, std::string_view key, size_t bytes) {
 }  // namespace
 
 Status KvStore::CheckWritable(size_t bytes, unsigned tier) const {
-  if (rep_->write_failed.load(std::memory_order_acquire)) {
-    std::lock_guard lock(rep_->failure_mu);
-    return rep_->failure;
-  }
+  MEDVFS_RETURN_IF_ERROR(rep_->EarlierFailure());
   if (rep_->reserved_bytes == 0) return Status::Ok();
   struct statvfs fs {};
   if (::statvfs(rep_->dir.c_str(), &fs) != 0) return Status::Ok();  // RocksDB will tell
@@ -682,10 +679,7 @@ Status KvStore::Write(KvBatch& batch, bool sync) {
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   std::shared_lock io_lock(rep_->io_mu);
-  if (rep_->write_failed.load(std::memory_order_acquire)) {
-    std::lock_guard lock(rep_->failure_mu);
-    return rep_->failure;
-  }
+  MEDVFS_RETURN_IF_ERROR(rep_->EarlierFailure());
   return NoteWriteResult(FromRocks(rep_->db->Write(write_options, &wb), "writing to the database"));
 }
 
@@ -696,10 +690,7 @@ Status KvStore::Put(Family family, std::string_view key, std::string_view value,
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   std::shared_lock io_lock(rep_->io_mu);
-  if (rep_->write_failed.load(std::memory_order_acquire)) {
-    std::lock_guard lock(rep_->failure_mu);
-    return rep_->failure;
-  }
+  MEDVFS_RETURN_IF_ERROR(rep_->EarlierFailure());
   return NoteWriteResult(
       FromRocks(rep_->db->Put(write_options, rep_->Handle(family), ToSlice(key), ToSlice(value)),
                 "writing to the database"));
@@ -757,10 +748,7 @@ Status KvStore::SeekLast(Family family, std::string_view prefix, std::string_vie
 }
 
 Status KvStore::SyncWal() {
-  if (rep_->write_failed.load(std::memory_order_acquire)) {
-    std::lock_guard lock(rep_->failure_mu);
-    return rep_->failure;
-  }
+  MEDVFS_RETURN_IF_ERROR(rep_->EarlierFailure());
   const uint64_t wanted = rep_->db->GetLatestSequenceNumber();
   std::unique_lock lock(rep_->sync_mu);
   while (true) {
@@ -774,12 +762,8 @@ Status KvStore::SyncWal() {
   Status s = rep_->RunBeforeDurable();
   if (s.ok()) {
     std::unique_lock io_lock(rep_->io_mu);
-    if (rep_->write_failed.load(std::memory_order_acquire)) {
-      std::lock_guard failure_lock(rep_->failure_mu);
-      s = rep_->failure;
-    } else {
-      s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
-    }
+    s = rep_->EarlierFailure();
+    if (s.ok()) s = NoteWriteResult(FromRocks(rep_->db->SyncWAL(), "syncing the log"));
   }
   lock.lock();
   rep_->syncing = false;

@@ -32,7 +32,13 @@ struct KvStore::Rep {
   // (write_failed) before it touches the writer (which, in Debian's build, asserts).
   std::shared_mutex io_mu;
   std::mutex failure_mu;
-  Status failure;                                     // guarded by failure_mu
+  Status failure;  // guarded by failure_mu
+  // The failure of an earlier write (see write_failed), or Ok.
+  Status EarlierFailure() {
+    if (!write_failed.load(std::memory_order_acquire)) return Status::Ok();
+    std::lock_guard lock(failure_mu);
+    return failure;
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
   std::string wal_note;                               // KvStore::wal_recovery_note
   bool wal_damage_accepted = false;                   // KvStore::wal_damage_accepted
