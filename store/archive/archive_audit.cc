@@ -91,7 +91,7 @@ Status ArchiveImpl::RecordAudit(const AuditEvent& event) {
     entry.seq = audit_seq_ + 1;
     AuditRecord record;
     record.encoded_entry = EncodeAuditEntry(entry);
-    record.mac = AuditChainMac(audit_key_, audit_mac_, record.encoded_entry);
+    record.mac = AuditChainMac(audit_chain_hmac_, audit_mac_, record.encoded_entry);
     KvBatch batch;
     PutRecord(batch, AuditKey(entry.seq), record);
     PutRecord(batch, kAuditHeadKey, AuditHeadRecord{entry.seq, record.mac});
@@ -168,7 +168,7 @@ StatusOr<AuditChainReport> ArchiveImpl::VerifyAuditChain() {
           broken(seq, "entry " + n + " holds entry " + std::to_string(entry.seq) + " (reordered)");
           return false;
         }
-        if (AuditChainMac(audit_key_, previous, record.encoded_entry) != record.mac) {
+        if (AuditChainMac(audit_chain_hmac_, previous, record.encoded_entry) != record.mac) {
           broken(seq, "entry " + n + " does not follow entry " + std::to_string(seq - 1) +
                           " in the chain (altered or reordered)");
           return false;

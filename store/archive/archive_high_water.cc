@@ -270,15 +270,14 @@ Status ArchiveImpl::RecordAcceptedRecordDamage() {
   PutRecord(batch, kSuperKey, super_);
   MEDVFS_RETURN_IF_ERROR(batch.status());
   // The super record's term moves from the old value to the new one.
-  const SecretKey digest_key = DeriveSubkey(meta_key_, kStateDigestLabel);
   StateDigest digest = *accepted_state_digest_;
   std::string old_super;
   MEDVFS_RETURN_IF_ERROR(kv_->Get(Family::kMeta, kSuperKey, &old_super));
-  StateDigestSubtract(&digest, StateDigestTerm(digest_key, kSuperKey, old_super));
+  StateDigestSubtract(&digest, StateDigestTerm(state_digest_hmac_, kSuperKey, old_super));
   bool added = false;
   batch.ForEach([&](Family family, bool is_delete, std::string_view key, std::string_view put) {
     if (family == Family::kMeta && !is_delete && key == kSuperKey && !added) {
-      StateDigestAdd(&digest, StateDigestTerm(digest_key, key, put));
+      StateDigestAdd(&digest, StateDigestTerm(state_digest_hmac_, key, put));
       added = true;
     }
   });
@@ -287,6 +286,7 @@ Status ArchiveImpl::RecordAcceptedRecordDamage() {
       SealRecord(meta_key_, kStateDigestKey, EncodeStateDigest(digest), &sealed));
   batch.Put(Family::kMeta, kStateDigestKey, sealed);
   accepted_record_damage_.reset();
+  state_digest_cache_.reset();
   return kv_->Write(batch, /*sync=*/true);
 }
 

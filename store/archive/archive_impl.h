@@ -246,6 +246,7 @@ class ArchiveImpl final : public Archive {
   // `parent`/`name`: the link being dropped (where a deleted file was last seen).
   Status DropLink(KvBatch& batch, InodeId ino, InodeRecord& node, InodeId parent,
                   std::string_view name, const Caller& caller, int64_t now);
+  // Writes batch with the super record and the state digest record (AddStateDigest).
   Status WriteBatchLocked(KvBatch& batch);
   // --- history identity (archive_identity.cc) ---
   // The history a new regular file created as `name` in `parent` carries, written to batch:
@@ -336,11 +337,14 @@ class ArchiveImpl final : public Archive {
 
   std::unique_ptr<KvStore> kv_;
   SecretKey meta_key_;
-  SecretKey name_key_;
-  SecretKey audit_key_;       // the chain's HMAC key
-  SecretKey high_water_key_;  // the high-water mark's HMAC key
-  SecretKey deid_key_;        // pseudonyms and remapped UIDs (store/dicom/deid.h)
-  std::string archive_id_;    // 16 bytes, from the key slot
+  // Keyed once at open: a one-shot HMAC looks the algorithm up and sets the key per call, a
+  // tenth of the daemon's CPU when creating small files.
+  KeyedHmacSha256 name_hmac_;          // NameHash
+  KeyedHmacSha256 audit_chain_hmac_;   // AuditChainMac
+  KeyedHmacSha256 state_digest_hmac_;  // StateDigestTerm
+  SecretKey high_water_key_;           // the high-water mark's HMAC key
+  SecretKey deid_key_;                 // pseudonyms and remapped UIDs (store/dicom/deid.h)
+  std::string archive_id_;             // 16 bytes, from the key slot
   std::unique_ptr<ChunkStore> chunks_;
   ArchiveOptions options_;
   std::filesystem::path dir_;
@@ -377,6 +381,10 @@ class ArchiveImpl final : public Archive {
   // the digest of the records present.
   std::optional<std::string> accepted_record_damage_;
   std::optional<StateDigest> accepted_state_digest_;
+  // GUARDED_BY(mu_): the state digest and the sealed super record as the last batch of
+  // WriteBatchLocked left them, so that the next batch reads neither back; reset whenever
+  // either is written another way or a write fails.
+  std::optional<StateDigestSnapshot> state_digest_cache_;
 };
 
 // Appends one line (time, uid, gid, pid, program; no key, no patient data) to the archive's

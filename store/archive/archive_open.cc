@@ -61,8 +61,11 @@ Status CheckSchema(const KvStore& kv, const SecretKey& data_key) {
   return Status::Ok();
 }
 
-Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch);
-Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest);
+Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key,
+                      const KeyedHmacSha256& digest_hmac, const StateDigestSnapshot* known,
+                      KvBatch& batch, std::optional<StateDigestSnapshot>* after);
+Status ComputeStateDigest(const KvStore& kv, const KeyedHmacSha256& digest_hmac,
+                          StateDigest* digest);
 Status OpenStateDigestRecord(const SecretKey& meta_key, std::string_view value,
                              StateDigest* digest);
 
@@ -197,8 +200,9 @@ ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, std::unique_ptr<ChunkStore
                          const ArchiveOptions& options, std::filesystem::path dir)
     : kv_(std::move(kv)),
       meta_key_(DeriveSubkey(data_key, kMetaSealLabel)),
-      name_key_(DeriveSubkey(data_key, kNameHashLabel)),
-      audit_key_(DeriveSubkey(data_key, kAuditChainLabel)),
+      name_hmac_(DeriveSubkey(data_key, kNameHashLabel)),
+      audit_chain_hmac_(DeriveSubkey(data_key, kAuditChainLabel)),
+      state_digest_hmac_(DeriveSubkey(meta_key_, kStateDigestLabel)),
       high_water_key_(DeriveSubkey(data_key, kHighWaterLabel)),
       deid_key_(DeriveSubkey(data_key, kDeidLabel)),
       archive_id_(std::move(archive_id)),
@@ -294,7 +298,7 @@ MEDVFS_RECORD_ACCESS(AuditHeadRecord)
 #undef MEDVFS_RECORD_ACCESS
 
 std::string ArchiveImpl::NameHash(std::string_view name) const {
-  auto mac = HmacSha256(name_key_, name);
+  auto mac = name_hmac_.Mac(name);
   return std::string(reinterpret_cast<const char*>(mac.data()), kNameHashSize);
 }
 
@@ -313,7 +317,9 @@ Status ArchiveImpl::Initialize(const Caller& creator) {
   KvBatch batch;
   PutRecord(batch, InodeKey(kRootInode), root);
   PutRecord(batch, kSuperKey, super_);
-  MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
+  MEDVFS_RETURN_IF_ERROR(
+      AddStateDigest(*kv_, meta_key_, state_digest_hmac_, nullptr, batch, nullptr));
+  state_digest_cache_.reset();
   return kv_->Write(batch, /*sync=*/true);
 }
 
@@ -335,7 +341,9 @@ Status ArchiveImpl::Load() {
     super_.schema = kSchemaVersion;
     KvBatch batch;
     PutRecord(batch, kSuperKey, super_);
-    MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
+    MEDVFS_RETURN_IF_ERROR(
+        AddStateDigest(*kv_, meta_key_, state_digest_hmac_, nullptr, batch, nullptr));
+    state_digest_cache_.reset();
     MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
     MEDVFS_LOG_INFO("the archive was upgraded from schema 1 to schema %u (chunks in pack files)",
                     kSchemaVersion);
@@ -350,9 +358,8 @@ Status ArchiveImpl::Load() {
 // can be trusted to be current, and which files are affected is not known: the open is
 // refused unless the admin accepts the records as they are (see accept_record_damage).
 Status ArchiveImpl::CheckStateDigestLocked() {
-  const SecretKey digest_key = DeriveSubkey(meta_key_, kStateDigestLabel);
   StateDigest computed{};
-  MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(*kv_, digest_key, &computed));
+  MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(*kv_, state_digest_hmac_, &computed));
   std::string value;
   Status got = kv_->Get(Family::kMeta, kStateDigestKey, &value);
   if (got.code() == Code::kNotFound && !super_.keeps_state_digest) {
@@ -399,8 +406,14 @@ Status ArchiveImpl::CheckWritable() const {
 Status ArchiveImpl::WriteBatchLocked(KvBatch& batch) {
   super_.keeps_state_digest = true;
   PutRecord(batch, kSuperKey, super_);
-  MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, batch));
-  return kv_->Write(batch, /*sync=*/false);
+  std::optional<StateDigestSnapshot> after;
+  MEDVFS_RETURN_IF_ERROR(AddStateDigest(*kv_, meta_key_, state_digest_hmac_,
+                                        state_digest_cache_ ? &*state_digest_cache_ : nullptr,
+                                        batch, &after));
+  state_digest_cache_.reset();  // until the batch is known to be written
+  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  state_digest_cache_ = std::move(after);
+  return Status::Ok();
 }
 
 namespace {
@@ -421,14 +434,15 @@ Status OpenStateDigestRecord(const SecretKey& meta_key, std::string_view value,
 }
 
 // One scan per covered kind, so that the audit log (most of the records) is never read.
-Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateDigest* digest) {
+Status ComputeStateDigest(const KvStore& kv, const KeyedHmacSha256& digest_hmac,
+                          StateDigest* digest) {
   digest->fill(0);
   for (const char kind : kStateDigestKinds) {
     MEDVFS_RETURN_IF_ERROR(kv.Scan(Family::kMeta, std::string_view(&kind, 1),
                                    [&](std::string_view key, std::string_view value) {
                                      if (CoveredByStateDigest(key)) {
                                        StateDigestAdd(digest,
-                                                      StateDigestTerm(digest_key, key, value));
+                                                      StateDigestTerm(digest_hmac, key, value));
                                      }
                                      return true;
                                    }));
@@ -437,25 +451,34 @@ Status ComputeStateDigest(const KvStore& kv, const SecretKey& digest_key, StateD
 }
 
 // Adds the state digest record to a batch: the digest before it, less the terms of the
-// covered records the batch overwrites or deletes, plus those of the ones it puts.
+// covered records the batch overwrites or deletes, plus those of the ones it puts. `known`,
+// when given, is what the last batch left (StateDigestSnapshot), so neither the digest record
+// nor the super record is read back; `after`, when given, receives what this batch leaves
+// (unset if the batch does not write the super record and `known` is not given).
 // REQUIRES: mu_ held by the caller (no other batch of covered records is in flight).
-Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& batch) {
+Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key,
+                      const KeyedHmacSha256& digest_hmac, const StateDigestSnapshot* known,
+                      KvBatch& batch, std::optional<StateDigestSnapshot>* after) {
   MEDVFS_RETURN_IF_ERROR(batch.status());
-  const SecretKey digest_key = DeriveSubkey(meta_key, kStateDigestLabel);
   StateDigest digest{};
-  std::string value;
-  Status s = kv.Get(Family::kMeta, kStateDigestKey, &value);
-  if (s.code() == Code::kNotFound) {
-    MEDVFS_LOG_INFO("the archive has no state digest yet: computing it from its records");
-    MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(kv, digest_key, &digest));
+  if (known != nullptr) {
+    digest = known->digest;
   } else {
-    MEDVFS_RETURN_IF_ERROR(s);
-    const Status opened = OpenStateDigestRecord(meta_key, value, &digest);
-    if (!opened.ok()) MEDVFS_LOG_ERROR("the %s", opened.message().c_str());
-    MEDVFS_RETURN_IF_ERROR(opened);
+    std::string value;
+    Status s = kv.Get(Family::kMeta, kStateDigestKey, &value);
+    if (s.code() == Code::kNotFound) {
+      MEDVFS_LOG_INFO("the archive has no state digest yet: computing it from its records");
+      MEDVFS_RETURN_IF_ERROR(ComputeStateDigest(kv, digest_hmac, &digest));
+    } else {
+      MEDVFS_RETURN_IF_ERROR(s);
+      const Status opened = OpenStateDigestRecord(meta_key, value, &digest);
+      if (!opened.ok()) MEDVFS_LOG_ERROR("the %s", opened.message().c_str());
+      MEDVFS_RETURN_IF_ERROR(opened);
+    }
   }
   // What each covered key holds before the batch and after each of its operations.
   std::map<std::string, std::optional<std::string>, std::less<>> current;
+  if (known != nullptr) current.emplace(kSuperKey, known->super_value);
   Status failed;
   batch.ForEach([&](Family family, bool is_delete, std::string_view key, std::string_view put) {
     if (family != Family::kMeta || !CoveredByStateDigest(key) || !failed.ok()) return;
@@ -472,11 +495,11 @@ Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& bat
         it = current.emplace(std::string(key), std::move(old)).first;
       }
     }
-    if (it->second) StateDigestSubtract(&digest, StateDigestTerm(digest_key, key, *it->second));
+    if (it->second) StateDigestSubtract(&digest, StateDigestTerm(digest_hmac, key, *it->second));
     if (is_delete) {
       it->second.reset();
     } else {
-      StateDigestAdd(&digest, StateDigestTerm(digest_key, key, put));
+      StateDigestAdd(&digest, StateDigestTerm(digest_hmac, key, put));
       it->second = std::string(put);
     }
   });
@@ -484,6 +507,13 @@ Status AddStateDigest(const KvStore& kv, const SecretKey& meta_key, KvBatch& bat
   std::string sealed;
   MEDVFS_RETURN_IF_ERROR(SealRecord(meta_key, kStateDigestKey, EncodeStateDigest(digest), &sealed));
   batch.Put(Family::kMeta, kStateDigestKey, sealed);
+  if (after != nullptr) {
+    after->reset();
+    const auto super = current.find(kSuperKey);
+    if (super != current.end() && super->second) {
+      *after = StateDigestSnapshot{digest, std::move(*super->second)};
+    }
+  }
   return Status::Ok();
 }
 

@@ -220,11 +220,11 @@ Status DecodeAuditEntry(std::string_view in, AuditEntry* e) {
   return Status::Ok();
 }
 
-AuditMac AuditChainMac(const SecretKey& chain_key, const AuditMac& previous,
+AuditMac AuditChainMac(const KeyedHmacSha256& chain_hmac, const AuditMac& previous,
                        std::string_view encoded_entry) {
   std::string input(reinterpret_cast<const char*>(previous.data()), previous.size());
   input.append(encoded_entry);
-  return HmacSha256(chain_key, input);
+  return chain_hmac.Mac(input);
 }
 
 std::string Encode(const AuditRecord& r) {

@@ -22,8 +22,9 @@ inline constexpr AuditMac kAuditGenesisMac{};
 std::string EncodeAuditEntry(const AuditEntry& entry);
 Status DecodeAuditEntry(std::string_view in, AuditEntry* entry);
 
-// mac_n = HMAC-SHA-256(chain key, mac_{n-1} || encoded entry n).
-AuditMac AuditChainMac(const SecretKey& chain_key, const AuditMac& previous,
+// mac_n = HMAC-SHA-256(chain key, mac_{n-1} || encoded entry n); chain_hmac is keyed with
+// the chain key.
+AuditMac AuditChainMac(const KeyedHmacSha256& chain_hmac, const AuditMac& previous,
                        std::string_view encoded_entry);
 
 // The plaintext of the record stored under 'A' seq: the encoded entry and its chain MAC.

@@ -40,7 +40,8 @@ inline bool CoveredByStateDigest(std::string_view key) {
   return kStateDigestKinds.find(key[0]) != std::string_view::npos;
 }
 
-inline StateDigest StateDigestTerm(const SecretKey& digest_key, std::string_view key,
+// digest_hmac is keyed with k (above).
+inline StateDigest StateDigestTerm(const KeyedHmacSha256& digest_hmac, std::string_view key,
                                    std::string_view value) {
   std::string data;
   data.reserve(4 + key.size() + value.size());
@@ -48,8 +49,16 @@ inline StateDigest StateDigestTerm(const SecretKey& digest_key, std::string_view
   for (int i = 0; i < 4; ++i) data.push_back(static_cast<char>((length >> (8 * i)) & 0xff));
   data.append(key);
   data.append(value);
-  return HmacSha256(digest_key, data);
+  return digest_hmac.Mac(data);
 }
+
+// The two records every batch of ArchiveImpl::WriteBatchLocked rewrites, as a batch left
+// them: the digest, and the super record's stored (sealed) value, whose term the next batch
+// subtracts.
+struct StateDigestSnapshot {
+  StateDigest digest{};
+  std::string super_value;
+};
 
 // digest += term (little-endian, mod 2^256).
 inline void StateDigestAdd(StateDigest* digest, const StateDigest& term) {

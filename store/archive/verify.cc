@@ -78,7 +78,7 @@ class Verifier {
     MEDVFS_RETURN_IF_ERROR(UnlockKeySlot(dir_ / "keyslot", key, &data_key, &archive_id));
     MEDVFS_RETURN_IF_ERROR(OpenDatabase());
     meta_key_ = DeriveSubkey(data_key, kMetaSealLabel);
-    digest_key_ = DeriveSubkey(meta_key_, kStateDigestLabel);
+    digest_hmac_ = std::make_unique<KeyedHmacSha256>(DeriveSubkey(meta_key_, kStateDigestLabel));
     chunk_seal_key_ = DeriveSubkey(data_key, kChunkSealLabel);
     ChunkStoreOptions chunk_options;
     chunk_options.packs_dir = dir_ / "packs";
@@ -198,7 +198,7 @@ class Verifier {
     StateDigest digest{};
     Status s = kv_->Scan(Family::kMeta, "", [&](std::string_view key, std::string_view value) {
       if (CoveredByStateDigest(key)) {
-        StateDigestAdd(&digest, StateDigestTerm(digest_key_, key, value));
+        StateDigestAdd(&digest, StateDigestTerm(*digest_hmac_, key, value));
       } else if (key == kStateDigestKey) {
         stored_digest_ = std::string(value);
       }
@@ -866,7 +866,7 @@ class Verifier {
   VerifyReport& report_;
   std::unique_ptr<KvStore> kv_;
   SecretKey meta_key_;
-  SecretKey digest_key_;
+  std::unique_ptr<KeyedHmacSha256> digest_hmac_;
   std::optional<std::string> stored_digest_;  // the sealed state digest record
   bool keeps_state_digest_ = false;           // the super record says a digest record must exist
   SecretKey chunk_seal_key_;
