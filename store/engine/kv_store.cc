@@ -25,6 +25,7 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <system_error>
@@ -599,6 +600,19 @@ namespace {
 
 constexpr size_t kDataBatchBytes = 64 << 10;
 
+// CheckWritable reuses a look at the free space younger than this while it showed more
+// than this slack above the reserve: medvfs stores well under 1 GB/s (its CPU per byte),
+// so it cannot have used up 64 MiB in 20 ms. (Another process filling the disk that fast is
+// caught 20 ms later; the reserve is the margin for exactly such surprises.)
+constexpr int64_t kFreeSpaceRecheckNs = 20'000'000;
+constexpr uint64_t kFreeSpaceSlack = 64ull << 20;
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // Reserve tiers (KvOpenOptions::reserved_bytes is divided by these).
 constexpr unsigned kDataTier = 1;
 constexpr unsigned kChangeTier = 2;
@@ -637,6 +651,13 @@ unsigned TierOf(Family family, std::string_view key, size_t bytes) {
 Status KvStore::CheckWritable(size_t bytes, unsigned tier) const {
   MEDVFS_RETURN_IF_ERROR(rep_->EarlierFailure());
   if (rep_->reserved_bytes == 0) return Status::Ok();
+  const int64_t now = SteadyNowNs();
+  const int64_t seen_at = rep_->free_seen_at_ns.load(std::memory_order_relaxed);
+  if (seen_at != 0 && now - seen_at < kFreeSpaceRecheckNs &&
+      rep_->free_seen.load(std::memory_order_relaxed) >=
+          rep_->reserved_bytes + bytes + kFreeSpaceSlack) {
+    return Status::Ok();  // far from full a moment ago: cannot be full yet
+  }
   struct statvfs fs {};
   if (::statvfs(rep_->dir.c_str(), &fs) != 0) return Status::Ok();  // RocksDB will tell
   uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
@@ -647,6 +668,8 @@ Status KvStore::CheckWritable(size_t bytes, unsigned tier) const {
                                          &unflushed)) {
     free_bytes -= std::min(free_bytes, unflushed);
   }
+  rep_->free_seen.store(free_bytes, std::memory_order_relaxed);
+  rep_->free_seen_at_ns.store(now, std::memory_order_relaxed);
   const uint64_t reserve = rep_->reserved_bytes / std::max(tier, 1u);
   if (free_bytes >= reserve + bytes) return Status::Ok();
   return Status(Code::kNoSpace, "the disk holding the archive is full (" +
