@@ -34,10 +34,16 @@ std::string TagValue(const DicomTags& tags, std::string_view keyword) {
 std::optional<DicomTags> ArchiveImpl::ParseContentTags(PendingContent& content) {
   const uint64_t size = content.size();
   // A Part 10 file shows in 132 bytes; a data set without its header, in its first elements.
-  std::string head(static_cast<size_t>(std::min<uint64_t>(size, 4096)), '\0');
-  auto got = content.Read(0, std::span<char>(head.data(), head.size()));
-  const bool dicom = got.ok() && *got == head.size() && LooksLikeDicom(head);
-  Wipe(head.data(), head.size());
+  bool dicom = false;
+  if (const std::string* known = content.KnownHead()) {
+    dicom = LooksLikeDicom(*known);  // the commit of a file written from its start
+  } else {
+    std::string head(static_cast<size_t>(std::min<uint64_t>(size, PendingContent::kHeadBytes)),
+                     '\0');
+    auto got = content.Read(0, std::span<char>(head.data(), head.size()));
+    dicom = got.ok() && *got == head.size() && LooksLikeDicom(head);
+    Wipe(head.data(), head.size());
+  }
   if (!dicom) return std::nullopt;
   // Read up to the Pixel Data element (found by its tag bytes, as the chunker does), so a
   // large image never sits in memory whole; capped for files without pixel data.

@@ -176,6 +176,7 @@ PendingContent::PendingContent(ChunkStore* chunks, ExtentList base, uint64_t max
       size_(base_.size()),
       max_dirty_bytes_(std::max<uint64_t>(max_dirty_bytes, kPageSize)),
       streaming_(base_.size() == 0),
+      head_known_(base_.size() == 0),
       base_visible_(base_.size()),
       owner_(NextOwner()),
       budget_(budget) {}
@@ -407,6 +408,9 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
     // The file's SHA-256 on this thread; a large append's chunk ids, seals and stores on the
     // worker (two passes over the bytes, on two cores), a small one's here, after the queue.
     stream_sha_.Update(data);
+    if (head_known_ && stream_head_.size() < kHeadBytes) {
+      stream_head_.append(data.substr(0, kHeadBytes - stream_head_.size()));
+    }
     if (data.size() >= kPipelinedWriteBytes) {
       MEDVFS_RETURN_IF_ERROR(QueueAppend(data));
     } else {
@@ -419,6 +423,7 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
   }
   WaitForQueue();
   MEDVFS_RETURN_IF_ERROR(failed_);
+  ForgetHead();
   MEDVFS_RETURN_IF_ERROR(SwitchToOverlay());
   uint64_t at = offset;
   std::string_view rest = data;
@@ -439,7 +444,9 @@ Status PendingContent::WritePending(uint64_t offset, std::string_view data) {
 
 Status PendingContent::TruncatePending(uint64_t new_size) {
   if (new_size == size_) return Status::Ok();
+  ForgetHead();
   if (new_size == 0) {
+    head_known_ = true;  // the empty content's head: nothing
     base_.Clear();
     pages_.clear();
     chunker_.Reset();

@@ -152,6 +152,13 @@ class PendingContent {
   // that content.
   Status Finalize(ExtentList* content, Sha256Digest* sha256, bool* deferred);
 
+  // The content's first min(size(), kHeadBytes) bytes when they are known without reading
+  // chunks back: the content was written as one stream from empty (a new file, or one
+  // truncated to zero, written from its start). Null otherwise. Lets a commit look for a
+  // DICOM header without decrypting the file's first chunk again.
+  static constexpr size_t kHeadBytes = 4096;
+  const std::string* KnownHead() const { return head_known_ ? &stream_head_ : nullptr; }
+
   // This writer's name for ChunkStore::Put (unique in the process).
   uint64_t owner() const { return owner_; }
   // The chunks this writer stored (new to the archive) since the last TakeInserted: the
@@ -184,6 +191,10 @@ class PendingContent {
   // REQUIRES: overlay mode, offset < size_.
   bool HoleAt(uint64_t offset, uint64_t* end) const;
   Status StoreChunk(std::string_view chunk, ExtentList* into);
+  void ForgetHead() {
+    head_known_ = false;
+    stream_head_.clear();
+  }
   // Makes the budget held for overlay pages match pages_; when the budget has no room for
   // new pages, checkpoints the overlay (which empties it) instead.
   Status SettlePageBudget();
@@ -218,6 +229,10 @@ class PendingContent {
   bool streaming_;
   Chunker chunker_;
   Sha256 stream_sha_;
+  // KnownHead: while head_known_, stream_head_ holds the content's first
+  // min(size_, kHeadBytes) bytes (set while streaming from empty, cleared by anything else).
+  bool head_known_;
+  std::string stream_head_;
   // Overlay mode: base bytes at or beyond base_visible_ read as zeros (truncated away).
   uint64_t base_visible_;
   std::map<uint64_t, std::string> pages_;  // page index -> kPageSize bytes

@@ -561,9 +561,12 @@ TEST_F(ContentTest, SameContentOfHugeHolesReadsOnlyStoredBytes) {
 // Pipelined appends (writes of at least kPipelinedWriteBytes at the streaming end are stored by
 // a worker thread after Write returns) against a plain string as the model: random sequences
 // of large and small appends, overwrites behind the end, reads, truncates and commits. Every
-// read and every commit must see exactly the model's bytes, whatever the worker has done yet.
+// read and every commit must see exactly the model's bytes, whatever the worker has done yet;
+// and whenever the content claims to know its head (KnownHead), that is the model's head.
 TEST_F(ContentTest, PipelinedAppendsAgreeWithAModelUnderRandomOperations) {
   constexpr size_t kLarge = PendingContent::kPipelinedWriteBytes;
+  int heads_known = 0;
+  int heads_unknown = 0;
   for (uint32_t seed = 1; seed <= 6; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::mt19937_64 rng(seed);
@@ -604,12 +607,68 @@ TEST_F(ContentTest, PipelinedAppendsAgreeWithAModelUnderRandomOperations) {
         }
       }
       ASSERT_EQ(writer.size(), model.size());
+      if (const std::string* head = writer.KnownHead()) {
+        ++heads_known;
+        ASSERT_EQ(*head, model.substr(0, PendingContent::kHeadBytes));
+      } else {
+        ++heads_unknown;
+      }
     }
     ExtentList content;
     Sha256Digest sha;
     ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
     EXPECT_EQ(ReadAll(content), model);
   }
+  // Both cases occurred, so the check above could have failed.
+  EXPECT_GT(heads_known, 20);
+  EXPECT_GT(heads_unknown, 20);
+}
+
+// KnownHead (what a commit checks for a DICOM header instead of reading the first chunk back)
+// against a model, on small contents where writes, truncates and commits often touch the
+// first kHeadBytes: whenever the head is claimed known it must be the model's.
+TEST_F(ContentTest, KnownHeadAgreesWithAModelUnderRandomSmallOperations) {
+  constexpr size_t kHead = PendingContent::kHeadBytes;
+  int heads_known = 0;
+  int heads_unknown = 0;
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    auto pick = [&](size_t below) { return static_cast<size_t>(rng() % below); };
+    PendingContent writer(chunks_.get(), ExtentList(), 1 << 20);
+    std::string model;
+    for (int step = 0; step < 40; ++step) {
+      const size_t op = pick(100);
+      const std::string data = Random(1 + pick(kHead), seed * 1000 + static_cast<uint32_t>(step));
+      if (op < 50) {  // append at the end
+        ASSERT_OK(writer.Write(model.size(), data));
+        model += data;
+      } else if (op < 70) {  // write anywhere up to the end (often inside the head)
+        const size_t at = pick(model.size() + 1);
+        ASSERT_OK(writer.Write(at, data));
+        if (at + data.size() > model.size()) model.resize(at + data.size());
+        model.replace(at, data.size(), data);
+      } else if (op < 85) {  // truncate, often to zero (a new stream)
+        const size_t size = pick(3) == 0 ? 0 : pick(model.size() + kHead);
+        ASSERT_OK(writer.Truncate(size));
+        model.resize(size);
+      } else {
+        ExtentList content;
+        Sha256Digest sha;
+        ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
+        ASSERT_EQ(ReadAll(content), model);
+      }
+      if (const std::string* head = writer.KnownHead()) {
+        ++heads_known;
+        ASSERT_EQ(*head, model.substr(0, kHead)) << "step " << step;
+      } else {
+        ++heads_unknown;
+      }
+    }
+  }
+  // Both cases occurred often, so the check above could fail.
+  EXPECT_GT(heads_known, 100);
+  EXPECT_GT(heads_unknown, 100);
 }
 
 // Several writers share one mount-wide budget far smaller than their per-file caps: random
