@@ -758,8 +758,12 @@ Status KvStore::ScanReverse(
 
 Status KvStore::SeekLast(Family family, std::string_view prefix, std::string_view key,
                          std::string* found_key, std::string* value) const {
-  std::unique_ptr<rocksdb::Iterator> it(
-      rep_->db->NewIterator(rocksdb::ReadOptions(), rep_->Handle(family)));
+  // Bounded below by the prefix: RocksDB then skips the files and blocks that end before it,
+  // and a prefix with no record ends the seek instead of stepping back into other records.
+  const rocksdb::Slice lower = ToSlice(prefix);
+  rocksdb::ReadOptions options;
+  options.iterate_lower_bound = &lower;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(options, rep_->Handle(family)));
   it->SeekForPrev(ToSlice(key));
   if (!it->status().ok()) return FromRocks(it->status(), "seeking a record");
   if (!it->Valid() || !ToView(it->key()).starts_with(prefix)) {
