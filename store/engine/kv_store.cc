@@ -544,6 +544,7 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
   }
   if (!s.ok()) return FromOpenFailure(s, dir, options.read_only);
   if (replay_filter != nullptr && !replay_filter->stopped_log().empty()) {
+    rep->replay_stopped = true;
     if (!rep->wal_note.empty()) rep->wal_note += "; ";
     rep->wal_note += "commits lost their pack bytes in a power loss: the write-ahead log (" +
                      replay_filter->stopped_log() +
@@ -562,6 +563,7 @@ StatusOr<std::unique_ptr<KvStore>> KvStore::Open(const std::filesystem::path& di
 }
 
 const std::string& KvStore::wal_recovery_note() const { return rep_->wal_note; }
+bool KvStore::replay_stopped() const { return rep_->replay_stopped; }
 bool KvStore::wal_damage_accepted() const { return rep_->wal_damage_accepted; }
 
 Status KvStore::Get(Family family, std::string_view key, std::string* value) const {

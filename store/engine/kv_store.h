@@ -106,6 +106,8 @@ class KvStore {
   const std::string& wal_recovery_note() const;
   // True when the open had to drop records that follow damage (accept_wal_damage).
   bool wal_damage_accepted() const;
+  // True when replay_check stopped the replay (the note says from which log).
+  bool replay_stopped() const;
 
   // kNotFound when absent.
   // Every read checks RocksDB's block (and blob) checksums: a damaged table block becomes

@@ -47,6 +47,7 @@ struct KvStore::Rep {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [meta, chunks]
   std::string wal_note;                               // KvStore::wal_recovery_note
   bool wal_damage_accepted = false;                   // KvStore::wal_damage_accepted
+  bool replay_stopped = false;                        // KvStore::replay_stopped
   // The directory's key in the process's registry of writable opens (kv_store.cc's DirClaim),
   // released once the database is closed; empty for a read-only open.
   std::string claimed_dir;
