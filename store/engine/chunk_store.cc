@@ -395,16 +395,16 @@ Status ChunkStore::SyncPacksIndexedAhead() {
 
 Status ChunkStore::IndexPending(bool durable_only) {
   std::lock_guard index_lock(index_mu_);
-  std::vector<std::pair<ChunkId, Pending>> durable;
+  std::vector<std::pair<ChunkId, Pending>> to_index;
   {
     std::lock_guard lock(mu_);
     for (const auto& [id, pending] : pending_) {
       if (!durable_only || pending.at.end() <= packs_->DurableEnd(pending.at.pack))
-        durable.emplace_back(id, pending);
+        to_index.emplace_back(id, pending);
     }
   }
   const auto sealed = packs_->TakeSealed();
-  if (durable.empty() && sealed.empty()) return Status::Ok();
+  if (to_index.empty() && sealed.empty()) return Status::Ok();
   std::map<uint64_t, PackRecord> changed;
   auto record_of = [&](uint64_t pack) -> PackRecord& {
     auto it = changed.find(pack);
@@ -414,7 +414,7 @@ Status ChunkStore::IndexPending(bool durable_only) {
     return changed.emplace(pack, record).first->second;
   };
   KvBatch batch;
-  for (const auto& [id, pending] : durable) {
+  for (const auto& [id, pending] : to_index) {
     const std::string key = ChunkIndexKey(id);
     ChunkIndexRecord index{pending.plain_length, pending.at.length, pending.at.pack,
                            pending.at.offset};
@@ -436,7 +436,7 @@ Status ChunkStore::IndexPending(bool durable_only) {
   MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
   for (auto& [pack, record] : changed) pack_records_[pack] = record;
   std::lock_guard lock(mu_);
-  for (const auto& [id, pending] : durable) {
+  for (const auto& [id, pending] : to_index) {
     auto it = pending_.find(id);
     if (it != pending_.end() && it->second.at.pack == pending.at.pack &&
         it->second.at.offset == pending.at.offset) {
