@@ -112,11 +112,11 @@ double ViewTimeout(const Filesystem& fs, const ViewDescriptor& view) {
   // versions.tsv grows with the history; a history directory's permissions follow the live
   // file's, which a chmod changes; metadata views follow the current version; the patient
   // index follows saves, renames and deletes.
-  // A history directory is the exception: its entry is never cached (ViewEntryTimeout), so
-  // every path walk through it looks it up again and brings its attributes fresh; caching
-  // them spares the GETATTR the kernel's permission check would send right after (three
-  // requests fewer per entry of `ls -l`). Only a walk that starts inside the directory (its
-  // working directory, openat on it) may use attributes up to timeout_s old.
+  // A history directory is the exception: a change to its name's binding drops its entry,
+  // and a change to the live file's mode, owner or ACL its attributes, from the kernel's cache
+  // before the change is answered (Filesystem::InvalidateHistoryEntry, InvalidateHistoryAttrs),
+  // so they are cached like a real directory's: every path walk through it (three per entry
+  // of `ls -l`) would otherwise cost a LOOKUP or GETATTR.
   if (IsVolatileView(view) && view.kind != ViewKind::kHistory) return 0.0;
   return fs.config().timeout_s;
 }
@@ -128,12 +128,12 @@ double EntryTimeout(const Filesystem& fs) {
 }
 
 double ViewEntryTimeout(const Filesystem& fs, const ViewDescriptor& view) {
-  // What a name resolves to under .meta and @patients changes with the live tree; so does the
-  // history that DIR/@version/NAME shows (a new file under NAME may carry another one).
-  if (ResolvesAgainstLiveTree(view) || view.kind == ViewKind::kHistory ||
-      view.kind == ViewKind::kEmptyDir) {
-    return 0.0;
-  }
+  // What a name resolves to under .meta and @patients changes with the live tree. So does the
+  // history that DIR/@version/NAME shows (a new file under NAME may carry another one), but
+  // every change of a live name drops that entry from the kernel's cache before it is
+  // answered (Filesystem::InvalidateHistoryEntry): caching it spares `ls -l` of a history
+  // three lookups per version (every path walk through it would look NAME up again).
+  if (ResolvesAgainstLiveTree(view) || view.kind == ViewKind::kEmptyDir) return 0.0;
   return EntryTimeout(fs);
 }
 
@@ -279,6 +279,47 @@ Filesystem::~Filesystem() {
     delete file;
   }
   files_.clear();
+}
+
+void Filesystem::set_session(fuse_session* session) {
+  session_ = session;
+  if (session == nullptr) return;
+  invalidator_ = std::make_unique<EntryInvalidator>([this](const EntryInvalidator::Notice& n) {
+    fuse_session* live = session_.load();
+    if (live == nullptr) return 0;
+    if (n.name.empty()) return fuse_lowlevel_notify_inval_inode(live, n.node, -1, 0);
+    return fuse_lowlevel_notify_inval_entry(live, n.node, n.name.data(), n.name.size());
+  });
+}
+
+void Filesystem::ClearSession() {
+  invalidator_.reset();  // sends what is queued, then stops
+  session_ = nullptr;
+}
+
+void Filesystem::InvalidateHistoryEntry(store::InodeId dir, std::string_view name) {
+  if (!invalidator_) return;
+  // Without the kernel holding DIR/@version, it holds nothing under it either.
+  const std::optional<uint64_t> version_root = nodes_.Find(VersionRootOf(dir));
+  if (!version_root) return;
+  SendInvalidation({*version_root, std::string(name)});
+}
+
+void Filesystem::InvalidateHistoryAttrs(store::HistoryId history) {
+  if (!invalidator_ || history == 0) return;
+  for (uint64_t node : nodes_.HistoryDirsOf(history)) SendInvalidation({node, {}});
+}
+
+void Filesystem::SendInvalidation(EntryInvalidator::Notice notice) {
+  // Normally microseconds; the bound only guards against every daemon thread waiting (see
+  // fs/entry_invalidator.h).
+  constexpr std::chrono::milliseconds kBound{200};
+  if (!invalidator_->InvalidateAndWait(std::move(notice), kBound)) {
+    MEDVFS_LOG_WARNING(
+        "an invalidation is late: @version may show a history as it was for up "
+        "to %.1f s",
+        config_.timeout_s);
+  }
 }
 
 void Filesystem::TrackFile(internal::OpenFile* file) {

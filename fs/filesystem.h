@@ -6,11 +6,14 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <unordered_set>
 
 #include "fs/anon_views.h"
+#include "fs/entry_invalidator.h"
 #include "fs/listing_cache.h"
 #include "fs/node_table.h"
 #include "store/archive.h"
@@ -69,9 +72,18 @@ class Filesystem {
     if (changing_.load() != 0) return std::nullopt;  // read first, then the generation
     return generation_.load();
   }
-  // The session, for notifications (set before the loop starts).
-  void set_session(fuse_session* session) { session_ = session; }
+  // The session, for notifications (set before the loop starts). ClearSession stops the
+  // notifications; called once the loop has ended, before the session is destroyed.
+  void set_session(fuse_session* session);
+  void ClearSession();
   fuse_session* session() const { return session_.load(); }
+  // A change to the live entry `name` of directory `dir` (made, removed, renamed, linked) may
+  // make DIR/@version/NAME show another history: the kernel's cached entry of it is dropped
+  // before the change is answered (history directories' entries are cached for timeout_s).
+  void InvalidateHistoryEntry(store::InodeId dir, std::string_view name);
+  // The mode, owner or ACL of a live file of `history` changed: its history directories'
+  // attributes (which follow the file's: ViewAttr) are dropped before the change is answered.
+  void InvalidateHistoryAttrs(store::HistoryId history);
 
   // Open files, so that shutdown can close what the kernel never released.
   void TrackFile(internal::OpenFile* file);
@@ -85,7 +97,10 @@ class Filesystem {
   AnonView anon_;
   std::atomic<uint64_t> changing_{0};    // requests that may change the archive, in flight
   std::atomic<uint64_t> generation_{0};  // such requests done
+  void SendInvalidation(EntryInvalidator::Notice notice);
+
   std::atomic<fuse_session*> session_{nullptr};
+  std::unique_ptr<EntryInvalidator> invalidator_;  // while there is a session
   std::mutex files_mu_;                            // a leaf lock
   std::unordered_set<internal::OpenFile*> files_;  // GUARDED_BY(files_mu_)
 };

@@ -128,6 +128,7 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse
     store::SetAttrRequest request = ToRequest(*attr, to_set);
     MEDVFS_RETURN_IF_ERROR(CheckSetAttrRequest(req, fs, ino, to_set, fi != nullptr, &request));
     MEDVFS_ASSIGN_OR_RETURN(store::Attr fresh, fs.archive().SetAttr(ino, request, CallerOf(req)));
+    if (request.mode || request.uid || request.gid) fs.InvalidateHistoryAttrs(fresh.history);
     // ftruncate on a handle joins that handle's pending version: its close commits it.
     if (fi != nullptr && (to_set & FUSE_SET_ATTR_SIZE)) FileOf(fi)->wrote = true;
     const struct stat st = ToStat(fresh);

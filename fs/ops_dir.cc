@@ -74,6 +74,7 @@ void MakeDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kMkdir, name));
     MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().MakeDir(parent, name, mode & 07777, CreatorOf(req)));
+    fs.InvalidateHistoryEntry(parent, name);
     ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
@@ -87,6 +88,7 @@ void RemoveDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kRmdir, name));
     MEDVFS_RETURN_IF_ERROR(RequireStickyAllows(req, fs, parent, name, store::AuditOp::kRmdir));
     MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveDir(parent, name, CallerOf(req)));
+    fs.InvalidateHistoryEntry(parent, name);
     fuse_reply_err(req, 0);
     return Status::Ok();
   });

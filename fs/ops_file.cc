@@ -69,6 +69,7 @@ void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
         RequireAccess(req, fs, parent, kMayWrite | kMayExec, store::AuditOp::kCreate, name));
     MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().MakeNode(parent, name, mode, rdev, CreatorOf(req)));
+    fs.InvalidateHistoryEntry(parent, name);
     ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
@@ -89,6 +90,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
       existed = made.ok();
     }
     if (!made.ok()) return made.status();
+    if (!existed) fs.InvalidateHistoryEntry(parent, name);
     // Released on every early return; handed to the kernel with the reply.
     store::NodeRef node = std::move(*made);
     const store::Attr& attr = node.attr();

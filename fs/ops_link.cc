@@ -51,6 +51,7 @@ void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* 
         RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kSymlink, name));
     MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().MakeSymlink(parent, name, target, CallerOf(req)));
+    fs.InvalidateHistoryEntry(parent, name);
     ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
@@ -91,6 +92,7 @@ void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new
     }
     MEDVFS_ASSIGN_OR_RETURN(store::NodeRef node,
                             fs.archive().Link(ino, new_parent, new_name, CallerOf(req)));
+    fs.InvalidateHistoryEntry(new_parent, new_name);
     ReplyRealEntry(req, fs, std::move(node));
     return Status::Ok();
   });
@@ -103,6 +105,7 @@ void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     MEDVFS_RETURN_IF_ERROR(RequireAccess(req, fs, parent, kWriteAndSearch, AuditOp::kUnlink, name));
     MEDVFS_RETURN_IF_ERROR(RequireStickyAllows(req, fs, parent, name, AuditOp::kUnlink));
     MEDVFS_RETURN_IF_ERROR(fs.archive().Unlink(parent, name, CallerOf(req)));
+    fs.InvalidateHistoryEntry(parent, name);
     fuse_reply_err(req, 0);
     return Status::Ok();
   });
@@ -126,6 +129,8 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_
     MEDVFS_RETURN_IF_ERROR(CheckRenameSides(req, fs, parent, name, new_parent, new_name, flags));
     MEDVFS_RETURN_IF_ERROR(
         fs.archive().Rename(parent, name, new_parent, new_name, flags, CallerOf(req)));
+    fs.InvalidateHistoryEntry(parent, name);
+    fs.InvalidateHistoryEntry(new_parent, new_name);
     fuse_reply_err(req, 0);
     return Status::Ok();
   });

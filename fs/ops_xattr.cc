@@ -79,6 +79,13 @@ void InvalidateInode(Filesystem& fs, store::InodeId ino) {
   }
 }
 
+// A live file's access ACL changed: so did its history directories' (HistoryDirAttr).
+void InvalidateHistoryAcl(Filesystem& fs, store::InodeId ino, std::string_view name) {
+  if (name != store::kAclAccessXattr) return;
+  auto attr = fs.archive().GetAttr(ino);
+  if (attr.ok()) fs.InvalidateHistoryAttrs(attr->history);
+}
+
 // The access ACL of a view node: a version's (as the live file had it then, without w, as
 // the version's mode has none); other views have none.
 Status GetViewAcl(fuse_req_t req, Filesystem& fs, fuse_ino_t ino, std::string_view name,
@@ -102,6 +109,7 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
       MEDVFS_ASSIGN_OR_RETURN(
           store::Attr live,
           RestoreFromView(fs.archive(), view, std::string_view(value, size), CallerOf(req)));
+      fs.InvalidateHistoryAttrs(live.history);  // a relinked file guards its history again
       fuse_reply_err(req, 0);
       InvalidateInode(fs, live.ino);
       InvalidateInode(fs, view.ino);  // the directory that holds the name (relinked if deleted)
@@ -118,6 +126,7 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
     }
     MEDVFS_RETURN_IF_ERROR(
         fs.archive().SetXattr(ino, name, std::string_view(value, size), flags, CallerOf(req)));
+    InvalidateHistoryAcl(fs, ino, name);
     fuse_reply_err(req, 0);
     return Status::Ok();
   });
@@ -192,6 +201,7 @@ void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
       MEDVFS_RETURN_IF_ERROR(RemoveVirtualXattr(fs.archive(), ino, name, CallerOf(req)));
     } else {
       MEDVFS_RETURN_IF_ERROR(fs.archive().RemoveXattr(ino, name, CallerOf(req)));
+      InvalidateHistoryAcl(fs, ino, name);
     }
     fuse_reply_err(req, 0);
     return Status::Ok();

@@ -128,6 +128,7 @@ store::StatusOr<std::unique_ptr<MountedSession>> MountedSession::Mount(
 }
 
 MountedSession::~MountedSession() {
+  if (fs_) fs_->ClearSession();
   if (session_ != nullptr) {
     if (mounted_) fuse_session_unmount(session_);
     fuse_session_destroy(session_);

@@ -70,6 +70,20 @@ TEST_F(MountScenarioTest, WriteCloseWriteCloseGivesTwoVersions) {
   ASSERT_EQ(stat(P("@version/scan.dcm").c_str(), &st), 0);
   // The file's read and write bits, x beside each r: whoever may write it may restore it.
   EXPECT_EQ(st.st_mode, static_cast<mode_t>(S_IFDIR | 0755));
+  // The kernel caches the history directory like any directory, and a chmod, chown or
+  // setfacl of the file drops that at once: the history shows the new permissions right away.
+  ASSERT_EQ(chmod(P("scan.dcm").c_str(), 0640), 0);
+  ASSERT_EQ(stat(P("@version/scan.dcm").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode, static_cast<mode_t>(S_IFDIR | 0750));
+  ASSERT_EQ(chown(P("scan.dcm").c_str(), 4242, 4343), 0);
+  ASSERT_EQ(stat(P("@version/scan.dcm").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 4242u);
+  EXPECT_EQ(st.st_gid, 4343u);
+  ASSERT_EQ(chown(P("scan.dcm").c_str(), getuid(), getgid()), 0);
+  ASSERT_EQ(RunProgram({"setfacl", "-m", "u:4242:r", P("scan.dcm").string()}).exit_code, 0);
+  const ProcResult facl = RunProgram({"getfacl", "-cn", P("@version/scan.dcm").string()});
+  EXPECT_NE(facl.out.find("user:4242:r-x\n"), std::string::npos) << facl.out << facl.err;
+  ASSERT_EQ(chmod(P("scan.dcm").c_str(), 0644), 0);
 
   const auto tsv = VersionsTsv("@version/scan.dcm");
   ASSERT_EQ(tsv.size(), 2u);

@@ -187,6 +187,8 @@ TEST_F(MultiUserTest, OthersCannotReadAnOwnerOnlyFileNorItsHistoryAndDenialsAreA
             "EPERM");
   EXPECT_EQ(AsUser(a_, [&] { return chmod(P("a/public.txt").c_str(), 0640) ? errno : 0; }), 0);
   EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/public.txt"), O_RDONLY)), "EACCES");  // at once
+  // Its history follows at once too, although B's reads above had the kernel cache it.
+  EXPECT_EQ(ErrnoName(OpenAs(b_, P("a/@version/public.txt/v1"), O_RDONLY)), "EACCES");
 
   // A supplementary group grants its bits (B is in group_, A's file is 0640 in group_).
   ASSERT_EQ(chown(P("a/public.txt").c_str(), -1, group_gid_), 0);
