@@ -66,6 +66,18 @@ class ContentTest : public test_util::TempDirTest {
     return out;
   }
 
+  // When `writer` claims to know its head (KnownHead), it must be the model's; counts both
+  // cases, so that a test can show the check ran both ways.
+  static void CheckKnownHead(const PendingContent& writer, const std::string& model, int* known,
+                             int* unknown) {
+    if (const std::string* head = writer.KnownHead()) {
+      ++*known;
+      ASSERT_EQ(*head, model.substr(0, PendingContent::kHeadBytes));
+    } else {
+      ++*unknown;
+    }
+  }
+
   // Bytes that zstd compresses to almost nothing, yet different from `seed` to `seed`: what the
   // archive stores of them is small, so the heap measured around a writer is the writer's own,
   // not RocksDB's memtable filling with what it stored.
@@ -607,12 +619,7 @@ TEST_F(ContentTest, PipelinedAppendsAgreeWithAModelUnderRandomOperations) {
         }
       }
       ASSERT_EQ(writer.size(), model.size());
-      if (const std::string* head = writer.KnownHead()) {
-        ++heads_known;
-        ASSERT_EQ(*head, model.substr(0, PendingContent::kHeadBytes));
-      } else {
-        ++heads_unknown;
-      }
+      ASSERT_NO_FATAL_FAILURE(CheckKnownHead(writer, model, &heads_known, &heads_unknown));
     }
     ExtentList content;
     Sha256Digest sha;
@@ -658,12 +665,8 @@ TEST_F(ContentTest, KnownHeadAgreesWithAModelUnderRandomSmallOperations) {
         ASSERT_OK(writer.Finalize(&content, &sha, &deferred_));
         ASSERT_EQ(ReadAll(content), model);
       }
-      if (const std::string* head = writer.KnownHead()) {
-        ++heads_known;
-        ASSERT_EQ(*head, model.substr(0, kHead)) << "step " << step;
-      } else {
-        ++heads_unknown;
-      }
+      SCOPED_TRACE("step " + std::to_string(step));
+      ASSERT_NO_FATAL_FAILURE(CheckKnownHead(writer, model, &heads_known, &heads_unknown));
     }
   }
   // Both cases occurred often, so the check above could fail.
