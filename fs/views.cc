@@ -548,6 +548,14 @@ std::string FormatStatsJson(const store::ArchiveStats& stats) {
       {"stored_bytes", stats.stored_bytes},
       {"chunks", stats.chunks},
       {"disk_bytes", stats.disk_bytes},
+      {"pack_bytes", stats.pack_bytes},
+      {"reclaimable_bytes", stats.reclaimable_bytes},
+      // The last garbage collection (all 0 when none ran).
+      {"gc_time_ns", stats.last_gc ? static_cast<uint64_t>(stats.last_gc->time_ns) : 0},
+      {"gc_duration_ms", stats.last_gc ? static_cast<uint64_t>(stats.last_gc->duration_ms) : 0},
+      {"gc_chunks_dropped", stats.last_gc ? stats.last_gc->chunks_dropped : 0},
+      {"gc_packs_removed", stats.last_gc ? stats.last_gc->packs_removed : 0},
+      {"gc_bytes_freed", stats.last_gc ? stats.last_gc->bytes_freed : 0},
   };
   std::string out = "{";
   for (const auto& [key, value] : fields) {

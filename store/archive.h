@@ -175,6 +175,43 @@ struct IndexedFile {
   std::string path;  // from the root, without a leading slash, e.g. "ct/slice1.dcm"
 };
 
+// --- Garbage collection (see Archive::CollectGarbage) ---
+
+struct GcRequest {
+  // Finds and counts what a collection would drop and rewrite; changes nothing. Default: no.
+  bool dry_run = false;
+  // A sealed pack is rewritten once at least this percentage of its bytes is garbage (a pack
+  // with no live chunk is deleted whatever this says). 0 rewrites every pack with any
+  // garbage. Default: 20.
+  uint32_t repack_garbage_percent = 20;
+  // Bytes per second read from packs being rewritten, so that clients keep the disk
+  // (0: no limit). Default: 64 MiB/s.
+  uint64_t rate_bytes_per_s = uint64_t{64} << 20;
+  // Called from the collecting thread as it goes: the phase ("mark", "sweep", "repack"),
+  // and for "repack" the bytes read so far of `total`.
+  std::function<void(std::string_view phase, uint64_t done, uint64_t total)> progress;
+  // Polled between pieces of work; true stops the collection (what is done by then stays
+  // done and consistent) and it returns with cancelled set.
+  std::function<bool()> cancelled;
+};
+
+struct GcResult {
+  int64_t time_ns = 0;  // when it started
+  int64_t duration_ms = 0;
+  bool dry_run = false;
+  bool cancelled = false;
+  uint64_t chunks_indexed = 0;         // chunk index records when it started
+  uint64_t chunks_dropped = 0;         // unreferenced chunks dropped (dry run: found)
+  uint64_t bytes_dropped = 0;          // their stored bytes
+  uint64_t dropped_extent_groups = 0;  // extent groups of dropped scratch versions cleared
+  uint64_t packs = 0;                  // pack files when it started
+  uint64_t packs_removed = 0;          // pack files deleted (dry run: that would be)
+  uint64_t packs_skipped = 0;          // chosen packs left as they were (see the log)
+  uint64_t bytes_copied = 0;           // live bytes copied into new packs (dry run: would be)
+  uint64_t bytes_freed = 0;  // bytes of deleted pack files minus the bytes copied (dry run:
+                             // what would be)
+};
+
 struct ArchiveStats {
   uint64_t files = 0;  // histories (live or deleted regular files)
   uint64_t live_files = 0;
@@ -184,6 +221,13 @@ struct ArchiveStats {
   uint64_t stored_bytes = 0;   // bytes of sealed chunks (after dedup, compression, encryption)
   uint64_t chunks = 0;
   uint64_t disk_bytes = 0;  // size of the archive directory on disk
+  uint64_t pack_bytes = 0;  // bytes of the pack files, as the pack records count them
+  // Bytes of pack files no index record refers to (dropped chunks, orphans of crashes,
+  // headers and trailers): what garbage collection can give back by rewriting packs.
+  // Chunks that no version references any more count here only after a collection dropped
+  // them from the index.
+  uint64_t reclaimable_bytes = 0;
+  std::optional<GcResult> last_gc;  // the last collection that changed the archive
 };
 
 struct FsStats {
@@ -524,6 +568,18 @@ class Archive {
   // kReadOnly with ArchiveOptions::no_writes.
   virtual StatusOr<BackupResult> Backup(const std::filesystem::path& dest,
                                         const BackupRequest& request, const Caller& caller) = 0;
+  // --- Garbage collection (store/archive/archive_gc.cc) ---------------------------------------
+  // Gives back the space of content nothing references any more: chunks of pruned, purged
+  // or dropped versions and orphans a crash left are dropped from the chunk index, then
+  // sealed packs with enough garbage (GcRequest::repack_garbage_percent) are rewritten: their
+  // live chunks are copied to new packs and the old files deleted. Online: reads and writes
+  // go on meanwhile (a chunk a writer takes up while the collection runs is never dropped),
+  // the rewrite keeps to GcRequest::rate_bytes_per_s, and a crash at any step loses nothing
+  // (the next open finishes or forgets what was half done). One collection at a time (kBusy
+  // otherwise). Audited (kGc), and the result is kept for Stats (not for a dry run).
+  // kReadOnly on a read-only archive unless dry_run.
+  virtual StatusOr<GcResult> CollectGarbage(const GcRequest& request, const Caller& caller) = 0;
+
   // --- De-identification (store/dicom/deid.h) ----------------------------------------------------
   // A de-identifier keyed by this archive (a subkey of its data key), so that pseudonyms and
   // remapped UIDs are the same in every view and export of the archive and nowhere else.

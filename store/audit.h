@@ -57,6 +57,8 @@ enum class AuditOp : uint8_t {
                                // digest (--accept-record-damage); detail: what differed
   kDamageFound = 35,           // a read met stored bytes that failed authentication (it got
                                // EIO, never the bytes); once per open handle; detail: where
+  kGc = 36,                    // medvfs gc (also a dry run); detail: what it dropped, rewrote
+                               // and freed
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

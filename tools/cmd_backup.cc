@@ -40,54 +40,6 @@ struct BackupArgs {
   KeyOptions key;
 };
 
-// The archive directory named by ARCHIVE (the directory, or its mountpoint), and its mountpoint
-// when it is mounted here.
-struct BackupSource {
-  fs::path archive;
-  std::optional<fs::path> mountpoint;
-};
-
-BackupSource ResolveSource(const std::string& arg) {
-  BackupSource source;
-  source.archive = fs::absolute(fs::path(arg)).lexically_normal();
-  const std::vector<MountEntry> mounts = ReadMountInfo();
-  if (auto mount = FindMedvfsMountOfArchive(mounts, source.archive)) {
-    source.mountpoint = mount->mountpoint;
-  } else if (auto top = FindMedvfsMountContaining(mounts, source.archive);
-             top && top->mountpoint == source.archive) {
-    source.archive = top->source;
-    source.mountpoint = top->mountpoint;
-  }
-  if (!store::Archive::Exists(source.archive)) {
-    Fail(arg + " is neither a medvfs archive nor a medvfs mount",
-         "give the archive directory that medvfs init created (or its mountpoint)");
-  }
-  return source;
-}
-
-// "backup: 120.0 MiB copied" on stderr, rewritten in place, at most every 200 ms; only on a
-// terminal.
-class ProgressLine {
- public:
-  ProgressLine() : enabled_(::isatty(STDERR_FILENO) != 0) {}
-  void Update(uint64_t bytes) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!enabled_ || now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    std::cerr << "\r\033[Kbackup: " << HumanBytes(bytes) << " copied" << std::flush;
-    shown_ = true;
-  }
-  void Clear() {
-    if (shown_) std::cerr << "\r\033[K" << std::flush;
-    shown_ = false;
-  }
-
- private:
-  bool enabled_;
-  bool shown_ = false;
-  std::chrono::steady_clock::time_point last_{};
-};
-
 std::string UtcTime(int64_t seconds) {
   const std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
@@ -174,14 +126,16 @@ void RunBackup(BackupArgs& args) {
   if (args.archive.empty() || args.dest.empty()) {
     Fail("ARCHIVE and DEST are required", "run: medvfs backup ARCHIVE DEST", 2);
   }
-  const BackupSource source = ResolveSource(args.archive);
+  const ArchiveSource source = ResolveArchiveSource(args.archive);
   const fs::path dest = fs::absolute(fs::path(args.dest)).lexically_normal();
   if (auto mount = FindMedvfsMountContaining(ReadMountInfo(), dest)) {
     Fail(args.dest + " lies inside the medvfs mount " + mount->mountpoint.string(),
          "back up into a plain directory, on another disk");
   }
   ProgressLine progress;
-  auto on_progress = [&progress](uint64_t bytes) { progress.Update(bytes); };
+  auto on_progress = [&progress](uint64_t bytes) {
+    progress.Update("backup: " + HumanBytes(bytes) + " copied");
+  };
 
   const std::optional<pid_t> daemon = LiveDaemonPid(source.archive);
   std::error_code ec;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/views.h"
 #include "tools/archive_commands.h"
 #include "tools/cli_error.h"
 #include "tools/output.h"
@@ -42,6 +43,17 @@ store::ArchiveStats StatsThroughMount(const StatsArgs& args, const ArchiveTarget
   stats.stored_bytes = number("stored_bytes");
   stats.chunks = number("chunks");
   stats.disk_bytes = number("disk_bytes");
+  stats.pack_bytes = number("pack_bytes");
+  stats.reclaimable_bytes = number("reclaimable_bytes");
+  if (number("gc_time_ns") != 0) {
+    store::GcResult gc;
+    gc.time_ns = static_cast<int64_t>(number("gc_time_ns"));
+    gc.duration_ms = static_cast<int64_t>(number("gc_duration_ms"));
+    gc.chunks_dropped = number("gc_chunks_dropped");
+    gc.packs_removed = number("gc_packs_removed");
+    gc.bytes_freed = number("gc_bytes_freed");
+    stats.last_gc = gc;
+  }
   return stats;
 }
 
@@ -76,6 +88,13 @@ void PrintTable(const store::ArchiveStats& s) {
       {"chunks:", std::to_string(s.chunks)},
       {"disk bytes:", Bytes(s.disk_bytes)},
       {"dedup+compression ratio:", ratio},
+      {"pack bytes:", Bytes(s.pack_bytes)},
+      {"reclaimable by gc:", Bytes(s.reclaimable_bytes)},
+      {"last gc:", s.last_gc ? store::FormatTimeNs(s.last_gc->time_ns) + ", freed " +
+                                   HumanBytes(s.last_gc->bytes_freed) + ", dropped " +
+                                   std::to_string(s.last_gc->chunks_dropped) + " chunks, " +
+                                   std::to_string(s.last_gc->packs_removed) + " packs rewritten"
+                             : std::string("never")},
   };
   std::cout << FormatTable(rows) << std::flush;
 }
@@ -91,6 +110,14 @@ void PrintJson(const store::ArchiveStats& s) {
       {"chunks", s.chunks},
       {"disk_bytes", s.disk_bytes},
       {"ratio", s.stored_bytes == 0 ? nlohmann::json(nullptr) : nlohmann::json(SavingRatio(s))},
+      {"pack_bytes", s.pack_bytes},
+      {"reclaimable_bytes", s.reclaimable_bytes},
+      {"last_gc", s.last_gc ? nlohmann::json{{"time", store::FormatTimeNs(s.last_gc->time_ns)},
+                                             {"duration_ms", s.last_gc->duration_ms},
+                                             {"chunks_dropped", s.last_gc->chunks_dropped},
+                                             {"packs_removed", s.last_gc->packs_removed},
+                                             {"bytes_freed", s.last_gc->bytes_freed}}
+                            : nlohmann::json(nullptr)},
   };
   std::cout << out.dump(2) << std::endl;
 }

@@ -14,5 +14,6 @@ void RegisterBackupCommand(CLI::App& app);  // backup         (tools/cmd_backup.
 void RegisterRestoreBackupCommand(CLI::App& app);  // restore-backup (tools/cmd_backup.cc)
 void RegisterReceiveCommand(CLI::App& app);        // receive        (tools/cmd_receive.cc)
 void RegisterResearchCommands(CLI::App& app);      // export, deid-map   (tools/cmd_export.cc)
+void RegisterGcCommand(CLI::App& app);             // gc             (tools/cmd_gc.cc)
 
 }  // namespace medvfs::tools

@@ -113,6 +113,51 @@ bool ParseNumber(std::string_view text, T* value) {
   return error == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
+// A GcResult as the tab-separated numbers of an "ok" line, and back.
+std::string EncodeGcResult(const store::GcResult& r) {
+  const uint64_t fields[] = {static_cast<uint64_t>(r.time_ns),
+                             static_cast<uint64_t>(r.duration_ms),
+                             r.dry_run ? 1u : 0u,
+                             r.cancelled ? 1u : 0u,
+                             r.chunks_indexed,
+                             r.chunks_dropped,
+                             r.bytes_dropped,
+                             r.dropped_extent_groups,
+                             r.packs,
+                             r.packs_removed,
+                             r.packs_skipped,
+                             r.bytes_copied,
+                             r.bytes_freed};
+  std::string out;
+  for (uint64_t field : fields) {
+    if (!out.empty()) out += '\t';
+    out += std::to_string(field);
+  }
+  return out;
+}
+
+bool DecodeGcResult(std::span<const std::string_view> f, store::GcResult* r) {
+  uint64_t v[13];
+  if (f.size() != std::size(v)) return false;
+  for (size_t i = 0; i < std::size(v); ++i) {
+    if (!ParseNumber(f[i], &v[i])) return false;
+  }
+  r->time_ns = static_cast<int64_t>(v[0]);
+  r->duration_ms = static_cast<int64_t>(v[1]);
+  r->dry_run = v[2] != 0;
+  r->cancelled = v[3] != 0;
+  r->chunks_indexed = v[4];
+  r->chunks_dropped = v[5];
+  r->bytes_dropped = v[6];
+  r->dropped_extent_groups = v[7];
+  r->packs = v[8];
+  r->packs_removed = v[9];
+  r->packs_skipped = v[10];
+  r->bytes_copied = v[11];
+  r->bytes_freed = v[12];
+  return true;
+}
+
 std::string ProcessName(pid_t pid) {
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
@@ -147,6 +192,7 @@ struct ControlServer::State {
   void Serve(int fd, const ucred& peer);
   void ServeBackup(int fd, const store::Caller& caller, const stdfs::path& dest, uint32_t keep);
   void ServeDeidMap(int fd, const store::Caller& caller, const std::string& prefix);
+  void ServeGc(int fd, const store::Caller& caller, const store::GcRequest& request);
   // Refuses (replies, records `refused` as failed) a peer that is neither root nor the
   // daemon's user; returns whether it did.
   bool RefuseForeignPeer(int fd, const store::Caller& caller, store::AuditEvent refused);
@@ -265,6 +311,17 @@ void ControlServer::State::Serve(int fd, const ucred& peer) {
   if (fields.size() == 2 && fields[0] == "deid-map") {
     return ServeDeidMap(fd, caller, std::string(fields[1]));
   }
+  if (fields.size() == 4 && fields[0] == "gc") {
+    store::GcRequest request;
+    uint32_t dry_run = 0;
+    if (ParseNumber(fields[1], &dry_run) && dry_run <= 1 &&
+        ParseNumber(fields[2], &request.repack_garbage_percent) &&
+        request.repack_garbage_percent <= 100 &&
+        ParseNumber(fields[3], &request.rate_bytes_per_s)) {
+      request.dry_run = dry_run == 1;
+      return ServeGc(fd, caller, request);
+    }
+  }
   ReplyError(fd, Status::Invalid("malformed request on the control socket"));
 }
 
@@ -334,6 +391,28 @@ void ControlServer::State::ServeDeidMap(int fd, const store::Caller& caller,
     }
   }
   SendLine(fd, "ok\t" + std::to_string(entries->size()) + "\n");
+}
+
+void ControlServer::State::ServeGc(int fd, const store::Caller& caller,
+                                   const store::GcRequest& gc_request) {
+  if (RefuseForeignPeer(fd, caller, EventOf(caller, store::AuditOp::kGc, "gc"))) return;
+  std::atomic<bool> client_gone{false};
+  store::GcRequest request = gc_request;
+  request.progress = [fd, &client_gone](std::string_view phase, uint64_t done, uint64_t total) {
+    if (!SendLine(fd, "progress\t" + std::string(phase) + "\t" + std::to_string(done) + "\t" +
+                          std::to_string(total) + "\n")) {
+      client_gone = true;
+    }
+  };
+  request.cancelled = [this, &client_gone] { return stopping.load() || client_gone.load(); };
+  MEDVFS_LOG_INFO("garbage collection requested on the control socket by uid %u pid %u", caller.uid,
+                  caller.pid);
+  auto result = archive->CollectGarbage(request, caller);
+  if (!result.ok()) {
+    MEDVFS_LOG_WARNING("garbage collection failed: %s", result.status().ToString().c_str());
+    return ReplyError(fd, result.status());
+  }
+  SendLine(fd, "ok\t" + EncodeGcResult(*result) + "\n");
 }
 
 ControlServer::ControlServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -510,6 +589,33 @@ store::StatusOr<RemoteBackup> RequestBackup(const stdfs::path& archive_dir, cons
                  if (f.size() == 6 && f[0] == "ok" && ParseNumber(f[1], &out.id) &&
                      ParseNumber(f[2], &out.new_bytes) && ParseNumber(f[3], &out.size) &&
                      ParseNumber(f[4], &out.files) && ParseNumber(f[5], &out.time_s)) {
+                   return Status::Ok();
+                 }
+                 return kMalformedAnswer;
+               });
+  if (!status.ok()) return status;
+  return out;
+}
+
+store::StatusOr<store::GcResult> RequestGc(
+    const stdfs::path& archive_dir, const store::GcRequest& request,
+    const std::function<void(std::string_view phase, uint64_t done, uint64_t total)>& progress) {
+  store::GcResult out;
+  Status status =
+      Exchange(archive_dir,
+               "gc\t" + std::string(request.dry_run ? "1" : "0") + "\t" +
+                   std::to_string(request.repack_garbage_percent) + "\t" +
+                   std::to_string(request.rate_bytes_per_s) + "\n",
+               [&](const std::vector<std::string_view>& f) -> std::optional<Status> {
+                 uint64_t done = 0;
+                 uint64_t total = 0;
+                 if (f.size() == 4 && f[0] == "progress" && ParseNumber(f[2], &done) &&
+                     ParseNumber(f[3], &total)) {
+                   if (progress) progress(f[1], done, total);
+                   return std::nullopt;
+                 }
+                 if (f.size() >= 2 && f[0] == "ok" &&
+                     DecodeGcResult(std::span<const std::string_view>(f).subspan(1), &out)) {
                    return Status::Ok();
                  }
                  return kMalformedAnswer;

@@ -15,6 +15,9 @@
 //   daemon: "entry\t<pseudonym>\t<PatientID in hex>\t<versions>\n" ..., then
 //           "ok\t<entries>\n" or an "error" line; the request is audited (cli-read, "deid-map")
 //           and synced before the first entry is sent.
+//   client: "gc\t<dry run 0|1>\t<repack garbage percent>\t<rate bytes/s>\n"   (medvfs gc)
+//   daemon: "progress\t<phase>\t<done>\t<total>\n" ..., then "ok\t<13 numbers of the
+//           GcResult>\n" or an "error" line. A client that goes away stops the collection.
 // The backup runs on a thread of the daemon's own, beside the FUSE workers: reads and writes
 // through the mount go on meanwhile. A client that goes away stops its backup.
 #pragma once
@@ -76,6 +79,13 @@ struct RemoteBackup {
 store::StatusOr<RemoteBackup> RequestBackup(const std::filesystem::path& archive_dir,
                                             const std::filesystem::path& dest, uint32_t keep,
                                             const std::function<void(uint64_t)>& progress);
+
+// Asks the daemon serving `archive_dir` to collect garbage (store::Archive::CollectGarbage
+// with `request`'s options; its callbacks are not sent). `progress` gets the daemon's
+// progress reports. Errors as RequestBackup.
+store::StatusOr<store::GcResult> RequestGc(
+    const std::filesystem::path& archive_dir, const store::GcRequest& request,
+    const std::function<void(std::string_view phase, uint64_t done, uint64_t total)>& progress);
 
 // Asks the daemon serving `archive_dir` for store::BuildDeidMap with pseudonyms of `prefix`.
 // Errors as for RequestBackup. The caller checks the user's key first (store::Archive::CheckKey):

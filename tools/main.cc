@@ -49,6 +49,7 @@ int Run(int argc, char** argv) {
     medvfs::tools::RegisterRestoreBackupCommand(app);
     medvfs::tools::RegisterReceiveCommand(app);
     medvfs::tools::RegisterResearchCommands(app);
+    medvfs::tools::RegisterGcCommand(app);
     app.add_subcommand("version", "Print the version")->callback([] {
       std::cout << kVersionText << std::endl;
     });

@@ -1,8 +1,11 @@
 #include "tools/output.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <iostream>
 
 namespace medvfs::tools {
 
@@ -63,6 +66,21 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
     out += '\n';
   }
   return out;
+}
+
+ProgressLine::ProgressLine() : enabled_(::isatty(STDERR_FILENO) != 0) {}
+
+void ProgressLine::Update(const std::string& text) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!enabled_ || now - last_ < std::chrono::milliseconds(200)) return;
+  last_ = now;
+  std::cerr << "\r\033[K" << text << std::flush;
+  shown_ = true;
+}
+
+void ProgressLine::Clear() {
+  if (shown_) std::cerr << "\r\033[K" << std::flush;
+  shown_ = false;
 }
 
 }  // namespace medvfs::tools

@@ -1,6 +1,7 @@
 // Small formatting helpers shared by the subcommands' human-readable output.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -19,5 +20,20 @@ std::string EscapeCell(std::string_view text, Backslashes backslashes = Backslas
 
 // Left-aligned columns separated by two spaces; the last column is not padded.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
+
+// Progress of long work ("backup: 120.0 MiB copied") on stderr, one line rewritten in place
+// at most every 200 ms; only when stderr is a terminal.
+class ProgressLine {
+ public:
+  ProgressLine();
+  void Update(const std::string& text);
+  // Erases the line (before the result is printed).
+  void Clear();
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
 
 }  // namespace medvfs::tools

@@ -230,6 +230,24 @@ ArchiveTarget ResolveArchiveTarget(std::string_view archive) {
   return target;
 }
 
+ArchiveSource ResolveArchiveSource(const std::string& arg) {
+  ArchiveSource source;
+  source.archive = fs::absolute(fs::path(arg)).lexically_normal();
+  const std::vector<MountEntry> mounts = ReadMountInfo();
+  if (auto mount = FindMedvfsMountOfArchive(mounts, source.archive)) {
+    source.mountpoint = mount->mountpoint;
+  } else if (auto top = FindMedvfsMountContaining(mounts, source.archive);
+             top && top->mountpoint == source.archive) {
+    source.archive = top->source;
+    source.mountpoint = top->mountpoint;
+  }
+  if (!store::Archive::Exists(source.archive)) {
+    Fail(arg + " is neither a medvfs archive nor a medvfs mount",
+         "give the archive directory that medvfs init created (or its mountpoint)");
+  }
+  return source;
+}
+
 std::unique_ptr<store::Archive> OpenArchiveOrFail(const fs::path& archive,
                                                   const KeyOptions& key_options, bool read_only) {
   store::StatusOr<store::KeySource> key = ReadKey(key_options, /*confirm=*/false);

@@ -83,6 +83,15 @@ struct ArchiveTarget {
 };
 ArchiveTarget ResolveArchiveTarget(std::string_view archive);
 
+// The archive directory named by ARCHIVE (the directory, or its mountpoint), and its
+// mountpoint when it is mounted here; fails when ARCHIVE is neither. For the commands that
+// ask a mount's daemon over the control socket (backup, gc).
+struct ArchiveSource {
+  std::filesystem::path archive;
+  std::optional<std::filesystem::path> mountpoint;
+};
+ArchiveSource ResolveArchiveSource(const std::string& arg);
+
 // Opens an unmounted archive with the user's key; fails with a clear reason (wrong key, archive
 // mounted, not an archive...).
 std::unique_ptr<store::Archive> OpenArchiveOrFail(const std::filesystem::path& archive,

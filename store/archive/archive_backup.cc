@@ -220,6 +220,9 @@ StatusOr<BackupResult> ArchiveImpl::Backup(const stdfs::path& dest_arg,
   const std::string archive_id = HexId(archive_id_);
   std::unique_ptr<UniqueFd> lock;
   if (Status s = PrepareDestination(dest, archive_id, &lock); !s.ok()) return failed(s);
+  // No garbage collection meanwhile: the backup's records must find every pack they name, so
+  // none may be rewritten and deleted between the records' copy and the packs'.
+  std::lock_guard gc_lock(gc_mu_);
   BackupMetadata metadata;
   metadata.archive_id = archive_id;
   auto slot = ReadSmallFile(dir_ / kKeySlotFileName, kMaxKeySlotBytes);

@@ -125,6 +125,8 @@ class ArchiveImpl final : public Archive {
   StatusOr<std::string> PathOf(InodeId ino) override;
   StatusOr<BackupResult> Backup(const std::filesystem::path& dest, const BackupRequest& request,
                                 const Caller& caller) override;  // archive_backup.cc
+  StatusOr<GcResult> CollectGarbage(const GcRequest& request,
+                                    const Caller& caller) override;  // archive_gc.cc
 
   // --- used by the file handles (archive_content.cc) ---
   StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,
@@ -194,6 +196,13 @@ class ArchiveImpl final : public Archive {
   // REQUIRES: session->mu held. Sets *committed to the version made (0: none).
   Status CommitVersion(InodeId ino, const std::shared_ptr<WriteSession>& session,
                        const Caller& caller, uint64_t* committed);
+
+  // --- garbage collection (archive_gc.cc) ---
+  // CollectGarbage without the lock and the audit entry; *partial holds what was done when
+  // it fails.
+  StatusOr<GcResult> DoCollectGarbage(const GcRequest& request, GcResult* partial);
+  // The last collection that changed the archive (kLastGcKey); nullopt if none did.
+  StatusOr<std::optional<GcResult>> LastCollection() const;
 
   // --- audit (archive_audit.cc, archive_high_water.cc) ---
   // Records one of the store's own events; failures to record are logged, never returned.
@@ -352,6 +361,9 @@ class ArchiveImpl final : public Archive {
   // Written bytes held in memory over every open file (ArchiveOptions::max_dirty_bytes).
   DirtyBudget dirty_budget_;
 
+  // Held for a whole garbage collection, so that one runs at a time, and for a whole backup
+  // (none meanwhile: see Backup). Lock order: store/engine/lock_order.h.
+  std::mutex gc_mu_;
   // Exclusive for changes, shared for reads (store/engine/lock_order.h).
   std::shared_mutex mu_;
   SuperRecord super_;                                                    // GUARDED_BY(mu_)

@@ -295,6 +295,7 @@ MEDVFS_RECORD_ACCESS(PatientIndexRecord)
 MEDVFS_RECORD_ACCESS(VersionDigestRecord)
 MEDVFS_RECORD_ACCESS(AuditRecord)
 MEDVFS_RECORD_ACCESS(AuditHeadRecord)
+MEDVFS_RECORD_ACCESS(GcResult)
 #undef MEDVFS_RECORD_ACCESS
 
 std::string ArchiveImpl::NameHash(std::string_view name) const {
@@ -597,6 +598,12 @@ StatusOr<ArchiveStats> ArchiveImpl::Stats() {
                                    }));
   // Stored bytes: what the sealed chunks take (their index records hold each size).
   MEDVFS_RETURN_IF_ERROR(chunks_->SumStoredBytes(&stats.stored_bytes));
+  for (const auto& [pack, record] : chunks_->PackRecords()) {
+    if (record.removed) continue;
+    stats.pack_bytes += record.size;
+    stats.reclaimable_bytes += record.size - std::min(record.size, record.live_bytes);
+  }
+  MEDVFS_ASSIGN_OR_RETURN(stats.last_gc, LastCollection());
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {

@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 35> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 36> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -53,6 +53,7 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 35> kOpNames{{
     {AuditOp::kWalDamageAccepted, "wal-damage-accepted"},
     {AuditOp::kRecordDamageAccepted, "record-damage-accepted"},
     {AuditOp::kDamageFound, "damage-found"},
+    {AuditOp::kGc, "gc"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {

@@ -323,4 +323,39 @@ Status Decode(std::string_view in, PatientIndexRecord* r) {
   return rd.Finish("patient index");
 }
 
+std::string Encode(const GcResult& r) {
+  return RecordWriter()
+      .Signed(r.time_ns)
+      .Signed(r.duration_ms)
+      .U8(r.cancelled ? 1 : 0)
+      .Varint(r.chunks_indexed)
+      .Varint(r.chunks_dropped)
+      .Varint(r.bytes_dropped)
+      .Varint(r.dropped_extent_groups)
+      .Varint(r.packs)
+      .Varint(r.packs_removed)
+      .Varint(r.packs_skipped)
+      .Varint(r.bytes_copied)
+      .Varint(r.bytes_freed)
+      .Take();
+}
+
+Status Decode(std::string_view in, GcResult* r) {
+  RecordReader rd(in);
+  *r = GcResult{};
+  r->time_ns = rd.Signed();
+  r->duration_ms = rd.Signed();
+  r->cancelled = rd.U8() != 0;
+  r->chunks_indexed = rd.Varint();
+  r->chunks_dropped = rd.Varint();
+  r->bytes_dropped = rd.Varint();
+  r->dropped_extent_groups = rd.Varint();
+  r->packs = rd.Varint();
+  r->packs_removed = rd.Varint();
+  r->packs_skipped = rd.Varint();
+  r->bytes_copied = rd.Varint();
+  r->bytes_freed = rd.Varint();
+  return rd.Finish("garbage collection");
+}
+
 }  // namespace medvfs::store

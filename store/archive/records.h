@@ -127,7 +127,12 @@ std::string IndexedKey(InodeId ino);
 std::string MetaEventKey(HistoryId history, uint64_t seq);
 
 // --- values ---
+// C -> GcResult of the last garbage collection that changed the archive (medvfs stats).
+// Not covered by the state digest: a statistic, nothing of the file system's state.
+inline constexpr char kLastGcKey[] = "C";
+
 std::string Encode(const SuperRecord& r);
+std::string Encode(const GcResult& r);
 std::string Encode(const VersionDigestRecord& r);
 std::string Encode(const InodeRecord& r);
 std::string Encode(const DirentRecord& r);
@@ -139,6 +144,7 @@ std::string Encode(const DicomTags& r);
 std::string Encode(const NoteEvent& r);
 std::string Encode(const PatientIndexRecord& r);
 Status Decode(std::string_view in, SuperRecord* r);
+Status Decode(std::string_view in, GcResult* r);
 Status Decode(std::string_view in, VersionDigestRecord* r);
 Status Decode(std::string_view in, InodeRecord* r);
 Status Decode(std::string_view in, DirentRecord* r);

@@ -705,6 +705,18 @@ class Verifier {
       const uint64_t pack = file.first;
       const uint64_t size = file.second;
       const std::string where = "pack " + std::to_string(pack);
+      auto removed = pack_records_.find(pack);
+      if (removed != pack_records_.end() && removed->second.removed) {
+        done_bytes += size;
+        if (indexed_per_pack_[pack].chunks != 0) {
+          Error(where, "garbage collection removed it, yet the chunk index refers to it");
+        } else {
+          Report(Severity::kWarning, where,
+                 "garbage collection removed it, but its file is still there (the next "
+                 "writable open deletes it)");
+        }
+        continue;
+      }
       ++report_.packs;
       report_.pack_bytes += size;
       uint64_t live_bytes = 0;

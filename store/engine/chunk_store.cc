@@ -51,7 +51,7 @@ StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(KvStore* kv, const Secret
   MEDVFS_RETURN_IF_ERROR(store->LoadPackRecords());
   std::vector<KnownPack> known;
   for (const auto& [number, record] : store->pack_records_) {
-    known.push_back(KnownPack{number, record.sealed, record.indexed_end});
+    known.push_back(KnownPack{number, record.sealed, record.indexed_end, record.removed});
   }
   std::vector<RecoveredPack> recovered;
   MEDVFS_ASSIGN_OR_RETURN(store->packs_, PackStore::Open(options.packs_dir, store->seal_key_,
@@ -261,6 +261,7 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
     }
     auto it = fresh_.find(*id);
     if (it != fresh_.end() && it->second != owner) it->second = kSharedOwner;
+    if (collecting_) taken_up_.insert(*id);
     return true;
   };
   bool try_zstd = true;
@@ -303,6 +304,7 @@ Status ChunkStore::Put(std::string_view plaintext, ChunkId* id, uint64_t owner, 
     MEDVFS_ASSIGN_OR_RETURN(bool present, found());
     if (present) return Status::Ok();
     pending_[*id] = Pending{at, static_cast<uint32_t>(plaintext.size())};
+    if (collecting_) taken_up_.insert(*id);
     ++appends_;
     if (owner != 0) fresh_[*id] = owner;  // a writer without a name never releases
     pending_count = pending_.size();
@@ -406,13 +408,7 @@ Status ChunkStore::IndexPending(bool durable_only) {
   const auto sealed = packs_->TakeSealed();
   if (to_index.empty() && sealed.empty()) return Status::Ok();
   std::map<uint64_t, PackRecord> changed;
-  auto record_of = [&](uint64_t pack) -> PackRecord& {
-    auto it = changed.find(pack);
-    if (it != changed.end()) return it->second;
-    PackRecord record = pack_records_.contains(pack) ? pack_records_[pack] : PackRecord{};
-    record.pack = pack;
-    return changed.emplace(pack, record).first->second;
-  };
+  auto record_of = [&](uint64_t pack) -> PackRecord& { return ChangedRecord(changed, pack); };
   KvBatch batch;
   for (const auto& [id, pending] : to_index) {
     const std::string key = ChunkIndexKey(id);
@@ -472,41 +468,53 @@ StatusOr<size_t> ChunkStore::ReleaseFresh(uint64_t owner, std::span<const ChunkI
     released.push_back(id);
     // Not indexed yet: forgetting it is all (its pack bytes were never live).
     if (pending_.erase(id) > 0) continue;
-    const std::string key = ChunkIndexKey(id);
-    std::string value;
-    ChunkIndexRecord index;
-    if (!kv_->Get(Family::kMeta, key, &value).ok() ||
-        OpenSealedRecord(seal_key_, key, value, &index) != RecordFault::kNone) {
-      continue;  // verify reports what does not open
-    }
-    batch.Delete(Family::kMeta, key);
-    if (index.pack == 0) {
-      batch.Delete(Family::kChunks, LegacyChunkKey(id));
-      continue;
-    }
-    auto record = changed.find(index.pack);
-    if (record == changed.end()) {
-      PackRecord base =
-          pack_records_.contains(index.pack) ? pack_records_[index.pack] : PackRecord{};
-      base.pack = index.pack;
-      record = changed.emplace(index.pack, base).first;
-    }
-    record->second.live_bytes -= std::min<uint64_t>(record->second.live_bytes, index.stored_length);
-    if (record->second.live_chunks > 0) --record->second.live_chunks;
+    DropIndexed(id, batch, changed);
   }
   if (released.empty()) return size_t{0};
   for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
   if (batch.count() > 0) MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
   for (auto& [pack, record] : changed) pack_records_[pack] = record;
+  ForgetCached(released);
+  return released.size();
+}
+
+PackRecord& ChunkStore::ChangedRecord(std::map<uint64_t, PackRecord>& changed, uint64_t pack) {
+  auto it = changed.find(pack);
+  if (it != changed.end()) return it->second;
+  PackRecord record = pack_records_.contains(pack) ? pack_records_[pack] : PackRecord{};
+  record.pack = pack;
+  return changed.emplace(pack, record).first->second;
+}
+
+uint64_t ChunkStore::DropIndexed(const ChunkId& id, KvBatch& batch,
+                                 std::map<uint64_t, PackRecord>& changed) {
+  const std::string key = ChunkIndexKey(id);
+  std::string value;
+  ChunkIndexRecord index;
+  if (!kv_->Get(Family::kMeta, key, &value).ok() ||
+      OpenSealedRecord(seal_key_, key, value, &index) != RecordFault::kNone) {
+    return 0;
+  }
+  batch.Delete(Family::kMeta, key);
+  if (index.pack == 0) {
+    batch.Delete(Family::kChunks, LegacyChunkKey(id));
+    return index.stored_length;
+  }
+  PackRecord& record = ChangedRecord(changed, index.pack);
+  record.live_bytes -= std::min<uint64_t>(record.live_bytes, index.stored_length);
+  if (record.live_chunks > 0) --record.live_chunks;
+  return index.stored_length;
+}
+
+void ChunkStore::ForgetCached(std::span<const ChunkId> ids) {
   std::lock_guard cache_lock(cache_mu_);
-  for (const ChunkId& id : released) {
+  for (const ChunkId& id : ids) {
     auto it = cache_index_.find(id);
     if (it == cache_index_.end()) continue;
     cache_bytes_ -= it->second->second->size();
     lru_.erase(it->second);
     cache_index_.erase(it);
   }
-  return released.size();
 }
 
 Status ChunkStore::Locate(const ChunkId& id, PackLocation* at) {
@@ -576,6 +584,21 @@ Status ChunkStore::ReadAndVerify(const ChunkId& id, uint32_t expected_length, Id
   PackEntryInfo info;
   std::string payload;
   Status s = packs_->Read(at, id, &info, &payload);
+  if (s.code() == Code::kNotFound) {
+    // Garbage collection may have moved the chunk and deleted its old pack between the
+    // lookup and the read: the index then names the new place.
+    PackLocation again;
+    MEDVFS_RETURN_IF_ERROR(Locate(id, &again));
+    if (again.pack != at.pack || again.offset != at.offset) {
+      s = packs_->Read(again, id, &info, &payload);
+      at = again;
+    }
+    if (s.code() == Code::kNotFound) {
+      MEDVFS_LOG_ERROR("pack %llu is missing from the archive",
+                       static_cast<unsigned long long>(at.pack));
+      return Status::Corruption("a pack file is missing");
+    }
+  }
   if (!s.ok()) {
     if (s.code() == Code::kCorruption) {
       MEDVFS_LOG_ERROR("chunk %s failed authentication (altered or damaged)", ShortId(id).c_str());

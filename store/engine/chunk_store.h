@@ -147,6 +147,56 @@ class ChunkStore {
   // Queued chunks one read-ahead thread takes at once (and reads as few runs as it can).
   static constexpr size_t kReadAheadBatch = 8;
 
+  // --- Garbage collection (chunk_gc.cc; the archive decides what is referenced) ---
+  // From BeginCollection to EndCollection every chunk Put hands out (stored now, or found
+  // stored already) is remembered, so that a chunk a writer takes up after the collector's
+  // mark is never dropped. One collection at a time.
+  void BeginCollection();
+  void EndCollection();
+  // Calls visit for every chunk index record, in key order, until it returns false.
+  // kCorruption for a record that does not open.
+  Status ScanIndex(
+      const std::function<bool(const ChunkId& id, const ChunkIndexRecord& record)>& visit) const;
+  struct DropResult {
+    uint64_t chunks = 0;
+    uint64_t bytes = 0;  // stored bytes of the dropped chunks' pack entries
+  };
+  // Drops the index records of `unreferenced` (chunks the collector's mark did not reach),
+  // except those taken up since BeginCollection and those still fresh or pending: their pack
+  // bytes become garbage, counted out of their packs' live bytes. An id no longer indexed is
+  // skipped. Written in batches (not synced: the next commit or sync makes them durable).
+  StatusOr<DropResult> DropUnreferenced(std::span<const ChunkId> unreferenced);
+  struct RepackOptions {
+    // Bytes per second read from the old packs (0: no limit), so that clients keep the disk.
+    uint64_t rate_bytes_per_s = 0;
+    // Called with the bytes of old packs read so far.
+    std::function<void(uint64_t bytes_read)> progress;
+    // Polled between entries: true stops the rewrite (what is copied by then is kept).
+    std::function<bool()> cancelled;
+  };
+  struct RepackResult {
+    uint64_t packs_removed = 0;  // packs whose files were deleted
+    uint64_t packs_skipped = 0;  // packs left as they were (damaged, or changed meanwhile)
+    uint64_t chunks_copied = 0;  // live entries copied to new packs
+    uint64_t bytes_copied = 0;   // their stored bytes
+    uint64_t bytes_removed = 0;  // sizes of the deleted pack files
+    bool cancelled = false;
+  };
+  // Rewrites sealed packs: each pack's live entries (those the index names) are read,
+  // authenticated and appended to new packs, which are synced; then, in one batch, the index
+  // records move to the copies and the old pack's record is marked removed; the log is
+  // synced and the memory tables flushed (no log to be replayed still names the old pack);
+  // then the old file is deleted. A crash at any point leaves either the old pack in use
+  // (the copies are orphans) or the new one (and the next open deletes the old file).
+  // A pack with an entry that fails authentication, or one that gained index records the
+  // rewrite did not copy, is left as it is (packs_skipped).
+  StatusOr<RepackResult> Repack(std::span<const uint64_t> packs, const RepackOptions& options);
+  // Seals those of `packs` that still take appends (PackStore::Seal) and records them
+  // sealed, so that Repack may rewrite them.
+  Status SealPacks(std::span<const uint64_t> packs);
+  // The writer name garbage collection appends under (never a PendingContent's).
+  static constexpr uint64_t kCollectorWriter = UINT64_MAX - 1;
+
   // Sealed bytes of chunks stored by this process (a statistic).
   uint64_t bytes_written() const { return bytes_written_; }
   // Sum of the stored sizes of every indexed chunk, from the chunk index.
@@ -178,6 +228,31 @@ class ChunkStore {
   Status SyncPacksIndexedAhead();
   Status LoadPackRecords();
   void PutPackRecord(KvBatch& batch, const PackRecord& record) const;
+  // The record of `pack` in `changed`, copied from pack_records_ the first time.
+  // REQUIRES: index_mu_ held.
+  PackRecord& ChangedRecord(std::map<uint64_t, PackRecord>& changed, uint64_t pack);
+  // Deletes the index record of `id` (and, schema 1, its value) in `batch` and counts its
+  // entry out of its pack's record in `changed`. Returns the entry's stored length, 0 when
+  // the chunk is not indexed (or its record does not open: verify reports that).
+  // REQUIRES: index_mu_ held.
+  uint64_t DropIndexed(const ChunkId& id, KvBatch& batch, std::map<uint64_t, PackRecord>& changed);
+  void ForgetCached(std::span<const ChunkId> ids);
+  struct MovedEntry {
+    ChunkId id{};
+    uint64_t old_offset = 0;
+    PackLocation now;
+    uint32_t plain_length = 0;
+  };
+  struct CopiedPack {
+    uint64_t pack = 0;
+    std::vector<MovedEntry> moved;
+  };
+  // Repack's two halves: copying one pack's live entries, and switching the index over to
+  // the copies of a group of packs (then deleting the old files).
+  Status CopyLiveEntries(uint64_t pack, std::vector<MovedEntry>* entries,
+                         const RepackOptions& options, class RateLimit& limit,
+                         RepackResult* result);
+  Status SwitchToCopies(std::vector<CopiedPack>& group, RepackResult* result);
   // The cached plaintext of `id` (made most recently used), if cached.
   bool CacheLookup(const ChunkId& id, std::shared_ptr<const std::string>* out);
   void CacheInsert(const ChunkId& id, std::shared_ptr<const std::string> chunk);
@@ -224,6 +299,9 @@ class ChunkStore {
     uint32_t backoff = 0;    // the length of the last skip
   };
   std::unordered_map<uint64_t, CompressionSkip> compression_skip_;  // GUARDED_BY(mu_)
+  // Garbage collection (BeginCollection): the chunks Put handed out since it began.
+  bool collecting_ = false;                            // GUARDED_BY(mu_)
+  std::unordered_set<ChunkId, ChunkIdHash> taken_up_;  // GUARDED_BY(mu_)
 
   // One MakeDurable at a time; the others wait for it and return if it covered them.
   std::mutex durable_mu_;

@@ -281,6 +281,13 @@ void PendingContent::WaitForQueue() {
   }
 }
 
+void PendingContent::AppendChunkIds(std::vector<ChunkId>* ids) {
+  WaitForQueue();
+  for (const Extent& extent : base_.extents()) {
+    if (!IsHole(extent)) ids->push_back(extent.id);
+  }
+}
+
 Status PendingContent::StoreChunk(std::string_view chunk, ExtentList* into) {
   ChunkId id;
   bool inserted = false;

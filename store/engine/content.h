@@ -159,6 +159,10 @@ class PendingContent {
   static constexpr size_t kHeadBytes = 4096;
   const std::string* KnownHead() const { return head_known_ ? &stream_head_ : nullptr; }
 
+  // Appends the ids of every chunk the content holds now (its base, once the queued appends
+  // are stored) to *ids: garbage collection's mark of a file being written.
+  void AppendChunkIds(std::vector<ChunkId>* ids);
+
   // This writer's name for ChunkStore::Put (unique in the process).
   uint64_t owner() const { return owner_; }
   // The chunks this writer stored (new to the archive) since the last TakeInserted: the

@@ -802,6 +802,15 @@ Status KvStore::SyncWal() {
   return s;
 }
 
+Status KvStore::FlushAll() {
+  MEDVFS_RETURN_IF_ERROR(rep_->EarlierFailure());
+  rocksdb::FlushOptions options;
+  options.wait = true;
+  options.allow_write_stall = true;
+  return NoteWriteResult(
+      FromRocks(rep_->db->Flush(options, rep_->handles), "writing memory tables to disk"));
+}
+
 void KvStore::SetBeforeDurable(std::function<Status()> hook) {
   std::lock_guard lock(rep_->before_durable_mu);
   rep_->before_durable = std::move(hook);

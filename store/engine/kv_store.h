@@ -137,6 +137,12 @@ class KvStore {
   // Makes every write so far durable. Concurrent callers share one sync: a caller returns
   // as soon as a sync that started after its writes has finished.
   Status SyncWal();
+  // Writes the memory tables of both families into table files and waits for it: afterwards
+  // no write-ahead log still to be replayed holds a write made before the call. Garbage
+  // collection does this before it deletes a pack file, so that the replay after a crash
+  // never meets an old chunk index record naming a pack that is gone (see
+  // ChunkStore::ReplayCheck).
+  Status FlushAll();
   // `hook` runs before anything logged becomes durable: before each sync of the log (SyncWal,
   // a Write with sync), and before each flush of memory tables into table files. A failed
   // hook fails that sync (a flush goes on: RocksDB cannot be stopped there; the failure is

@@ -3,6 +3,8 @@
 // Every lock is a std::mutex unless said otherwise. ThreadSanitizer checks the order in
 // .ci/tsan (lock-order inversions fail the run).
 //
+//  0. ArchiveImpl::gc_mu_ (store/archive/archive_impl.h): held for a whole garbage collection
+//     or backup, which take the locks below as any writer does.
 //  1. WriteSession::mu (store/archive/archive_impl.h): one file's pending content.
 //  2. ArchiveImpl::mu_ (std::shared_mutex): the meta records as one consistent state, the
 //     id counters, sessions_ and orphans_. Changes take it exclusively and write one batch

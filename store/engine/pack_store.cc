@@ -112,8 +112,19 @@ StatusOr<std::unique_ptr<PackStore>> PackStore::Open(const std::filesystem::path
   for (const auto& [number, pack] : by_number) highest = std::max(highest, number);
   for (const auto& [number, size] : files) highest = std::max(highest, number);
   store->next_pack_ = highest + 1;
+  bool removed_any = false;
   for (const auto& [number, size] : files) {
     auto it = by_number.find(number);
+    if (it != by_number.end() && it->second.removed) {
+      if (options.read_only) continue;
+      MEDVFS_LOG_INFO("pack %llu: deleting the file garbage collection left behind",
+                      static_cast<unsigned long long>(number));
+      MEDVFS_RETURN_IF_ERROR(
+          FromIo(store->fs_->DeleteFile(store->PathOf(number), rocksdb::IOOptions(), nullptr),
+                 "deleting a removed pack"));
+      removed_any = true;
+      continue;
+    }
     if (it != by_number.end() && it->second.sealed) continue;
     // A pack without a record was created just before a crash: nothing refers to it yet.
     const KnownPack pack = it != by_number.end() ? it->second : KnownPack{number, false, 0};
@@ -121,7 +132,26 @@ StatusOr<std::unique_ptr<PackStore>> PackStore::Open(const std::filesystem::path
     MEDVFS_RETURN_IF_ERROR(store->Recover(pack, &found));
     recovered->push_back(found);
   }
+  if (removed_any) MEDVFS_RETURN_IF_ERROR(store->SyncDirectory("deleting a removed pack"));
   return store;
+}
+
+Status PackStore::SyncDirectory(const std::string& what) {
+  std::unique_ptr<rocksdb::FSDirectory> directory;
+  rocksdb::IOStatus s = fs_->NewDirectory(dir_.string(), rocksdb::IOOptions(), &directory, nullptr);
+  if (s.ok()) s = directory->Fsync(rocksdb::IOOptions(), nullptr);
+  return FromIo(s, what);
+}
+
+Status PackStore::RemovePack(uint64_t pack) {
+  if (options_.read_only) return Status(Code::kReadOnly, "the archive is open read-only");
+  {
+    std::lock_guard lock(readers_mu_);
+    readers_.erase(pack);  // readers holding it keep the file open until they are done
+  }
+  rocksdb::IOStatus s = fs_->DeleteFile(PathOf(pack), rocksdb::IOOptions(), nullptr);
+  if (!s.ok() && !s.IsPathNotFound() && !s.IsNotFound()) return FromIo(s, "deleting a pack");
+  return SyncDirectory("deleting a pack");
 }
 
 Status PackStore::Recover(const KnownPack& known, RecoveredPack* out) {
@@ -442,6 +472,22 @@ Status PackStore::SealAll() {
   return first_failure;
 }
 
+Status PackStore::Seal(uint64_t pack) {
+  std::shared_ptr<OpenPack> target;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& open : open_) {
+      if (open->number == pack) target = open;
+    }
+  }
+  if (!target) return Status::Ok();
+  std::lock_guard pack_lock(target->mu);
+  if (!target->taking_appends || target->entries.empty()) return Status::Ok();
+  Status s = SealLocked(*target);
+  if (!s.ok()) Retire(target);
+  return s;
+}
+
 uint64_t PackStore::DurableEnd(uint64_t pack) const {
   std::lock_guard lock(mu_);
   auto it = durable_end_.find(pack);
@@ -464,9 +510,7 @@ Status PackStore::ReaderFor(uint64_t pack, std::shared_ptr<PackReader>* reader) 
   rocksdb::IOStatus s =
       fs_->NewRandomAccessFile(PathOf(pack), PackFileOptions(), &made->file, nullptr);
   if (s.IsPathNotFound() || s.IsNotFound()) {
-    MEDVFS_LOG_ERROR("pack %llu is missing from the archive",
-                     static_cast<unsigned long long>(pack));
-    return Status::Corruption("a pack file is missing");
+    return Status(Code::kNotFound, "pack " + std::to_string(pack) + " does not exist");
   }
   MEDVFS_RETURN_IF_ERROR(FromIo(s, "opening a pack"));
   // Descriptors are kept for the packs read; beyond a bound the oldest numbers go first.

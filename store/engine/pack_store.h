@@ -69,6 +69,8 @@ struct KnownPack {
   bool sealed = false;
   // Every entry the chunk index refers to ends at or before this offset.
   uint64_t indexed_end = 0;
+  // Garbage collection removed the pack (PackRecord::removed): a file still there is deleted.
+  bool removed = false;
 };
 
 // What the recovery at open found in a pack that was still taking appends.
@@ -88,7 +90,9 @@ class PackStore {
   // Packs the index knows as sealed are taken as they are; every other pack file (still taking
   // appends, or unknown to the index: created just before a crash) is read from its indexed
   // end: whole, authentic entries are kept (orphans), a torn tail is cut off, and the pack
-  // takes appends again. *recovered lists what that found.
+  // takes appends again. *recovered lists what that found. The file of a pack the index knows
+  // as removed (garbage collection was stopped between recording that and deleting it) is
+  // deleted; no pack number the index knows is used again.
   static StatusOr<std::unique_ptr<PackStore>> Open(const std::filesystem::path& dir,
                                                    const SecretKey& seal_key,
                                                    const PackStoreOptions& options,
@@ -112,19 +116,29 @@ class PackStore {
   // store/archive/pack_backup.h); later appends go to new packs. Returns the first failure
   // (that pack is left unsealed and taken out of use).
   Status SealAll();
+  // Seals pack `pack` if it takes appends and holds an entry (garbage collection, to rewrite
+  // a pack whose garbage would otherwise wait until it fills up); nothing otherwise.
+  Status Seal(uint64_t pack);
   // The offset up to which pack `pack` is durable (UINT64_MAX when all of it is).
   uint64_t DurableEnd(uint64_t pack) const;
   // Packs sealed since the last call, with their final sizes (for their PackRecords).
   std::vector<std::pair<uint64_t, uint64_t>> TakeSealed();
 
   // Reads the entry at `at` and returns its payload once it authenticates and its header
-  // matches `id`; kCorruption naming nothing of the content otherwise.
+  // matches `id`; kCorruption naming nothing of the content otherwise, kNotFound when the pack
+  // file does not exist (garbage collection may have moved the entry since the caller looked
+  // it up: the caller looks again).
   Status Read(const PackLocation& at, const ChunkId& id, PackEntryInfo* info, std::string* payload);
   // Reads [offset, offset + length) of a pack as raw bytes (read-ahead of several entries).
   Status ReadRaw(uint64_t pack, uint64_t offset, size_t length, std::string* bytes);
   // Authenticates one entry found inside bytes ReadRaw returned.
   Status OpenEntry(uint64_t pack, const PackEntryInfo& info, std::string_view bytes,
                    std::string* payload) const;
+
+  // Deletes the file of a pack garbage collection emptied (its record already says removed,
+  // and no log still to be replayed names it: see KvStore::FlushAll), and syncs the
+  // directory. Readers that have the file open finish their reads.
+  Status RemovePack(uint64_t pack);
 
   // --- Integrity and backup ---
   // The pack files in the directory, by number, with their sizes.
@@ -156,6 +170,7 @@ class PackStore {
   Status SealLocked(OpenPack& pack);
   void Retire(const std::shared_ptr<OpenPack>& pack);
   Status ReaderFor(uint64_t pack, std::shared_ptr<class PackReader>* reader);
+  Status SyncDirectory(const std::string& what);
 
   std::filesystem::path dir_;
   SecretKey seal_key_;

@@ -155,7 +155,7 @@ std::string PackKey(uint64_t pack) { return PrefixWithU64(kPackPrefix, pack); }
 std::string Encode(const PackRecord& r) {
   return RecordWriter()
       .Varint(r.pack)
-      .U8(r.sealed ? 1 : 0)
+      .U8(static_cast<uint8_t>((r.sealed ? 1 : 0) | (r.removed ? 2 : 0)))
       .Varint(r.size)
       .Varint(r.indexed_end)
       .Varint(r.live_bytes)
@@ -167,11 +167,12 @@ Status Decode(std::string_view in, PackRecord* r) {
   r->pack = rd.Varint();
   const uint8_t flags = rd.U8();
   r->sealed = (flags & 1) != 0;
+  r->removed = (flags & 2) != 0;
   r->size = rd.Varint();
   r->indexed_end = rd.Varint();
   r->live_bytes = rd.Varint();
   r->live_chunks = rd.Varint();
-  if (flags > 1 || r->pack == 0) return Status::Corruption("malformed pack record");
+  if (flags > 3 || r->pack == 0) return Status::Corruption("malformed pack record");
   return rd.Finish("pack");
 }
 

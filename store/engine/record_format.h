@@ -67,6 +67,9 @@ struct PackRecord {
   uint64_t indexed_end = 0;  // every indexed entry ends at or before this offset
   uint64_t live_bytes = 0;   // bytes of the entries the index refers to
   uint64_t live_chunks = 0;
+  // Garbage collection rewrote the pack's live entries elsewhere and deleted (or is about to
+  // delete) its file. The record stays, so that the pack's number is never used again.
+  bool removed = false;
 };
 
 std::string ChunkIndexKey(const ChunkId& id);

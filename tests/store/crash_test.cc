@@ -69,22 +69,7 @@ class CrashTest : public TempDirTest {
 
   // One save: create or truncate, write, close. Ok only if every step was.
   Status Save(Archive& archive, const std::string& name, const std::string& content) {
-    InodeId ino = 0;
-    auto existing = archive.Lookup(kRootInode, name);
-    if (existing.ok()) {
-      ino = existing->ino;
-    } else {
-      auto made = archive.MakeNode(kRootInode, name, S_IFREG | 0644, 0, caller_);
-      if (!made.ok()) return made.status();
-      ino = made->ino;
-    }
-    auto handle = archive.Open(ino, O_WRONLY | O_TRUNC, caller_);
-    if (!handle.ok()) return handle.status();
-    for (size_t offset = 0; offset < content.size(); offset += 64 << 10) {
-      auto written = (*handle)->Write(offset, std::string_view(content).substr(offset, 64 << 10));
-      if (!written.ok()) return written.status();
-    }
-    return (*handle)->Flush(caller_);
+    return SaveInRoot(archive, caller_, name, content);
   }
 
   // Runs the saves of one round until one fails; returns the acknowledged ones per name, in
@@ -103,18 +88,8 @@ class CrashTest : public TempDirTest {
     return acknowledged;
   }
 
-  std::string ReadVersion(Archive& archive, HistoryId history, uint64_t number) {
-    auto handle = archive.OpenVersion(history, number);
-    if (!handle.ok()) return "<" + handle.status().ToString() + ">";
-    std::string out, buffer(1 << 16, '\0');
-    for (uint64_t offset = 0;;) {
-      auto n = (*handle)->Read(offset, std::span<char>(buffer.data(), buffer.size()));
-      if (!n.ok()) return "<" + n.status().ToString() + ">";
-      if (*n == 0) break;
-      out.append(buffer.data(), *n);
-      offset += *n;
-    }
-    return out;
+  static std::string ReadVersion(Archive& archive, HistoryId history, uint64_t number) {
+    return ReadWholeVersion(archive, history, number);
   }
 
   // After the power loss: every acknowledged save is there in order, every version is exactly

@@ -2,7 +2,9 @@
 // directory that cleans up after itself, and whole-file reads and writes.
 #pragma once
 
+#include <fcntl.h>
 #include <stdlib.h>  // mkdtemp
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -121,6 +123,45 @@ namespace medvfs::store {
 inline StatusOr<Attr> ReleasedAttr(StatusOr<NodeRef> node) {
   if (!node.ok()) return node.status();
   return node->attr();
+}
+
+// Saves `content` as the new content of `name` in the root directory (created if missing) the
+// way a program does: open with O_TRUNC, write in pieces of `piece` bytes, close (Flush). Ok
+// only if every step was.
+inline Status SaveInRoot(Archive& archive, const Caller& caller, const std::string& name,
+                         std::string_view content, size_t piece = size_t{64} << 10) {
+  InodeId ino = 0;
+  auto existing = archive.Lookup(kRootInode, name);
+  if (existing.ok()) {
+    ino = existing->ino;
+  } else {
+    auto made = archive.MakeNode(kRootInode, name, S_IFREG | 0644, 0, caller);
+    if (!made.ok()) return made.status();
+    ino = made->ino;
+  }
+  auto handle = archive.Open(ino, O_WRONLY | O_TRUNC, caller);
+  if (!handle.ok()) return handle.status();
+  for (size_t offset = 0; offset < content.size(); offset += piece) {
+    auto written = (*handle)->Write(offset, content.substr(offset, piece));
+    if (!written.ok()) return written.status();
+  }
+  return (*handle)->Flush(caller);
+}
+
+// The whole content of a version, or "<the error>" when it cannot be read (a comparison with
+// the expected bytes then fails and shows why).
+inline std::string ReadWholeVersion(Archive& archive, HistoryId history, uint64_t number) {
+  auto handle = archive.OpenVersion(history, number);
+  if (!handle.ok()) return "<" + handle.status().ToString() + ">";
+  std::string out, buffer(size_t{1} << 18, '\0');
+  for (uint64_t offset = 0;;) {
+    auto n = (*handle)->Read(offset, std::span<char>(buffer.data(), buffer.size()));
+    if (!n.ok()) return "<" + n.status().ToString() + ">";
+    if (*n == 0) break;
+    out.append(buffer.data(), *n);
+    offset += *n;
+  }
+  return out;
 }
 
 }  // namespace medvfs::store
