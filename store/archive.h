@@ -184,11 +184,11 @@ struct GcRequest {
   // with no live chunk is deleted whatever this says). 0 rewrites every pack with any
   // garbage. Default: 20.
   uint32_t repack_garbage_percent = 20;
-  // Bytes per second read from packs being rewritten, so that clients keep the disk
-  // (0: no limit). Default: 64 MiB/s.
+  // Bytes per second the rewrite of packs reads and writes together, so that clients keep
+  // the disk (0: no limit). Default: 64 MiB/s.
   uint64_t rate_bytes_per_s = uint64_t{64} << 20;
   // Called from the collecting thread as it goes: the phase ("mark", "sweep", "repack"),
-  // and for "repack" the bytes read so far of `total`.
+  // and for "repack" the live bytes copied so far of `total`.
   std::function<void(std::string_view phase, uint64_t done, uint64_t total)> progress;
   // Polled between pieces of work; true stops the collection (what is done by then stays
   // done and consistent) and it returns with cancelled set.

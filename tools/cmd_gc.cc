@@ -152,8 +152,10 @@ void RegisterGcCommand(CLI::App& app) {
   command->add_option("--threshold", args->threshold_percent,
                       "Rewrite a sealed pack once at least this percentage of it is garbage "
                       "(default 20; 0: any garbage)");
-  command->add_option("--rate", args->rate_mib,
-                      "MiB per second read from packs being rewritten (default 64; 0: no limit)");
+  command->add_option(
+      "--rate", args->rate_mib,
+      "MiB per second the rewrite of packs reads and writes together (default 64; 0: "
+      "no limit)");
   command->add_flag("--json", args->json, "Print JSON with exact numbers");
   AddKeyOptions(command, &args->key);
   command->callback([args] { RunGc(*args); });

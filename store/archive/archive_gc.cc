@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "store/archive/archive_impl.h"
+#include "store/engine/pack_format.h"
 #include "store/log.h"
 
 namespace medvfs::store {
@@ -153,16 +154,21 @@ StatusOr<GcResult> ArchiveImpl::DoCollectGarbage(const GcRequest& request, GcRes
   std::vector<uint64_t> chosen;
   std::vector<uint64_t> to_seal;
   uint64_t chosen_live_bytes = 0;
-  for (const auto& [pack, record] : records) {
-    if (record.removed) continue;
+  for (const auto& [pack, known] : records) {
+    if (known.removed) continue;
     ++result->packs;
-    if (record.size == 0) continue;
-    uint64_t live = record.live_bytes;
+    if (known.size == 0) continue;
+    PackRecord record = known;
     if (request.dry_run) {
+      // As the sweep would leave it (the count of dropped entries is not known here: their
+      // trailer records count as live, so the garbage is slightly underestimated).
       auto it = unreferenced_bytes_per_pack.find(pack);
-      if (it != unreferenced_bytes_per_pack.end()) live -= std::min(live, it->second);
+      if (it != unreferenced_bytes_per_pack.end()) {
+        record.live_bytes -= std::min(record.live_bytes, it->second);
+      }
     }
-    const uint64_t garbage = record.size - std::min(record.size, live);
+    const uint64_t live = record.live_bytes;
+    const uint64_t garbage = PackGarbageBytes(record);
     const bool worth_it =
         garbage > 0 && garbage * 100 >= uint64_t{request.repack_garbage_percent} * record.size;
     if (record.sealed) {
@@ -176,7 +182,7 @@ StatusOr<GcResult> ArchiveImpl::DoCollectGarbage(const GcRequest& request, GcRes
     if (request.dry_run) {
       ++result->packs_removed;
       result->bytes_copied += live;
-      result->bytes_freed += record.size - live;
+      result->bytes_freed += garbage;
     }
   }
   if (request.dry_run || chosen.empty()) return finish();

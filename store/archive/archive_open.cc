@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "store/archive/archive_impl.h"
+#include "store/engine/pack_format.h"
 #include "store/archive/archive_testing.h"
 #include "store/archive/state_digest.h"
 #include "store/crypto/subkeys.h"
@@ -601,7 +602,7 @@ StatusOr<ArchiveStats> ArchiveImpl::Stats() {
   for (const auto& [pack, record] : chunks_->PackRecords()) {
     if (record.removed) continue;
     stats.pack_bytes += record.size;
-    stats.reclaimable_bytes += record.size - std::min(record.size, record.live_bytes);
+    stats.reclaimable_bytes += PackGarbageBytes(record);
   }
   MEDVFS_ASSIGN_OR_RETURN(stats.last_gc, LastCollection());
   std::error_code ec;

@@ -205,6 +205,7 @@ Status ChunkStore::CopyLiveEntries(uint64_t pack, std::vector<MovedEntry>* entri
     }
     if (options.cancelled && options.cancelled()) return Status(Code::kBusy, "cancelled");
     const uint64_t run_length = (*entries)[last].now.end() - run_start;
+    uint64_t copied_in_run = 0;
     std::string run;
     MEDVFS_RETURN_IF_ERROR(packs_->ReadRaw(pack, run_start, run_length, &run));
     for (size_t i = first; i <= last; ++i) {
@@ -226,10 +227,12 @@ Status ChunkStore::CopyLiveEntries(uint64_t pack, std::vector<MovedEntry>* entri
       entry.now = at;
       ++result->chunks_copied;
       result->bytes_copied += at.length;
+      copied_in_run += at.length;
       bytes_written_ += at.length;
     }
-    limit.Spend(run_length);
-    if (options.progress) options.progress(limit.spent());
+    // Both the bytes read and those written take the disk from clients.
+    limit.Spend(run_length + copied_in_run);
+    if (options.progress) options.progress(result->bytes_copied);
     first = last + 1;
   }
   return Status::Ok();

@@ -167,10 +167,11 @@ class ChunkStore {
   // skipped. Written in batches (not synced: the next commit or sync makes them durable).
   StatusOr<DropResult> DropUnreferenced(std::span<const ChunkId> unreferenced);
   struct RepackOptions {
-    // Bytes per second read from the old packs (0: no limit), so that clients keep the disk.
+    // Bytes per second read from the old packs and written to the new ones together (0: no
+    // limit), so that clients keep the disk.
     uint64_t rate_bytes_per_s = 0;
-    // Called with the bytes of old packs read so far.
-    std::function<void(uint64_t bytes_read)> progress;
+    // Called with the live bytes copied so far.
+    std::function<void(uint64_t bytes_copied)> progress;
     // Polled between entries: true stops the rewrite (what is copied by then is kept).
     std::function<bool()> cancelled;
   };

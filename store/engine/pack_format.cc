@@ -11,7 +11,7 @@ constexpr std::string_view kTrailerMagic = "MVTR";
 constexpr std::string_view kFooterMagic = "MVPKEND1";
 constexpr std::string_view kEntryAadLabel = "medvfs pack entry";
 constexpr std::string_view kTrailerAadLabel = "medvfs pack trailer";
-constexpr size_t kTrailerHeaderSize = 8;  // magic and count, before the sealed records
+constexpr size_t kTrailerHeaderSize = kPackTrailerHeaderSize;
 // The largest chunk the chunker cuts is 256 KiB; anything far beyond is not an entry.
 constexpr uint32_t kMaxPlainLength = 16u << 20;
 

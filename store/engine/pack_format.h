@@ -37,6 +37,8 @@ inline constexpr size_t kPackEntryHeaderSize = 48;
 inline constexpr size_t kPackFooterSize = 32;
 // A trailer's entry record: id, offset, entry length, plain length, encoding.
 inline constexpr size_t kPackTrailerRecordSize = 32 + 8 + 4 + 4 + 1;
+// "MVTR" and the entry count, before the trailer's sealed records.
+inline constexpr size_t kPackTrailerHeaderSize = 8;
 // Chunk payload encodings.
 inline constexpr uint8_t kEncodingRaw = 0;
 inline constexpr uint8_t kEncodingZstd = 1;
@@ -85,6 +87,20 @@ Status ParsePackFooter(std::string_view bytes, uint64_t file_size, PackFooter* f
 // returns its entries.
 Status OpenPackTrailer(const SecretKey& seal_key, uint64_t pack, const PackFooter& footer,
                        std::string_view bytes, std::vector<PackEntryInfo>* entries);
+
+// Bytes of a pack that a rewrite down to its live entries would give back: for a sealed pack,
+// its size less what a sealed pack of just its live entries takes (their bytes, the header,
+// their trailer records and the footer); for one still taking appends, its size less the
+// header and the live entries. Never counts the structure every pack needs, so that a pack
+// without dropped entries has none.
+inline uint64_t PackGarbageBytes(const PackRecord& record) {
+  uint64_t needed = kPackHeaderSize + record.live_bytes;
+  if (record.sealed) {
+    needed += kPackTrailerHeaderSize + kSealOverhead + record.live_chunks * kPackTrailerRecordSize +
+              kPackFooterSize;
+  }
+  return record.size > needed ? record.size - needed : 0;
+}
 
 // "0000000000000001.pack": the file name of pack `pack` in the archive's packs/ directory.
 std::string PackFileName(uint64_t pack);
