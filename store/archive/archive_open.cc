@@ -11,10 +11,10 @@
 #include <system_error>
 
 #include "store/archive/archive_impl.h"
-#include "store/engine/pack_format.h"
 #include "store/archive/archive_testing.h"
 #include "store/archive/state_digest.h"
 #include "store/crypto/subkeys.h"
+#include "store/engine/pack_format.h"
 #include "store/log.h"
 
 namespace medvfs::store {

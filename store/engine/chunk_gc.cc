@@ -98,9 +98,7 @@ StatusOr<ChunkStore::DropResult> ChunkStore::DropUnreferenced(
       result.bytes += bytes;
     }
     if (dropped.empty()) continue;
-    for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
-    MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-    for (auto& [pack, record] : changed) pack_records_[pack] = record;
+    MEDVFS_RETURN_IF_ERROR(WriteWithPackRecords(batch, changed));
     result.chunks += dropped.size();
     ForgetCached(dropped);
   }
@@ -110,19 +108,10 @@ StatusOr<ChunkStore::DropResult> ChunkStore::DropUnreferenced(
 Status ChunkStore::SealPacks(std::span<const uint64_t> packs) {
   for (uint64_t pack : packs) MEDVFS_RETURN_IF_ERROR(packs_->Seal(pack));
   std::lock_guard index_lock(index_mu_);
-  const auto sealed = packs_->TakeSealed();
-  if (sealed.empty()) return Status::Ok();
-  KvBatch batch;
   std::map<uint64_t, PackRecord> changed;
-  for (const auto& [pack, size] : sealed) {
-    PackRecord& record = ChangedRecord(changed, pack);
-    record.sealed = true;
-    record.size = size;
-  }
-  for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
-  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-  for (auto& [pack, record] : changed) pack_records_[pack] = record;
-  return Status::Ok();
+  CountSealed(changed);
+  KvBatch batch;
+  return WriteWithPackRecords(batch, changed);
 }
 
 StatusOr<ChunkStore::RepackResult> ChunkStore::Repack(std::span<const uint64_t> packs,
@@ -259,12 +248,9 @@ Status ChunkStore::SwitchToCopies(std::vector<CopiedPack>& group, RepackResult* 
       }
       std::vector<const MovedEntry*> still_there;
       for (const MovedEntry& entry : copied.moved) {
-        const std::string key = ChunkIndexKey(entry.id);
-        std::string value;
         ChunkIndexRecord index;
-        if (kv_->Get(Family::kMeta, key, &value).ok() &&
-            OpenSealedRecord(seal_key_, key, value, &index) == RecordFault::kNone &&
-            index.pack == copied.pack && index.offset == entry.old_offset) {
+        if (ReadIndexed(entry.id, &index) && index.pack == copied.pack &&
+            index.offset == entry.old_offset) {
           still_there.push_back(&entry);
         }
       }
@@ -280,17 +266,8 @@ Status ChunkStore::SwitchToCopies(std::vector<CopiedPack>& group, RepackResult* 
         continue;
       }
       for (const MovedEntry* entry : still_there) {
-        const std::string key = ChunkIndexKey(entry->id);
-        const ChunkIndexRecord index{entry->plain_length, entry->now.length, entry->now.pack,
-                                     entry->now.offset};
-        std::string sealed;
-        MEDVFS_RETURN_IF_ERROR(SealRecord(seal_key_, key, Encode(index), &sealed));
-        batch.Put(Family::kMeta, key, sealed);
-        PackRecord& record = ChangedRecord(changed, entry->now.pack);
-        record.live_bytes += entry->now.length;
-        ++record.live_chunks;
-        record.indexed_end = std::max(record.indexed_end, entry->now.end());
-        record.size = std::max(record.size, entry->now.end());
+        MEDVFS_RETURN_IF_ERROR(
+            PutIndexed(batch, changed, entry->id, entry->plain_length, entry->now));
       }
       PackRecord& emptied = ChangedRecord(changed, copied.pack);
       result->bytes_removed += emptied.size;
@@ -299,14 +276,8 @@ Status ChunkStore::SwitchToCopies(std::vector<CopiedPack>& group, RepackResult* 
       emptied.removed = true;
       removable.push_back(copied.pack);
     }
-    for (const auto& [pack, size] : packs_->TakeSealed()) {
-      PackRecord& record = ChangedRecord(changed, pack);
-      record.sealed = true;
-      record.size = size;
-    }
-    for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
-    if (batch.count() > 0) MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-    for (auto& [pack, record] : changed) pack_records_[pack] = record;
+    CountSealed(changed);
+    MEDVFS_RETURN_IF_ERROR(WriteWithPackRecords(batch, changed));
   }
   group.clear();
   if (removable.empty()) return Status::Ok();

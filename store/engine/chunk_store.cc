@@ -405,32 +405,14 @@ Status ChunkStore::IndexPending(bool durable_only) {
         to_index.emplace_back(id, pending);
     }
   }
-  const auto sealed = packs_->TakeSealed();
-  if (to_index.empty() && sealed.empty()) return Status::Ok();
   std::map<uint64_t, PackRecord> changed;
-  auto record_of = [&](uint64_t pack) -> PackRecord& { return ChangedRecord(changed, pack); };
+  CountSealed(changed);
+  if (to_index.empty() && changed.empty()) return Status::Ok();
   KvBatch batch;
   for (const auto& [id, pending] : to_index) {
-    const std::string key = ChunkIndexKey(id);
-    ChunkIndexRecord index{pending.plain_length, pending.at.length, pending.at.pack,
-                           pending.at.offset};
-    std::string sealed_index;
-    MEDVFS_RETURN_IF_ERROR(SealRecord(seal_key_, key, Encode(index), &sealed_index));
-    batch.Put(Family::kMeta, key, sealed_index);
-    PackRecord& record = record_of(pending.at.pack);
-    record.live_bytes += pending.at.length;
-    ++record.live_chunks;
-    record.indexed_end = std::max(record.indexed_end, pending.at.end());
-    record.size = std::max(record.size, pending.at.end());
+    MEDVFS_RETURN_IF_ERROR(PutIndexed(batch, changed, id, pending.plain_length, pending.at));
   }
-  for (const auto& [pack, size] : sealed) {
-    PackRecord& record = record_of(pack);
-    record.sealed = true;
-    record.size = size;
-  }
-  for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
-  MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-  for (auto& [pack, record] : changed) pack_records_[pack] = record;
+  MEDVFS_RETURN_IF_ERROR(WriteWithPackRecords(batch, changed));
   std::lock_guard lock(mu_);
   for (const auto& [id, pending] : to_index) {
     auto it = pending_.find(id);
@@ -471,9 +453,7 @@ StatusOr<size_t> ChunkStore::ReleaseFresh(uint64_t owner, std::span<const ChunkI
     DropIndexed(id, batch, changed);
   }
   if (released.empty()) return size_t{0};
-  for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
-  if (batch.count() > 0) MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
-  for (auto& [pack, record] : changed) pack_records_[pack] = record;
+  MEDVFS_RETURN_IF_ERROR(WriteWithPackRecords(batch, changed));
   ForgetCached(released);
   return released.size();
 }
@@ -486,16 +466,48 @@ PackRecord& ChunkStore::ChangedRecord(std::map<uint64_t, PackRecord>& changed, u
   return changed.emplace(pack, record).first->second;
 }
 
-uint64_t ChunkStore::DropIndexed(const ChunkId& id, KvBatch& batch,
-                                 std::map<uint64_t, PackRecord>& changed) {
+Status ChunkStore::PutIndexed(KvBatch& batch, std::map<uint64_t, PackRecord>& changed,
+                              const ChunkId& id, uint32_t plain_length, const PackLocation& at) {
+  const std::string key = ChunkIndexKey(id);
+  const ChunkIndexRecord index{plain_length, at.length, at.pack, at.offset};
+  std::string sealed;
+  MEDVFS_RETURN_IF_ERROR(SealRecord(seal_key_, key, Encode(index), &sealed));
+  batch.Put(Family::kMeta, key, sealed);
+  PackRecord& record = ChangedRecord(changed, at.pack);
+  record.live_bytes += at.length;
+  ++record.live_chunks;
+  record.indexed_end = std::max(record.indexed_end, at.end());
+  record.size = std::max(record.size, at.end());
+  return Status::Ok();
+}
+
+void ChunkStore::CountSealed(std::map<uint64_t, PackRecord>& changed) {
+  for (const auto& [pack, size] : packs_->TakeSealed()) {
+    PackRecord& record = ChangedRecord(changed, pack);
+    record.sealed = true;
+    record.size = size;
+  }
+}
+
+Status ChunkStore::WriteWithPackRecords(KvBatch& batch, std::map<uint64_t, PackRecord>& changed) {
+  for (const auto& [pack, record] : changed) PutPackRecord(batch, record);
+  if (batch.count() > 0) MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/false));
+  for (auto& [pack, record] : changed) pack_records_[pack] = record;
+  return Status::Ok();
+}
+
+bool ChunkStore::ReadIndexed(const ChunkId& id, ChunkIndexRecord* index) const {
   const std::string key = ChunkIndexKey(id);
   std::string value;
+  return kv_->Get(Family::kMeta, key, &value).ok() &&
+         OpenSealedRecord(seal_key_, key, value, index) == RecordFault::kNone;
+}
+
+uint64_t ChunkStore::DropIndexed(const ChunkId& id, KvBatch& batch,
+                                 std::map<uint64_t, PackRecord>& changed) {
   ChunkIndexRecord index;
-  if (!kv_->Get(Family::kMeta, key, &value).ok() ||
-      OpenSealedRecord(seal_key_, key, value, &index) != RecordFault::kNone) {
-    return 0;
-  }
-  batch.Delete(Family::kMeta, key);
+  if (!ReadIndexed(id, &index)) return 0;
+  batch.Delete(Family::kMeta, ChunkIndexKey(id));
   if (index.pack == 0) {
     batch.Delete(Family::kChunks, LegacyChunkKey(id));
     return index.stored_length;

@@ -229,9 +229,20 @@ class ChunkStore {
   Status SyncPacksIndexedAhead();
   Status LoadPackRecords();
   void PutPackRecord(KvBatch& batch, const PackRecord& record) const;
+  // The pack record bookkeeping every index write shares. REQUIRES: index_mu_ held (all four).
   // The record of `pack` in `changed`, copied from pack_records_ the first time.
-  // REQUIRES: index_mu_ held.
   PackRecord& ChangedRecord(std::map<uint64_t, PackRecord>& changed, uint64_t pack);
+  // Puts the index record of chunk `id` at `at` in `batch` and counts the entry as live in its
+  // pack's record.
+  Status PutIndexed(KvBatch& batch, std::map<uint64_t, PackRecord>& changed, const ChunkId& id,
+                    uint32_t plain_length, const PackLocation& at);
+  // Marks the packs sealed since the last call (PackStore::TakeSealed) sealed, with their sizes.
+  void CountSealed(std::map<uint64_t, PackRecord>& changed);
+  // Puts the changed pack records in `batch`, writes it (if it holds anything) and makes them
+  // the known ones.
+  Status WriteWithPackRecords(KvBatch& batch, std::map<uint64_t, PackRecord>& changed);
+  // The index record of `id`; false when there is none or it does not open.
+  bool ReadIndexed(const ChunkId& id, ChunkIndexRecord* index) const;
   // Deletes the index record of `id` (and, schema 1, its value) in `batch` and counts its
   // entry out of its pack's record in `changed`. Returns the entry's stored length, 0 when
   // the chunk is not indexed (or its record does not open: verify reports that).

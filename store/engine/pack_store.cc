@@ -461,15 +461,18 @@ Status PackStore::SealAll() {
   }
   Status first_failure;
   for (const auto& pack : packs) {
-    std::lock_guard pack_lock(pack->mu);
-    if (!pack->taking_appends || pack->entries.empty()) continue;
-    Status s = SealLocked(*pack);
-    if (!s.ok()) {
-      Retire(pack);
-      if (first_failure.ok()) first_failure = s;
-    }
+    Status s = SealIfTakingAppends(pack);
+    if (!s.ok() && first_failure.ok()) first_failure = s;
   }
   return first_failure;
+}
+
+Status PackStore::SealIfTakingAppends(const std::shared_ptr<OpenPack>& pack) {
+  std::lock_guard pack_lock(pack->mu);
+  if (!pack->taking_appends || pack->entries.empty()) return Status::Ok();
+  Status s = SealLocked(*pack);
+  if (!s.ok()) Retire(pack);
+  return s;
 }
 
 Status PackStore::Seal(uint64_t pack) {
@@ -480,12 +483,7 @@ Status PackStore::Seal(uint64_t pack) {
       if (open->number == pack) target = open;
     }
   }
-  if (!target) return Status::Ok();
-  std::lock_guard pack_lock(target->mu);
-  if (!target->taking_appends || target->entries.empty()) return Status::Ok();
-  Status s = SealLocked(*target);
-  if (!s.ok()) Retire(target);
-  return s;
+  return target ? SealIfTakingAppends(target) : Status::Ok();
 }
 
 uint64_t PackStore::DurableEnd(uint64_t pack) const {

@@ -168,6 +168,8 @@ class PackStore {
   StatusOr<std::shared_ptr<OpenPack>> PackFor(uint64_t writer);
   Status NewPack(std::shared_ptr<OpenPack>* made);
   Status SealLocked(OpenPack& pack);
+  // Seals `pack` if it takes appends and holds an entry; takes it out of use if that fails.
+  Status SealIfTakingAppends(const std::shared_ptr<OpenPack>& pack);
   void Retire(const std::shared_ptr<OpenPack>& pack);
   Status ReaderFor(uint64_t pack, std::shared_ptr<class PackReader>* reader);
   Status SyncDirectory(const std::string& what);
