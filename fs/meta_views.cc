@@ -156,7 +156,10 @@ StatusOr<ViewEntry> ResolveInMetaDir(Archive& archive, const ViewDescriptor& par
     if (version.status().code() == store::Code::kNotFound) return NotFound();
     return version.status();
   }
-  if (version->is_delete_marker()) return NotFound();
+  // A purged version left only its line in versions.tsv.
+  if (version->is_delete_marker() || version->removed == store::ContentRemoval::kPurged) {
+    return NotFound();
+  }
   ViewDescriptor meta = ChildOf(parent, ViewKind::kFileMeta);
   meta.version = *number;
   return MakeEntry(std::string(name), std::move(meta));
@@ -167,7 +170,7 @@ StatusOr<std::vector<ViewEntry>> ListMetaDir(Archive& archive, const ViewDescrip
   std::vector<ViewEntry> out;
   out.push_back(MakeEntry(std::string(kVersionsTsvName), VersionsTsvOf(view)));
   for (const VersionInfo& v : versions) {
-    if (v.is_delete_marker()) continue;
+    if (v.is_delete_marker() || v.removed == store::ContentRemoval::kPurged) continue;
     ViewDescriptor meta = ChildOf(view, ViewKind::kFileMeta);
     meta.version = v.number;
     out.push_back(MakeEntry(std::string("v").append(std::to_string(v.number)), std::move(meta)));
@@ -382,6 +385,10 @@ std::string VersionLabel(const VersionInfo& version) {
 // vN compared with the last version with content before it.
 StatusOr<std::string> DiffText(Archive& archive, const ViewDescriptor& view,
                                const VersionInfo& version) {
+  if (version.content_removed()) {
+    return VersionLabel(version) + " has no content any more (" +
+           std::string(store::ContentRemovalName(version.removed)) + "): nothing to compare.\n";
+  }
   MEDVFS_ASSIGN_OR_RETURN(auto versions, archive.ListVersions(view.history));
   const VersionInfo* before = nullptr;
   bool deleted_between = false;
@@ -389,7 +396,7 @@ StatusOr<std::string> DiffText(Archive& archive, const ViewDescriptor& view,
     if (v.number >= version.number) break;
     if (v.is_delete_marker()) {
       deleted_between = true;
-    } else {
+    } else if (!v.content_removed()) {
       before = &v;
       deleted_between = false;
     }

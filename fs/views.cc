@@ -264,7 +264,7 @@ StatusOr<ViewEntry> ResolveInHistory(Archive& archive, const ViewDescriptor& par
     if (version.status().code() == store::Code::kNotFound) return NotFound();
     return version.status();
   }
-  if (version->is_delete_marker()) return NotFound();
+  if (version->is_delete_marker() || version->content_removed()) return NotFound();
   return MakeEntry(std::string(name), VersionFile(parent.history, *number));
 }
 
@@ -440,7 +440,8 @@ StatusOr<std::vector<ViewEntry>> ListView(Archive& archive, const ViewDescriptor
     case ViewKind::kHistory: {
       MEDVFS_ASSIGN_OR_RETURN(auto versions, archive.ListVersions(view.history));
       for (const store::VersionInfo& v : versions) {
-        if (v.is_delete_marker()) continue;
+        // Pruned and purged versions are lines of versions.tsv, no files.
+        if (v.is_delete_marker() || v.content_removed()) continue;
         out.push_back(
             MakeEntry(store::VersionFileName(v, view.text), VersionFile(view.history, v.number)));
       }
@@ -556,6 +557,11 @@ std::string FormatStatsJson(const store::ArchiveStats& stats) {
       {"gc_chunks_dropped", stats.last_gc ? stats.last_gc->chunks_dropped : 0},
       {"gc_packs_removed", stats.last_gc ? stats.last_gc->packs_removed : 0},
       {"gc_bytes_freed", stats.last_gc ? stats.last_gc->bytes_freed : 0},
+      // Lifecycle (medvfs retention, hold, prune, purge).
+      {"held_versions", stats.held_versions},
+      {"removed_versions", stats.removed_versions},
+      {"holds", stats.holds.size()},
+      {"retention_rules", stats.retention.size()},
   };
   std::string out = "{";
   for (const auto& [key, value] : fields) {

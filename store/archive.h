@@ -96,6 +96,15 @@ enum class Operation : uint8_t {
 };
 std::string_view OperationName(Operation op);
 
+// How a version's content left the archive while its record stayed.
+enum class ContentRemoval : uint8_t {
+  kNone = 0,
+  kPruned = 1,  // medvfs prune: content gone, the record (with tags and SHA-256) stays
+  kPurged = 2,  // medvfs purge: content, tags, notes, SHA-256 and SOPInstanceUID gone
+};
+// "pruned", "purged" ("" for kNone).
+std::string_view ContentRemovalName(ContentRemoval removal);
+
 // One entry of a history. Delete markers are versions too (size 0, no content), as in an
 // object store; they keep their number so that numbers never change.
 struct VersionInfo {
@@ -125,8 +134,20 @@ struct VersionInfo {
   // its zeros would cost time in proportion to a size the writer merely told). Until then
   // `sha256` is all zeros; Archive::VersionSha256 computes and records it on request.
   bool sha256_deferred = false;
+  // Set once `medvfs prune` or `medvfs purge` removed the content (Archive::Prune, Purge): the
+  // record stays (number, time, writer, operation, size) with who removed it and when; the
+  // content goes, and with a purge also its SHA-256, DICOM tags, notes and SOPInstanceUID.
+  ContentRemoval removed = ContentRemoval::kNone;
+  int64_t removed_time_ns = 0;
+  uint32_t removed_by_uid = 0;
+  std::string removed_by_program;
+  std::string removed_reason;  // a purge's reason
+  // Filled by ListVersions and GetVersion, not stored with the version: the reason of the
+  // legal hold that keeps this version (Archive::SetHold), empty when none does.
+  std::string hold;
 
   bool is_delete_marker() const { return op == Operation::kDeleteMarker; }
+  bool content_removed() const { return removed != ContentRemoval::kNone; }
 };
 
 // An attribute change recorded on a history's chain (chmod, chown), not a content version.
@@ -184,6 +205,10 @@ struct GcRequest {
   // with no live chunk is deleted whatever this says). 0 rewrites every pack with any
   // garbage. Default: 20.
   uint32_t repack_garbage_percent = 20;
+  // Also rewrites every pack that held a chunk this collection dropped, whatever its garbage
+  // (the pack still taking appends included, sealed first): so that the dropped bytes leave
+  // the disk now (what Purge asks for). Default: no.
+  bool rewrite_packs_of_dropped = false;
   // Bytes per second the rewrite of packs reads and writes together, so that clients keep
   // the disk (0: no limit). Default: 64 MiB/s.
   uint64_t rate_bytes_per_s = uint64_t{64} << 20;
@@ -212,6 +237,99 @@ struct GcResult {
                              // what would be)
 };
 
+// --- Lifecycle: retention, legal hold, prune, purge (store/archive/archive_lifecycle.cc) ---
+
+enum class RetentionMode : uint8_t {
+  // An admin with the key may shorten or remove the rule (audited).
+  kGovernance = 1,
+  // Nobody can shorten or remove it, nor remove a version before its time, through any
+  // medvfs command; it can only be lengthened.
+  kCompliance = 2,
+};
+std::string_view RetentionModeName(RetentionMode mode);  // "governance", "compliance"
+
+// RetentionRule::min_age_s for a rule that keeps every version for ever.
+inline constexpr int64_t kRetainForever = INT64_MAX;
+
+// Every version under `dir` (the archive's root: the whole archive) must reach min_age_s
+// before prune or purge may remove it. Where rules of several directories apply, each must be
+// met.
+struct RetentionRule {
+  InodeId dir = kRootInode;
+  RetentionMode mode = RetentionMode::kGovernance;
+  int64_t min_age_s = 0;  // kRetainForever: for ever
+  // Filled by the archive:
+  int64_t set_time_ns = 0;
+  uint32_t set_by_uid = 0;
+  std::string path;  // ListRetention: where `dir` is now ("/" for the root)
+};
+
+// A legal hold: every version of one file (`history`), or of every file under a directory
+// (`dir`), stays whatever the rules, until released.
+struct LegalHold {
+  HistoryId history = 0;
+  InodeId dir = 0;
+  std::string reason;
+  // Filled by the archive:
+  int64_t time_ns = 0;
+  uint32_t uid = 0;
+  std::string program;
+  std::string path;  // ListHolds: where the file or directory is (or was last) linked
+};
+
+// What Archive::Prune keeps, in the style of restic and borg `forget`: a content version is
+// removed unless one of the keep options keeps it (the options add up), it is the current
+// version of a live file, held, or younger than a retention rule allows. Delete markers and
+// versions already removed are left as they are.
+struct PruneRequest {
+  uint64_t keep_last = 0;                // the N newest content versions of each file
+  std::optional<int64_t> keep_within_s;  // every version younger than this (from now)
+  uint64_t keep_daily = 0;               // the newest version of each of the last N
+  uint64_t keep_weekly = 0;              // days (weeks: ISO, from Monday; months)
+  uint64_t keep_monthly = 0;             // that have versions (UTC calendar)
+  // Deleted files whose delete marker is older than this lose every content version (the
+  // keep options do not apply to them); without keep options only such files are pruned.
+  std::optional<int64_t> deleted_older_than_s;
+  // Scope: the files (live or deleted) last linked under this directory, or this one file's
+  // history when `history` is set.
+  InodeId dir = kRootInode;
+  HistoryId history = 0;
+  bool dry_run = false;  // decide and report, change nothing
+};
+
+// One version Prune or Purge removed (dry run: would remove).
+struct RemovedVersion {
+  HistoryId history = 0;
+  uint64_t number = 0;
+  int64_t time_ns = 0;
+  uint64_t size = 0;
+  std::string path;  // where the file is, or was last, linked
+};
+
+struct PruneResult {
+  bool dry_run = false;
+  uint64_t files = 0;     // histories in scope
+  uint64_t kept = 0;      // content versions kept by the keep options or as current
+  uint64_t held = 0;      // content versions a legal hold kept that would have gone
+  uint64_t retained = 0;  // content versions a retention rule kept that would have gone
+  std::vector<RemovedVersion> removed;
+  uint64_t removed_bytes = 0;  // sum of their sizes (before dedup: what GC frees may be less)
+};
+
+struct PurgeRequest {
+  HistoryId history = 0;
+  std::optional<uint64_t> number;  // one version; default: every version of the file
+  std::string reason;              // required; audited
+  bool dry_run = false;
+};
+
+struct PurgeResult {
+  bool dry_run = false;
+  bool unlinked = false;  // the file was live, and was unlinked first (whole-file purge)
+  std::vector<RemovedVersion> removed;
+  GcResult gc;  // the collection that took the bytes out of the pack files
+};
+
 struct ArchiveStats {
   uint64_t files = 0;  // histories (live or deleted regular files)
   uint64_t live_files = 0;
@@ -228,6 +346,10 @@ struct ArchiveStats {
   // them from the index.
   uint64_t reclaimable_bytes = 0;
   std::optional<GcResult> last_gc;  // the last collection that changed the archive
+  uint64_t held_versions = 0;       // content versions under a legal hold
+  uint64_t removed_versions = 0;    // versions whose content prune or purge removed
+  std::vector<RetentionRule> retention;
+  std::vector<LegalHold> holds;
 };
 
 struct FsStats {
@@ -579,6 +701,33 @@ class Archive {
   // otherwise). Audited (kGc), and the result is kept for Stats (not for a dry run).
   // kReadOnly on a read-only archive unless dry_run.
   virtual StatusOr<GcResult> CollectGarbage(const GcRequest& request, const Caller& caller) = 0;
+
+  // --- Lifecycle (store/archive/archive_lifecycle.cc) -----------------------------------------
+  // Retention rules, by path.
+  virtual StatusOr<std::vector<RetentionRule>> ListRetention() = 0;
+  // Sets the rule of rule.dir (a directory). Lengthening, or a first rule, is always allowed.
+  // Shortening or turning compliance into governance: allowed for a governance rule (audited),
+  // kPermission for a compliance one. min_age_s 0 removes a governance rule. kNotDirectory,
+  // kNotFound for a dir that is no live directory; kInvalid for a negative age.
+  virtual Status SetRetention(const RetentionRule& rule, const Caller& caller) = 0;
+  virtual StatusOr<std::vector<LegalHold>> ListHolds() = 0;
+  // Sets (or replaces the reason of) a legal hold on hold.history or hold.dir (exactly one
+  // set; kInvalid otherwise or without a reason). Audited with the reason.
+  virtual Status SetHold(const LegalHold& hold, const Caller& caller) = 0;
+  // kNotFound: no hold on that file or directory.
+  virtual Status ReleaseHold(HistoryId history, InodeId dir, const Caller& caller) = 0;
+  // Removes content versions as PruneRequest says; each removal is audited (kPrune). Their
+  // records stay with ContentRemoval::kPruned. The space comes back with CollectGarbage.
+  // kInvalid without any keep option or deleted_older_than_s.
+  virtual StatusOr<PruneResult> Prune(const PruneRequest& request, const Caller& caller) = 0;
+  // Removes the content, tags, notes, SHA-256 and SOPInstanceUID of one version or of every
+  // version of a file, then collects garbage so that their chunks leave the pack files (those
+  // no other version shares) and compacts the database. A live file purged whole is unlinked
+  // first. kPermission under a legal hold or a compliance rule the versions have not yet met
+  // (a governance rule does not stop a purge); kBusy for the current version of a live file
+  // (purge the whole file, or save a new version first); kInvalid without a reason; kNotFound
+  // for an unknown version or a delete marker.
+  virtual StatusOr<PurgeResult> Purge(const PurgeRequest& request, const Caller& caller) = 0;
 
   // --- De-identification (store/dicom/deid.h) ----------------------------------------------------
   // A de-identifier keyed by this archive (a subkey of its data key), so that pseudonyms and

@@ -59,6 +59,11 @@ enum class AuditOp : uint8_t {
                                // EIO, never the bytes); once per open handle; detail: where
   kGc = 36,                    // medvfs gc (also a dry run); detail: what it dropped, rewrote
                                // and freed
+  kPrune = 37,                 // medvfs prune removed a version's content; path, version
+  kPurge = 38,                 // medvfs purge removed a version's content; detail: the reason
+  kHold = 39,                  // a legal hold set; detail: the reason
+  kHoldRelease = 40,           // a legal hold released
+  kRetention = 41,             // a retention rule set, shortened or removed; detail: the rule
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

@@ -64,9 +64,11 @@ struct VerifyReport {
   // their chunks are checked, their digest is not (Archive::VersionSha256 computes it).
   uint64_t digests_pending = 0;
   uint64_t unreferenced_chunks = 0;
-  uint64_t chunks_awaiting_gc = 0;  // unreferenced, of versions a scratch file dropped
-  uint64_t packs = 0;               // pack files read
-  uint64_t pack_bytes = 0;          // their size
+  // unreferenced, of versions a scratch file dropped or whose content prune or purge removed
+  uint64_t chunks_awaiting_gc = 0;
+  uint64_t removed_versions = 0;  // versions whose content prune or purge removed
+  uint64_t packs = 0;             // pack files read
+  uint64_t pack_bytes = 0;        // their size
   // Whole, authentic entries in packs that the chunk index does not refer to: written for a
   // commit that did not happen (a crash between the pack sync and the index write), or
   // dropped by a later commit. Garbage, counted, never an error.

@@ -52,6 +52,10 @@ std::string FormatVersionSha256(const VersionInfo& version);
 // The `versions.tsv` view: a header line, then one line per version (delete markers
 // included), tab-separated:
 //   number time size sha256 uid gid pid program operation note sop_instance_uid traceability
+//   content removed_time removed_uid removed_program removed_reason hold
+// content is empty, "pruned" or "purged" (ContentRemoval), the next four who removed it, when
+// and why (a purge's reason); sha256 is empty for a purged version; hold is the reason of the
+// legal hold that keeps the version, empty when none.
 // sha256 is kSha256PendingText for a deferred digest not computed yet (then
 // VersionInfo::sha256_deferred is set when parsed back). sop_instance_uid is empty for
 // content that is not DICOM; traceability is
@@ -59,7 +63,8 @@ std::string FormatVersionSha256(const VersionInfo& version);
 // escaped as \t \n \\.
 std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions);
 // Parses what FormatVersionsTsv wrote (the command line reads it through a mount). Also reads
-// the first form of the file, without the last two columns (their fields stay empty/false).
+// the earlier forms of the file, without the last six columns, or the last eight (their fields
+// stay empty/false).
 StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv);
 
 }  // namespace medvfs::store

@@ -1,5 +1,6 @@
 // medvfs log PATH: a file's history, oldest first, delete markers included; DICOM versions
-// that break traceability (same SOPInstanceUID, other content) are marked.
+// that break traceability (same SOPInstanceUID, other content) are marked, and so are versions
+// whose content prune or purge removed and versions a legal hold keeps.
 #include <iostream>
 #include <memory>
 #include <string>
@@ -48,10 +49,29 @@ std::string OperationText(const store::VersionInfo& v) {
   return text;
 }
 
+// "pruned 2026-12-07T10:00:00Z by uid 0 (medvfs)", "held: <reason>", or "".
+std::string LifecycleText(const store::VersionInfo& v) {
+  std::string text;
+  if (v.content_removed()) {
+    text = std::string(store::ContentRemovalName(v.removed)) + " " +
+           store::FormatTimeNs(v.removed_time_ns).substr(0, 19) + "Z by uid " +
+           std::to_string(v.removed_by_uid);
+    if (!v.removed_by_program.empty()) text += " (" + v.removed_by_program + ")";
+    if (!v.removed_reason.empty()) text += ": " + v.removed_reason;
+  }
+  if (!v.hold.empty()) text = "held: " + v.hold;
+  return EscapeCell(text);
+}
+
 void PrintTable(const std::vector<store::VersionInfo>& versions) {
   std::vector<std::vector<std::string>> rows;
+  bool any_lifecycle = false;
+  for (const store::VersionInfo& v : versions) {
+    any_lifecycle = any_lifecycle || v.content_removed() || !v.hold.empty();
+  }
   rows.push_back(
       {"VERSION", "TIME (UTC)", "SIZE", "SHA256", "UID", "PROGRAM", "OPERATION", "NOTE"});
+  if (any_lifecycle) rows.back().push_back("LIFECYCLE");
   bool any_reused = false;
   for (const store::VersionInfo& v : versions) {
     bool marker = v.is_delete_marker();
@@ -61,9 +81,12 @@ void PrintTable(const std::vector<store::VersionInfo>& versions) {
       any_reused = true;
     }
     rows.push_back({number, store::FormatTimeNs(v.time_ns), marker ? "-" : std::to_string(v.size),
-                    marker ? "-" : store::FormatVersionSha256(v).substr(0, kShortShaChars),
+                    marker || v.removed == store::ContentRemoval::kPurged
+                        ? "-"
+                        : store::FormatVersionSha256(v).substr(0, kShortShaChars),
                     std::to_string(v.writer_uid), EscapeCell(v.program), OperationText(v),
                     EscapeCell(v.note)});
+    if (any_lifecycle) rows.back().push_back(LifecycleText(v));
   }
   std::cout << FormatTable(rows);
   if (any_reused) {
@@ -81,8 +104,9 @@ void PrintJson(const std::string& path, const std::vector<store::VersionInfo>& v
         {"time", store::FormatTimeNs(v.time_ns)},
         {"time_ns", v.time_ns},
         {"size", v.size},
-        {"sha256", v.is_delete_marker() ? nlohmann::json(nullptr)
-                                        : nlohmann::json(store::FormatVersionSha256(v))},
+        {"sha256", v.is_delete_marker() || v.removed == store::ContentRemoval::kPurged
+                       ? nlohmann::json(nullptr)
+                       : nlohmann::json(store::FormatVersionSha256(v))},
         {"uid", v.writer_uid},
         {"gid", v.writer_gid},
         {"pid", v.writer_pid},
@@ -94,6 +118,14 @@ void PrintJson(const std::string& path, const std::vector<store::VersionInfo>& v
         {"sop_instance_uid_reused", v.sop_instance_uid_reused},
     };
     if (v.restored_from != 0) entry["restored_from"] = v.restored_from;
+    if (v.content_removed()) {
+      entry["content"] = store::ContentRemovalName(v.removed);
+      entry["removed_time"] = store::FormatTimeNs(v.removed_time_ns);
+      entry["removed_uid"] = v.removed_by_uid;
+      entry["removed_program"] = v.removed_by_program;
+      if (!v.removed_reason.empty()) entry["removed_reason"] = v.removed_reason;
+    }
+    if (!v.hold.empty()) entry["hold"] = v.hold;
     list.push_back(std::move(entry));
   }
   nlohmann::json out = {{"path", path}, {"versions", std::move(list)}};

@@ -10,6 +10,7 @@
 #include "store/views.h"
 #include "tools/archive_commands.h"
 #include "tools/cli_error.h"
+#include "tools/lifecycle.h"
 #include "tools/output.h"
 #include "tools/stream.h"
 #include "tools/target.h"
@@ -54,7 +55,25 @@ store::ArchiveStats StatsThroughMount(const StatsArgs& args, const ArchiveTarget
     gc.bytes_freed = number("gc_bytes_freed");
     stats.last_gc = gc;
   }
+  stats.held_versions = number("held_versions");
+  stats.removed_versions = number("removed_versions");
+  // Counts only: medvfs hold --list and medvfs retention show the details.
+  stats.holds.resize(number("holds"));
+  stats.retention.resize(number("retention_rules"));
   return stats;
+}
+
+// "/ compliance 3650d; /ct governance 30d", or the count when only that is known (a mount).
+std::string RetentionText(const store::ArchiveStats& s) {
+  if (s.retention.empty()) return "none";
+  std::string text;
+  for (const store::RetentionRule& rule : s.retention) {
+    if (rule.path.empty()) return std::to_string(s.retention.size()) + " rules (medvfs retention)";
+    if (!text.empty()) text += "; ";
+    text += rule.path + " " + std::string(store::RetentionModeName(rule.mode)) + " " +
+            FormatDurationSeconds(rule.min_age_s);
+  }
+  return text;
 }
 
 store::ArchiveStats StatsInArchive(const StatsArgs& args, const ArchiveTarget& target) {
@@ -95,6 +114,10 @@ void PrintTable(const store::ArchiveStats& s) {
                                    std::to_string(s.last_gc->chunks_dropped) + " chunks, " +
                                    std::to_string(s.last_gc->packs_removed) + " packs rewritten"
                              : std::string("never")},
+      {"retention:", RetentionText(s)},
+      {"legal holds:",
+       std::to_string(s.holds.size()) + " (" + std::to_string(s.held_versions) + " versions held)"},
+      {"pruned or purged:", std::to_string(s.removed_versions) + " versions (records kept)"},
   };
   std::cout << FormatTable(rows) << std::flush;
 }
@@ -118,7 +141,19 @@ void PrintJson(const store::ArchiveStats& s) {
                                              {"packs_removed", s.last_gc->packs_removed},
                                              {"bytes_freed", s.last_gc->bytes_freed}}
                             : nlohmann::json(nullptr)},
+      {"held_versions", s.held_versions},
+      {"removed_versions", s.removed_versions},
+      {"holds", s.holds.size()},
+      {"retention_rules", s.retention.size()},
   };
+  nlohmann::json rules = nlohmann::json::array();
+  for (const store::RetentionRule& rule : s.retention) {
+    if (rule.path.empty()) continue;
+    rules.push_back({{"path", rule.path},
+                     {"mode", store::RetentionModeName(rule.mode)},
+                     {"min_age_s", rule.min_age_s}});
+  }
+  out["retention"] = std::move(rules);
   std::cout << out.dump(2) << std::endl;
 }
 

@@ -106,6 +106,11 @@ void PrintText(const VerifyArgs& args, const VerifyReport& r) {
               << ") in the packs are garbage (no index refers to them: overwritten before a "
                  "commit, or written for one a crash stopped; not damage)\n";
   }
+  if (r.removed_versions != 0) {
+    std::cout << "note: " << r.removed_versions
+              << " versions had their content removed by medvfs prune or purge (their records "
+                 "stay; not damage)\n";
+  }
   if (r.digests_pending != 0) {
     std::cout << "note: " << r.digests_pending
               << " mostly sparse versions have no SHA-256 computed yet (not damage; their chunks "
@@ -156,6 +161,7 @@ void PrintJson(const VerifyReport& r) {
       {"digests_pending", r.digests_pending},
       {"unreferenced_chunks", r.unreferenced_chunks},
       {"chunks_awaiting_gc", r.chunks_awaiting_gc},
+      {"removed_versions", r.removed_versions},
       {"packs", r.packs},
       {"pack_bytes", r.pack_bytes},
       {"orphan_chunks", r.orphan_chunks},

@@ -15,5 +15,7 @@ void RegisterRestoreBackupCommand(CLI::App& app);  // restore-backup (tools/cmd_
 void RegisterReceiveCommand(CLI::App& app);        // receive        (tools/cmd_receive.cc)
 void RegisterResearchCommands(CLI::App& app);      // export, deid-map   (tools/cmd_export.cc)
 void RegisterGcCommand(CLI::App& app);             // gc             (tools/cmd_gc.cc)
+// hold, retention, prune, purge                            (tools/cmd_lifecycle.cc)
+void RegisterLifecycleCommands(CLI::App& app);
 
 }  // namespace medvfs::tools

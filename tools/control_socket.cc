@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "store/bytes.h"
 #include "store/log.h"
 
@@ -38,6 +40,8 @@ constexpr char kSocketName[] = "medvfs.sock";
 constexpr int kRequestTimeoutMs = 5000;
 constexpr int kSendTimeoutS = 10;
 constexpr size_t kMaxLine = 8192;
+// Text that is not UTF-8 (a file name, say) goes out with U+FFFD instead of failing the dump.
+constexpr auto kJsonReplace = nlohmann::json::error_handler_t::replace;
 
 class Fd {
  public:
@@ -193,6 +197,7 @@ struct ControlServer::State {
   void ServeBackup(int fd, const store::Caller& caller, const stdfs::path& dest, uint32_t keep);
   void ServeDeidMap(int fd, const store::Caller& caller, const std::string& prefix);
   void ServeGc(int fd, const store::Caller& caller, const store::GcRequest& request);
+  void ServeLifecycle(int fd, const store::Caller& caller, std::string_view request);
   // Refuses (replies, records `refused` as failed) a peer that is neither root nor the
   // daemon's user; returns whether it did.
   bool RefuseForeignPeer(int fd, const store::Caller& caller, store::AuditEvent refused);
@@ -322,6 +327,7 @@ void ControlServer::State::Serve(int fd, const ucred& peer) {
       return ServeGc(fd, caller, request);
     }
   }
+  if (fields.size() == 2 && fields[0] == "lifecycle") return ServeLifecycle(fd, caller, fields[1]);
   ReplyError(fd, Status::Invalid("malformed request on the control socket"));
 }
 
@@ -413,6 +419,25 @@ void ControlServer::State::ServeGc(int fd, const store::Caller& caller,
     return ReplyError(fd, result.status());
   }
   SendLine(fd, "ok\t" + EncodeGcResult(*result) + "\n");
+}
+
+void ControlServer::State::ServeLifecycle(int fd, const store::Caller& caller,
+                                          std::string_view request_text) {
+  const nlohmann::json request = nlohmann::json::parse(request_text, nullptr, false);
+  const std::string op = request.is_object() && request.contains("op") && request["op"].is_string()
+                             ? request["op"].get<std::string>()
+                             : std::string("lifecycle");
+  if (RefuseForeignPeer(fd, caller, EventOf(caller, store::AuditOp::kCliRead, op))) return;
+  if (request.is_discarded()) return ReplyError(fd, Status::Invalid("malformed lifecycle request"));
+  MEDVFS_LOG_INFO("%s requested on the control socket by uid %u pid %u", op.c_str(), caller.uid,
+                  caller.pid);
+  auto answer = ExecuteLifecycle(*archive, request, caller);
+  if (!answer.ok()) return ReplyError(fd, answer.status());
+  // dump() escapes line breaks and tabs inside strings: one JSON value per line.
+  for (const nlohmann::json& item : answer->items) {
+    if (!SendLine(fd, "item\t" + item.dump(-1, ' ', false, kJsonReplace) + "\n")) return;
+  }
+  SendLine(fd, "ok\t" + answer->summary.dump(-1, ' ', false, kJsonReplace) + "\n");
 }
 
 ControlServer::ControlServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -622,6 +647,26 @@ store::StatusOr<store::GcResult> RequestGc(
                });
   if (!status.ok()) return status;
   return out;
+}
+
+store::StatusOr<LifecycleAnswer> RequestLifecycle(const stdfs::path& archive_dir,
+                                                  const nlohmann::json& request) {
+  LifecycleAnswer answer;
+  Status status =
+      Exchange(archive_dir, "lifecycle\t" + request.dump(-1, ' ', false, kJsonReplace) + "\n",
+               [&](const std::vector<std::string_view>& f) -> std::optional<Status> {
+                 if (f.size() != 2 || (f[0] != "item" && f[0] != "ok")) return kMalformedAnswer;
+                 nlohmann::json value = nlohmann::json::parse(f[1], nullptr, false);
+                 if (value.is_discarded()) return kMalformedAnswer;
+                 if (f[0] == "item") {
+                   answer.items.push_back(std::move(value));
+                   return std::nullopt;
+                 }
+                 answer.summary = std::move(value);
+                 return Status::Ok();
+               });
+  if (!status.ok()) return status;
+  return answer;
 }
 
 store::StatusOr<std::vector<store::PseudonymEntry>> RequestDeidMap(const stdfs::path& archive_dir,

@@ -18,6 +18,10 @@
 //   client: "gc\t<dry run 0|1>\t<repack garbage percent>\t<rate bytes/s>\n"   (medvfs gc)
 //   daemon: "progress\t<phase>\t<done>\t<total>\n" ..., then "ok\t<13 numbers of the
 //           GcResult>\n" or an "error" line. A client that goes away stops the collection.
+//   client: "lifecycle\t<JSON request>\n"    (medvfs hold, retention, prune, purge; see
+//           tools/lifecycle.h)
+//   daemon: "item\t<JSON>\n" ..., then "ok\t<JSON summary>\n" or an "error" line. The request
+//           runs as the peer (uid, pid, program) and is audited by the archive.
 // The backup runs on a thread of the daemon's own, beside the FUSE workers: reads and writes
 // through the mount go on meanwhile. A client that goes away stops its backup.
 #pragma once
@@ -31,6 +35,7 @@
 
 #include "store/archive.h"
 #include "store/status.h"
+#include "tools/lifecycle.h"
 
 namespace medvfs::tools {
 
@@ -86,6 +91,12 @@ store::StatusOr<RemoteBackup> RequestBackup(const std::filesystem::path& archive
 store::StatusOr<store::GcResult> RequestGc(
     const std::filesystem::path& archive_dir, const store::GcRequest& request,
     const std::function<void(std::string_view phase, uint64_t done, uint64_t total)>& progress);
+
+// Asks the daemon serving `archive_dir` to run a lifecycle request (tools/lifecycle.h).
+// Errors as RequestBackup, and the daemon's ExecuteLifecycle status. The caller checks the
+// user's key first for a request that changes the archive.
+store::StatusOr<LifecycleAnswer> RequestLifecycle(const std::filesystem::path& archive_dir,
+                                                  const nlohmann::json& request);
 
 // Asks the daemon serving `archive_dir` for store::BuildDeidMap with pseudonyms of `prefix`.
 // Errors as for RequestBackup. The caller checks the user's key first (store::Archive::CheckKey):

@@ -50,6 +50,7 @@ int Run(int argc, char** argv) {
     medvfs::tools::RegisterReceiveCommand(app);
     medvfs::tools::RegisterResearchCommands(app);
     medvfs::tools::RegisterGcCommand(app);
+    medvfs::tools::RegisterLifecycleCommands(app);
     app.add_subcommand("version", "Print the version")->callback([] {
       std::cout << kVersionText << std::endl;
     });

@@ -435,6 +435,10 @@ StatusOr<std::unique_ptr<FileHandle>> ArchiveImpl::OpenVersion(HistoryId history
   VersionRecord record;
   MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
   if (record.info.is_delete_marker()) return Status::NotFound("a delete marker has no content");
+  if (record.info.content_removed()) {
+    return Status::NotFound("the content of this version was " +
+                            std::string(ContentRemovalName(record.info.removed)));
+  }
   ExtentList extents;
   MEDVFS_RETURN_IF_ERROR(LoadExtents(history, record, &extents));
   return std::unique_ptr<FileHandle>(new VersionHandle(chunks_.get(), 0, std::move(extents)));

@@ -55,8 +55,14 @@ StatusOr<Sha256Digest> ArchiveImpl::VersionSha256(HistoryId history, uint64_t nu
     VersionRecord record;
     MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
     if (record.info.is_delete_marker()) return Status::NotFound("a delete marker has no content");
+    if (record.info.removed == ContentRemoval::kPurged) {
+      return Status::NotFound("the version was purged: its SHA-256 went with it");
+    }
     MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history, &record.info));
     if (!record.info.sha256_deferred) return record.info.sha256;
+    if (record.info.content_removed()) {
+      return Status::NotFound("the version was pruned before its SHA-256 was computed");
+    }
     MEDVFS_RETURN_IF_ERROR(LoadExtents(history, record, &extents));
   }
   // The read pass runs without mu_: it takes time in proportion to the content's size.
@@ -66,8 +72,9 @@ StatusOr<Sha256Digest> ArchiveImpl::VersionSha256(HistoryId history, uint64_t nu
   std::lock_guard lock(mu_);
   VersionRecord record;
   Status s = LoadVersion(history, number, &record);
-  if (s.code() == Code::kNotFound) return sha256;  // pruned meanwhile: nothing to record on
+  if (s.code() == Code::kNotFound) return sha256;  // dropped meanwhile: nothing to record on
   MEDVFS_RETURN_IF_ERROR(s);
+  if (record.info.content_removed()) return sha256;  // removed meanwhile: nor here
   KvBatch batch;
   PutRecord(batch, VersionDigestKey(history, number), VersionDigestRecord{sha256});
   s = WriteBatchLocked(batch);

@@ -45,6 +45,11 @@ StatusOr<GcResult> ArchiveImpl::CollectGarbage(const GcRequest& request, const C
   if (!gc_lock.owns_lock()) {
     return Status(Code::kBusy, "a garbage collection or a backup is running");
   }
+  return CollectGarbageLocked(request, caller);
+}
+
+StatusOr<GcResult> ArchiveImpl::CollectGarbageLocked(const GcRequest& request,
+                                                     const Caller& caller) {
   GcResult result;
   StatusOr<GcResult> collected = DoCollectGarbage(request, &result);
   Audit(caller, AuditOp::kGc, collected.status(), "/", 0,
@@ -170,11 +175,14 @@ StatusOr<GcResult> ArchiveImpl::DoCollectGarbage(const GcRequest& request, GcRes
     const uint64_t live = record.live_bytes;
     const uint64_t garbage = PackGarbageBytes(record);
     const bool worth_it =
-        garbage > 0 && garbage * 100 >= uint64_t{request.repack_garbage_percent} * record.size;
+        (garbage > 0 && garbage * 100 >= uint64_t{request.repack_garbage_percent} * record.size) ||
+        (request.rewrite_packs_of_dropped && unreferenced_bytes_per_pack.contains(pack));
     if (record.sealed) {
       if (live != 0 && !worth_it) continue;
     } else {
-      if (!worth_it || garbage < kMinGarbageToSealEarly) continue;
+      const bool must =
+          request.rewrite_packs_of_dropped && unreferenced_bytes_per_pack.contains(pack);
+      if (!must && (!worth_it || garbage < kMinGarbageToSealEarly)) continue;
       to_seal.push_back(pack);
     }
     chosen.push_back(pack);

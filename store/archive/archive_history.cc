@@ -52,9 +52,12 @@ StatusOr<std::vector<VersionInfo>> ArchiveImpl::ListVersions(HistoryId history) 
       }));
   if (versions.empty()) return Status::NotFound("no such history");
   // Deferred digests computed since are shown; the others stay pending (never computed here).
+  std::vector<VersionInfo*> all;
   for (VersionInfo& info : versions) {
     MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history, &info));
+    all.push_back(&info);
   }
+  MEDVFS_RETURN_IF_ERROR(FillHolds(history, std::move(all)));
   return versions;
 }
 
@@ -62,6 +65,7 @@ StatusOr<VersionInfo> ArchiveImpl::GetVersion(HistoryId history, uint64_t number
   VersionRecord record;
   MEDVFS_RETURN_IF_ERROR(LoadVersion(history, number, &record));
   MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history, &record.info));
+  MEDVFS_RETURN_IF_ERROR(FillHolds(history, {&record.info}));
   return record.info;
 }
 
@@ -125,7 +129,8 @@ StatusOr<std::optional<DirEntryAt>> ArchiveImpl::EntryAt(const NameEventRecord& 
     const Status s = VersionAt(event.history, time_ns, &found);
     if (s.code() == Code::kNotFound) return std::optional<DirEntryAt>();
     MEDVFS_RETURN_IF_ERROR(s);
-    if (found.is_delete_marker()) return std::optional<DirEntryAt>();
+    // A pruned or purged version has nothing to show: the name shows nothing then.
+    if (found.is_delete_marker() || found.content_removed()) return std::optional<DirEntryAt>();
     entry.history = event.history;
     entry.version = found.number;
     entry.size = found.size;
@@ -196,6 +201,10 @@ StatusOr<Attr> ArchiveImpl::DoRestore(HistoryId history_id, uint64_t number, con
   MEDVFS_RETURN_IF_ERROR(LoadVersion(history_id, number, &source));
   if (source.info.is_delete_marker()) {
     return Status::Invalid("that version is a delete marker; choose one with content");
+  }
+  if (source.info.content_removed()) {
+    return Status::NotFound("the content of that version was " +
+                            std::string(ContentRemovalName(source.info.removed)));
   }
   // A deferred digest computed since goes with the copy.
   MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history_id, &source.info));

@@ -127,6 +127,14 @@ class ArchiveImpl final : public Archive {
                                 const Caller& caller) override;  // archive_backup.cc
   StatusOr<GcResult> CollectGarbage(const GcRequest& request,
                                     const Caller& caller) override;  // archive_gc.cc
+  // archive_lifecycle.cc
+  StatusOr<std::vector<RetentionRule>> ListRetention() override;
+  Status SetRetention(const RetentionRule& rule, const Caller& caller) override;
+  StatusOr<std::vector<LegalHold>> ListHolds() override;
+  Status SetHold(const LegalHold& hold, const Caller& caller) override;
+  Status ReleaseHold(HistoryId history, InodeId dir, const Caller& caller) override;
+  StatusOr<PruneResult> Prune(const PruneRequest& request, const Caller& caller) override;
+  StatusOr<PurgeResult> Purge(const PurgeRequest& request, const Caller& caller) override;
 
   // --- used by the file handles (archive_content.cc) ---
   StatusOr<size_t> ReadLive(InodeId ino, uint64_t offset, std::span<char> out, ExtentList* cache,
@@ -201,8 +209,57 @@ class ArchiveImpl final : public Archive {
   // CollectGarbage without the lock and the audit entry; *partial holds what was done when
   // it fails.
   StatusOr<GcResult> DoCollectGarbage(const GcRequest& request, GcResult* partial);
+  // CollectGarbage with gc_mu_ already held (Purge waits for it instead of kBusy).
+  StatusOr<GcResult> CollectGarbageLocked(const GcRequest& request, const Caller& caller);
   // The last collection that changed the archive (kLastGcKey); nullopt if none did.
   StatusOr<std::optional<GcResult>> LastCollection() const;
+
+  // --- lifecycle (archive_lifecycle.cc) ---
+  // The retention rules and legal holds (few: read whole for each decision).
+  struct Lifecycle {
+    std::map<InodeId, RetentionRule> rules;  // by directory
+    std::map<HistoryId, LegalHold> file_holds;
+    std::map<InodeId, LegalHold> dir_holds;
+  };
+  // What applies to one history, from the directory it is (or was last) linked in.
+  struct HistoryLifecycle {
+    std::vector<InodeId> dirs;  // that directory, its parent, ... the root
+    const LegalHold* hold = nullptr;
+    std::vector<const RetentionRule*> rules;
+  };
+  Status LoadLifecycle(Lifecycle* out) const;
+  // REQUIRES: mu_ held (these three).
+  // `dir` and the directories above it; always ends with the root (whose rules apply to
+  // everything, even below a directory since removed).
+  std::vector<InodeId> DirChain(InodeId dir);
+  HistoryLifecycle LifecycleOf(const Lifecycle& lifecycle, HistoryId history,
+                               const HistoryRecord& record);
+  // Writes into batch the removal of version's content (see archive_lifecycle.cc).
+  Status RemoveContentLocked(KvBatch& batch, HistoryId history, VersionRecord* version,
+                             ContentRemoval how, const Caller& caller, std::string_view reason,
+                             int64_t now);
+  // The strictest rule of `applies` a version made at time_ns has not met yet, or null.
+  static const RetentionRule* RetainingRule(const HistoryLifecycle& applies, int64_t time_ns,
+                                            int64_t now, bool compliance_only);
+  // Sets VersionInfo::hold of the content versions of `history` when a hold keeps them.
+  Status FillHolds(HistoryId history, std::vector<VersionInfo*> versions);
+  // Content versions under a legal hold (ArchiveStats::held_versions).
+  Status CountHeldVersions(uint64_t* held);
+  StatusOr<PruneResult> DoPrune(const PruneRequest& request, const Caller& caller,
+                                PruneResult* result);
+  // REQUIRES: mu_ held exclusively. Decides and (unless a dry run) removes; appends what goes
+  // to *removed.
+  Status PruneHistoryLocked(HistoryId history, const PruneRequest& request, int64_t now,
+                            const Caller& caller, PruneResult* result,
+                            std::vector<RemovedVersion>* removed);
+  // REQUIRES: mu_ held. The versions a purge removes, or why it may not.
+  Status PurgeTargetsLocked(const PurgeRequest& request, int64_t now, HistoryRecord* history,
+                            std::vector<VersionRecord>* targets, bool* live_current_included);
+  StatusOr<PurgeResult> DoPurge(const PurgeRequest& request, const Caller& caller,
+                                PurgeResult* result);
+  Status DoSetRetention(const RetentionRule& rule, const Caller& caller, std::string* detail);
+  Status DoSetHold(const LegalHold& hold, const Caller& caller);
+  Status DoReleaseHold(HistoryId history, InodeId dir);
 
   // --- audit (archive_audit.cc, archive_high_water.cc) ---
   // Records one of the store's own events; failures to record are logged, never returned.

@@ -80,7 +80,14 @@ std::atomic<int> failing_seals_for_testing{0};
 void FailRecordSealsForTesting(int count);
 void FailRecordSealsForTesting(int count) { failing_seals_for_testing.store(count); }
 
+namespace {
+std::atomic<int64_t (*)()> clock_for_testing{nullptr};
+}  // namespace
+
+void SetClockForTesting(int64_t (*clock)()) { clock_for_testing.store(clock); }
+
 int64_t NowNs() {
+  if (int64_t(*clock)() = clock_for_testing.load(std::memory_order_relaxed)) return clock();
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
@@ -297,6 +304,8 @@ MEDVFS_RECORD_ACCESS(VersionDigestRecord)
 MEDVFS_RECORD_ACCESS(AuditRecord)
 MEDVFS_RECORD_ACCESS(AuditHeadRecord)
 MEDVFS_RECORD_ACCESS(GcResult)
+MEDVFS_RECORD_ACCESS(RetentionRule)
+MEDVFS_RECORD_ACCESS(LegalHold)
 #undef MEDVFS_RECORD_ACCESS
 
 std::string ArchiveImpl::NameHash(std::string_view name) const {
@@ -583,6 +592,10 @@ StatusOr<ArchiveStats> ArchiveImpl::Stats() {
   MEDVFS_RETURN_IF_ERROR(ScanRecords<VersionRecord>(
       std::string(1, kVersionPrefix), [&](std::string_view, const VersionRecord& version) {
         if (version.info.is_delete_marker()) return true;
+        if (version.info.content_removed()) {
+          ++stats.removed_versions;
+          return true;
+        }
         ++stats.versions;
         stats.logical_bytes += version.info.size;
         return true;
@@ -605,6 +618,9 @@ StatusOr<ArchiveStats> ArchiveImpl::Stats() {
     stats.reclaimable_bytes += PackGarbageBytes(record);
   }
   MEDVFS_ASSIGN_OR_RETURN(stats.last_gc, LastCollection());
+  MEDVFS_ASSIGN_OR_RETURN(stats.retention, ListRetention());
+  MEDVFS_ASSIGN_OR_RETURN(stats.holds, ListHolds());
+  MEDVFS_RETURN_IF_ERROR(CountHeldVersions(&stats.held_versions));
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {

@@ -2,6 +2,7 @@
 // fs/ or tools/ (tests/check_layers.py keeps them out of store/archive/).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 
@@ -23,5 +24,10 @@ StatusOr<std::unique_ptr<Archive>> OpenArchiveWithEnv(const std::filesystem::pat
                                                       const KeySource& key,
                                                       const ArchiveOptions& options,
                                                       rocksdb::Env* storage_env);
+
+// Replaces the wall clock of every archive in this process (version times, prune's and
+// retention's "now") with `clock`, so that tests can make histories of known times; null
+// restores the real clock.
+void SetClockForTesting(int64_t (*clock)());
 
 }  // namespace medvfs::store

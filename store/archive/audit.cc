@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 36> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 41> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -54,6 +54,11 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 36> kOpNames{{
     {AuditOp::kRecordDamageAccepted, "record-damage-accepted"},
     {AuditOp::kDamageFound, "damage-found"},
     {AuditOp::kGc, "gc"},
+    {AuditOp::kPrune, "prune"},
+    {AuditOp::kPurge, "purge"},
+    {AuditOp::kHold, "hold"},
+    {AuditOp::kHoldRelease, "hold-release"},
+    {AuditOp::kRetention, "retention"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {

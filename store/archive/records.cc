@@ -70,6 +70,13 @@ std::string PatientKey(std::string_view patient_hash, std::string_view study_has
   AppendU64BigEndian(&key, ino);
   return key;
 }
+std::string RetentionKey(InodeId dir) { return PrefixWithU64(kRetentionPrefix, dir); }
+std::string HoldKey(const LegalHold& hold) {
+  std::string key(1, kHoldPrefix);
+  key.push_back(hold.history != 0 ? kHoldOnFile : kHoldOnDir);
+  AppendU64BigEndian(&key, hold.history != 0 ? hold.history : hold.dir);
+  return key;
+}
 std::string IndexedKey(InodeId ino) { return PrefixWithU64(kIndexedPrefix, ino); }
 std::string MetaEventPrefix(HistoryId history) { return PrefixWithU64(kMetaEventPrefix, history); }
 std::string MetaEventKey(HistoryId history, uint64_t seq) {
@@ -212,7 +219,13 @@ std::string Encode(const VersionRecord& r) {
       .U8(static_cast<uint8_t>((v.sop_instance_uid_reused ? 1 : 0) | (v.has_dicom_tags ? 2 : 0) |
                                (v.sha256_deferred ? 4 : 0)));
   // Added later: records without it (older archives) had no ACL.
-  if (!v.file_acl.empty()) w.Bytes(v.file_acl);
+  const bool removed = v.removed != ContentRemoval::kNone;
+  if (!v.file_acl.empty() || removed) w.Bytes(v.file_acl);
+  // Added with prune and purge: present only on a version whose content was removed.
+  if (removed) {
+    w.U8(static_cast<uint8_t>(v.removed)).Signed(v.removed_time_ns).Varint(v.removed_by_uid);
+    w.Bytes(v.removed_by_program).Bytes(v.removed_reason);
+  }
   return w.Take();
 }
 Status Decode(std::string_view in, VersionRecord* r) {
@@ -246,6 +259,16 @@ Status Decode(std::string_view in, VersionRecord* r) {
   v.has_dicom_tags = (flags & 2) != 0;
   v.sha256_deferred = (flags & 4) != 0;
   v.file_acl = rd.HasMore() ? rd.Bytes() : std::string();
+  v.removed = ContentRemoval::kNone;
+  if (rd.HasMore()) {
+    const uint8_t removal = rd.U8();
+    if (removal != 1 && removal != 2) return Status::Corruption("unknown content removal");
+    v.removed = static_cast<ContentRemoval>(removal);
+    v.removed_time_ns = rd.Signed();
+    v.removed_by_uid = rd.U32();
+    v.removed_by_program = rd.Bytes();
+    v.removed_reason = rd.Bytes();
+  }
   return rd.Finish("version");
 }
 
@@ -356,6 +379,37 @@ Status Decode(std::string_view in, GcResult* r) {
   r->bytes_copied = rd.Varint();
   r->bytes_freed = rd.Varint();
   return rd.Finish("garbage collection");
+}
+
+std::string Encode(const RetentionRule& r) {
+  return RecordWriter()
+      .U8(static_cast<uint8_t>(r.mode))
+      .Signed(r.min_age_s)
+      .Signed(r.set_time_ns)
+      .Varint(r.set_by_uid)
+      .Take();
+}
+Status Decode(std::string_view in, RetentionRule* r) {
+  RecordReader rd(in);
+  const uint8_t mode = rd.U8();
+  if (mode != 1 && mode != 2) return Status::Corruption("unknown retention mode");
+  r->mode = static_cast<RetentionMode>(mode);
+  r->min_age_s = rd.Signed();
+  r->set_time_ns = rd.Signed();
+  r->set_by_uid = rd.U32();
+  return rd.Finish("retention rule");
+}
+
+std::string Encode(const LegalHold& r) {
+  return RecordWriter().Bytes(r.reason).Signed(r.time_ns).Varint(r.uid).Bytes(r.program).Take();
+}
+Status Decode(std::string_view in, LegalHold* r) {
+  RecordReader rd(in);
+  r->reason = rd.Bytes();
+  r->time_ns = rd.Signed();
+  r->uid = rd.U32();
+  r->program = rd.Bytes();
+  return rd.Finish("legal hold");
 }
 
 }  // namespace medvfs::store

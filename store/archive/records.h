@@ -126,6 +126,11 @@ std::string PatientPrefix(std::string_view patient_hash, std::string_view study_
 std::string IndexedKey(InodeId ino);
 std::string MetaEventKey(HistoryId history, uint64_t seq);
 
+std::string RetentionKey(InodeId dir);
+inline constexpr char kHoldOnFile = 'f';
+inline constexpr char kHoldOnDir = 'd';
+std::string HoldKey(const LegalHold& hold);  // by hold.history, else hold.dir
+
 // --- values ---
 // C -> GcResult of the last garbage collection that changed the archive (medvfs stats).
 // Not covered by the state digest: a statistic, nothing of the file system's state.
@@ -143,6 +148,8 @@ std::string Encode(const MetadataEvent& r);
 std::string Encode(const DicomTags& r);
 std::string Encode(const NoteEvent& r);
 std::string Encode(const PatientIndexRecord& r);
+std::string Encode(const RetentionRule& r);
+std::string Encode(const LegalHold& r);
 Status Decode(std::string_view in, SuperRecord* r);
 Status Decode(std::string_view in, GcResult* r);
 Status Decode(std::string_view in, VersionDigestRecord* r);
@@ -155,5 +162,8 @@ Status Decode(std::string_view in, MetadataEvent* r);
 Status Decode(std::string_view in, DicomTags* r);
 Status Decode(std::string_view in, NoteEvent* r);
 Status Decode(std::string_view in, PatientIndexRecord* r);
+// Key fields (dir, history) and path are not encoded: the key holds them.
+Status Decode(std::string_view in, RetentionRule* r);
+Status Decode(std::string_view in, LegalHold* r);
 
 }  // namespace medvfs::store

@@ -7,8 +7,8 @@
 //
 // digest = sum over covered records of HMAC-SHA256(k, u32le(len key) || key || value) mod
 // 2^256, k = DeriveSubkey(data key, kStateDigestLabel). Covered: the super record and the
-// namespace, history, version, version digest, extent, event, tag, note and patient
-// index records (the
+// namespace, history, version, version digest, extent, event, tag, note, patient index,
+// retention and legal hold records (the
 // kinds in kStateDigestKinds). Not covered: the chunk index and the pack records (written by
 // the chunk store, outside the batches; content-addressed and checked against every version
 // that uses it, and against the packs, by verify), the audit
@@ -27,7 +27,7 @@ namespace medvfs::store {
 
 inline constexpr char kStateDigestKey[] = "Z";
 inline constexpr std::string_view kStateDigestLabel = "medvfs state digest v1";
-inline constexpr std::string_view kStateDigestKinds = "SIDHYVXGMTNPQW";
+inline constexpr std::string_view kStateDigestKinds = "SIDHYVXGMTNPQWRO";
 inline constexpr uint8_t kStateDigestFormat = 1;
 
 using StateDigest = std::array<uint8_t, 32>;

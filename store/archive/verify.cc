@@ -332,7 +332,8 @@ class Verifier {
         extent_keys_.insert(std::string(key));
         return;
       case kDroppedExtentPrefix: {
-        // A scratch file's dropped version: its chunks may be unreferenced (garbage).
+        // A dropped scratch version's, or a pruned or purged version's: its chunks may be
+        // unreferenced (garbage).
         std::vector<Extent> extents;
         if (OpenRecord(key, value, meta_key_, "dropped extent group", &extents)) {
           for (const Extent& extent : extents) dropped_.push_back(extent.id);
@@ -372,6 +373,19 @@ class Verifier {
       case kPatientPrefix:
       case kIndexedPrefix:
         Check<PatientIndexRecord>(key, value, "patient index record");
+        return;
+      case kRetentionPrefix:
+        Check<RetentionRule>(key, value, "retention rule of inode " + std::to_string(first));
+        return;
+      case kHoldPrefix:
+        Check<LegalHold>(key, value, "legal hold record");
+        return;
+      case kLastGcKey[0]:
+        if (key.size() == 1) {
+          Check<GcResult>(key, value, "last garbage collection record");
+          return;
+        }
+        CheckUnknownRecord(key, value);
         return;
       case kStateDigestKey[0]:
         if (key.size() == 1) return;  // checked by CheckStateDigest
@@ -506,6 +520,15 @@ class Verifier {
     if (version.info.is_delete_marker()) {
       if (version.extent_count != 0 || !version.group_offsets.empty()) {
         Error(where, "a delete marker with content");
+      }
+      return;
+    }
+    if (version.info.content_removed()) {
+      ++report_.removed_versions;
+      if (version.extent_count != 0 || !version.group_offsets.empty()) {
+        Error(where, "a version whose content was " +
+                         std::string(ContentRemovalName(version.info.removed)) +
+                         " still lists content");
       }
       return;
     }
@@ -657,7 +680,7 @@ class Verifier {
           }
           if (referenced) return true;  // checked with the content that uses it
           if (std::binary_search(dropped_.begin(), dropped_.end(), id)) {
-            ++report_.chunks_awaiting_gc;  // a dropped scratch version's: expected
+            ++report_.chunks_awaiting_gc;  // a dropped or removed version's: expected
             return true;
           }
           // With damaged extent groups, the chunks they list look unreferenced: counted, and

@@ -175,10 +175,14 @@ bool ParseOperation(std::string_view text, Operation* op) {
 // ParseVersionsTsv still reads.
 constexpr std::string_view kTsvHeader =
     "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\tsop_instance_uid"
+    "\ttraceability\tcontent\tremoved_time\tremoved_uid\tremoved_program\tremoved_reason\thold";
+constexpr std::string_view kTsvHeaderV2 =
+    "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\tsop_instance_uid"
     "\ttraceability";
 constexpr std::string_view kTsvHeaderV1 =
     "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote";
-constexpr size_t kTsvFields = 12;
+constexpr size_t kTsvFields = 18;
+constexpr size_t kTsvFieldsV2 = 12;
 constexpr size_t kTsvFieldsV1 = 10;
 
 std::vector<std::string_view> SplitTabs(std::string_view line) {
@@ -209,6 +213,8 @@ Status ParseTsvLine(std::string_view line, size_t line_number, size_t field_coun
   }
   if (fields[3] == kSha256PendingText) {
     v->sha256_deferred = true;
+  } else if (fields[3].empty() && field_count == kTsvFields && fields[12] == "purged") {
+    // A purge took the SHA-256 with the content.
   } else if (!ParseHexDigest(fields[3], &v->sha256)) {
     return Status::Invalid(where + ": bad sha256");
   }
@@ -224,6 +230,26 @@ Status ParseTsvLine(std::string_view line, size_t line_number, size_t field_coun
     v->sop_instance_uid_reused = true;
   } else if (!fields[11].empty()) {
     return Status::Invalid(where + ": bad traceability");
+  }
+  if (field_count == kTsvFieldsV2) return Status::Ok();
+  if (fields[12] == ContentRemovalName(ContentRemoval::kPruned)) {
+    v->removed = ContentRemoval::kPruned;
+  } else if (fields[12] == ContentRemovalName(ContentRemoval::kPurged)) {
+    v->removed = ContentRemoval::kPurged;
+  } else if (!fields[12].empty()) {
+    return Status::Invalid(where + ": bad content");
+  }
+  if (v->content_removed()) {
+    auto removed_time = ParseTimeNs(fields[13]);
+    if (!removed_time.ok() || !ParseUnsigned(fields[14], &v->removed_by_uid)) {
+      return Status::Invalid(where + ": bad removal");
+    }
+    v->removed_time_ns = *removed_time;
+  }
+  if (!UnescapeTsvField(fields[15], &v->removed_by_program) ||
+      !UnescapeTsvField(fields[16], &v->removed_reason) ||
+      !UnescapeTsvField(fields[17], &v->hold)) {
+    return Status::Invalid(where + ": bad escape");
   }
   return Status::Ok();
 }
@@ -323,6 +349,7 @@ std::optional<int64_t> ParseTimeDirName(std::string_view entry) {
 
 std::string FormatVersionSha256(const VersionInfo& version) {
   if (version.sha256_deferred) return std::string(kSha256PendingText);
+  if (version.removed == ContentRemoval::kPurged) return std::string();
   return FormatSha256Hex(version.sha256);
 }
 
@@ -353,6 +380,22 @@ std::string FormatVersionsTsv(const std::vector<VersionInfo>& versions) {
     AppendTsvField(v.sop_instance_uid, &out);
     out += '\t';
     if (v.sop_instance_uid_reused) out += kSopInstanceUidReusedText;
+    out += '\t';
+    out += ContentRemovalName(v.removed);
+    out += '\t';
+    if (v.content_removed()) {
+      out += FormatTimeNs(v.removed_time_ns);
+      out += '\t';
+      out += std::to_string(v.removed_by_uid);
+    } else {
+      out += '\t';
+    }
+    out += '\t';
+    AppendTsvField(v.removed_by_program, &out);
+    out += '\t';
+    AppendTsvField(v.removed_reason, &out);
+    out += '\t';
+    AppendTsvField(v.hold, &out);
     out += '\n';
   }
   return out;
@@ -372,6 +415,8 @@ StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv) {
     if (!header_seen) {
       if (line == kTsvHeaderV1) {
         field_count = kTsvFieldsV1;
+      } else if (line == kTsvHeaderV2) {
+        field_count = kTsvFieldsV2;
       } else if (line != kTsvHeader) {
         return Status::Invalid("versions.tsv: unexpected header");
       }

@@ -811,6 +811,18 @@ Status KvStore::FlushAll() {
       FromRocks(rep_->db->Flush(options, rep_->handles), "writing memory tables to disk"));
 }
 
+Status KvStore::CompactAll() {
+  MEDVFS_RETURN_IF_ERROR(FlushAll());
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  options.allow_write_stall = true;
+  for (rocksdb::ColumnFamilyHandle* handle : rep_->handles) {
+    MEDVFS_RETURN_IF_ERROR(NoteWriteResult(FromRocks(
+        rep_->db->CompactRange(options, handle, nullptr, nullptr), "compacting table files")));
+  }
+  return Status::Ok();
+}
+
 void KvStore::SetBeforeDurable(std::function<Status()> hook) {
   std::lock_guard lock(rep_->before_durable_mu);
   rep_->before_durable = std::move(hook);

@@ -143,6 +143,9 @@ class KvStore {
   // never meets an old chunk index record naming a pack that is gone (see
   // ChunkStore::ReplayCheck).
   Status FlushAll();
+  // FlushAll, then rewrites every table file of both families: what deleted records held
+  // leaves the disk (purge), instead of waiting for RocksDB's own compactions to reach it.
+  Status CompactAll();
   // `hook` runs before anything logged becomes durable: before each sync of the log (SyncWal,
   // a Write with sync), and before each flush of memory tables into table files. A failed
   // hook fails that sync (a flush goes on: RocksDB cannot be stopped there; the failure is

@@ -40,6 +40,10 @@ inline constexpr char kDroppedExtentPrefix = 'G';
 // W history number -> VersionDigestRecord: the SHA-256 of a version whose commit left it to be
 // computed later (VersionInfo::sha256_deferred).
 inline constexpr char kVersionDigestPrefix = 'W';
+// R dir -> RetentionRule of a directory subtree (the root's: the whole archive).
+inline constexpr char kRetentionPrefix = 'R';
+// O kind history-or-dir -> LegalHold (kind 'f': a file's history, 'd': a directory subtree).
+inline constexpr char kHoldPrefix = 'O';
 inline constexpr char kAuditPrefix = 'A';     // A seq -> AuditRecord (store/archive/audit_chain.h)
 inline constexpr char kAuditHeadKey[] = "L";  // L -> AuditHeadRecord (last seq and chain MAC)
 

@@ -158,7 +158,7 @@ TEST(VersionsTsvTest, FormatsHeaderAndEscapedFields) {
   const std::string tsv = FormatVersionsTsv(SampleVersions());
   const std::string header =
       "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\tsop_instance_uid"
-      "\ttraceability\n";
+      "\ttraceability\tcontent\tremoved_time\tremoved_uid\tremoved_program\tremoved_reason\thold\n";
   ASSERT_EQ(tsv.substr(0, header.size()), header);
   const std::string first_line =
       tsv.substr(header.size(), tsv.find('\n', header.size()) - header.size());
@@ -169,9 +169,10 @@ TEST(VersionsTsvTest, FormatsHeaderAndEscapedFields) {
   EXPECT_NE(tsv.find(std::string(OperationName(Operation::kDeleteMarker))), std::string::npos);
   // Header plus one line per version.
   EXPECT_EQ(std::count(tsv.begin(), tsv.end(), '\n'), 4);
-  // The DICOM columns close each line: the UID, then the traceability flag.
-  EXPECT_TRUE(first_line.ends_with("\t1.2.840.99.1\t")) << first_line;
-  EXPECT_NE(tsv.find("\t1.2.840.99.1\tSOPInstanceUID reused with different content\n"),
+  // The DICOM columns: the UID, then the traceability flag; then the six lifecycle columns,
+  // empty for versions with content and no hold.
+  EXPECT_TRUE(first_line.ends_with("\t1.2.840.99.1\t\t\t\t\t\t\t")) << first_line;
+  EXPECT_NE(tsv.find("\t1.2.840.99.1\tSOPInstanceUID reused with different content\t\t\t\t\t\t\n"),
             std::string::npos);
   EXPECT_EQ(std::string(kSopInstanceUidReusedText), "SOPInstanceUID reused with different content");
 }
@@ -192,6 +193,49 @@ TEST(VersionsTsvTest, ReadsTheFormWithoutDicomColumns) {
   std::string mixed = FormatVersionsTsv(SampleVersions());
   mixed = old_form.substr(0, old_form.find('\n') + 1) + mixed.substr(mixed.find('\n') + 1);
   EXPECT_FALSE(ParseVersionsTsv(mixed).ok());
+}
+
+TEST(VersionsTsvTest, RoundTripsPrunedPurgedAndHeldVersions) {
+  std::vector<VersionInfo> versions = SampleVersions();
+  versions[0].removed = ContentRemoval::kPruned;
+  versions[0].removed_time_ns = kSample + 99;
+  versions[0].removed_by_uid = 7;
+  versions[0].removed_by_program = "medvfs";
+  versions[2].removed = ContentRemoval::kPurged;
+  versions[2].sha256 = {};
+  versions[2].removed_time_ns = kSample + 100;
+  versions[2].removed_reason = "wrong\tpatient";
+  VersionInfo held = versions[1];
+  held.number = 4;
+  held.op = Operation::kWrite;
+  held.hold = "case 12";
+  versions.push_back(held);
+  const std::string tsv = FormatVersionsTsv(versions);
+  EXPECT_NE(tsv.find("\tpruned\t"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(auto parsed, ParseVersionsTsv(tsv));
+  ASSERT_EQ(parsed.size(), versions.size());
+  EXPECT_EQ(parsed[0].removed, ContentRemoval::kPruned);
+  EXPECT_EQ(parsed[0].removed_time_ns, kSample + 99);
+  EXPECT_EQ(parsed[0].removed_by_uid, 7u);
+  EXPECT_EQ(parsed[0].removed_by_program, "medvfs");
+  EXPECT_EQ(parsed[0].sha256, versions[0].sha256);
+  EXPECT_EQ(parsed[2].removed, ContentRemoval::kPurged);
+  EXPECT_EQ(parsed[2].removed_reason, "wrong\tpatient");
+  EXPECT_EQ(parsed[2].sha256, Sha256Digest{});
+  EXPECT_EQ(parsed[3].hold, "case 12");
+  EXPECT_FALSE(parsed[3].content_removed());
+  // The form before the lifecycle columns still reads.
+  std::string lines =
+      "number\ttime\tsize\tsha256\tuid\tgid\tpid\tprogram\toperation\tnote\tsop_instance_uid"
+      "\ttraceability\n";
+  for (const VersionInfo& v : SampleVersions()) {
+    std::string line = FormatVersionsTsv({v});
+    line = line.substr(line.find('\n') + 1);
+    for (int i = 0; i < 6; ++i) line.erase(line.rfind('\t'), 1);
+    lines += line;
+  }
+  ASSERT_OK_AND_ASSIGN(auto old_form, ParseVersionsTsv(lines));
+  EXPECT_EQ(old_form.size(), 3u);
 }
 
 TEST(VersionsTsvTest, RejectsAnUnknownTraceabilityText) {
