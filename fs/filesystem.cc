@@ -305,6 +305,17 @@ void Filesystem::InvalidateHistoryEntry(store::InodeId dir, std::string_view nam
   SendInvalidation({*version_root, std::string(name)});
 }
 
+void Filesystem::InvalidateUnlinkedOutside(std::string_view path) {
+  if (!invalidator_) return;
+  const size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos || slash + 1 == path.size()) return;
+  auto dir = store::LookupPath(archive_, path.substr(0, slash));
+  if (!dir.ok()) return;
+  const std::string name(path.substr(slash + 1));
+  SendInvalidation({dir->ino, name});  // a live directory's node is its inode
+  InvalidateHistoryEntry(dir->ino, name);
+}
+
 void Filesystem::InvalidateHistoryAttrs(store::HistoryId history) {
   if (!invalidator_ || history == 0) return;
   for (uint64_t node : nodes_.HistoryDirsOf(history)) SendInvalidation({node, {}});

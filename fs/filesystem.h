@@ -84,6 +84,10 @@ class Filesystem {
   // The mode, owner or ACL of a live file of `history` changed: its history directories'
   // attributes (which follow the file's: ViewAttr) are dropped before the change is answered.
   void InvalidateHistoryAttrs(store::HistoryId history);
+  // A file `path` ("/dir/name") was unlinked outside a FUSE request (medvfs purge, run by the
+  // daemon for the command line): the kernel's entry of it, and of its history directory, is
+  // dropped.
+  void InvalidateUnlinkedOutside(std::string_view path);
 
   // Open files, so that shutdown can close what the kernel never released.
   void TrackFile(internal::OpenFile* file);

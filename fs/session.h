@@ -34,6 +34,10 @@ class MountedSession {
   // leave threads for everybody else. Default: 64.
   store::Status Run(unsigned max_threads = 64);
 
+  // For changes made beside the FUSE requests (the control socket's): BeginChange/EndChange
+  // and the invalidations.
+  Filesystem& filesystem() { return *fs_; }
+
  private:
   MountedSession() = default;
   std::unique_ptr<Filesystem> fs_;

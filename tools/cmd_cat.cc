@@ -73,6 +73,7 @@ std::unique_ptr<store::FileHandle> OpenNumbered(store::Archive& archive, const A
              " is a delete marker and has no content",
          "pick a version with content (see medvfs log)");
   }
+  if (info.ok() && info->content_removed()) FailRemovedVersion(*info, target);
   Fail(target.display + " has no version " + std::to_string(number),
        "list its versions with medvfs log");
 }

@@ -63,6 +63,10 @@ Located LocatePath(const std::string& arg) {
         Fail(what + " refused: " + status.message(),
              "see the holds with medvfs hold --list ARCHIVE");
       }
+      if (status.message().find("rule is a compliance one") != std::string::npos) {
+        Fail(what + " refused: " + status.message(),
+             "a compliance rule can only be lengthened (see medvfs-retention(1))");
+      }
       if (status.message().find("compliance") != std::string::npos) {
         Fail(what + " refused: " + status.message(), "wait until the versions are old enough");
       }
@@ -78,38 +82,74 @@ Located LocatePath(const std::string& arg) {
   }
 }
 
-// Runs `request` on the archive, through its mount daemon when it is mounted.
-LifecycleAnswer RunRequest(const fs::path& archive_dir, const Json& request,
-                           const KeyOptions& key_options, const std::string& what) {
-  const bool writes = LifecycleRequestWrites(request);
-  const std::optional<pid_t> daemon = LiveDaemonPid(archive_dir);
-  std::error_code ec;
-  if (daemon || fs::exists(ControlSocketPath(archive_dir), ec)) {
-    if (writes) {
-      store::StatusOr<store::KeySource> key = ReadKey(key_options, /*confirm=*/false);
+// Runs requests on one archive: through its mount daemon when it is mounted, else on the
+// archive opened here (once, whatever the number of requests: one key prompt).
+class Runner {
+ public:
+  Runner(fs::path archive_dir, const KeyOptions& key_options, bool writes)
+      : archive_dir_(std::move(archive_dir)), key_options_(key_options), writes_(writes) {
+    const std::optional<pid_t> daemon = LiveDaemonPid(archive_dir_);
+    std::error_code ec;
+    daemon_ = daemon;
+    remote_ = daemon.has_value() || fs::exists(ControlSocketPath(archive_dir_), ec);
+    if (remote_ && writes_) {
+      store::StatusOr<store::KeySource> key = ReadKey(key_options_, /*confirm=*/false);
       if (!key.ok()) FailMessage(key.status().message());
-      if (store::Status checked = store::Archive::CheckKey(archive_dir, *key); !checked.ok()) {
-        FailStatus(checked, "cannot unlock the archive " + archive_dir.string());
+      if (store::Status checked = store::Archive::CheckKey(archive_dir_, *key); !checked.ok()) {
+        FailStatus(checked, "cannot unlock the archive " + archive_dir_.string());
       }
-    }
-    store::StatusOr<LifecycleAnswer> remote = RequestLifecycle(archive_dir, request);
-    if (remote.ok()) return std::move(remote).value();
-    // Without a live daemon, kNotFound means nobody listens (a stale socket file).
-    if (daemon || remote.status().code() != store::Code::kNotFound) {
-      if (daemon && remote.status().message().find("control socket") != std::string::npos) {
-        Fail("the mount daemon of " + archive_dir.string() + " (pid " + std::to_string(*daemon) +
-                 ") does not answer on its control socket",
-             "it was probably started by an older medvfs: unmount the archive, mount it again");
-      }
-      FailLifecycle(remote.status(), what);
     }
   }
-  std::unique_ptr<store::Archive> archive =
-      OpenArchiveOrFail(archive_dir, key_options, /*read_only=*/!writes);
-  store::StatusOr<LifecycleAnswer> answer =
-      ExecuteLifecycle(*archive, request, CommandLineCaller());
-  if (!answer.ok()) FailLifecycle(answer.status(), what);
-  return std::move(answer).value();
+
+  LifecycleAnswer Run(const Json& request, const std::string& what) {
+    if (remote_) {
+      store::StatusOr<LifecycleAnswer> answer = RequestLifecycle(archive_dir_, request);
+      if (answer.ok()) return std::move(answer).value();
+      // Without a live daemon, kNotFound means nobody listens (a stale socket file).
+      if (daemon_ || answer.status().code() != store::Code::kNotFound) {
+        if (daemon_ && answer.status().message().find("control socket") != std::string::npos) {
+          Fail("the mount daemon of " + archive_dir_.string() + " (pid " +
+                   std::to_string(*daemon_) + ") does not answer on its control socket",
+               "it was probably started by an older medvfs: unmount the archive, mount it "
+               "again");
+        }
+        FailLifecycle(answer.status(), what);
+      }
+      remote_ = false;
+    }
+    if (!archive_) archive_ = OpenArchiveOrFail(archive_dir_, key_options_, !writes_);
+    store::StatusOr<LifecycleAnswer> answer =
+        ExecuteLifecycle(*archive_, request, CommandLineCaller());
+    if (!answer.ok()) FailLifecycle(answer.status(), what);
+    return std::move(answer).value();
+  }
+
+ private:
+  fs::path archive_dir_;
+  KeyOptions key_options_;
+  bool writes_;
+  std::optional<pid_t> daemon_;
+  bool remote_ = false;
+  std::unique_ptr<store::Archive> archive_;
+};
+
+LifecycleAnswer RunRequest(const fs::path& archive_dir, const Json& request,
+                           const KeyOptions& key_options, const std::string& what) {
+  return Runner(archive_dir, key_options, LifecycleRequestWrites(request)).Run(request, what);
+}
+
+// A PATH inside ARCHIVE given to prune or retention: a path in the archive ("/ct"), or a path
+// in its mount ("/mnt/pacs/ct").
+std::string PathInArchive(const ArchiveSource& source, const std::string& arg) {
+  std::error_code ec;
+  if (source.mountpoint && fs::path(arg).is_absolute() && fs::exists(arg, ec)) {
+    const fs::path absolute = fs::weakly_canonical(arg, ec);
+    const fs::path relative = absolute.lexically_relative(*source.mountpoint);
+    if (!ec && !relative.empty() && *relative.begin() != "..") {
+      return relative == "." ? "/" : "/" + relative.string();
+    }
+  }
+  return arg.empty() || arg[0] != '/' ? "/" + arg : arg;
 }
 
 void PrintJson(const LifecycleAnswer& answer) {
@@ -241,8 +281,7 @@ void RunRetention(const RetentionArgs& args) {
   } else if (args.action != "remove") {
     FailMessage("retention: the action is show, set or remove", 2);
   }
-  std::string path = args.path.empty() ? "/" : args.path;
-  if (path[0] != '/') path.insert(0, 1, '/');
+  const std::string path = PathInArchive(source, args.path);
   Json request = {{"op", "set-retention"}, {"path", path}, {"mode", args.mode}, {"min_age_s", age}};
   LifecycleAnswer answer = RunRequest(source.archive, request, args.key, "the retention rule");
   if (args.json) return PrintJson(answer);
@@ -273,7 +312,7 @@ struct PruneArgs {
 void RunPrune(const PruneArgs& args) {
   const ArchiveSource source = ResolveArchiveSource(args.archive);
   Json request = {{"op", "prune"}, {"dry_run", args.dry_run}};
-  if (!args.path.empty()) request["path"] = args.path[0] == '/' ? args.path : "/" + args.path;
+  if (!args.path.empty()) request["path"] = PathInArchive(source, args.path);
   if (args.keep_last != 0) request["keep_last"] = args.keep_last;
   if (args.keep_daily != 0) request["keep_daily"] = args.keep_daily;
   if (args.keep_weekly != 0) request["keep_weekly"] = args.keep_weekly;
@@ -326,7 +365,8 @@ void RunPurge(const PurgeArgs& args) {
   Json request = {{"op", "purge"}, {"path", where.path}, {"reason", args.reason}};
   if (args.version) request["version"] = *args.version;
   request["dry_run"] = true;
-  LifecycleAnswer preview = RunRequest(where.archive, request, args.key, "the purge");
+  Runner runner(where.archive, args.key, /*writes=*/!args.dry_run);
+  LifecycleAnswer preview = runner.Run(request, "the purge");
   if (args.dry_run) {
     if (args.json) return PrintJson(preview);
     PrintRemoved(preview, /*dry_run=*/true);
@@ -335,11 +375,9 @@ void RunPurge(const PurgeArgs& args) {
               << "\n";
     return;
   }
-  if (preview.items.empty()) {
-    std::cout << "Nothing to purge: " << where.path << " has no content left\n";
-    return;
-  }
-  if (!args.yes) {
+  // With nothing left to purge (run again after a failed collection), the purge still runs:
+  // its collection and compaction finish what the first one left.
+  if (!args.yes && !preview.items.empty()) {
     if (::isatty(STDIN_FILENO) == 0) {
       Fail("a purge cannot be undone and needs a confirmation",
            "run it in a terminal to confirm, or give --yes", 2);
@@ -353,7 +391,7 @@ void RunPurge(const PurgeArgs& args) {
     if (answer != "yes") FailMessage("not purged", 1);
   }
   request["dry_run"] = false;
-  LifecycleAnswer answer = RunRequest(where.archive, request, args.key, "the purge");
+  LifecycleAnswer answer = runner.Run(request, "the purge");
   if (args.json) return PrintJson(answer);
   PrintRemoved(answer, /*dry_run=*/false);
   std::cout << "Purged " << Count(answer.summary, "removed") << " versions of " << where.path

@@ -294,12 +294,23 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   }
   WritePidFile(plan.archive);
   // ARCHIVE/medvfs.sock: medvfs backup while mounted (tools/control_socket.h).
-  std::unique_ptr<ControlServer> control = StartControlServerOrLog(plan.archive, **archive);
+  // Lifecycle requests (prune, purge) change the archive beside the FUSE requests: the mount
+  // drops what it caches of them.
+  fs::Filesystem& filesystem = (*session)->filesystem();
+  ChangeNotifier notifier;
+  notifier.begin = [&filesystem] { filesystem.BeginChange(); };
+  notifier.end = [&filesystem](const std::string& unlinked_path) {
+    filesystem.EndChange();
+    if (!unlinked_path.empty()) filesystem.InvalidateUnlinkedOutside(unlinked_path);
+  };
+  std::unique_ptr<ControlServer> control =
+      StartControlServerOrLog(plan.archive, **archive, std::move(notifier));
   RecordSessionEvent(**archive, store::AuditOp::kMount, MountDetail(plan));
   report("");
   const Status served = (*session)->Run();
-  session->reset();  // unmounts (if still mounted) before the archive closes
+  // The control server first: its change notifier refers to the session's file system.
   control.reset();   // stops a running backup and removes the socket
+  session->reset();  // unmounts (if still mounted) before the archive closes
   RecordSessionEvent(**archive, store::AuditOp::kUnmount, std::string());
   archive->reset();  // closes RocksDB cleanly
   RemovePidFile(plan.archive);

@@ -177,6 +177,7 @@ stdfs::path ControlSocketPath(const stdfs::path& archive) { return archive / kSo
 
 struct ControlServer::State {
   store::Archive* archive = nullptr;
+  ChangeNotifier notifier;
   stdfs::path archive_dir;
   Fd dir_fd;     // O_PATH descriptor of the archive directory
   Fd listen_fd;  // the listening socket
@@ -431,7 +432,13 @@ void ControlServer::State::ServeLifecycle(int fd, const store::Caller& caller,
   if (request.is_discarded()) return ReplyError(fd, Status::Invalid("malformed lifecycle request"));
   MEDVFS_LOG_INFO("%s requested on the control socket by uid %u pid %u", op.c_str(), caller.uid,
                   caller.pid);
+  const bool writes = LifecycleRequestWrites(request);
+  if (writes && notifier.begin) notifier.begin();
   auto answer = ExecuteLifecycle(*archive, request, caller);
+  if (writes && notifier.end) {
+    const bool unlinked = answer.ok() && answer->summary.value("unlinked", false);
+    notifier.end(unlinked ? answer->summary.value("path", std::string()) : std::string());
+  }
   if (!answer.ok()) return ReplyError(fd, answer.status());
   // dump() escapes line breaks and tabs inside strings: one JSON value per line.
   for (const nlohmann::json& item : answer->items) {
@@ -445,9 +452,11 @@ ControlServer::ControlServer(std::unique_ptr<State> state) : state_(std::move(st
 ControlServer::~ControlServer() { Stop(); }
 
 store::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const stdfs::path& archive_dir,
-                                                                     store::Archive& archive) {
+                                                                     store::Archive& archive,
+                                                                     ChangeNotifier notifier) {
   auto state = std::make_unique<State>();
   state->archive = &archive;
+  state->notifier = std::move(notifier);
   state->archive_dir = archive_dir;
   state->dir_fd.Reset(::open(archive_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (state->dir_fd.get() < 0) return store::StatusFromErrno(errno, "the archive directory");
@@ -514,8 +523,9 @@ void ControlServer::Stop() {
 }
 
 std::unique_ptr<ControlServer> StartControlServerOrLog(const stdfs::path& archive_dir,
-                                                       store::Archive& archive) {
-  auto server = ControlServer::Start(archive_dir, archive);
+                                                       store::Archive& archive,
+                                                       ChangeNotifier notifier) {
+  auto server = ControlServer::Start(archive_dir, archive, std::move(notifier));
   if (!server.ok()) {
     MEDVFS_LOG_WARNING("no control socket (%s): medvfs backup cannot back up while mounted",
                        server.status().ToString().c_str());

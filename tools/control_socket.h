@@ -42,12 +42,21 @@ namespace medvfs::tools {
 // ARCHIVE/medvfs.sock.
 std::filesystem::path ControlSocketPath(const std::filesystem::path& archive);
 
+// What the server tells the mount around a lifecycle request that may change the archive
+// beside the FUSE requests, so that the mount drops what it caches: `begin` before, `end`
+// after, with the path of a file the request unlinked (empty if none). Either may be empty.
+struct ChangeNotifier {
+  std::function<void()> begin;
+  std::function<void(const std::string& unlinked_path)> end;
+};
+
 class ControlServer {
  public:
   // Listens on ARCHIVE/medvfs.sock, replacing a stale socket file (the caller holds the
   // archive open, so no other daemon can be serving it). `archive` must outlive the server.
   static store::StatusOr<std::unique_ptr<ControlServer>> Start(
-      const std::filesystem::path& archive_dir, store::Archive& archive);
+      const std::filesystem::path& archive_dir, store::Archive& archive,
+      ChangeNotifier notifier = {});
   // Stop().
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
@@ -66,7 +75,8 @@ class ControlServer {
 // For the mount daemon: starts the server, or logs why it could not (the mount works without
 // it; only online backups are unavailable) and returns null.
 std::unique_ptr<ControlServer> StartControlServerOrLog(const std::filesystem::path& archive_dir,
-                                                       store::Archive& archive);
+                                                       store::Archive& archive,
+                                                       ChangeNotifier notifier = {});
 
 // What the daemon answered to a backup request.
 struct RemoteBackup {

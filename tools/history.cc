@@ -39,9 +39,18 @@ void FailMissingVersion(const std::vector<store::VersionInfo>& versions, const F
                " is a delete marker and has no content",
            "pick a version with content (see medvfs log)");
     }
+    if (v.number == number && v.content_removed()) FailRemovedVersion(v, target);
   }
   Fail(target.display + " has no version " + std::to_string(number),
        "list its versions with medvfs log");
+}
+
+void FailRemovedVersion(const store::VersionInfo& v, const FileTarget& target) {
+  Fail("the content of version " + std::to_string(v.number) + " of " + target.display + " was " +
+           std::string(store::ContentRemovalName(v.removed)) + " on " +
+           store::FormatTimeNs(v.removed_time_ns).substr(0, 19) + "Z by uid " +
+           std::to_string(v.removed_by_uid),
+       "only its record is left (see medvfs log); pick another version");
 }
 
 const store::VersionInfo& PickVersionOrFail(const std::vector<store::VersionInfo>& versions,

@@ -19,6 +19,8 @@ std::vector<store::VersionInfo> HistoryThroughMount(const FileTarget& target);
 // delete marker.
 [[noreturn]] void FailMissingVersion(const std::vector<store::VersionInfo>& versions,
                                      const FileTarget& target, uint64_t number);
+// Fails naming who removed the content of version `v` (prune or purge) and when.
+[[noreturn]] void FailRemovedVersion(const store::VersionInfo& v, const FileTarget& target);
 
 // The version a command works on: `number`, or with 0 the current one (the last of the
 // history, when the file is live). `versions` is the history, oldest first. Fails with a clear

@@ -229,9 +229,9 @@ class ArchiveImpl final : public Archive {
   };
   Status LoadLifecycle(Lifecycle* out) const;
   // REQUIRES: mu_ held (these three).
-  // `dir` and the directories above it; always ends with the root (whose rules apply to
-  // everything, even below a directory since removed).
-  std::vector<InodeId> DirChain(InodeId dir);
+  // `dir` and the directories above it; always ends with the root. *broken: a directory of
+  // the chain was removed (its parent is not known).
+  std::vector<InodeId> DirChain(InodeId dir, bool* broken);
   HistoryLifecycle LifecycleOf(const Lifecycle& lifecycle, HistoryId history,
                                const HistoryRecord& record);
   // Writes into batch the removal of version's content (see archive_lifecycle.cc).

@@ -117,12 +117,16 @@ Status ArchiveImpl::LoadLifecycle(Lifecycle* out) const {
                                 });
 }
 
-std::vector<InodeId> ArchiveImpl::DirChain(InodeId dir) {
+std::vector<InodeId> ArchiveImpl::DirChain(InodeId dir, bool* broken) {
   std::vector<InodeId> chain;
+  *broken = false;
   for (int depth = 0; dir != 0 && dir != kRootInode && depth < 4096; ++depth) {
     chain.push_back(dir);
     InodeRecord record;
-    if (!LoadInode(dir, &record).ok()) break;  // a removed directory: the root's rules remain
+    if (!LoadInode(dir, &record).ok()) {
+      *broken = true;  // a removed directory: where it was is not known any more
+      break;
+    }
     dir = record.parent;
   }
   chain.push_back(kRootInode);
@@ -133,9 +137,20 @@ ArchiveImpl::HistoryLifecycle ArchiveImpl::LifecycleOf(const Lifecycle& lifecycl
                                                        HistoryId history,
                                                        const HistoryRecord& record) {
   HistoryLifecycle applies;
-  applies.dirs = DirChain(record.last_parent);
+  bool broken = false;
+  applies.dirs = DirChain(record.last_parent, &broken);
   if (auto it = lifecycle.file_holds.find(history); it != lifecycle.file_holds.end()) {
     applies.hold = &it->second;
+  }
+  if (broken) {
+    // The file was last linked in a directory since removed (rm -r): which directories were
+    // above it is not known. Removing a directory must not take its files out of a hold or a
+    // rule, so every directory hold and every rule applies to them.
+    for (const auto& [dir, hold] : lifecycle.dir_holds) {
+      if (applies.hold == nullptr) applies.hold = &hold;
+    }
+    for (const auto& [dir, rule] : lifecycle.rules) applies.rules.push_back(&rule);
+    return applies;
   }
   for (InodeId dir : applies.dirs) {
     if (applies.hold == nullptr) {
@@ -275,7 +290,13 @@ StatusOr<PruneResult> ArchiveImpl::Prune(const PruneRequest& request, const Call
                        std::to_string(result.files) + " files; kept " +
                        std::to_string(result.kept) + ", held " + std::to_string(result.held) +
                        ", retained " + std::to_string(result.retained);
-  Audit(caller, AuditOp::kPrune, pruned.status(), "/", 0, std::move(detail));
+  std::string scope = "/";
+  if (request.history != 0) {
+    scope = AuditPathOfHistory(request.history);
+  } else if (request.dir != kRootInode) {
+    scope = AuditPathOf(request.dir);
+  }
+  Audit(caller, AuditOp::kPrune, pruned.status(), std::move(scope), 0, std::move(detail));
   return pruned;
 }
 
@@ -423,6 +444,10 @@ Status ArchiveImpl::PurgeTargetsLocked(const PurgeRequest& request, int64_t now,
     InodeRecord node;
     MEDVFS_RETURN_IF_ERROR(LoadInode(history->live_ino, &node));
     current = node.version;
+    if (!request.number && node.nlink > 1) {
+      return Status(Code::kBusy,
+                    "the file has other names (hard links): unlink them first, then purge");
+    }
   }
   if (request.number) {
     VersionRecord version;
@@ -533,6 +558,9 @@ StatusOr<PurgeResult> ArchiveImpl::DoPurge(const PurgeRequest& request, const Ca
   // values leave the database's table files.
   GcRequest gc;
   gc.rewrite_packs_of_dropped = true;
+  // Nothing left to purge: a purge run again after its collection failed. The chunks may be
+  // out of the index already, their packs not yet rewritten: every pack with garbage is.
+  if (removed.empty()) gc.repack_garbage_percent = 0;
   MEDVFS_ASSIGN_OR_RETURN(result->gc, CollectGarbageLocked(gc, caller));
   Status compacted = kv_->CompactAll();
   if (!compacted.ok()) {
@@ -595,7 +623,7 @@ Status ArchiveImpl::DoSetRetention(const RetentionRule& rule, const Caller& call
   }
   KvBatch batch;
   if (rule.min_age_s == 0) {
-    if (!had) return Status::Ok();
+    if (!had) return Status::NotFound("there is no retention rule on that directory");
     batch.Delete(Family::kMeta, RetentionKey(rule.dir));
   } else {
     RetentionRule stored = rule;

@@ -455,6 +455,57 @@ TEST_F(LifecycleTest, HeldAndRetainedVersionsSurviveEveryPrune) {
   ExpectClean("after the prunes");
 }
 
+// Removing the directories a held or retained file was in (rm -r) does not take it out of
+// the hold or the rule: where it was is not known any more, so every hold and rule applies.
+TEST_F(LifecycleTest, RemovingTheDirectoriesAboveAFileDoesNotFreeIt) {
+  ASSERT_OK_AND_ASSIGN(Attr a, ReleasedAttr(archive_->MakeDir(kRootInode, "a", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(Attr b, ReleasedAttr(archive_->MakeDir(a.ino, "b", 0755, caller_)));
+  ASSERT_OK_AND_ASSIGN(
+      Attr file, ReleasedAttr(archive_->MakeNode(b.ino, "x.dat", S_IFREG | 0644, 0, caller_)));
+  for (const char* content : {"one", "two"}) {
+    ASSERT_OK_AND_ASSIGN(auto handle, archive_->Open(file.ino, O_WRONLY | O_TRUNC, caller_));
+    ASSERT_OK(handle->Write(0, content));
+    ASSERT_OK(handle->Flush(caller_));
+  }
+  ASSERT_OK_AND_ASSIGN(Attr written, archive_->GetAttr(file.ino));
+  LegalHold hold;
+  hold.dir = a.ino;
+  hold.reason = "case 5";
+  ASSERT_OK(archive_->SetHold(hold, caller_));
+  ASSERT_OK(archive_->Unlink(b.ino, "x.dat", caller_));
+  ASSERT_OK(archive_->RemoveDir(a.ino, "b", caller_));
+  PruneRequest request;
+  request.deleted_older_than_s = 0;
+  ASSERT_OK_AND_ASSIGN(PruneResult pruned, archive_->Prune(request, caller_));
+  EXPECT_TRUE(pruned.removed.empty());
+  EXPECT_EQ(pruned.held, 2u);
+  PurgeRequest purge;
+  purge.history = written.history;
+  purge.reason = "test";
+  EXPECT_EQ(archive_->Purge(purge, caller_).status().code(), Code::kPermission);
+  // Released, the file goes.
+  ASSERT_OK(archive_->ReleaseHold(0, a.ino, caller_));
+  ASSERT_OK_AND_ASSIGN(pruned, archive_->Prune(request, caller_));
+  EXPECT_EQ(pruned.removed.size(), 2u);
+}
+
+// A whole-file purge of a file with other names refuses before it unlinks anything.
+TEST_F(LifecycleTest, APurgeOfAFileWithHardLinksUnlinksNothing) {
+  ModelFile file;
+  file.name = "linked.dat";
+  std::mt19937_64 rng(1);
+  SaveAt(&file, kStart, RandomBytes(100, rng));
+  ASSERT_OK_AND_ASSIGN(Attr attr, ReleasedAttr(archive_->Lookup(kRootInode, file.name)));
+  ASSERT_OK(archive_->Link(attr.ino, kRootInode, "other-name.dat", caller_));
+  PurgeRequest purge;
+  purge.history = file.history;
+  purge.reason = "test";
+  EXPECT_EQ(archive_->Purge(purge, caller_).status().code(), Code::kBusy);
+  EXPECT_OK(archive_->Lookup(kRootInode, file.name));
+  EXPECT_OK(archive_->Lookup(kRootInode, "other-name.dat"));
+  ExpectFiles(*archive_, {file}, {}, ContentRemoval::kNone, "after the refused purge");
+}
+
 TEST_F(LifecycleTest, AComplianceRuleCannotBeShortenedNorRemovedNorPurgedThrough) {
   RetentionRule rule;
   rule.mode = RetentionMode::kCompliance;
