@@ -57,7 +57,7 @@ StatusOr<std::vector<VersionInfo>> ArchiveImpl::ListVersions(HistoryId history) 
     MEDVFS_RETURN_IF_ERROR(ResolveDeferredDigest(history, &info));
     all.push_back(&info);
   }
-  MEDVFS_RETURN_IF_ERROR(FillHolds(history, std::move(all)));
+  MEDVFS_RETURN_IF_ERROR(FillHolds(history, all));
   return versions;
 }
 

@@ -242,7 +242,7 @@ class ArchiveImpl final : public Archive {
   static const RetentionRule* RetainingRule(const HistoryLifecycle& applies, int64_t time_ns,
                                             int64_t now, bool compliance_only);
   // Sets VersionInfo::hold of the content versions of `history` when a hold keeps them.
-  Status FillHolds(HistoryId history, std::vector<VersionInfo*> versions);
+  Status FillHolds(HistoryId history, const std::vector<VersionInfo*>& versions);
   // Content versions under a legal hold (ArchiveStats::held_versions).
   Status CountHeldVersions(uint64_t* held);
   StatusOr<PruneResult> DoPrune(const PruneRequest& request, const Caller& caller,

@@ -73,22 +73,6 @@ std::string DescribeRule(const RetentionRule& rule) {
 
 }  // namespace
 
-std::string_view ContentRemovalName(ContentRemoval removal) {
-  switch (removal) {
-    case ContentRemoval::kPruned:
-      return "pruned";
-    case ContentRemoval::kPurged:
-      return "purged";
-    case ContentRemoval::kNone:
-      break;
-  }
-  return "";
-}
-
-std::string_view RetentionModeName(RetentionMode mode) {
-  return mode == RetentionMode::kCompliance ? "compliance" : "governance";
-}
-
 // --- what applies where ---------------------------------------------------------------------
 
 Status ArchiveImpl::LoadLifecycle(Lifecycle* out) const {
@@ -177,7 +161,7 @@ const RetentionRule* ArchiveImpl::RetainingRule(const HistoryLifecycle& applies,
   return retaining;
 }
 
-Status ArchiveImpl::FillHolds(HistoryId history, std::vector<VersionInfo*> versions) {
+Status ArchiveImpl::FillHolds(HistoryId history, const std::vector<VersionInfo*>& versions) {
   // Holds are rare: one empty prefix scan when there is none.
   Lifecycle lifecycle;
   MEDVFS_RETURN_IF_ERROR(LoadLifecycle(&lifecycle));
@@ -552,6 +536,7 @@ StatusOr<PurgeResult> ArchiveImpl::DoPurge(const PurgeRequest& request, const Ca
     Audit(caller, AuditOp::kPurge, Status::Ok(), version.path, version.number,
           "reason: " + request.reason);
   }
+  const bool nothing_left = removed.empty();
   result->removed = std::move(removed);
   MEDVFS_RETURN_IF_ERROR(kv_->SyncWal());
   // The bytes leave the pack files (those no other version shares), then the records' old
@@ -560,7 +545,7 @@ StatusOr<PurgeResult> ArchiveImpl::DoPurge(const PurgeRequest& request, const Ca
   gc.rewrite_packs_of_dropped = true;
   // Nothing left to purge: a purge run again after its collection failed. The chunks may be
   // out of the index already, their packs not yet rewritten: every pack with garbage is.
-  if (removed.empty()) gc.repack_garbage_percent = 0;
+  if (nothing_left) gc.repack_garbage_percent = 0;
   MEDVFS_ASSIGN_OR_RETURN(result->gc, CollectGarbageLocked(gc, caller));
   Status compacted = kv_->CompactAll();
   if (!compacted.ok()) {

@@ -347,8 +347,11 @@ Status ArchiveImpl::Load() {
   }
   if (super_.schema < kSchemaVersion && !options_.no_writes && !options_.read_only) {
     // Schema 1 wrote chunks into RocksDB; they stay there and are read from there. New chunks
-    // go to packs, which a medvfs of schema 1 would not find: the archive says so from now on
-    // (before any pack is referenced), and that medvfs then refuses it instead of misreading.
+    // go to packs, which a medvfs of schema 1 would not find; and a medvfs of schema 2 would
+    // take a pruned version for empty content. The archive says so from now on (before any
+    // pack is referenced or any content removed), and such a medvfs then refuses it instead of
+    // misreading.
+    const uint32_t old_schema = super_.schema;
     super_.schema = kSchemaVersion;
     KvBatch batch;
     PutRecord(batch, kSuperKey, super_);
@@ -356,7 +359,7 @@ Status ArchiveImpl::Load() {
         AddStateDigest(*kv_, meta_key_, state_digest_hmac_, nullptr, batch, nullptr));
     state_digest_cache_.reset();
     MEDVFS_RETURN_IF_ERROR(kv_->Write(batch, /*sync=*/true));
-    MEDVFS_LOG_INFO("the archive was upgraded from schema 1 to schema %u (chunks in pack files)",
+    MEDVFS_LOG_INFO("the archive was upgraded from schema %u to schema %u", old_schema,
                     kSchemaVersion);
   }
   MEDVFS_RETURN_IF_ERROR(CheckStateDigestLocked());

@@ -16,10 +16,12 @@
 
 namespace medvfs::store {
 
-// The schema of the records this medvfs writes (SuperRecord::schema): 2, chunks in pack files.
-// Schema 1 (chunks in RocksDB's "chunks" family) is still read, and upgraded by the first
-// writable open.
-inline constexpr uint32_t kSchemaVersion = 2;
+// The schema of the records this medvfs writes (SuperRecord::schema): 3. Schema 2 put chunks
+// in pack files; 3 adds what an older medvfs would misread: version records whose content
+// prune or purge removed (it would take them for empty content), retention and hold records.
+// Schemas 1 (chunks in RocksDB's "chunks" family) and 2 are still read, and upgraded by the
+// first writable open, so that an older medvfs refuses the archive instead of misreading it.
+inline constexpr uint32_t kSchemaVersion = 3;
 inline constexpr uint32_t kOldestReadableSchema = 1;
 
 struct SuperRecord {

@@ -432,6 +432,24 @@ StatusOr<std::vector<VersionInfo>> ParseVersionsTsv(std::string_view tsv) {
   return versions;
 }
 
+// Here rather than in archive_lifecycle.cc: views.cc links without the archive's engine (the
+// records fuzzer parses versions.tsv).
+std::string_view ContentRemovalName(ContentRemoval removal) {
+  switch (removal) {
+    case ContentRemoval::kPruned:
+      return "pruned";
+    case ContentRemoval::kPurged:
+      return "purged";
+    case ContentRemoval::kNone:
+      break;
+  }
+  return "";
+}
+
+std::string_view RetentionModeName(RetentionMode mode) {
+  return mode == RetentionMode::kCompliance ? "compliance" : "governance";
+}
+
 std::string_view OperationName(Operation op) {
   switch (op) {
     case Operation::kWrite:
