@@ -18,6 +18,7 @@ packages=(
   fio                                      # stress test: parallel I/O jobs on a mount
   python3 gocryptfs bindfs gnuplot-nox     # bench/run: the script, its baselines, --plot
   orthanc curl                             # medvfs receive tests: a real PACS pushing studies
+  ceph-mon ceph-mgr ceph-osd radosgw ceph-common uuid-runtime  # S3 tier tests: a real Ceph RGW
 )
 
 missing=()
