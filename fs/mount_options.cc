@@ -85,6 +85,47 @@ Status SetCommitInterval(std::string_view value, MountOptions* options) {
   return Status::Ok();
 }
 
+// A count or size: digits, then an optional K, M, G or T (powers of 1024).
+Status ParseSize(std::string_view name, std::string_view value, uint64_t* out) {
+  const std::string usage = std::string(name) + " takes a number, optionally with K, M, G or T";
+  uint64_t n = 0;
+  size_t i = 0;
+  for (; i < value.size() && value[i] >= '0' && value[i] <= '9'; ++i) {
+    if (n > (UINT64_MAX - 9) / 10) return Status::Invalid(usage);
+    n = n * 10 + static_cast<uint64_t>(value[i] - '0');
+  }
+  if (i == 0) return Status::Invalid(usage);
+  if (i + 1 == value.size()) {
+    unsigned shift = 0;
+    switch (value[i]) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      default:
+        return Status::Invalid(usage);
+    }
+    if (n > (UINT64_MAX >> shift)) return Status::Invalid(usage);
+    n <<= shift;
+  } else if (i != value.size()) {
+    return Status::Invalid(usage);
+  }
+  *out = n;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ParseMountOptions(std::string_view list, MountOptions* options) {
@@ -138,6 +179,46 @@ Status ParseMountOptions(std::string_view list, MountOptions* options) {
       options->scratch_patterns = std::move(patterns);
     } else if (option.starts_with("commit=")) {
       MEDVFS_RETURN_IF_ERROR(SetCommitInterval(std::string_view(option).substr(7), options));
+    } else if (option.starts_with("endpoint=")) {
+      options->s3_endpoint = option.substr(9);
+      if (options->s3_endpoint.empty()) return Status::Invalid("endpoint= is empty");
+    } else if (option.starts_with("region=")) {
+      options->s3_region = option.substr(7);
+      if (options->s3_region.empty()) return Status::Invalid("region= is empty");
+    } else if (option.starts_with("cache=")) {
+      if (option.size() == 6) return Status::Invalid("cache= is empty");
+      std::error_code ec;
+      const std::filesystem::path absolute = std::filesystem::absolute(option.substr(6), ec);
+      options->cache_dir = ec ? option.substr(6) : absolute.lexically_normal().string();
+    } else if (option.starts_with("cache_size=")) {
+      MEDVFS_RETURN_IF_ERROR(
+          ParseSize("cache_size=", std::string_view(option).substr(11), &options->cache_bytes));
+      if (options->cache_bytes < (uint64_t{16} << 20)) {
+        return Status::Invalid("cache_size= must be at least 16M");
+      }
+    } else if (option.starts_with("local_packs=")) {
+      uint64_t n = 0;
+      MEDVFS_RETURN_IF_ERROR(ParseSize("local_packs=", std::string_view(option).substr(12), &n));
+      if (n > UINT32_MAX) return Status::Invalid("local_packs= is too large");
+      options->local_packs = static_cast<uint32_t>(n);
+    } else if (option.starts_with("snapshot_interval=")) {
+      uint64_t n = 0;
+      MEDVFS_RETURN_IF_ERROR(
+          ParseSize("snapshot_interval=", std::string_view(option).substr(18), &n));
+      if (n < 1 || n > 86400) {
+        return Status::Invalid("snapshot_interval= takes seconds from 1 to 86400");
+      }
+      options->snapshot_interval_s = static_cast<uint32_t>(n);
+    } else if (option.starts_with("pack_size=")) {
+      MEDVFS_RETURN_IF_ERROR(
+          ParseSize("pack_size=", std::string_view(option).substr(10), &options->pack_bytes));
+      if (options->pack_bytes < (uint64_t{1} << 20) || options->pack_bytes > (uint64_t{1} << 30)) {
+        return Status::Invalid("pack_size= takes 1M to 1G");
+      }
+    } else if (option.starts_with("replicate=")) {
+      const std::string_view value = std::string_view(option).substr(10);
+      if (value != "on" && value != "off") return Status::Invalid("replicate= takes 'on' or 'off'");
+      options->replicate = value == "on";
     } else if (option == "anon_only") {
       options->anon_only = true;
     } else if (option.starts_with("deid_config=")) {

@@ -59,6 +59,30 @@ struct MountOptions {
   // returns. After a power loss the archive holds a prefix of its commits, in order.
   // Default: kDefaultCommitIntervalMs.
   uint32_t commit_interval_ms = kDefaultCommitIntervalMs;
+  // --- The S3 tier (DESIGN.md section 8, medvfs-remote(1)) ---
+  // endpoint=URL, region=R: the S3 service of a remote mount (medvfs mount s3://...).
+  // Default: the environment's AWS_ENDPOINT_URL and AWS_REGION (or AWS_DEFAULT_REGION).
+  std::string s3_endpoint;
+  std::string s3_region;
+  // cache=DIR: a remote mount's cache (its records and the pack blocks it read, still
+  // sealed), made absolute at parse time. Default: ~/.cache/medvfs/BUCKET-PREFIX.
+  std::string cache_dir;
+  // cache_size=N (bytes; K, M, G, T suffixes): the bound on the cached pack blocks of a remote
+  // mount or of local_packs. Default: 1 GiB.
+  uint64_t cache_bytes = uint64_t{1} << 30;
+  // local_packs=N: keep only the N newest sealed packs on the local disk once the archive's
+  // remote holds them; older ones are read from the bucket. 0: keep all. Default: 0.
+  uint32_t local_packs = 0;
+  // snapshot_interval=SECONDS (1 to 86400): while the archive changes, a snapshot of its
+  // records goes to each remote at most this often. Default: 60.
+  uint32_t snapshot_interval_s = 60;
+  // pack_size=N (bytes; K, M, G suffixes; 1M to 1G): a pack is sealed (and then replicated
+  // to the remotes) once it holds this much. Smaller packs reach the bucket sooner; larger
+  // ones mean fewer objects. Default: 64M.
+  uint64_t pack_bytes = uint64_t{64} << 20;
+  // replicate=off: no replication while mounted (medvfs remote sync does it by hand).
+  // Default: on, for an archive with remotes.
+  bool replicate = true;
   // Key sources for mounts without a terminal (fstab). Default: none.
   std::string passphrase_file;
   std::string key_file;

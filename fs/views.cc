@@ -562,6 +562,11 @@ std::string FormatStatsJson(const store::ArchiveStats& stats) {
       {"removed_versions", stats.removed_versions},
       {"holds", stats.holds.size()},
       {"retention_rules", stats.retention.size()},
+      // The S3 tier (medvfs remote list has the details).
+      {"remotes", stats.remotes},
+      {"remote_lag_bytes", stats.remote_lag_bytes},
+      {"remote_lag_seconds", static_cast<uint64_t>(stats.remote_lag_seconds)},
+      {"remote_errors", stats.remote_errors},
   };
   std::string out = "{";
   for (const auto& [key, value] : fields) {

@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/audit.h"
@@ -350,6 +351,11 @@ struct ArchiveStats {
   uint64_t removed_versions = 0;    // versions whose content prune or purge removed
   std::vector<RetentionRule> retention;
   std::vector<LegalHold> holds;
+  // The S3 tier (ListRemotes): how many remotes, and how far the furthest behind lags.
+  uint32_t remotes = 0;
+  uint64_t remote_lag_bytes = 0;   // the largest lag_bytes of a remote
+  int64_t remote_lag_seconds = 0;  // the largest lag_seconds of a remote
+  uint32_t remote_errors = 0;      // remotes whose last round failed
 };
 
 struct FsStats {
@@ -368,6 +374,76 @@ struct FsStats {
 inline std::vector<std::string> DefaultScratchPatterns() {
   return {".*.sw[a-p]", "4913", "#*#", "~$*", ".~lock.*#"};
 }
+
+// --- S3 remotes (store/archive/archive_remote.cc; DESIGN.md section 8, medvfs-remote(1)) ---
+// Where a remote is: a bucket and prefix of an S3 service.
+struct RemoteLocation {
+  std::string url;       // s3://BUCKET[/PREFIX]
+  std::string endpoint;  // http(s)://HOST[:PORT]
+  std::string region = "us-east-1";
+};
+
+// An archive's remote: the bucket its sealed packs and record snapshots are replicated to.
+struct RemoteConfig {
+  std::string name;  // 1-32 of [A-Za-z0-9_-]
+  RemoteLocation location;
+};
+
+// Where replication to one remote stands (Archive::ListRemotes, medvfs stats).
+struct RemoteStatus {
+  RemoteConfig config;
+  uint64_t packs_local = 0;     // live sealed packs of the archive
+  uint64_t packs_uploaded = 0;  // of them, in the bucket
+  uint64_t packs_evicted = 0;   // in the bucket only (ArchiveOptions::local_packs)
+  // Pack bytes of the archive not yet in the bucket (sealed packs waiting, and the packs
+  // still taking appends).
+  uint64_t lag_bytes = 0;
+  // Seconds since the oldest change that no snapshot in the bucket holds yet; 0 when the
+  // bucket's latest snapshot holds every change.
+  int64_t lag_seconds = 0;
+  uint64_t snapshot_seq = 0;  // the bucket's latest snapshot (0: none yet)
+  int64_t snapshot_time_s = 0;
+  bool object_lock = false;  // the bucket has Object Lock (WORM copies)
+  std::string last_error;    // of the last attempt that failed, if the last attempt failed
+  int64_t last_error_time_s = 0;
+};
+
+struct ReplicateRequest {
+  // Upload a snapshot of the records even when snapshot_interval_s has not passed since the
+  // last one (medvfs remote sync). Default: false.
+  bool force_snapshot = false;
+  // The shortest time between two snapshots while the archive changes. Default: 60 s.
+  int64_t snapshot_interval_s = 60;
+  // Polled between uploads: true stops the round (kBusy). Default: none.
+  std::function<bool()> cancelled;
+};
+
+struct ReplicateResult {
+  uint64_t packs_uploaded = 0;
+  uint64_t bytes_uploaded = 0;  // packs and snapshot files
+  uint64_t snapshot_seq = 0;    // the snapshot uploaded by this round (0: none)
+  uint64_t locks_changed = 0;   // Object Lock retentions extended and legal holds set or lifted
+  uint64_t delete_markers = 0;  // objects no kept snapshot needs any more
+  uint64_t packs_evicted = 0;   // local copies dropped (ArchiveOptions::local_packs)
+};
+
+// What `medvfs verify --remote` found in a bucket.
+struct RemoteVerifyReport {
+  uint64_t snapshot_seq = 0;
+  uint64_t packs_checked = 0;
+  uint64_t bytes_checked = 0;
+  uint64_t record_files_checked = 0;
+  std::vector<std::string> problems;  // empty: the bucket holds a complete, authentic snapshot
+};
+
+// Reading packs from a bucket instead of the local disk (a remote read-only mount, or
+// ArchiveOptions::local_packs), through a bounded cache of pack blocks (still sealed: the
+// cache holds nothing readable without the key).
+struct RemotePackReading {
+  RemoteLocation location;
+  std::filesystem::path cache_dir;           // created 0700
+  uint64_t cache_bytes = uint64_t{1} << 30;  // Default: 1 GiB.
+};
 
 struct ArchiveOptions {
   // Refuses every change of the namespace, history and notes with kReadOnly; the audit log is
@@ -422,6 +498,16 @@ struct ArchiveOptions {
   // After a power loss the archive holds a prefix of its commits, in order: never a later
   // change without an earlier one. Default: 0 (what medvfs mount sets: see its commit=).
   uint32_t commit_interval_ms = 0;
+  // Sealed packs missing from the packs/ directory are read from this bucket (a remote
+  // read-only mount: see OpenRemoteMirror; or packs evicted by local_packs). Default: none.
+  std::optional<RemotePackReading> remote_packs;
+  // With remote_packs: after each replication round, local copies of sealed packs already in
+  // the bucket are dropped, oldest first, until at most this many remain. 0: all stay.
+  // Default: 0.
+  uint32_t local_packs = 0;
+  // The bound on the cache of pack blocks read from the bucket for local_packs (in
+  // ARCHIVE/remotes/NAME/cache). Default: 1 GiB.
+  uint64_t remote_cache_bytes = uint64_t{1} << 30;
 };
 
 class Archive;
@@ -729,6 +815,28 @@ class Archive {
   // for an unknown version or a delete marker.
   virtual StatusOr<PurgeResult> Purge(const PurgeRequest& request, const Caller& caller) = 0;
 
+  // --- S3 remotes (store/archive/archive_remote.cc) -------------------------------------------
+  // Adds a remote: checks that the bucket is reachable with the credentials (LoadS3Credentials
+  // of the environment) and writes its marker object (the archive id and the key slot, which
+  // the passphrase unwraps as the archive's own). kExists for a name in use or a bucket prefix
+  // that holds another archive; kInvalid for a bad name or URL; kIoError, kAccess from the
+  // bucket. Audited. Replication starts with the next Replicate.
+  virtual Status AddRemote(const RemoteConfig& remote, const Caller& caller) = 0;
+  // Forgets a remote (nothing in the bucket is deleted). kNotFound for an unknown name.
+  virtual Status RemoveRemote(const std::string& name, const Caller& caller) = 0;
+  // Every remote, with where its replication stands (from the local state: no network).
+  virtual StatusOr<std::vector<RemoteStatus>> ListRemotes() = 0;
+  // One round of replication to remote `name`: uploads the sealed packs not yet in the bucket
+  // (resuming where a crash stopped), then, when snapshot_interval_s has passed and the
+  // archive changed (or force_snapshot), a consistent snapshot of the records (the packs
+  // they refer to first, the encrypted snapshot last); with Object Lock, gives each object
+  // the archive's retention and legal holds; marks the objects no kept snapshot needs with
+  // delete markers (never deleting an object version). Never holds the archive's locks while
+  // it talks to the network. A failure is kept for ListRemotes and returned (the next round
+  // retries). kReadOnly on a read-only archive.
+  virtual StatusOr<ReplicateResult> Replicate(const std::string& name,
+                                              const ReplicateRequest& request) = 0;
+
   // --- De-identification (store/dicom/deid.h) ----------------------------------------------------
   // A de-identifier keyed by this archive (a subkey of its data key), so that pseudonyms and
   // remapped UIDs are the same in every view and export of the archive and nowhere else.
@@ -750,6 +858,25 @@ StatusOr<std::vector<PseudonymEntry>> BuildDeidMap(Archive& archive,
 // Resolves a slash-separated path relative to the root to the live inode (no symlinks
 // followed), for the command line on an unmounted archive. Errors as Archive::Lookup.
 StatusOr<NodeRef> LookupPath(Archive& archive, std::string_view path);
+
+// --- S3 remotes without a local archive (store/archive/archive_remote.cc) ----------------------
+// Rebuilds a complete local archive in `archive_dir` (as RestoreBackup: must not exist or be
+// empty) from the latest snapshot in the bucket, downloading its records and every pack they
+// refer to and checking each against the snapshot. Audited as kRestoreBackup ("from
+// s3://..."). *snapshot_seq is the snapshot restored.
+Status RestoreRemote(const RemoteLocation& location, const std::filesystem::path& archive_dir,
+                     const KeySource& key, const RestoreBackupOptions& options,
+                     const Caller& caller, uint64_t* snapshot_seq);
+// Makes (or brings up to the bucket's latest snapshot) a local copy of the remote's records in
+// cache_dir/archive, for Archive::Open with remote_packs (a remote read-only mount). Returns
+// the archive directory and the snapshot's number.
+StatusOr<std::pair<std::filesystem::path, uint64_t>> OpenRemoteMirror(
+    const RemoteLocation& location, const std::filesystem::path& cache_dir, const KeySource& key);
+// The number of the bucket's latest snapshot (0: none), without the key.
+StatusOr<uint64_t> LatestRemoteSnapshot(const RemoteLocation& location);
+// Checks the bucket: its latest snapshot opens with the key, every record file and pack it
+// names is there with its size, every pack's entries authenticate (each pack is read whole).
+StatusOr<RemoteVerifyReport> VerifyRemote(const RemoteLocation& location, const KeySource& key);
 
 // --- Backup directories (store/archive/archive_backup.cc) ----------------------------------------
 // The complete backups in `dest`, oldest first; kNotFound when it is no backup directory or

@@ -64,6 +64,8 @@ enum class AuditOp : uint8_t {
   kHold = 39,                  // a legal hold set; detail: the reason
   kHoldRelease = 40,           // a legal hold released
   kRetention = 41,             // a retention rule set, shortened or removed; detail: the rule
+  kRemote = 42,                // an S3 remote added or removed; detail: "add NAME URL" or
+                               // "remove NAME"
 };
 
 // "open-read", "commit", "rename", ... (as medvfs audit prints them).

@@ -69,6 +69,9 @@ struct VerifyReport {
   uint64_t removed_versions = 0;  // versions whose content prune or purge removed
   uint64_t packs = 0;             // pack files read
   uint64_t pack_bytes = 0;        // their size
+  // Packs an S3 remote holds and the local disk no longer does (local_packs): not read here;
+  // medvfs verify --remote checks them in the bucket.
+  uint64_t remote_only_packs = 0;
   // Whole, authentic entries in packs that the chunk index does not refer to: written for a
   // commit that did not happen (a crash between the pack sync and the index write), or
   // dropped by a later commit. Garbage, counted, never an error.

@@ -133,9 +133,18 @@ class Runner {
   std::unique_ptr<store::Archive> archive_;
 };
 
+}  // namespace
+
+LifecycleAnswer RunLifecycleRequest(const fs::path& archive_dir, const Json& request,
+                                    const KeyOptions& key_options, const std::string& what) {
+  return Runner(archive_dir, key_options, LifecycleRequestWrites(request)).Run(request, what);
+}
+
+namespace {
+
 LifecycleAnswer RunRequest(const fs::path& archive_dir, const Json& request,
                            const KeyOptions& key_options, const std::string& what) {
-  return Runner(archive_dir, key_options, LifecycleRequestWrites(request)).Run(request, what);
+  return RunLifecycleRequest(archive_dir, request, key_options, what);
 }
 
 // A PATH inside ARCHIVE given to prune or retention: a path in the archive ("/ct"), or a path

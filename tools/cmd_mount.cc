@@ -13,9 +13,13 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -61,9 +65,96 @@ struct MountArgs {
 
 // Everything the daemon needs, resolved before any fork.
 struct MountPlan {
-  stdfs::path archive;     // absolute
+  // absolute; for a remote mount, its cache directory (which holds the pid file, the control
+  // socket and the mirror of the bucket's records)
+  stdfs::path archive;
   std::string mountpoint;  // absolute
   fs::MountOptions options;
+  std::optional<store::RemoteLocation> remote;  // medvfs mount s3://...
+};
+
+// The first of the environment variables that is set and not empty ("" if none).
+std::string FirstEnv(std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') return value;
+  }
+  return {};
+}
+
+// ~/.cache/medvfs/BUCKET[-PREFIX] (XDG_CACHE_HOME when set).
+stdfs::path DefaultRemoteCache(const std::string& url) {
+  std::string name = url.substr(5);  // after "s3://"
+  for (char& c : name) {
+    if (c == '/') c = '-';
+  }
+  std::string base = FirstEnv({"XDG_CACHE_HOME"});
+  if (base.empty()) base = FirstEnv({"HOME"}) + "/.cache";
+  return stdfs::path(base) / "medvfs" / name;
+}
+
+// Replication to the archive's remotes while it is mounted (store::Archive::Replicate): a
+// round every few seconds in a thread of its own, so the mount never waits for the network;
+// a remote whose round fails is retried with a growing pause (2 s up to 2 min).
+class ReplicationLoop {
+ public:
+  ReplicationLoop(store::Archive& archive, uint32_t snapshot_interval_s)
+      : archive_(archive), snapshot_interval_s_(snapshot_interval_s), thread_([this] { Run(); }) {}
+  ~ReplicationLoop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  ReplicationLoop(const ReplicationLoop&) = delete;
+  ReplicationLoop& operator=(const ReplicationLoop&) = delete;
+
+ private:
+  bool Stopping() {
+    std::lock_guard lock(mu_);
+    return stop_;
+  }
+
+  void Run() {
+    struct Backoff {
+      std::chrono::steady_clock::time_point next_try{};
+      std::chrono::seconds pause{0};
+    };
+    std::map<std::string, Backoff> backoff;
+    while (!Stopping()) {
+      auto remotes = archive_.ListRemotes();
+      if (remotes.ok()) {
+        for (const store::RemoteStatus& remote : *remotes) {
+          if (Stopping()) break;
+          Backoff& b = backoff[remote.config.name];
+          if (std::chrono::steady_clock::now() < b.next_try) continue;
+          store::ReplicateRequest request;
+          request.snapshot_interval_s = snapshot_interval_s_;
+          request.cancelled = [this] { return Stopping(); };
+          auto round = archive_.Replicate(remote.config.name, request);
+          if (round.ok()) {
+            b.pause = std::chrono::seconds(0);
+          } else if (round.status().code() != store::Code::kBusy || !Stopping()) {
+            b.pause = std::min<std::chrono::seconds>(
+                std::max<std::chrono::seconds>(std::chrono::seconds(2), b.pause * 2),
+                std::chrono::seconds(120));
+            b.next_try = std::chrono::steady_clock::now() + b.pause;
+          }
+        }
+      }
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stop_; });
+    }
+  }
+
+  store::Archive& archive_;
+  const int64_t snapshot_interval_s_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // GUARDED_BY(mu_)
+  std::thread thread_;
 };
 
 std::string StaleMountAdvice(const std::string& mountpoint) {
@@ -138,10 +229,33 @@ MountPlan PlanMount(MountArgs& args) {
   if (args.key.key_file.empty()) args.key.key_file = plan.options.key_file;
   if (args.key.passphrase_file.empty()) args.key.passphrase_file = plan.options.passphrase_file;
   std::error_code ec;
-  plan.archive = stdfs::weakly_canonical(stdfs::absolute(args.archive), ec);
-  if (ec) plan.archive = stdfs::absolute(args.archive).lexically_normal();
-  if (!store::Archive::Exists(plan.archive)) {
-    Fail(args.archive + " is not a medvfs archive", "create one with: medvfs init " + args.archive);
+  if (args.archive.starts_with("s3://")) {
+    // A remote mount: read-only, from the bucket's latest snapshot, through a local cache.
+    store::RemoteLocation location;
+    location.url = args.archive;
+    location.endpoint = plan.options.s3_endpoint.empty()
+                            ? FirstEnv({"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"})
+                            : plan.options.s3_endpoint;
+    location.region = plan.options.s3_region.empty()
+                          ? FirstEnv({"AWS_REGION", "AWS_DEFAULT_REGION"})
+                          : plan.options.s3_region;
+    if (location.region.empty()) location.region = "us-east-1";
+    if (location.endpoint.empty()) {
+      Fail("no S3 endpoint for " + args.archive, "give -o endpoint=URL or set AWS_ENDPOINT_URL", 2);
+    }
+    plan.options.read_only = true;
+    plan.archive = plan.options.cache_dir.empty() ? DefaultRemoteCache(args.archive)
+                                                  : stdfs::path(plan.options.cache_dir);
+    stdfs::create_directories(plan.archive, ec);
+    if (ec) Fail("cannot create the cache directory " + plan.archive.string(), ec.message());
+    plan.remote = location;
+  } else {
+    plan.archive = stdfs::weakly_canonical(stdfs::absolute(args.archive), ec);
+    if (ec) plan.archive = stdfs::absolute(args.archive).lexically_normal();
+    if (!store::Archive::Exists(plan.archive)) {
+      Fail(args.archive + " is not a medvfs archive",
+           "create one with: medvfs init " + args.archive);
+    }
   }
   stdfs::path mountpoint = stdfs::weakly_canonical(stdfs::absolute(args.mountpoint), ec);
   if (ec) mountpoint = stdfs::absolute(args.mountpoint).lexically_normal();
@@ -152,6 +266,14 @@ MountPlan PlanMount(MountArgs& args) {
 }
 
 std::string OpenErrorLine(const Status& status, const MountPlan& plan) {
+  if (plan.remote) {
+    // The bucket's errors name the bucket, never the cache directory.
+    if (status.code() == store::Code::kWrongKey) {
+      return "the passphrase does not unlock the archive in " + plan.remote->url +
+             "; give the passphrase the archive had when its remote was added or last synced";
+    }
+    return "cannot mount " + plan.remote->url + ": " + status.ToString();
+  }
   switch (status.code()) {
     case store::Code::kWrongKey:
       return "the passphrase does not unlock this archive; check MEDVFS_PASSPHRASE, "
@@ -188,6 +310,22 @@ store::StatusOr<std::unique_ptr<store::Archive>> OpenWithRetry(const MountPlan& 
   options.accept_record_damage = plan.options.accept_record_damage;
   if (plan.options.scratch_patterns) options.scratch_patterns = *plan.options.scratch_patterns;
   options.commit_interval_ms = plan.options.commit_interval_ms;
+  options.local_packs = plan.options.local_packs;
+  options.pack_bytes = plan.options.pack_bytes;
+  if (plan.remote) {
+    // The mirror of the bucket's latest snapshot, in the cache; its packs come from the bucket.
+    // No high-water mark: the mirror is older than the archive it copies, by design.
+    auto mirror = store::OpenRemoteMirror(*plan.remote, plan.archive, key);
+    if (!mirror.ok()) return mirror.status();
+    options.read_only = true;
+    options.high_water_dir.clear();
+    options.remote_packs = store::RemotePackReading{*plan.remote, plan.archive / "packs-cache",
+                                                    plan.options.cache_bytes};
+    MEDVFS_LOG_INFO("serving snapshot %llu of the remote",
+                    static_cast<unsigned long long>(mirror->second));
+    return store::Archive::Open(mirror->first, key, options);
+  }
+  options.remote_cache_bytes = plan.options.cache_bytes;
   const auto deadline = std::chrono::steady_clock::now() + kBusyRetry;
   while (true) {
     auto opened = store::Archive::Open(plan.archive, key, options);
@@ -240,6 +378,10 @@ void RecordSessionEvent(store::Archive& archive, store::AuditOp op, std::string 
 // The options a mount records: what libfuse got, minus the archive path (fsname=), plus ours.
 std::string MountDetail(const MountPlan& plan) {
   std::string detail = plan.options.read_only ? "ro" : "rw";
+  if (plan.remote) detail += ",remote=" + plan.remote->url;
+  if (plan.options.local_packs > 0) {
+    detail += ",local_packs=" + std::to_string(plan.options.local_packs);
+  }
   if (plan.options.allow_other) detail += ",allow_other";
   if (plan.options.versions_visible) detail += ",versions=visible";
   if (plan.options.accept_rollback) detail += ",accept_rollback";
@@ -305,9 +447,14 @@ int Serve(const MountPlan& plan, const store::KeySource& key, Report&& report) {
   };
   std::unique_ptr<ControlServer> control =
       StartControlServerOrLog(plan.archive, **archive, std::move(notifier));
+  std::unique_ptr<ReplicationLoop> replication;
+  if (!plan.options.read_only && plan.options.replicate) {
+    replication = std::make_unique<ReplicationLoop>(**archive, plan.options.snapshot_interval_s);
+  }
   RecordSessionEvent(**archive, store::AuditOp::kMount, MountDetail(plan));
   report("");
   const Status served = (*session)->Run();
+  replication.reset();  // stops between two uploads; the queue resumes at the next mount
   // The control server first: its change notifier refers to the session's file system.
   control.reset();   // stops a running backup and removes the socket
   session->reset();  // unmounts (if still mounted) before the archive closes
@@ -431,7 +578,11 @@ void RunMount(MountArgs& args) {
 void RegisterMountCommand(CLI::App& app) {
   auto args = std::make_shared<MountArgs>();
   CLI::App* command = app.add_subcommand("mount", "Mount an archive as a file system");
-  command->add_option("ARCHIVE", args->archive, "The archive directory")->required();
+  command
+      ->add_option("ARCHIVE", args->archive,
+                   "The archive directory, or s3://BUCKET[/PREFIX] for a read-only mount of an "
+                   "S3 remote's latest snapshot")
+      ->required();
   command->add_option("MOUNTPOINT", args->mountpoint, "An existing directory")->required();
   command->add_flag("-f,--foreground", args->foreground,
                     "Stay in the foreground and log to stderr (until unmounted or Ctrl-C)");
@@ -439,7 +590,9 @@ void RegisterMountCommand(CLI::App& app) {
       ->add_option("-o", args->options,
                    "Mount options, comma-separated: ro, allow_other, versions=visible, "
                    "accept_rollback, accept_wal_damage, accept_record_damage, commit=SECONDS, "
-                   "passphrase_file=F, key_file=F, and FUSE options")
+                   "passphrase_file=F, key_file=F, pack_size=N, local_packs=N, "
+                   "snapshot_interval=SECONDS, replicate=on|off, endpoint=URL, region=R, "
+                   "cache=DIR, cache_size=N, and FUSE options")
       ->allow_extra_args(false)
       ->type_name("OPT[,OPT...]");
   command->add_flag("--accept-rollback", args->accept_rollback,

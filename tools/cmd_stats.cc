@@ -60,6 +60,10 @@ store::ArchiveStats StatsThroughMount(const StatsArgs& args, const ArchiveTarget
   // Counts only: medvfs hold --list and medvfs retention show the details.
   stats.holds.resize(number("holds"));
   stats.retention.resize(number("retention_rules"));
+  stats.remotes = static_cast<uint32_t>(number("remotes"));
+  stats.remote_lag_bytes = number("remote_lag_bytes");
+  stats.remote_lag_seconds = static_cast<int64_t>(number("remote_lag_seconds"));
+  stats.remote_errors = static_cast<uint32_t>(number("remote_errors"));
   return stats;
 }
 
@@ -118,6 +122,13 @@ void PrintTable(const store::ArchiveStats& s) {
       {"legal holds:",
        std::to_string(s.holds.size()) + " (" + std::to_string(s.held_versions) + " versions held)"},
       {"pruned or purged:", std::to_string(s.removed_versions) + " versions (records kept)"},
+      {"remotes:", s.remotes == 0
+                       ? std::string("none")
+                       : std::to_string(s.remotes) + ", lag " + HumanBytes(s.remote_lag_bytes) +
+                             " and " + std::to_string(s.remote_lag_seconds) + " s" +
+                             (s.remote_errors > 0 ? ", " + std::to_string(s.remote_errors) +
+                                                        " failing (see medvfs remote list)"
+                                                  : std::string())},
   };
   std::cout << FormatTable(rows) << std::flush;
 }
@@ -145,6 +156,10 @@ void PrintJson(const store::ArchiveStats& s) {
       {"removed_versions", s.removed_versions},
       {"holds", s.holds.size()},
       {"retention_rules", s.retention.size()},
+      {"remotes", s.remotes},
+      {"remote_lag_bytes", s.remote_lag_bytes},
+      {"remote_lag_seconds", s.remote_lag_seconds},
+      {"remote_errors", s.remote_errors},
   };
   nlohmann::json rules = nlohmann::json::array();
   for (const store::RetentionRule& rule : s.retention) {

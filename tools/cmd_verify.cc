@@ -18,6 +18,7 @@
 #include "store/verify.h"
 #include "tools/archive_commands.h"
 #include "tools/cli_error.h"
+#include "tools/lifecycle.h"
 #include "tools/output.h"
 #include "tools/target.h"
 
@@ -33,6 +34,7 @@ struct VerifyArgs {
   KeyOptions key;
   bool quiet = false;
   bool json = false;
+  std::string remote;  // --remote NAME: check that remote's bucket instead
 };
 
 // The archive directory named by ARCHIVE, which may also be the mountpoint of a medvfs mount.
@@ -101,6 +103,11 @@ void PrintText(const VerifyArgs& args, const VerifyReport& r) {
             << " files with " << r.versions << " versions, " << r.chunks << " chunks ("
             << HumanBytes(r.content_bytes) << " of content), " << r.packs << " pack files ("
             << HumanBytes(r.pack_bytes) << ")\n";
+  if (r.remote_only_packs != 0) {
+    std::cout << "note: " << r.remote_only_packs
+              << " packs are in the S3 remote only (local_packs); check them with medvfs verify "
+                 "--remote NAME\n";
+  }
   if (r.orphan_chunks != 0) {
     std::cout << "note: " << r.orphan_chunks << " chunk entries (" << HumanBytes(r.orphan_bytes)
               << ") in the packs are garbage (no index refers to them: overwritten before a "
@@ -164,6 +171,7 @@ void PrintJson(const VerifyReport& r) {
       {"removed_versions", r.removed_versions},
       {"packs", r.packs},
       {"pack_bytes", r.pack_bytes},
+      {"remote_only_packs", r.remote_only_packs},
       {"orphan_chunks", r.orphan_chunks},
       {"orphan_bytes", r.orphan_bytes},
       {"audit",
@@ -197,8 +205,51 @@ void AuditVerify(const fs::path& dir, const store::KeySource& key, const VerifyR
   RecordCommandLineAudit(**archive, std::move(event), "the check");
 }
 
+// medvfs verify --remote NAME ARCHIVE: the bucket's latest snapshot, every record file and
+// every pack it names, read back and authenticated (store::VerifyRemote).
+void RunVerifyRemote(const VerifyArgs& args, const fs::path& dir) {
+  LifecycleAnswer listed = RunLifecycleRequest(dir, {{"op", "remotes"}}, args.key, "verify");
+  store::RemoteLocation location;
+  for (const nlohmann::json& r : listed.items) {
+    if (r.value("name", "") != args.remote) continue;
+    location.url = r.value("url", "");
+    location.endpoint = r.value("endpoint", "");
+    location.region = r.value("region", "");
+  }
+  if (location.url.empty()) {
+    Fail(args.archive + " has no remote named " + args.remote, "see medvfs remote list", 2);
+  }
+  store::StatusOr<store::KeySource> key = ReadKey(args.key, /*confirm=*/false);
+  if (!key.ok()) FailMessage(key.status().message());
+  auto report = store::VerifyRemote(location, *key);
+  if (!report.ok()) FailStatus(report.status(), "cannot verify the remote " + args.remote);
+  if (args.json) {
+    std::cout << nlohmann::json{{"remote", args.remote},
+                                {"url", location.url},
+                                {"snapshot", report->snapshot_seq},
+                                {"record_files", report->record_files_checked},
+                                {"packs", report->packs_checked},
+                                {"pack_bytes", report->bytes_checked},
+                                {"problems", report->problems}}
+                     .dump(2)
+              << std::endl;
+  } else {
+    for (const std::string& problem : report->problems) {
+      std::cout << "ERROR " << location.url << ": " << problem << "\n";
+    }
+    if (!args.quiet) {
+      std::cout << "checked " << location.url << ": snapshot " << report->snapshot_seq << ", "
+                << report->record_files_checked << " record files, " << report->packs_checked
+                << " packs (" << HumanBytes(report->bytes_checked) << ")"
+                << (report->problems.empty() ? "; no problem found" : "") << std::endl;
+    }
+  }
+  if (!report->problems.empty()) throw CLI::RuntimeError(kExitFailure);
+}
+
 void RunVerify(const VerifyArgs& args) {
   const fs::path dir = ArchiveDirectory(args.archive);
+  if (!args.remote.empty()) return RunVerifyRemote(args, dir);
   store::StatusOr<store::KeySource> key = ReadKey(args.key, /*confirm=*/false);
   if (!key.ok()) FailMessage(key.status().message());
   ProgressLine line;
@@ -234,6 +285,9 @@ void RegisterVerifyCommand(CLI::App& app) {
       ->required();
   command->add_flag("--quiet,-q", args->quiet, "Print only the problems found, no summary");
   command->add_flag("--json", args->json, "Print the report as JSON");
+  command->add_option("--remote", args->remote,
+                      "Check the bucket of this S3 remote instead (its latest snapshot, every "
+                      "record file and pack it names)");
   AddKeyOptions(command, &args->key);
   command->callback([args] { RunVerify(*args); });
 }

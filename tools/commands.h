@@ -17,5 +17,7 @@ void RegisterResearchCommands(CLI::App& app);      // export, deid-map   (tools/
 void RegisterGcCommand(CLI::App& app);             // gc             (tools/cmd_gc.cc)
 // hold, retention, prune, purge                            (tools/cmd_lifecycle.cc)
 void RegisterLifecycleCommands(CLI::App& app);
+// remote add|list|remove|sync, restore-remote                   (tools/cmd_remote.cc)
+void RegisterRemoteCommands(CLI::App& app);
 
 }  // namespace medvfs::tools

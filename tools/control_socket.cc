@@ -432,7 +432,9 @@ void ControlServer::State::ServeLifecycle(int fd, const store::Caller& caller,
   if (request.is_discarded()) return ReplyError(fd, Status::Invalid("malformed lifecycle request"));
   MEDVFS_LOG_INFO("%s requested on the control socket by uid %u pid %u", op.c_str(), caller.uid,
                   caller.pid);
-  const bool writes = LifecycleRequestWrites(request);
+  // The S3 remote requests change no file, version or name: the mount's caches stay valid
+  // (and a replication round, which talks to the network, keeps no change pending meanwhile).
+  const bool writes = LifecycleRequestWrites(request) && !op.starts_with("remote");
   if (writes && notifier.begin) notifier.begin();
   auto answer = ExecuteLifecycle(*archive, request, caller);
   if (writes && notifier.end) {

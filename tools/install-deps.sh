@@ -19,6 +19,8 @@ packages=(
   python3 gocryptfs bindfs gnuplot-nox     # bench/run: the script, its baselines, --plot
   orthanc curl                             # medvfs receive tests: a real PACS pushing studies
   ceph-mon ceph-mgr ceph-osd radosgw ceph-common uuid-runtime  # S3 tier tests: a real Ceph RGW
+  libcurl4-openssl-dev libtinyxml2-dev libinih-dev  # the S3 client: HTTP + SigV4, XML, credentials
+  rclone s3fs                              # bench: baselines of the S3 tier
 )
 
 missing=()

@@ -189,7 +189,7 @@ store::StatusOr<LifecycleAnswer> Purge(store::Archive& archive, const Json& requ
 
 bool LifecycleRequestWrites(const Json& request) {
   const std::string op = StringField(request, "op");
-  if (op == "holds" || op == "retention") return false;
+  if (op == "holds" || op == "retention" || op == "remotes") return false;
   return !BoolField(request, "dry_run");
 }
 
@@ -237,7 +237,60 @@ store::StatusOr<LifecycleAnswer> ExecuteLifecycle(store::Archive& archive, const
     answer.summary = {{"path", place.path}, {"mode", mode}, {"min_age_s", rule.min_age_s}};
     return answer;
   }
+  if (op == "remotes") {
+    MEDVFS_ASSIGN_OR_RETURN(auto remotes, archive.ListRemotes());
+    LifecycleAnswer answer;
+    for (const store::RemoteStatus& r : remotes) answer.items.push_back(RemoteStatusJson(r));
+    return answer;
+  }
+  if (op == "remote-add") {
+    store::RemoteConfig remote;
+    remote.name = StringField(request, "name");
+    remote.location.url = StringField(request, "url");
+    remote.location.endpoint = StringField(request, "endpoint");
+    remote.location.region = StringField(request, "region");
+    if (remote.location.region.empty()) remote.location.region = "us-east-1";
+    MEDVFS_RETURN_IF_ERROR(archive.AddRemote(remote, caller));
+    LifecycleAnswer answer;
+    answer.summary = {{"name", remote.name}, {"url", remote.location.url}};
+    return answer;
+  }
+  if (op == "remote-remove") {
+    MEDVFS_RETURN_IF_ERROR(archive.RemoveRemote(StringField(request, "name"), caller));
+    LifecycleAnswer answer;
+    answer.summary = {{"name", StringField(request, "name")}};
+    return answer;
+  }
+  if (op == "remote-sync") {
+    store::ReplicateRequest replicate;
+    replicate.force_snapshot = true;
+    MEDVFS_ASSIGN_OR_RETURN(store::ReplicateResult r,
+                            archive.Replicate(StringField(request, "name"), replicate));
+    LifecycleAnswer answer;
+    answer.summary = {{"name", StringField(request, "name")}, {"packs_uploaded", r.packs_uploaded},
+                      {"bytes_uploaded", r.bytes_uploaded},   {"snapshot_seq", r.snapshot_seq},
+                      {"locks_changed", r.locks_changed},     {"delete_markers", r.delete_markers},
+                      {"packs_evicted", r.packs_evicted}};
+    return answer;
+  }
   return Status::Invalid("unknown lifecycle request \"" + op + "\"");
+}
+
+Json RemoteStatusJson(const store::RemoteStatus& r) {
+  return {{"name", r.config.name},
+          {"url", r.config.location.url},
+          {"endpoint", r.config.location.endpoint},
+          {"region", r.config.location.region},
+          {"packs_local", r.packs_local},
+          {"packs_uploaded", r.packs_uploaded},
+          {"packs_evicted", r.packs_evicted},
+          {"lag_bytes", r.lag_bytes},
+          {"lag_seconds", r.lag_seconds},
+          {"snapshot_seq", r.snapshot_seq},
+          {"snapshot_time_s", r.snapshot_time_s},
+          {"object_lock", r.object_lock},
+          {"last_error", r.last_error},
+          {"last_error_time_s", r.last_error_time_s}};
 }
 
 store::StatusOr<int64_t> ParseDurationSeconds(std::string_view text) {

@@ -13,6 +13,10 @@
 //   prune    path keep_last keep_within_s keep_daily keep_weekly keep_monthly
 //            deleted_older_than_s dry_run   items: the versions removed; then collects garbage
 //   purge    path version reason dry_run    items: the versions purged
+//   remotes                                 items: one per S3 remote (RemoteStatusJson)
+//   remote-add name url endpoint region     (credentials: the environment of whoever runs it)
+//   remote-remove name
+//   remote-sync name                        one replication round with a snapshot
 // Answers: a summary object and a list of items (streamed one per line over the socket).
 #pragma once
 
@@ -23,6 +27,7 @@
 
 #include "store/archive.h"
 #include "store/status.h"
+#include "tools/key_input.h"
 
 namespace medvfs::tools {
 
@@ -37,6 +42,16 @@ struct LifecycleAnswer {
 store::StatusOr<LifecycleAnswer> ExecuteLifecycle(store::Archive& archive,
                                                   const nlohmann::json& request,
                                                   const store::Caller& caller);
+
+// An S3 remote's status as the "remotes" request lists it (medvfs remote list, stats).
+nlohmann::json RemoteStatusJson(const store::RemoteStatus& remote);
+
+// Runs one request on the archive `archive_dir`: through its mount daemon's control socket
+// when it is mounted (a request that writes needs the key, checked first), else on the
+// archive opened here. Fails the command (tools/cli_error.h) with `what` in the message.
+LifecycleAnswer RunLifecycleRequest(const std::filesystem::path& archive_dir,
+                                    const nlohmann::json& request, const KeyOptions& key_options,
+                                    const std::string& what);
 
 // Whether the request changes the archive (and so needs the key and a writable archive).
 bool LifecycleRequestWrites(const nlohmann::json& request);

@@ -51,6 +51,7 @@ int Run(int argc, char** argv) {
     medvfs::tools::RegisterResearchCommands(app);
     medvfs::tools::RegisterGcCommand(app);
     medvfs::tools::RegisterLifecycleCommands(app);
+    medvfs::tools::RegisterRemoteCommands(app);
     app.add_subcommand("version", "Print the version")->callback([] {
       std::cout << kVersionText << std::endl;
     });

@@ -32,6 +32,7 @@
 #include "store/engine/content.h"
 #include "store/engine/kv_store.h"
 #include "store/engine/lock_order.h"
+#include "store/s3/s3_client.h"
 
 namespace medvfs::store {
 
@@ -125,6 +126,11 @@ class ArchiveImpl final : public Archive {
   StatusOr<std::string> PathOf(InodeId ino) override;
   StatusOr<BackupResult> Backup(const std::filesystem::path& dest, const BackupRequest& request,
                                 const Caller& caller) override;  // archive_backup.cc
+  Status AddRemote(const RemoteConfig& remote, const Caller& caller) override;
+  Status RemoveRemote(const std::string& name, const Caller& caller) override;
+  StatusOr<std::vector<RemoteStatus>> ListRemotes() override;
+  StatusOr<ReplicateResult> Replicate(const std::string& name,
+                                      const ReplicateRequest& request) override;
   StatusOr<GcResult> CollectGarbage(const GcRequest& request,
                                     const Caller& caller) override;  // archive_gc.cc
   // archive_lifecycle.cc
@@ -410,6 +416,7 @@ class ArchiveImpl final : public Archive {
   KeyedHmacSha256 state_digest_hmac_;  // StateDigestTerm
   SecretKey high_water_key_;           // the high-water mark's HMAC key
   SecretKey deid_key_;                 // pseudonyms and remapped UIDs (store/dicom/deid.h)
+  SecretKey remote_key_;               // S3 snapshots and their object names (remote.h)
   std::string archive_id_;             // 16 bytes, from the key slot
   std::unique_ptr<ChunkStore> chunks_;
   ArchiveOptions options_;
@@ -421,6 +428,16 @@ class ArchiveImpl final : public Archive {
   // Held for a whole garbage collection, so that one runs at a time, and for a whole backup
   // (none meanwhile: see Backup). Lock order: store/engine/lock_order.h.
   std::mutex gc_mu_;
+  // Held for a whole replication round (one at a time: rounds share the S3 tier's state
+  // files). Lock order: before gc_mu_, which a round takes while it makes a snapshot.
+  std::mutex remote_mu_;
+  // The S3 clients of the remotes, by name, made at their first round. GUARDED_BY(remote_mu_).
+  std::map<std::string, std::shared_ptr<S3Client>> remote_clients_;
+  // Per remote: when the replication first saw a change no snapshot holds (0: none).
+  // GUARDED_BY(remote_status_mu_), a leaf: ListRemotes (medvfs stats) must not wait for a
+  // round that talks to the network.
+  std::mutex remote_status_mu_;
+  std::map<std::string, int64_t> remote_dirty_since_s_;
   // Exclusive for changes, shared for reads (store/engine/lock_order.h).
   std::shared_mutex mu_;
   SuperRecord super_;                                                    // GUARDED_BY(mu_)

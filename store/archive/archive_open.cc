@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -12,6 +13,7 @@
 
 #include "store/archive/archive_impl.h"
 #include "store/archive/archive_testing.h"
+#include "store/archive/remote.h"
 #include "store/archive/state_digest.h"
 #include "store/crypto/subkeys.h"
 #include "store/engine/pack_format.h"
@@ -34,6 +36,9 @@ StatusOr<std::unique_ptr<ChunkStore>> OpenChunkStore(KvStore* kv, const SecretKe
   chunk_options.packs.seal_bytes = options.pack_bytes;
   chunk_options.packs.read_only = options.no_writes;
   chunk_options.packs.env = storage_env;
+  if (options.remote_packs) {
+    MEDVFS_ASSIGN_OR_RETURN(chunk_options.packs.remote, OpenRemotePacks(*options.remote_packs));
+  }
   return ChunkStore::Open(kv, data_key, chunk_options);
 }
 
@@ -187,16 +192,22 @@ StatusOr<std::unique_ptr<Archive>> OpenArchiveWithEnv(const std::filesystem::pat
   kv_options.read_only = options.no_writes;
   kv_options.accept_wal_damage = options.accept_wal_damage;
   kv_options.env = storage_env;
-  kv_options.replay_check =
-      ChunkStore::ReplayCheck(data_key, dir / "packs", storage_env, !options.no_writes);
+  // An archive that keeps packs in a bucket only (local_packs, or a remote mount's mirror)
+  // reads them from there, whoever opens it.
+  ArchiveOptions opened = options;
+  if (!opened.remote_packs)
+    opened.remote_packs = CapacityTierReading(dir, options.local_packs, options.remote_cache_bytes);
+  kv_options.replay_check = ChunkStore::ReplayCheck(
+      data_key, dir / "packs", storage_env, !options.no_writes,
+      opened.remote_packs ? RemotePackSizes(dir) : std::map<uint64_t, uint64_t>{});
   MEDVFS_ASSIGN_OR_RETURN(auto kv, KvStore::Open(DatabasePath(dir), kv_options));
   // The schema is checked before the packs are touched: an archive of an unknown schema is
   // refused with nothing changed.
   MEDVFS_RETURN_IF_ERROR(CheckSchema(*kv, data_key));
   MEDVFS_ASSIGN_OR_RETURN(auto chunks,
-                          OpenChunkStore(kv.get(), data_key, dir, options, storage_env));
+                          OpenChunkStore(kv.get(), data_key, dir, opened, storage_env));
   auto archive = std::make_unique<ArchiveImpl>(std::move(kv), std::move(chunks), data_key,
-                                               archive_id, options, dir);
+                                               archive_id, opened, dir);
   MEDVFS_RETURN_IF_ERROR(archive->Load());
   MEDVFS_RETURN_IF_ERROR(archive->OpenAudit());
   archive->StartBackgroundSync();
@@ -213,6 +224,7 @@ ArchiveImpl::ArchiveImpl(std::unique_ptr<KvStore> kv, std::unique_ptr<ChunkStore
       state_digest_hmac_(DeriveSubkey(meta_key_, kStateDigestLabel)),
       high_water_key_(DeriveSubkey(data_key, kHighWaterLabel)),
       deid_key_(DeriveSubkey(data_key, kDeidLabel)),
+      remote_key_(DeriveSubkey(data_key, kRemoteLabel)),
       archive_id_(std::move(archive_id)),
       chunks_(std::move(chunks)),
       options_(options),
@@ -623,6 +635,13 @@ StatusOr<ArchiveStats> ArchiveImpl::Stats() {
   MEDVFS_ASSIGN_OR_RETURN(stats.last_gc, LastCollection());
   MEDVFS_ASSIGN_OR_RETURN(stats.retention, ListRetention());
   MEDVFS_ASSIGN_OR_RETURN(stats.holds, ListHolds());
+  MEDVFS_ASSIGN_OR_RETURN(auto remotes, ListRemotes());
+  for (const RemoteStatus& remote : remotes) {
+    ++stats.remotes;
+    stats.remote_lag_bytes = std::max(stats.remote_lag_bytes, remote.lag_bytes);
+    stats.remote_lag_seconds = std::max(stats.remote_lag_seconds, remote.lag_seconds);
+    if (!remote.last_error.empty()) ++stats.remote_errors;
+  }
   MEDVFS_RETURN_IF_ERROR(CountHeldVersions(&stats.held_versions));
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);

@@ -17,7 +17,7 @@ constexpr uint8_t kAuditRecordFormat = 1;
 constexpr uint8_t kHighWaterFormat = 1;
 constexpr char kHighWaterMagic[] = "medvfs-high-water";
 
-constexpr std::array<std::pair<AuditOp, std::string_view>, 41> kOpNames{{
+constexpr std::array<std::pair<AuditOp, std::string_view>, 42> kOpNames{{
     {AuditOp::kOpenRead, "open-read"},
     {AuditOp::kOpenWrite, "open-write"},
     {AuditOp::kCommit, "commit"},
@@ -59,6 +59,7 @@ constexpr std::array<std::pair<AuditOp, std::string_view>, 41> kOpNames{{
     {AuditOp::kHold, "hold"},
     {AuditOp::kHoldRelease, "hold-release"},
     {AuditOp::kRetention, "retention"},
+    {AuditOp::kRemote, "remote"},
 }};
 
 void PutU64(std::string* out, uint64_t v) {

@@ -17,6 +17,7 @@
 
 #include "store/archive.h"
 #include "store/archive/records.h"
+#include "store/archive/remote.h"
 #include "store/archive/state_digest.h"
 #include "store/crypto/crypto.h"
 #include "store/crypto/sealed_record.h"
@@ -84,6 +85,11 @@ class Verifier {
     chunk_options.packs_dir = dir_ / "packs";
     chunk_options.packs.read_only = true;  // verify changes nothing, not even a torn tail
     chunk_options.cache_bytes = kChunkCacheBytes;
+    // Packs only the S3 remote holds (local_packs) are read from the bucket: their content is
+    // checked as any other (the pack pass below reads local files only).
+    if (auto reading = CapacityTierReading(dir_, 0, uint64_t{256} << 20)) {
+      MEDVFS_ASSIGN_OR_RETURN(chunk_options.packs.remote, OpenRemotePacks(*reading));
+    }
     MEDVFS_ASSIGN_OR_RETURN(chunks_, ChunkStore::Open(kv_.get(), data_key, chunk_options));
     CheckDatabaseFiles();
     MEDVFS_RETURN_IF_ERROR(ScanRecords());
@@ -122,8 +128,8 @@ class Verifier {
     // it may end with commits whose pack bytes never reached the disk, which the mount drops
     // (the contract: a prefix of the commits survives). Checked without them, the archive is
     // what the next mount serves; that they were dropped is reported below.
-    kv_options.replay_check =
-        ChunkStore::ReplayCheck(data_key, dir_ / "packs", nullptr, /*sync_packs=*/false);
+    kv_options.replay_check = ChunkStore::ReplayCheck(data_key, dir_ / "packs", nullptr,
+                                                      /*sync_packs=*/false, RemotePackSizes(dir_));
     auto kv = KvStore::Open(db, kv_options);
     if (!kv.ok() && kv.status().code() == Code::kCorruption) {
       // A damaged log (valid records follow a damaged one): report it, and check what the
@@ -803,7 +809,12 @@ class Verifier {
         Error(where, "its record says sealed, but it has no valid trailer");
       }
     }
+    const std::map<uint64_t, uint64_t> remote_only = RemotePackSizes(dir_);
     for (const auto& [pack, indexed] : indexed_per_pack_) {
+      if (!files->contains(pack) && remote_only.contains(pack)) {
+        ++report_.remote_only_packs;
+        continue;
+      }
       if (!files->contains(pack) && indexed.chunks != 0) {
         Error("pack " + std::to_string(pack), "is missing: the chunk index refers to " +
                                                   std::to_string(indexed.chunks) +

@@ -16,6 +16,7 @@ inline constexpr std::string_view kChunkSealLabel = "medvfs chunk seal";    // c
 inline constexpr std::string_view kAuditChainLabel = "medvfs audit chain";  // audit entry MACs
 inline constexpr std::string_view kHighWaterLabel = "medvfs high water";    // rollback marks
 inline constexpr std::string_view kDeidLabel = "medvfs deid";               // pseudonyms, UIDs
+inline constexpr std::string_view kRemoteLabel = "medvfs remote";  // S3 snapshots (remote.h)
 
 // The format byte in front of every sealed meta record (and chunk index record); the seal
 // follows, with the record's key as additional data.

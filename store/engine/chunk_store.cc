@@ -345,19 +345,21 @@ Status ChunkStore::MakeDurable() {
 
 std::function<bool(std::string_view key, std::string_view value)> ChunkStore::ReplayCheck(
     const SecretKey& data_key, const std::filesystem::path& packs_dir, rocksdb::Env* env,
-    bool sync_packs) {
+    bool sync_packs, const std::map<uint64_t, uint64_t>& remote_sizes) {
   struct State {
     SecretKey seal_key;
     std::filesystem::path dir;
     std::shared_ptr<rocksdb::FileSystem> fs;
     bool sync_packs = false;
     std::map<uint64_t, uint64_t> sizes;  // pack -> file size (0: missing), synced once
+    std::map<uint64_t, uint64_t> remote_sizes;
   };
   auto state = std::make_shared<State>();
   state->seal_key = DeriveSubkey(data_key, kChunkSealLabel);
   state->dir = packs_dir;
   state->fs = env != nullptr ? env->GetFileSystem() : rocksdb::FileSystem::Default();
   state->sync_packs = sync_packs;
+  state->remote_sizes = remote_sizes;
   return [state](std::string_view key, std::string_view value) {
     if (key.size() != 1 + sizeof(ChunkId) || key[0] != kChunkIndexPrefix) return true;
     ChunkIndexRecord index;
@@ -368,7 +370,10 @@ std::function<bool(std::string_view key, std::string_view value)> ChunkStore::Re
     if (it == state->sizes.end()) {
       const std::string path = (state->dir / PackFileName(index.pack)).string();
       uint64_t size = 0;
-      if (!state->fs->GetFileSize(path, rocksdb::IOOptions(), &size, nullptr).ok()) size = 0;
+      if (!state->fs->GetFileSize(path, rocksdb::IOOptions(), &size, nullptr).ok()) {
+        auto remote = state->remote_sizes.find(index.pack);
+        size = remote != state->remote_sizes.end() ? remote->second : 0;
+      }
       if (size > 0 && state->sync_packs) {
         std::unique_ptr<rocksdb::FSWritableFile> file;
         if (state->fs->ReopenWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok()) {

@@ -114,10 +114,11 @@ class ChunkStore {
   // The check for KvOpenOptions::replay_check: refuses a logged chunk index record whose pack
   // entry is not (wholly) in its pack file. With `sync_packs` (a writable open), every pack
   // file a record names is synced once, before the recovery writes the records into table
-  // files. `env`: the FileSystem to use (null: the default).
+  // files. `env`: the FileSystem to use (null: the default). `remote_sizes`: sealed packs
+  // that are in an S3 bucket and may be missing here (pack -> size), taken as present.
   static std::function<bool(std::string_view key, std::string_view value)> ReplayCheck(
       const SecretKey& data_key, const std::filesystem::path& packs_dir, rocksdb::Env* env,
-      bool sync_packs);
+      bool sync_packs, const std::map<uint64_t, uint64_t>& remote_sizes = {});
   // The writer is done (its last handle closed): its pack may go to another writer.
   void EndWriter(uint64_t owner);
   // The commit that references these chunks is written: they are no longer fresh.

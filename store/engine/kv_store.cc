@@ -828,6 +828,8 @@ void KvStore::SetBeforeDurable(std::function<Status()> hook) {
   rep_->before_durable = std::move(hook);
 }
 
+uint64_t KvStore::LatestSequence() const { return rep_->db->GetLatestSequenceNumber(); }
+
 bool KvStore::HasUnsyncedWrites() const {
   const uint64_t latest = rep_->db->GetLatestSequenceNumber();
   std::lock_guard lock(rep_->sync_mu);

@@ -154,6 +154,9 @@ class KvStore {
   void SetBeforeDurable(std::function<Status()> hook);
   // True while a write is in the log that no sync has covered yet.
   bool HasUnsyncedWrites() const;
+  // RocksDB's sequence number of the last write: it grows with every write (the S3 tier
+  // tells from it whether the archive changed since its last snapshot).
+  uint64_t LatestSequence() const;
   // Ok if `bytes` of data may be written beside the database (pack files, on the same file
   // system) without taking it below the reserve of KvOpenOptions::reserved_bytes; kNoSpace
   // otherwise, or the error of an earlier failed write (see Write).

@@ -3,6 +3,9 @@
 // Every lock is a std::mutex unless said otherwise. ThreadSanitizer checks the order in
 // .ci/tsan (lock-order inversions fail the run).
 //
+// -1. ArchiveImpl::remote_mu_ (store/archive/archive_impl.h): held for a whole replication
+//     round to an S3 remote, which takes gc_mu_ while it makes a snapshot; no lock below is
+//     held while a round talks to the network.
 //  0. ArchiveImpl::gc_mu_ (store/archive/archive_impl.h): held for a whole garbage collection
 //     or backup, which take the locks below as any writer does.
 //  1. WriteSession::mu (store/archive/archive_impl.h): one file's pending content.
@@ -25,6 +28,9 @@
 //
 // Leaves: ArchiveImpl::audit_mu_ (may be taken with mu_ held), ArchiveImpl::high_water_mu_
 // (never with audit_mu_), ArchiveImpl::background_sync_mu_ (never held while syncing),
-// PendingContent's Intake::mu (its worker stores chunks without it), and the failure_mu of
-// KvStore. DirtyBudget (store/engine/content.h) is lock-free.
+// PendingContent's Intake::mu (its worker stores chunks without it), the failure_mu of
+// KvStore, ArchiveImpl::remote_status_mu_, and RemotePackCache's Rep::mu
+// (store/archive/remote_pack_cache.h: never held while fetching from the bucket or reading a
+// block; PackStore reads through it with readers_mu_ released). DirtyBudget
+// (store/engine/content.h) is lock-free.
 #pragma once

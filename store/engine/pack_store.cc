@@ -12,7 +12,7 @@ namespace medvfs::store {
 // A pack opened for reading (every pack that was read from: sealed ones never change).
 class PackReader {
  public:
-  std::unique_ptr<rocksdb::FSRandomAccessFile> file;
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file;  // null: the pack is read from the remote
 };
 
 // A pack taking appends.
@@ -507,6 +507,11 @@ Status PackStore::ReaderFor(uint64_t pack, std::shared_ptr<PackReader>* reader) 
   auto made = std::make_shared<PackReader>();
   rocksdb::IOStatus s =
       fs_->NewRandomAccessFile(PathOf(pack), PackFileOptions(), &made->file, nullptr);
+  if ((s.IsPathNotFound() || s.IsNotFound()) && options_.remote) {
+    made->file.reset();  // read from the remote (not kept: the file may come back, restored)
+    *reader = std::move(made);
+    return Status::Ok();
+  }
   if (s.IsPathNotFound() || s.IsNotFound()) {
     return Status(Code::kNotFound, "pack " + std::to_string(pack) + " does not exist");
   }
@@ -522,7 +527,36 @@ Status PackStore::ReaderFor(uint64_t pack, std::shared_ptr<PackReader>* reader) 
 Status PackStore::ReadRaw(uint64_t pack, uint64_t offset, size_t length, std::string* bytes) {
   std::shared_ptr<PackReader> reader;
   MEDVFS_RETURN_IF_ERROR(ReaderFor(pack, &reader));
+  if (reader->file == nullptr) {
+    MEDVFS_RETURN_IF_ERROR(options_.remote->Read(pack, offset, length, bytes));
+    if (bytes->size() != length) {
+      return Status::Corruption("pack " + std::to_string(pack) + " ends early in the remote");
+    }
+    return Status::Ok();
+  }
   return ReadExactly(*reader->file, offset, length, bytes, "pack " + std::to_string(pack));
+}
+
+Status PackStore::DropLocalCopy(uint64_t pack) {
+  if (!options_.remote) return Status::Invalid("the archive has no remote to read packs from");
+  {
+    std::lock_guard lock(readers_mu_);
+    readers_.erase(pack);
+  }
+  rocksdb::IOStatus s = fs_->DeleteFile(PathOf(pack), rocksdb::IOOptions(), nullptr);
+  if (!s.ok() && !s.IsPathNotFound() && !s.IsNotFound()) {
+    return FromIo(s, "deleting a pack's local copy");
+  }
+  return SyncDirectory("deleting a pack's local copy");
+}
+
+uint64_t PackStore::NextPackNumber() const {
+  std::lock_guard lock(mu_);
+  return next_pack_;
+}
+
+bool PackStore::HasLocalFile(uint64_t pack) const {
+  return fs_->FileExists(PathOf(pack), rocksdb::IOOptions(), nullptr).ok();
 }
 
 Status PackStore::OpenEntry(uint64_t pack, const PackEntryInfo& info, std::string_view bytes,

@@ -32,6 +32,7 @@
 
 #include "store/crypto/crypto.h"
 #include "store/engine/pack_format.h"
+#include "store/engine/remote_packs.h"
 #include "store/status.h"
 
 namespace rocksdb {
@@ -61,6 +62,10 @@ struct PackStoreOptions {
   rocksdb::Env* env = nullptr;
   // At most this many packs take appends at once; writers beyond share them. Default: 4.
   size_t max_open_packs = 4;
+  // Where a sealed pack whose file is not in the directory is read (the S3 tier: a remote
+  // mount, or an archive that keeps only its newest packs locally). Null: such a pack is
+  // missing (kNotFound). Default: null.
+  std::shared_ptr<RemotePacks> remote;
 };
 
 // What the chunk index says about a pack, for the recovery at open (PackRecord).
@@ -139,6 +144,16 @@ class PackStore {
   // and no log still to be replayed names it: see KvStore::FlushAll), and syncs the
   // directory. Readers that have the file open finish their reads.
   Status RemovePack(uint64_t pack);
+
+  // Deletes the local file of sealed pack `pack`, which options.remote holds (an archive that
+  // keeps only its newest packs locally): later reads go to the remote. The caller checks
+  // that the remote holds the pack.
+  Status DropLocalCopy(uint64_t pack);
+  // The number the next new pack will get: every pack below it existed before the call.
+  uint64_t NextPackNumber() const;
+  // True when the pack's file is in the directory.
+  bool HasLocalFile(uint64_t pack) const;
+  const std::shared_ptr<RemotePacks>& remote() const { return options_.remote; }
 
   // --- Integrity and backup ---
   // The pack files in the directory, by number, with their sizes.

@@ -28,6 +28,40 @@ TEST(MountOptionsTest, MedvfsOptions) {
   EXPECT_TRUE(options.fuse_options.empty());  // ours: never handed to libfuse
 }
 
+// The S3 tier's options (medvfs-mount(1)): sizes with suffixes, bounds refused with a reason.
+TEST(MountOptionsTest, S3TierOptions) {
+  MountOptions options;
+  ASSERT_TRUE(ParseMountOptions("endpoint=http://127.0.0.1:7480,region=default,cache=/var/c,"
+                                "cache_size=2G,local_packs=8,snapshot_interval=30,pack_size=4M,"
+                                "replicate=off",
+                                &options)
+                  .ok());
+  EXPECT_EQ(options.s3_endpoint, "http://127.0.0.1:7480");
+  EXPECT_EQ(options.s3_region, "default");
+  EXPECT_EQ(options.cache_dir, "/var/c");
+  EXPECT_EQ(options.cache_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(options.local_packs, 8u);
+  EXPECT_EQ(options.snapshot_interval_s, 30u);
+  EXPECT_EQ(options.pack_bytes, uint64_t{4} << 20);
+  EXPECT_FALSE(options.replicate);
+  EXPECT_TRUE(options.fuse_options.empty()) << "none of them may reach the kernel";
+  MountOptions defaults;
+  EXPECT_EQ(defaults.cache_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(defaults.pack_bytes, uint64_t{64} << 20);
+  EXPECT_EQ(defaults.snapshot_interval_s, 60u);
+  EXPECT_TRUE(defaults.replicate);
+  for (const char* bad :
+       {"cache_size=1M", "cache_size=12X", "cache_size=", "pack_size=512K", "pack_size=2G",
+        "snapshot_interval=0", "snapshot_interval=90000", "replicate=maybe",
+        "endpoint=", "region=", "cache=", "local_packs=x", "cache_size=99999999999999999999"}) {
+    MountOptions o;
+    EXPECT_EQ(ParseMountOptions(bad, &o).code(), store::Code::kInvalid) << bad;
+  }
+  MountOptions relative;
+  ASSERT_TRUE(ParseMountOptions("cache=rel/dir", &relative).ok());
+  EXPECT_TRUE(std::filesystem::path(relative.cache_dir).is_absolute()) << relative.cache_dir;
+}
+
 TEST(MountOptionsTest, ScratchPatterns) {
   MountOptions options;
   ASSERT_OK(ParseMountOptions("rw", &options));

@@ -117,7 +117,7 @@ bluestore fsck on mount = false
 osd memory target = 939524096
 osd max object name len = 256
 [client.rgw.gw]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $dir/rgw
 keyring = $dir/rgw/keyring
 rgw enable usage log = false
