@@ -70,7 +70,7 @@ std::optional<uint64_t> ParseHex(std::string_view digits) {
     if (c >= '0' && c <= '9') {
       digit = static_cast<uint64_t>(c - '0');
     } else if (c >= 'a' && c <= 'f') {
-      digit = static_cast<uint64_t>(c - 'a' + 10);
+      digit = static_cast<uint64_t>(c - 'a') + 10;
     } else {
       return std::nullopt;
     }
@@ -147,8 +147,8 @@ struct RemotePackCache::Rep {
     std::string* out = nullptr;
   };
 
-  Rep(const RemotePackCacheOptions& opts, std::filesystem::path directory, PackRangeFetch range,
-      PackSizeFetch size)
+  Rep(const RemotePackCacheOptions& opts, const std::filesystem::path& directory,
+      PackRangeFetch range, PackSizeFetch size)
       : options(opts),
         dir_prefix(directory.string() + "/"),
         fetch_range(std::move(range)),
