@@ -78,6 +78,9 @@ std::string UtcTime(int64_t seconds) {
       Fail("no space left for the backup in " + args.dest,
            "free space there or choose another backup disk (the incomplete backup was "
            "discarded)");
+    case store::Code::kNotSupported:
+      Fail("cannot back up " + args.archive + ": " + m,
+           "check the S3 remote instead: medvfs verify --remote NAME " + args.archive);
     case store::Code::kWrongKey:
       Fail("the passphrase does not unlock " + args.archive,
            "check MEDVFS_PASSPHRASE, --passphrase-file or --key-file");

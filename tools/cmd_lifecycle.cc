@@ -77,6 +77,23 @@ Located LocatePath(const std::string& arg) {
       Fail(what + ": the archive is mounted read-only", "mount it read-write first");
     case store::Code::kInvalid:
       FailMessage(what + ": " + status.message(), 2);
+    case store::Code::kExists:
+      Fail(what + " refused: " + status.message(), "choose another name (or bucket prefix)");
+    case store::Code::kNotFound:
+      Fail(what + ": " + status.message(), "check the name, path or bucket");
+    case store::Code::kAccess:
+      if (what.starts_with("remote") || what.starts_with("verify")) {
+        Fail(what + ": the bucket refused: " + status.message(),
+             "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) of whoever runs "
+             "it: the mount daemon, for a mounted archive");
+      }
+      FailStatus(status, what + " failed");
+    case store::Code::kIoError:
+      if (what.starts_with("remote")) {
+        Fail(what + ": " + status.message(),
+             "check the endpoint and the network; a mounted archive retries by itself");
+      }
+      FailStatus(status, what + " failed");
     default:
       FailStatus(status, what + " failed");
   }

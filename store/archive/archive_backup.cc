@@ -21,6 +21,7 @@
 
 #include "store/archive/archive_impl.h"
 #include "store/archive/pack_backup.h"
+#include "store/archive/remote.h"
 #include "store/file_util.h"
 #include "store/log.h"
 
@@ -216,6 +217,14 @@ StatusOr<BackupResult> ArchiveImpl::Backup(const stdfs::path& dest_arg,
   if (IsWithin(dest, archive) || IsWithin(archive, dest)) {
     return failed(Status::Invalid(
         "the backup directory must lie outside the archive directory, and not contain it"));
+  }
+  // Packs kept in an S3 remote only (local_packs) are not on this disk: a backup without them
+  // would look complete and restore into an archive that cannot read them.
+  if (CapacityTierReading(dir_, 0, 0)) {
+    return failed(Status(Code::kNotSupported,
+                         "the archive keeps some packs in its S3 remote only (local_packs), so "
+                         "a backup directory cannot hold all of it; the bucket is its backup "
+                         "(medvfs restore-remote)"));
   }
   const std::string archive_id = HexId(archive_id_);
   std::unique_ptr<UniqueFd> lock;

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "store/archive/archive_impl.h"
 #include "store/archive/remote.h"
@@ -21,6 +23,9 @@ namespace medvfs::store {
 using namespace remote_tier;  // NOLINT(google-build-using-namespace): the tier's own helpers
 namespace stdfs = std::filesystem;
 using Json = nlohmann::json;
+
+// Packs a replication round uploads at once (each in parts sent in parallel: S3Client).
+constexpr size_t kPacksInFlight = 2;
 
 // --- Connecting ---
 
@@ -213,6 +218,9 @@ Status ArchiveImpl::RemoveRemote(const std::string& name, const Caller& caller) 
 
 StatusOr<std::vector<RemoteStatus>> ArchiveImpl::ListRemotes() {
   std::vector<RemoteStatus> out;
+  // The mount asks every few seconds: an archive without remotes costs one directory lookup.
+  const std::vector<std::string> names = RemoteNames(dir_);
+  if (names.empty()) return out;
   const std::map<uint64_t, PackRecord> records = chunks_->PackRecords();
   std::map<uint64_t, uint64_t> files;
   if (auto listed = chunks_->packs().ListFiles(); listed.ok()) files = *listed;
@@ -224,7 +232,7 @@ StatusOr<std::vector<RemoteStatus>> ArchiveImpl::ListRemotes() {
     std::lock_guard lock(remote_status_mu_);
     dirty_since = remote_dirty_since_s_;
   }
-  for (const std::string& name : RemoteNames(dir_)) {
+  for (const std::string& name : names) {
     MEDVFS_ASSIGN_OR_RETURN(RemoteConfig config, LoadConfig(dir_, name));
     MEDVFS_ASSIGN_OR_RETURN(RemoteState st, LoadState(dir_, name));
     RemoteStatus status;
@@ -312,35 +320,74 @@ StatusOr<ReplicateResult> ArchiveImpl::Replicate(const std::string& name,
       MEDVFS_ASSIGN_OR_RETURN(auto holds, ListHolds());
       policy = PolicyOf(rules, holds);
     }
-    auto upload_pack = [&](uint64_t pack, bool* gone) -> Status {
+    // Uploads packs, kPacksInFlight at a time: while one pack's parts are read and hashed,
+    // another's are on the wire (one at a time, the link sat idle a third of the time).
+    // *gone: a pack's file had disappeared (garbage collection rewrote it meanwhile).
+    std::mutex state_mu;  // st and result, shared by the upload threads
+    auto upload_packs = [&](const std::vector<uint64_t>& packs, bool* gone) -> Status {
       *gone = false;
-      const stdfs::path file = chunks_->packs().dir() / PackFileName(pack);
-      struct stat sb {};
-      if (::stat(file.c_str(), &sb) != 0) {
-        *gone = true;  // garbage collection rewrote it meanwhile
-        return Status::Ok();
+      size_t next = 0;
+      Status first_error;
+      auto worker = [&] {
+        for (;;) {
+          uint64_t pack = 0;
+          {
+            std::lock_guard state_lock(state_mu);
+            if (next >= packs.size() || !first_error.ok()) return;
+            if (cancelled()) {
+              first_error = Status(Code::kBusy, "replication stopped");
+              return;
+            }
+            pack = packs[next++];
+          }
+          const stdfs::path file = chunks_->packs().dir() / PackFileName(pack);
+          struct stat sb {};
+          if (::stat(file.c_str(), &sb) != 0) {
+            std::lock_guard state_lock(state_mu);
+            *gone = true;
+            continue;
+          }
+          ObjectState o;
+          o.uploaded_s = NowSeconds();
+          const S3ObjectLock lock_for =
+              st.object_lock == 1 ? policy.For(o.uploaded_s) : S3ObjectLock{};
+          auto version = client->PutFile(ObjectKey(url, PackObjectName(pack)), file, lock_for);
+          std::lock_guard state_lock(state_mu);
+          if (!version.ok()) {
+            if (first_error.ok()) first_error = version.status();
+            return;
+          }
+          o.version = std::move(version).value();
+          o.size = static_cast<uint64_t>(sb.st_size);
+          o.until_s = lock_for.mode != S3LockMode::kNone ? lock_for.retain_until_s : 0;
+          o.hold = lock_for.legal_hold;
+          st.packs[pack] = o;
+          ++result.packs_uploaded;
+          result.bytes_uploaded += o.size;
+          // The durable queue: a pack is done once the state says so.
+          if (Status saved = SaveState(dir_, name, st); !saved.ok()) {
+            if (first_error.ok()) first_error = saved;
+            return;
+          }
+        }
+      };
+      std::vector<std::thread> helpers;
+      for (size_t i = 1; i < std::min(kPacksInFlight, packs.size()); ++i) {
+        helpers.emplace_back(worker);
       }
-      ObjectState o;
-      o.uploaded_s = NowSeconds();
-      const S3ObjectLock lock_for = st.object_lock == 1 ? policy.For(o.uploaded_s) : S3ObjectLock{};
-      MEDVFS_ASSIGN_OR_RETURN(
-          o.version, client->PutFile(ObjectKey(url, PackObjectName(pack)), file, lock_for));
-      o.size = static_cast<uint64_t>(sb.st_size);
-      o.until_s = lock_for.mode != S3LockMode::kNone ? lock_for.retain_until_s : 0;
-      o.hold = lock_for.legal_hold;
-      st.packs[pack] = o;
-      ++result.packs_uploaded;
-      result.bytes_uploaded += o.size;
-      // The durable queue: a pack is done once the state says so.
-      return SaveState(dir_, name, st);
+      worker();
+      for (std::thread& helper : helpers) helper.join();
+      return first_error;
     };
 
     // 1. The sealed packs not in the bucket yet, oldest first.
-    for (const auto& [pack, record] : chunks_->PackRecords()) {
-      if (!record.sealed || record.removed || st.packs.contains(pack)) continue;
-      if (cancelled()) return Status(Code::kBusy, "replication stopped");
+    {
+      std::vector<uint64_t> pending;
+      for (const auto& [pack, record] : chunks_->PackRecords()) {
+        if (record.sealed && !record.removed && !st.packs.contains(pack)) pending.push_back(pack);
+      }
       bool gone = false;
-      MEDVFS_RETURN_IF_ERROR(upload_pack(pack, &gone));
+      MEDVFS_RETURN_IF_ERROR(upload_packs(pending, &gone));
     }
 
     // 2. A snapshot of the records, when due.
@@ -383,11 +430,13 @@ StatusOr<ReplicateResult> ArchiveImpl::Replicate(const std::string& name,
           }
         }
       }
-      for (const auto& [pack, size] : snapshot.packs) {
-        if (st.packs.contains(pack)) continue;
-        if (cancelled()) return Status(Code::kBusy, "replication stopped");
+      {
+        std::vector<uint64_t> pending;
+        for (const auto& [pack, size] : snapshot.packs) {
+          if (!st.packs.contains(pack)) pending.push_back(pack);
+        }
         bool gone = false;
-        MEDVFS_RETURN_IF_ERROR(upload_pack(pack, &gone));
+        MEDVFS_RETURN_IF_ERROR(upload_packs(pending, &gone));
         if (gone) {
           return Status(Code::kBusy,
                         "a pack was rewritten while the snapshot was made; the next round retries");

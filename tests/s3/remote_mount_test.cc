@@ -378,9 +378,59 @@ TEST_F(RemoteMountTest, KeepingFewerLocalPacksThanDataReadsEverything) {
   ASSERT_NO_FATAL_FAILURE(MountOk("pack_size=1M,local_packs=2"));
   ASSERT_NO_FATAL_FAILURE(CheckAgainstModel(mnt_, model));
   ASSERT_NO_FATAL_FAILURE(UmountOk());
+  // A backup directory cannot hold packs the disk no longer has: refused, not incomplete.
+  const ProcResult backup = Medvfs({"backup", archive_.string(), (dir_ / "backup").string()});
+  EXPECT_NE(backup.exit_code, 0) << backup.out;
+  EXPECT_TRUE(Contains(backup.err, "local_packs")) << backup.err;
   const ProcResult verified = Medvfs({"verify", archive_.string()}, 300);
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   EXPECT_TRUE(Contains(verified.out, "in the S3 remote only")) << verified.out;
+}
+
+// What an admin meets when something is off: each error says what and what to do, and none
+// names a secret.
+TEST_F(RemoteMountTest, CommandLineErrorsAreClear) {
+  auto fails_with = [&](const std::vector<std::string>& args, const std::string& needle,
+                        const EnvChanges& env = {}) {
+    std::vector<std::string> argv = args;
+    argv.insert(argv.begin(), MEDVFS_BIN);
+    EnvChanges full = {{"MEDVFS_PASSPHRASE", kPassphrase}, {"MEDVFS_STATE_DIR", StateDir()}};
+    for (const auto& [k, v] : env) full[k] = v;
+    const ProcResult r = RunProgram(argv, full, 120);
+    EXPECT_NE(r.exit_code, 0) << testing::PrintToString(args);
+    EXPECT_TRUE(Contains(r.err, needle)) << testing::PrintToString(args) << ": " << r.err;
+    EXPECT_FALSE(Contains(r.err, env_.secret_access_key)) << r.err;
+  };
+  fails_with({"remote", "add", archive_.string(), "bad name!", url_}, "name");
+  fails_with({"remote", "add", archive_.string(), "offsite", url_}, "endpoint",
+             {{"AWS_ENDPOINT_URL", std::nullopt}});
+  fails_with({"remote", "add", archive_.string(), "offsite", "s3://no-such-bucket-medvfs/x"},
+             "does not exist");
+  fails_with({"remote", "add", archive_.string(), "offsite", "http://not-s3"}, "s3://");
+  fails_with({"remote", "add", archive_.string(), "offsite", url_}, "refused",
+             {{"AWS_SECRET_ACCESS_KEY", "wrong-secret"}});
+  // No snapshot yet: nothing to mount or restore.
+  ASSERT_NO_FATAL_FAILURE(AddRemote());
+  fails_with({"remote", "add", archive_.string(), "offsite", url_}, "already has a remote");
+  fails_with({"restore-remote", url_, (dir_ / "r1").string()}, "no snapshot");
+  EXPECT_NE(MountRemote(dir_ / "cache").exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(MedvfsOk({"remote", "sync", archive_.string()}));
+  // Another archive cannot take the prefix; a wrong passphrase cannot restore.
+  store::ArchiveOptions options;
+  options.kdf.n = uint64_t{1} << 10;
+  ASSERT_TRUE(
+      store::Archive::Create(dir_ / "other", store::KeySource::Passphrase(kPassphrase), options)
+          .ok());
+  fails_with({"remote", "add", (dir_ / "other").string(), "offsite", url_}, "another archive");
+  fails_with({"restore-remote", url_, (dir_ / "r2").string()}, "passphrase",
+             {{"MEDVFS_PASSPHRASE", "not the passphrase"}});
+  EXPECT_FALSE(stdfs::exists(dir_ / "r2")) << "a refused restore leaves nothing behind";
+  const ProcResult list = Medvfs({"remote", "list", "--json", (dir_ / "other").string()});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(Json::parse(list.out, nullptr, false), Json::array()) << list.out;
+  fails_with({"remote", "remove", archive_.string(), "nope"}, "no remote named");
+  MedvfsOk({"remote", "remove", archive_.string(), "offsite"});
+  EXPECT_EQ(RemoteStatus(), Json::object());
 }
 
 }  // namespace
