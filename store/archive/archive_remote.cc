@@ -26,6 +26,9 @@ using Json = nlohmann::json;
 
 // Packs a replication round uploads at once (each in parts sent in parallel: S3Client).
 constexpr size_t kPacksInFlight = 2;
+// Multipart part size of a pack upload: each part in flight is held in memory, so the mount
+// daemon holds at most kPacksInFlight x 4 (S3Config::max_connections) x 8 MiB for it.
+constexpr uint64_t kPartBytes = uint64_t{8} << 20;
 
 // --- Connecting ---
 
@@ -351,7 +354,8 @@ StatusOr<ReplicateResult> ArchiveImpl::Replicate(const std::string& name,
           o.uploaded_s = NowSeconds();
           const S3ObjectLock lock_for =
               st.object_lock == 1 ? policy.For(o.uploaded_s) : S3ObjectLock{};
-          auto version = client->PutFile(ObjectKey(url, PackObjectName(pack)), file, lock_for);
+          auto version =
+              client->PutFile(ObjectKey(url, PackObjectName(pack)), file, lock_for, kPartBytes);
           std::lock_guard state_lock(state_mu);
           if (!version.ok()) {
             if (first_error.ok()) first_error = version.status();

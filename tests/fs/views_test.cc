@@ -694,12 +694,18 @@ TEST(ViewNamesTest, StatsJson) {
   stats.files = 3;
   stats.disk_bytes = 12345678901ull;
   stats.reclaimable_bytes = 77;
+  stats.remotes = 2;
+  stats.remote_lag_bytes = 4096;
+  stats.remote_lag_seconds = 42;
+  stats.remote_errors = 1;
   EXPECT_EQ(FormatStatsJson(stats),
             "{\"files\":3,\"live_files\":0,\"directories\":0,\"versions\":0,"
             "\"logical_bytes\":0,\"stored_bytes\":0,\"chunks\":0,\"disk_bytes\":12345678901,"
             "\"pack_bytes\":0,\"reclaimable_bytes\":77,\"gc_time_ns\":0,\"gc_duration_ms\":0,"
             "\"gc_chunks_dropped\":0,\"gc_packs_removed\":0,\"gc_bytes_freed\":0,"
-            "\"held_versions\":0,\"removed_versions\":0,\"holds\":0,\"retention_rules\":0}");
+            "\"held_versions\":0,\"removed_versions\":0,\"holds\":0,\"retention_rules\":0,"
+            "\"remotes\":2,\"remote_lag_bytes\":4096,\"remote_lag_seconds\":42,"
+            "\"remote_errors\":1}");
   stats.last_gc = store::GcResult{};
   stats.last_gc->time_ns = 5;
   stats.last_gc->bytes_freed = 9;
