@@ -40,15 +40,6 @@ struct BackupArgs {
   KeyOptions key;
 };
 
-std::string UtcTime(int64_t seconds) {
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 [[noreturn]] void FailBackup(const store::Status& status, const BackupArgs& args, bool remote) {
   const std::string& m = status.message();
   const std::string who =

@@ -38,16 +38,6 @@ std::string FirstEnv(std::initializer_list<const char*> names) {
   return {};
 }
 
-std::string UtcTime(int64_t seconds) {
-  if (seconds <= 0) return "-";
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
 struct RemoteArgs {
   std::string archive;
   std::string name;

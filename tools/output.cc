@@ -5,9 +5,19 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 namespace medvfs::tools {
+
+std::string UtcTime(int64_t seconds) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
 
 std::string HumanBytes(uint64_t bytes) {
   static constexpr std::array<const char*, 7> kUnits = {"B",   "KiB", "MiB", "GiB",

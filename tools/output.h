@@ -9,6 +9,9 @@
 
 namespace medvfs::tools {
 
+// "2026-12-08T01:24:29Z": Unix seconds as an ISO 8601 UTC time.
+std::string UtcTime(int64_t seconds);
+
 // "0 B", "512 B", "1.5 KiB", "3.2 GiB" (binary units, one decimal).
 std::string HumanBytes(uint64_t bytes);
 
